@@ -1,0 +1,29 @@
+# Thin wrapper: every target installs what is missing, configures and builds.
+#   make demo   trains Géron's model A on the real Fashion-MNIST
+#   make test   runs every test
+#   make bench  runs the benchmarks (installs the PyTorch peer too)
+BUILD ?= build
+CMAKE_FLAGS ?=
+JOBS ?= 2
+
+.PHONY: deps build demo test bench clean
+
+deps:
+	deploy/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DSEEDPROOF_WERROR=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	$(BUILD)/cli/seedproof demo
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	deploy/install-deps.sh --bench
+	bench/engine.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD)

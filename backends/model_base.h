@@ -1,0 +1,116 @@
+// The part of every built-in Model that does not depend on how the math is done:
+// the flat parameter and gradient buffers, initialisation, freezing, the fused
+// losses, the optimizers, dropout masks, clone/derive and the model file. A
+// backend subclasses ModelBase and supplies Forward and Backward. Only backends
+// include this header.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "backends/backend.h"
+
+namespace seedproof {
+
+class ModelBase : public Model {
+ public:
+  const ModelSpec& spec() const final { return spec_; }
+  const ModelShapes& shapes() const final { return shapes_; }
+  absl::Status Predict(const float* x, int64_t n, float* out) final;
+  absl::StatusOr<float> TrainStep(const float* x, const int32_t* y, int64_t n,
+                                  int64_t* correct) final;
+  absl::StatusOr<EvalResult> Evaluate(const float* x, const int32_t* y, int64_t n,
+                                      int64_t batch_size) final;
+  absl::StatusOr<std::vector<Tensor>> GetWeights(int layer) const final;
+  absl::Status SetWeights(int layer, const std::vector<Tensor>& tensors) final;
+  absl::Status SetTrainable(int layer, bool trainable) final;
+  bool trainable(int layer) const final;
+  absl::Status SetOptimizer(const OptimizerSpec& optimizer) final;
+  const OptimizerSpec& optimizer() const final { return optimizer_; }
+  void SetGradientReducer(GradientReducer* reducer) final;
+  absl::StatusOr<std::unique_ptr<Model>> Clone() const final;
+  absl::StatusOr<std::unique_ptr<Model>> Derive(int keep, const std::vector<LayerSpec>& new_layers,
+                                                Loss loss, uint64_t seed) const final;
+  absl::Status Save(const std::string& path) const final;
+  std::span<const float> parameters() const final { return params_; }
+
+  // Sets kernels from each layer's initializer and biases to zero, from `seed`
+  // (which also seeds dropout). Layers [first_layer, end) only.
+  void InitializeParameters(uint64_t seed, int first_layer = 0);
+  // Restores the state a model file holds.
+  absl::Status RestoreState(std::span<const float> params, const std::vector<bool>& trainable,
+                            uint64_t seed, uint64_t step);
+
+ protected:
+  ModelBase(ModelSpec spec, ModelShapes shapes);
+
+  // ---- What a backend implements ----
+
+  // Runs the network on n examples (x is (n, input...)) and returns the logits,
+  // (n, output_units): the output layer's values before its activation (softmax or
+  // sigmoid is fused into the loss). Every other layer applies its activation.
+  // training: dropout is on, and what Backward needs is kept. The pointer stays
+  // valid until the next Forward.
+  virtual absl::StatusOr<const float*> Forward(const float* x, int64_t n, bool training) = 0;
+
+  // After Forward(x, n, training=true): dlogits is (n, output_units), the gradient of
+  // each example's loss with respect to its logits (not divided by n). Writes into
+  // Gradient(l, t) the gradient summed over the n examples for every trainable layer
+  // l (overwriting), and runs no backward pass below lowest_trainable_layer().
+  virtual absl::Status Backward(const float* dlogits, int64_t n) = 0;
+
+  // An untrained model of the same backend and options for `spec` (Clone, Derive).
+  virtual absl::StatusOr<std::unique_ptr<ModelBase>> MakeSibling(const ModelSpec& spec) const = 0;
+
+  // ---- What a backend uses ----
+
+  // Parameter tensor t (0 kernel, 1 bias) of a layer, Keras layout.
+  float* Param(int layer, int tensor) { return params_.data() + param_offset_[layer][tensor]; }
+  const float* Param(int layer, int tensor) const {
+    return params_.data() + param_offset_[layer][tensor];
+  }
+  // Its gradient, or nullptr while the layer is frozen.
+  float* Gradient(int layer, int tensor);
+  // The lowest layer with trainable weights; num_layers() if none.
+  int lowest_trainable_layer() const { return lowest_trainable_; }
+  // Dropout multipliers for `count` values of a layer in the current training step:
+  // 0 or 1/(1-rate). A pure function of (seed, step, layer, index), so every backend
+  // and every thread count drops the same units.
+  void DropoutMask(int layer, int64_t count, float* mask) const;
+
+ private:
+  void RebuildGradientLayout();
+  void ApplyOptimizer(int64_t global_examples);
+  absl::Status CheckLayer(int layer) const;
+
+  ModelSpec spec_;
+  ModelShapes shapes_;
+  std::vector<std::vector<int64_t>> param_offset_;  // [layer][tensor] into params_
+  std::vector<float> params_;
+  std::vector<bool> trainable_;
+  int lowest_trainable_ = 0;
+
+  // Gradients of the trainable tensors only, packed in layer order, so the reducer
+  // gets one contiguous buffer. grad_offset_[layer][tensor] is -1 when frozen.
+  std::vector<std::vector<int64_t>> grad_offset_;
+  std::vector<float> gradients_;
+
+  OptimizerSpec optimizer_;
+  std::vector<float> slot1_, slot2_;  // momentum / Adam m and v, parallel to gradients_
+  int64_t optimizer_steps_ = 0;       // since the last fresh state (Adam bias correction)
+  GradientReducer* reducer_ = nullptr;
+
+  uint64_t seed_ = 0;
+  uint64_t step_ = 0;  // training steps taken, for dropout masks
+  std::vector<float> dlogits_;  // (n, output_units) scratch for TrainStep
+};
+
+// Creates a model with `make` and fills it from a model file.
+absl::StatusOr<std::unique_ptr<Model>> LoadModelFile(
+    const std::string& path,
+    const std::function<absl::StatusOr<std::unique_ptr<ModelBase>>(const ModelSpec&)>& make);
+
+}  // namespace seedproof

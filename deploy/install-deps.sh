@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every Debian package seedproof needs that this machine lacks.
+# Idempotent: a machine that has everything runs no apt command at all.
+#   deploy/install-deps.sh          build + test dependencies
+#   deploy/install-deps.sh --bench  also the peers the benchmarks measure against
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkgconf git
+  libabsl-dev libdnnl-dev ocl-icd-opencl-dev zlib1g-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
+  dataset-fashion-mnist
+)
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(python3 python3-torch python3-numpy libopenblas0-pthread)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if (( ${#missing[@]} == 0 )); then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
