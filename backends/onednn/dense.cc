@@ -1,0 +1,70 @@
+// Dense as three oneDNN matmuls on the Keras-layout kernel (in, out), which is
+// matmul's plain `ab` weights: no reorders, no private copy of the weights.
+#include "backends/onednn/elementwise.h"
+#include "backends/onednn/layer_kernels.h"
+
+namespace seedproof::onednn {
+namespace {
+
+using dnnl::matmul;
+using dnnl::memory;
+using Tag = memory::format_tag;
+constexpr auto kF32 = memory::data_type::f32;
+
+class DenseKernels final : public LayerKernels {
+ public:
+  DenseKernels(Runtime& runtime, int64_t n, int64_t in, int64_t out, Activation activation)
+      : runtime_(runtime), n_(n), in_(in), out_(out) {
+    // y (n, out) = activation(x (n, in) . kernel (in, out) + bias (1, out)).
+    const memory::desc x({n, in}, kF32, Tag::ab), kernel({in, out}, kF32, Tag::ab),
+        bias({1, out}, kF32, Tag::ab), y({n, out}, kF32, Tag::ab);
+    matmul::primitive_desc pd(matmul::desc(x, kernel, bias, y), ActivationAttr(activation),
+                              runtime.engine);
+    forward_ = BoundPrimitive(matmul(pd), runtime.engine,
+                              {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, kernel},
+                               {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, y}});
+  }
+
+  void Forward(const float* x, float* y, const float* kernel, const float* bias) override {
+    forward_.Run(runtime_.stream, {x, kernel, bias, y});
+  }
+
+  void PrepareBackward() override {
+    if (weights_grad_) return;
+    const dnnl::engine& e = runtime_.engine;
+    // dkernel (in, out) = xT (in, n) . dz (n, out), where xT is x (n, in) read
+    // column-major (tag ba): no transpose is materialised.
+    const memory::desc xt({in_, n_}, kF32, Tag::ba), dz({n_, out_}, kF32, Tag::ab),
+        dkernel({in_, out_}, kF32, Tag::ab);
+    weights_grad_ = BoundPrimitive(matmul(matmul::primitive_desc(matmul::desc(xt, dz, dkernel), e)),
+                                   e, {{DNNL_ARG_SRC, xt}, {DNNL_ARG_WEIGHTS, dz},
+                                       {DNNL_ARG_DST, dkernel}});
+    // dx (n, in) = dz (n, out) . kernelT (out, in), kernelT being the kernel read
+    // column-major.
+    const memory::desc kernel_t({out_, in_}, kF32, Tag::ba), dx({n_, in_}, kF32, Tag::ab);
+    data_grad_ = BoundPrimitive(matmul(matmul::primitive_desc(matmul::desc(dz, kernel_t, dx), e)),
+                                e, {{DNNL_ARG_SRC, dz}, {DNNL_ARG_WEIGHTS, kernel_t},
+                                    {DNNL_ARG_DST, dx}});
+  }
+
+  void Backward(const float* x, const float* dz, const float* kernel, float* dkernel, float* dbias,
+                float* dx) override {
+    if (dkernel != nullptr) weights_grad_.Run(runtime_.stream, {x, dz, dkernel});
+    if (dbias != nullptr) ColumnSums(dz, n_, out_, dbias);
+    if (dx != nullptr) data_grad_.Run(runtime_.stream, {dz, kernel, dx});
+  }
+
+ private:
+  Runtime& runtime_;
+  const int64_t n_, in_, out_;
+  BoundPrimitive forward_, weights_grad_, data_grad_;
+};
+
+}  // namespace
+
+std::unique_ptr<LayerKernels> MakeDenseKernels(Runtime& runtime, int64_t n, int64_t in, int64_t out,
+                                               Activation activation) {
+  return std::make_unique<DenseKernels>(runtime, n, in, out, activation);
+}
+
+}  // namespace seedproof::onednn

@@ -1,0 +1,327 @@
+// The oneDNN model: per batch size, a Plan of primitives (built once, in the
+// per-layer files) and the buffers the forward pass keeps for the backward pass.
+// The hot path is Plan lookup, execute() calls and a few vectorised loops; the
+// parameters are read from ModelBase's flat buffer on every call, so SetWeights,
+// Load and the optimizer are always seen.
+#include "backends/onednn/onednn_backend.h"
+
+#include <algorithm>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "backends/model_base.h"
+#include "backends/onednn/elementwise.h"
+#include "backends/onednn/layer_kernels.h"
+
+// oneDNN here runs on the OpenMP runtime (libgomp), and BackendOptions::threads
+// is applied through it: the library must be built with OpenMP (CMake:
+// OpenMP::OpenMP_CXX). Without it, models use OpenMP's default thread count.
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace seedproof {
+namespace {
+
+using onednn::Buffer;
+using onednn::LayerKernels;
+
+// Batch sizes whose primitives are kept: a training run sees the batch size, the
+// last partial batch, and the evaluation and prediction batch sizes with theirs.
+constexpr size_t kMaxPlans = 8;
+
+absl::Status FromDnnl(const dnnl::error& e, const char* during) {
+  return absl::InternalError(absl::StrCat("oneDNN failed during ", during, ": ", e.what()));
+}
+
+// Everything one batch size n needs.
+struct Plan {
+  int64_t n = 0;
+  // [l]: the layer's primitives; null for Flatten and Dropout, which run here.
+  std::vector<std::unique_ptr<LayerKernels>> kernels;
+  // [l]: (n, outputs[l]...), the layer's output after its activation (the logits
+  // for the output layer); unused for Flatten, which passes its input on.
+  std::vector<Buffer> outputs;
+  std::vector<Buffer> masks;  // [l]: (n, outputs[l]...), Dropout's multipliers
+  // [l]: what the last Forward read and wrote (Flatten and inference Dropout
+  // alias their input).
+  std::vector<const float*> in, out;
+  // The backward pass's gradients w.r.t. a layer's output and input, alternating.
+  Buffer grads[2];
+  bool backward_ready = false;
+  uint64_t last_use = 0;
+};
+
+class OnednnModel final : public ModelBase {
+ public:
+  OnednnModel(ModelSpec spec, ModelShapes shapes, const BackendOptions& options,
+              std::unique_ptr<onednn::Runtime> runtime)
+      : ModelBase(std::move(spec), std::move(shapes)),
+        options_(options),
+        runtime_(std::move(runtime)) {}
+
+ protected:
+  absl::StatusOr<const float*> Forward(const float* x, int64_t n, bool training) override;
+  absl::Status Backward(const float* dlogits, int64_t n) override;
+  absl::StatusOr<std::unique_ptr<ModelBase>> MakeSibling(const ModelSpec& spec) const override;
+
+ private:
+  Plan& PlanFor(int64_t n);
+  std::unique_ptr<Plan> MakePlan(int64_t n);
+  void PrepareBackward(Plan& plan);
+  // oneDNN and the loops here use the calling thread's OpenMP thread count; set it
+  // on every entry, since a model may be driven from any thread.
+  void UseThreads() const {
+#ifdef _OPENMP
+    omp_set_num_threads(options_.threads);
+#endif
+  }
+
+  const BackendOptions options_;
+  std::unique_ptr<onednn::Runtime> runtime_;
+  std::vector<std::unique_ptr<Plan>> plans_;
+  uint64_t uses_ = 0;
+  // The plan of the last Forward if it was a training one: Backward's input.
+  Plan* trained_ = nullptr;
+  // Backward reads layer 0's input from the caller's x: TrainStep keeps it alive
+  // between Forward and Backward.
+};
+
+absl::StatusOr<std::unique_ptr<OnednnModel>> MakeOnednnModel(const ModelSpec& spec,
+                                                             const BackendOptions& options) {
+  if (options.threads < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("onednn backend: threads must be >= 1, got ", options.threads));
+  }
+  absl::StatusOr<ModelShapes> shapes = InferShapes(spec);
+  if (!shapes.ok()) return shapes.status();
+  try {
+    return std::make_unique<OnednnModel>(spec, *std::move(shapes), options,
+                                         std::make_unique<onednn::Runtime>());
+  } catch (const dnnl::error& e) {
+    return FromDnnl(e, "engine creation");
+  }
+}
+
+Plan& OnednnModel::PlanFor(int64_t n) {
+  ++uses_;
+  for (auto& plan : plans_) {
+    if (plan->n == n) {
+      plan->last_use = uses_;
+      return *plan;
+    }
+  }
+  if (plans_.size() == kMaxPlans) {
+    auto oldest = std::min_element(plans_.begin(), plans_.end(), [](const auto& a, const auto& b) {
+      return a->last_use < b->last_use;
+    });
+    if (oldest->get() == trained_) trained_ = nullptr;
+    plans_.erase(oldest);
+  }
+  plans_.push_back(MakePlan(n));
+  plans_.back()->last_use = uses_;
+  return *plans_.back();
+}
+
+std::unique_ptr<Plan> OnednnModel::MakePlan(int64_t n) {
+  auto plan = std::make_unique<Plan>();
+  plan->n = n;
+  const int layers = num_layers();
+  plan->kernels.resize(layers);
+  plan->outputs.resize(layers);
+  plan->masks.resize(layers);
+  plan->in.resize(layers);
+  plan->out.resize(layers);
+  for (int l = 0; l < layers; ++l) {
+    const LayerSpec& layer = spec().layers[l];
+    const Shape& in = shapes().inputs[l];
+    const Shape& out = shapes().outputs[l];
+    // The output layer's activation is fused into the loss.
+    const Activation activation = l + 1 < layers ? layer.activation : Activation::kLinear;
+    switch (layer.kind) {
+      case LayerKind::kFlatten:
+        continue;
+      case LayerKind::kDropout:
+        plan->masks[l].Resize(n * ElementCount(out));
+        break;
+      case LayerKind::kDense:
+        plan->kernels[l] =
+            onednn::MakeDenseKernels(*runtime_, n, ElementCount(in), ElementCount(out), activation);
+        break;
+      case LayerKind::kConv2D:
+        plan->kernels[l] = onednn::MakeConv2DKernels(*runtime_, n, layer, in, out, activation);
+        break;
+      case LayerKind::kMaxPool2D:
+        plan->kernels[l] = onednn::MakeMaxPool2DKernels(*runtime_, n, layer, in, out);
+        break;
+    }
+    plan->outputs[l].Resize(n * ElementCount(out));
+  }
+  return plan;
+}
+
+void OnednnModel::PrepareBackward(Plan& plan) {
+  if (plan.backward_ready) return;
+  int64_t widest = 0;
+  for (int l = 0; l < num_layers(); ++l) {
+    if (plan.kernels[l]) plan.kernels[l]->PrepareBackward();
+    widest = std::max({widest, ElementCount(shapes().inputs[l]), ElementCount(shapes().outputs[l])});
+  }
+  plan.grads[0].Resize(plan.n * widest);
+  plan.grads[1].Resize(plan.n * widest);
+  plan.backward_ready = true;
+}
+
+absl::StatusOr<const float*> OnednnModel::Forward(const float* x, int64_t n, bool training) {
+  if (n < 1) return absl::InvalidArgumentError(absl::StrCat("Forward needs n >= 1, got ", n));
+  try {
+    UseThreads();
+    trained_ = nullptr;
+    Plan& plan = PlanFor(n);
+    const float* in = x;
+    for (int l = 0; l < num_layers(); ++l) {
+      const LayerSpec& layer = spec().layers[l];
+      plan.in[l] = in;
+      float* y = plan.outputs[l].data();
+      switch (layer.kind) {
+        case LayerKind::kFlatten:
+          // (n, H, W, C) -> (n, H*W*C): the same bytes.
+          plan.out[l] = in;
+          break;
+        case LayerKind::kDropout:
+          // y = x * mask, mask values 0 or 1/(1-rate), while training; else y = x.
+          if (training) {
+            const int64_t count = n * ElementCount(shapes().outputs[l]);
+            DropoutMask(l, count, plan.masks[l].data());
+            onednn::Multiply(in, plan.masks[l].data(), y, count);
+            plan.out[l] = y;
+          } else {
+            plan.out[l] = in;
+          }
+          break;
+        case LayerKind::kDense:
+        case LayerKind::kConv2D:
+          plan.kernels[l]->Forward(in, y, Param(l, 0), Param(l, 1));
+          plan.out[l] = y;
+          break;
+        case LayerKind::kMaxPool2D:
+          plan.kernels[l]->Forward(in, y, nullptr, nullptr);
+          plan.out[l] = y;
+          break;
+      }
+      in = plan.out[l];
+    }
+    if (training) trained_ = &plan;
+    return in;
+  } catch (const dnnl::error& e) {
+    return FromDnnl(e, "the forward pass");
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("onednn backend: out of memory for a batch of ", n));
+  }
+}
+
+absl::Status OnednnModel::Backward(const float* dlogits, int64_t n) {
+  if (trained_ == nullptr || trained_->n != n) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("Backward on ", n, " examples needs Forward(training=true) on as many first"));
+  }
+  const int last = num_layers() - 1;
+  const int lowest = lowest_trainable_layer();
+  if (lowest > last) return absl::OkStatus();  // nothing trains
+  Plan& plan = *trained_;
+  try {
+    UseThreads();
+    PrepareBackward(plan);
+    // grad: the gradient w.r.t. layer l's output, (n, outputs[l]...); for the
+    // output layer, dlogits (read only; the loss's activation is already in it).
+    float* grad = nullptr;
+    int spare = 0;  // which of plan.grads receives the next dx
+    for (int l = last; l >= lowest; --l) {
+      const LayerSpec& layer = spec().layers[l];
+      const int64_t count = n * ElementCount(shapes().outputs[l]);
+      // No input gradient for the lowest trainable layer: nothing below it learns.
+      float* dx = l > lowest ? plan.grads[spare].data() : nullptr;
+      switch (layer.kind) {
+        case LayerKind::kFlatten:
+          continue;  // same bytes: dy is already dx
+        case LayerKind::kDropout:
+          // dx = dy * mask, in place (Dropout is never the output layer).
+          onednn::Multiply(grad, plan.masks[l].data(), grad, count);
+          continue;
+        case LayerKind::kDense:
+        case LayerKind::kConv2D: {
+          const float* dz = dlogits;
+          if (l < last) {
+            onednn::MultiplyByDerivative(layer.activation, plan.out[l], grad, count);
+            dz = grad;
+          }
+          // Gradient() is null for a frozen layer, which then only passes dx down.
+          plan.kernels[l]->Backward(plan.in[l], dz, Param(l, 0), Gradient(l, 0), Gradient(l, 1),
+                                    dx);
+          break;
+        }
+        case LayerKind::kMaxPool2D:
+          // Only reached with dx: a layer without weights is never the lowest
+          // trainable one.
+          plan.kernels[l]->Backward(nullptr, grad, nullptr, nullptr, nullptr, dx);
+          break;
+      }
+      if (dx != nullptr) {
+        grad = dx;
+        spare ^= 1;
+      }
+    }
+    return absl::OkStatus();
+  } catch (const dnnl::error& e) {
+    return FromDnnl(e, "the backward pass");
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("onednn backend: out of memory for the backward pass of a batch of ", n));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<ModelBase>> OnednnModel::MakeSibling(const ModelSpec& spec) const {
+  absl::StatusOr<std::unique_ptr<OnednnModel>> model = MakeOnednnModel(spec, options_);
+  if (!model.ok()) return model.status();
+  return std::unique_ptr<ModelBase>(std::move(*model));
+}
+
+class OnednnBackend final : public Backend {
+ public:
+  explicit OnednnBackend(const BackendOptions& options) : options_(options) {}
+
+  std::string name() const override { return "onednn"; }
+
+  absl::StatusOr<std::unique_ptr<Model>> Create(const ModelSpec& spec, uint64_t seed) override {
+    absl::StatusOr<std::unique_ptr<OnednnModel>> model = MakeOnednnModel(spec, options_);
+    if (!model.ok()) return model.status();
+    (*model)->InitializeParameters(seed);
+    return std::unique_ptr<Model>(std::move(*model));
+  }
+
+  absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& path) override {
+    const BackendOptions options = options_;
+    return LoadModelFile(
+        path, [options](const ModelSpec& spec) -> absl::StatusOr<std::unique_ptr<ModelBase>> {
+          absl::StatusOr<std::unique_ptr<OnednnModel>> model = MakeOnednnModel(spec, options);
+          if (!model.ok()) return model.status();
+          return std::unique_ptr<ModelBase>(std::move(*model));
+        });
+  }
+
+ private:
+  const BackendOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> MakeOnednnBackend(const BackendOptions& options) {
+  return std::make_unique<OnednnBackend>(options);
+}
+
+}  // namespace seedproof

@@ -1,0 +1,532 @@
+// The oneDNN backend against the reference backend (the plain-loop oracle): the
+// same spec and seed on both give the same start bit for bit, and then forward
+// outputs, gradients and trained weights that agree within float rounding. Plus
+// what the oneDNN backend promises on its own: frozen layers stay bit-unchanged,
+// training is bit-reproducible, clones are independent.
+//
+// Tolerances. Both backends compute in float32, but oneDNN sums matmul and
+// convolution products in a different order (blocked, vectorised, FMA) and uses
+// its own exp/tanh/logistic approximations for the fused activations, so they
+// agree to float rounding, not bitwise. Every comparison uses
+//   |onednn - reference| <= atol + rtol * |reference|
+// with constants picked one to two orders of magnitude above what these tests
+// measure (see the constants below), so a real bug (a wrong padding, a missing
+// bias, a wrong transpose, an activation derivative off) is far outside them
+// while rounding differences are far inside.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "backends/onednn/onednn_backend.h"
+#include "backends/random.h"
+#include "backends/reference/reference_backend.h"
+#include "gtest/gtest.h"
+
+namespace seedproof {
+namespace {
+
+// Probabilities out of Predict are in [0, 1]; rounding moves them by ~1e-7.
+constexpr double kProbAtol = 1e-5;
+constexpr double kProbRtol = 1e-4;
+// Gradients (sums over the batch): float32 sums of a few hundred products in a
+// different order differ by ~1e-6 relative; near-cancelling sums get an absolute
+// allowance scaled by the typical gradient size (see ExpectGradientsClose).
+constexpr double kGradRtol = 1e-3;
+constexpr double kGradAtolOfMax = 1e-4;  // times the largest |gradient| of the buffer
+// Weights after 10 steps: each step adds lr * (gradient with ~1e-6 relative
+// error), and the forward passes drift apart by as much; measured differences
+// are below 1e-6 (weights are O(0.1)).
+constexpr double kSgdWeightAtol = 2e-5;
+// Adam divides by sqrt(v), so its steps are ~lr in size whatever the gradient
+// scale, and a relative gradient error e moves a weight by ~lr * e per step; the
+// same bound holds with margin.
+constexpr double kAdamWeightAtol = 2e-5;
+constexpr double kWeightRtol = 1e-4;
+
+struct Batch {
+  std::vector<float> x;
+  std::vector<int32_t> y;
+  int64_t n = 0;
+};
+
+Batch RandomBatch(const ModelSpec& spec, int64_t n, uint64_t seed) {
+  Rng rng(seed);
+  Batch b;
+  b.n = n;
+  const int64_t features = ElementCount(spec.input);
+  b.x.resize(n * features);
+  for (float& v : b.x) v = rng.Uniform(-1.0f, 1.0f);
+  const int classes =
+      spec.loss == Loss::kBinaryCrossEntropy ? 2 : spec.layers.back().units;
+  for (int64_t i = 0; i < n; ++i) b.y.push_back(static_cast<int32_t>(rng.Below(classes)));
+  return b;
+}
+
+// Copies the gradient buffer each step hands to the reducer.
+class CapturingReducer : public GradientReducer {
+ public:
+  absl::StatusOr<int64_t> Reduce(std::span<float> g, int64_t local_examples) override {
+    gradients.assign(g.begin(), g.end());
+    return local_examples;
+  }
+  std::vector<float> gradients;
+};
+
+// A small Géron model A: SELU stack, LeCun init, softmax output.
+ModelSpec DenseSpec(Loss loss) {
+  ModelSpec spec;
+  spec.input = {40};
+  spec.layers = {LayerSpec::Dense(30, Activation::kSelu, Initializer::kLecunNormal),
+                 LayerSpec::Dense(20, Activation::kSelu, Initializer::kLecunNormal),
+                 LayerSpec::Dense(16, Activation::kSelu, Initializer::kLecunNormal),
+                 LayerSpec::Dense(16, Activation::kSelu, Initializer::kLecunNormal)};
+  if (loss == Loss::kBinaryCrossEntropy) {
+    spec.layers.push_back(LayerSpec::Dense(1, Activation::kSigmoid));
+  } else {
+    spec.layers.push_back(LayerSpec::Dense(8, Activation::kSoftmax));
+  }
+  spec.loss = loss;
+  return spec;
+}
+
+// Every other activation, and a Dropout between dense layers.
+ModelSpec MixedDenseSpec(Loss loss) {
+  ModelSpec spec;
+  spec.input = {24};
+  spec.layers = {LayerSpec::Dense(20, Activation::kRelu, Initializer::kHeNormal),
+                 LayerSpec::Dense(18, Activation::kElu),
+                 LayerSpec::Dropout(0.3f),
+                 LayerSpec::Dense(16, Activation::kTanh),
+                 LayerSpec::Dense(14, Activation::kSigmoid),
+                 LayerSpec::Dense(12, Activation::kLinear)};
+  if (loss == Loss::kBinaryCrossEntropy) {
+    spec.layers.push_back(LayerSpec::Dense(1, Activation::kSigmoid));
+  } else {
+    spec.layers.push_back(LayerSpec::Dense(5, Activation::kSoftmax));
+  }
+  spec.loss = loss;
+  return spec;
+}
+
+// (16, 16, 2) -> Conv2D same s1 (16, 16, 8) -> MaxPool2D 3 s2 same (8, 8, 8),
+// padding 0 before and 1 after -> Conv2D 3 s2 valid (3, 3, 6) where (8 - 3) is
+// not a multiple of 2 -> Conv2D 3 s2 same (2, 2, 5), padding 0/1 -> Dropout ->
+// Flatten (20) -> Dense 12 -> Dropout -> output.
+ModelSpec ConvSpec(Loss loss) {
+  ModelSpec spec;
+  spec.input = {16, 16, 2};
+  spec.layers = {LayerSpec::Conv2D(8, 3, 1, Padding::kSame, Activation::kRelu, Initializer::kHeNormal),
+                 LayerSpec::MaxPool2D(3, 2, Padding::kSame),
+                 LayerSpec::Conv2D(6, 3, 2, Padding::kValid, Activation::kSelu,
+                                   Initializer::kLecunNormal),
+                 LayerSpec::Conv2D(5, 3, 2, Padding::kSame, Activation::kElu),
+                 LayerSpec::Dropout(0.25f),
+                 LayerSpec::Flatten(),
+                 LayerSpec::Dense(12, Activation::kTanh),
+                 LayerSpec::Dropout(0.2f)};
+  if (loss == Loss::kBinaryCrossEntropy) {
+    spec.layers.push_back(LayerSpec::Dense(1, Activation::kSigmoid));
+  } else {
+    spec.layers.push_back(LayerSpec::Dense(4, Activation::kSoftmax));
+  }
+  spec.loss = loss;
+  return spec;
+}
+
+// Conv model with a 2x2 valid pooling, a 5x5 kernel and a sigmoid conv.
+ModelSpec ConvSpec2() {
+  ModelSpec spec;
+  spec.input = {11, 13, 3};
+  spec.layers = {LayerSpec::Conv2D(7, 5, 2, Padding::kSame, Activation::kSigmoid),
+                 LayerSpec::MaxPool2D(2),
+                 LayerSpec::Conv2D(9, 2, 1, Padding::kValid, Activation::kTanh),
+                 LayerSpec::Flatten(),
+                 LayerSpec::Dense(3, Activation::kSoftmax)};
+  spec.loss = Loss::kSparseCategoricalCrossEntropy;
+  return spec;
+}
+
+struct Case {
+  const char* name;
+  ModelSpec spec;
+};
+
+std::vector<Case> AllCases() {
+  return {{"dense/scce", DenseSpec(Loss::kSparseCategoricalCrossEntropy)},
+          {"dense/bce", DenseSpec(Loss::kBinaryCrossEntropy)},
+          {"mixed/scce", MixedDenseSpec(Loss::kSparseCategoricalCrossEntropy)},
+          {"mixed/bce", MixedDenseSpec(Loss::kBinaryCrossEntropy)},
+          {"conv/scce", ConvSpec(Loss::kSparseCategoricalCrossEntropy)},
+          {"conv/bce", ConvSpec(Loss::kBinaryCrossEntropy)},
+          {"conv2/scce", ConvSpec2()}};
+}
+
+std::unique_ptr<Model> Create(Backend& backend, const ModelSpec& spec, uint64_t seed) {
+  auto model = backend.Create(spec, seed);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return model.ok() ? std::move(*model) : nullptr;
+}
+
+std::unique_ptr<Backend> Onednn(int threads = 1) {
+  BackendOptions options;
+  options.threads = threads;
+  return MakeOnednnBackend(options);
+}
+
+std::unique_ptr<Backend> Reference() { return MakeReferenceBackend(BackendOptions{}); }
+
+std::vector<float> Params(const Model& m) { return {m.parameters().begin(), m.parameters().end()}; }
+
+// Checks |actual - expected| <= atol + rtol * |expected| everywhere and reports
+// the worst element.
+void ExpectClose(std::span<const float> actual, std::span<const float> expected, double atol,
+                 double rtol, const std::string& what) {
+  ASSERT_EQ(actual.size(), expected.size()) << what;
+  double worst_ratio = 0.0;  // |difference| / allowance; > 1 is a failure
+  size_t worst = 0, bad = 0;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(actual[i])) << what << " [" << i << "] = " << actual[i];
+    const double diff = std::fabs(static_cast<double>(actual[i]) - expected[i]);
+    const double ratio = diff / (atol + rtol * std::fabs(expected[i]));
+    if (ratio > 1.0) ++bad;
+    if (ratio > worst_ratio) worst_ratio = ratio, worst = i;
+  }
+  if (std::getenv("SEEDPROOF_PRINT_TOLERANCE") != nullptr) {
+    std::printf("%-50s worst |diff| / allowance = %.3g\n", what.c_str(), worst_ratio);
+  }
+  EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << actual.size()
+                     << " values outside tolerance; worst at [" << worst << "]: onednn "
+                     << actual[worst] << " vs reference " << expected[worst];
+}
+
+// Gradients: relative tolerance, plus an absolute one scaled by the buffer's
+// largest gradient for sums that nearly cancel.
+void ExpectGradientsClose(const std::vector<float>& actual, const std::vector<float>& expected,
+                          const std::string& what) {
+  float max_abs = 0.0f;
+  for (float v : expected) max_abs = std::max(max_abs, std::fabs(v));
+  ASSERT_GT(max_abs, 0.0f) << what << ": all gradients are zero";
+  ExpectClose(actual, expected, kGradAtolOfMax * max_abs, kGradRtol, what);
+}
+
+void Train(Model& m, const Batch& b, int steps, int64_t batch) {
+  for (int s = 0; s < steps; ++s) {
+    const int64_t start = (s * batch) % b.n;
+    const int64_t n = std::min(batch, b.n - start);
+    const int64_t features = static_cast<int64_t>(b.x.size()) / b.n;
+    auto loss = m.TrainStep(b.x.data() + start * features, b.y.data() + start, n);
+    ASSERT_TRUE(loss.ok()) << loss.status();
+    ASSERT_TRUE(std::isfinite(*loss));
+  }
+}
+
+TEST(OnednnVsReference, BackendIsNamedOnednn) { EXPECT_EQ(Onednn()->name(), "onednn"); }
+
+TEST(OnednnVsReference, ZeroThreadsIsRejected) {
+  auto model = Onednn(0)->Create(DenseSpec(Loss::kSparseCategoricalCrossEntropy), 1);
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(OnednnVsReference, InitialParametersAreBitIdentical) {
+  for (const Case& c : AllCases()) {
+    auto a = Create(*Onednn(), c.spec, 42);
+    auto b = Create(*Reference(), c.spec, 42);
+    ASSERT_TRUE(a && b);
+    EXPECT_EQ(Params(*a), Params(*b)) << c.name;
+  }
+}
+
+void ExpectForwardMatches(const Case& c, int threads) {
+  auto a = Create(*Onednn(threads), c.spec, 7);
+  auto b = Create(*Reference(), c.spec, 7);
+  ASSERT_TRUE(a && b);
+  // Several batch sizes, each with its own primitives, in an order that revisits one.
+  for (int64_t n : {16, 5, 1, 16, 33}) {
+    const Batch batch = RandomBatch(c.spec, n, 100 + n);
+    std::vector<float> pa(n * a->output_units()), pb(n * b->output_units());
+    ASSERT_TRUE(a->Predict(batch.x.data(), n, pa.data()).ok());
+    ASSERT_TRUE(b->Predict(batch.x.data(), n, pb.data()).ok());
+    ExpectClose(pa, pb, kProbAtol, kProbRtol, std::string(c.name) + " predict n=" + std::to_string(n));
+  }
+}
+
+TEST(OnednnVsReference, DenseForwardMatchesWithinTolerance) {
+  for (const Case& c : AllCases()) {
+    if (c.spec.input.size() == 1) ExpectForwardMatches(c, 1);
+  }
+}
+
+TEST(OnednnVsReference, ConvForwardMatchesWithinTolerance) {
+  for (const Case& c : AllCases()) {
+    if (c.spec.input.size() == 3) ExpectForwardMatches(c, 1);
+  }
+}
+
+TEST(OnednnVsReference, ForwardMatchesOnTwoThreads) {
+  for (const Case& c : AllCases()) ExpectForwardMatches(c, 2);
+}
+
+TEST(OnednnVsReference, EvaluateMatchesWithinTolerance) {
+  for (const Case& c : AllCases()) {
+    auto a = Create(*Onednn(), c.spec, 3);
+    auto b = Create(*Reference(), c.spec, 3);
+    const Batch batch = RandomBatch(c.spec, 50, 9);
+    auto ea = a->Evaluate(batch.x.data(), batch.y.data(), batch.n, 16);
+    auto eb = b->Evaluate(batch.x.data(), batch.y.data(), batch.n, 16);
+    ASSERT_TRUE(ea.ok() && eb.ok());
+    EXPECT_NEAR(ea->loss, eb->loss, 1e-5 * std::max(1.0, eb->loss)) << c.name;
+    EXPECT_EQ(ea->accuracy, eb->accuracy) << c.name;
+    EXPECT_EQ(ea->examples, 50);
+  }
+}
+
+// The gradients of one training step (with dropout on), as handed to the reducer.
+void ExpectGradientsMatch(const Case& c, int threads) {
+  auto a = Create(*Onednn(threads), c.spec, 11);
+  auto b = Create(*Reference(), c.spec, 11);
+  ASSERT_TRUE(a && b);
+  CapturingReducer ra, rb;
+  a->SetGradientReducer(&ra);
+  b->SetGradientReducer(&rb);
+  const Batch batch = RandomBatch(c.spec, 32, 5);
+  auto la = a->TrainStep(batch.x.data(), batch.y.data(), batch.n);
+  auto lb = b->TrainStep(batch.x.data(), batch.y.data(), batch.n);
+  ASSERT_TRUE(la.ok()) << la.status();
+  ASSERT_TRUE(lb.ok()) << lb.status();
+  EXPECT_NEAR(*la, *lb, 1e-5 * std::max(1.0f, *lb)) << c.name;
+  ASSERT_EQ(ra.gradients.size(), static_cast<size_t>(a->shapes().parameter_count));
+  ExpectGradientsClose(ra.gradients, rb.gradients, std::string(c.name) + " gradients");
+}
+
+TEST(OnednnVsReference, DenseGradientsMatchWithinTolerance) {
+  for (const Case& c : AllCases()) {
+    if (c.spec.input.size() == 1) ExpectGradientsMatch(c, 1);
+  }
+}
+
+TEST(OnednnVsReference, ConvGradientsMatchWithinTolerance) {
+  for (const Case& c : AllCases()) {
+    if (c.spec.input.size() == 3) ExpectGradientsMatch(c, 1);
+  }
+}
+
+TEST(OnednnVsReference, GradientsMatchOnTwoThreads) {
+  for (const Case& c : AllCases()) ExpectGradientsMatch(c, 2);
+}
+
+// Batch sizes vary inside the run (the last partial batch), so several sets of
+// primitives train the same weights.
+void ExpectTrainingMatches(const Case& c, const OptimizerSpec& optimizer, double atol,
+                           const char* label) {
+  auto a = Create(*Onednn(), c.spec, 21);
+  auto b = Create(*Reference(), c.spec, 21);
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(a->SetOptimizer(optimizer).ok());
+  ASSERT_TRUE(b->SetOptimizer(optimizer).ok());
+  const Batch batch = RandomBatch(c.spec, 70, 13);
+  Train(*a, batch, 10, 32);
+  Train(*b, batch, 10, 32);
+  const std::vector<float> start = Params(*Create(*Reference(), c.spec, 21));
+  EXPECT_NE(Params(*a), start) << c.name << ": training changed nothing";
+  ExpectClose(Params(*a), Params(*b), atol, kWeightRtol,
+              std::string(c.name) + " weights after 10 " + label + " steps");
+}
+
+OptimizerSpec Sgd() {
+  OptimizerSpec o;
+  o.kind = OptimizerKind::kSgd;
+  o.learning_rate = 0.05f;
+  o.momentum = 0.9f;
+  return o;
+}
+
+OptimizerSpec Adam() {
+  OptimizerSpec o;
+  o.kind = OptimizerKind::kAdam;
+  o.learning_rate = 1e-3f;
+  return o;
+}
+
+TEST(OnednnVsReference, DenseWeightsAfterTenSgdStepsMatchWithinTolerance) {
+  for (const Case& c : AllCases()) {
+    if (c.spec.input.size() == 1) ExpectTrainingMatches(c, Sgd(), kSgdWeightAtol, "SGD");
+  }
+}
+
+TEST(OnednnVsReference, DenseWeightsAfterTenAdamStepsMatchWithinTolerance) {
+  for (const Case& c : AllCases()) {
+    if (c.spec.input.size() == 1) ExpectTrainingMatches(c, Adam(), kAdamWeightAtol, "Adam");
+  }
+}
+
+TEST(OnednnVsReference, ConvWeightsAfterTenSgdStepsMatchWithinTolerance) {
+  for (const Case& c : AllCases()) {
+    if (c.spec.input.size() == 3) ExpectTrainingMatches(c, Sgd(), kSgdWeightAtol, "SGD");
+  }
+}
+
+TEST(OnednnVsReference, ConvWeightsAfterTenAdamStepsMatchWithinTolerance) {
+  for (const Case& c : AllCases()) {
+    if (c.spec.input.size() == 3) ExpectTrainingMatches(c, Adam(), kAdamWeightAtol, "Adam");
+  }
+}
+
+// Freezes layers [0, k): their weights must not move by a bit, the gradients the
+// reducer sees (only the trainable tensors) must match the reference's, and the
+// trained top must match too.
+void ExpectFrozenPrefixStaysBitUnchanged(const Case& c, int k) {
+  auto a = Create(*Onednn(), c.spec, 31);
+  auto b = Create(*Reference(), c.spec, 31);
+  ASSERT_TRUE(a && b);
+  for (int l = 0; l < k; ++l) {
+    ASSERT_TRUE(a->SetTrainable(l, false).ok());
+    ASSERT_TRUE(b->SetTrainable(l, false).ok());
+  }
+  std::vector<std::vector<Tensor>> before;
+  for (int l = 0; l < a->num_layers(); ++l) before.push_back(*a->GetWeights(l));
+  CapturingReducer ra, rb;
+  a->SetGradientReducer(&ra);
+  b->SetGradientReducer(&rb);
+  const Batch batch = RandomBatch(c.spec, 64, 17);
+  Train(*a, batch, 1, 32);
+  Train(*b, batch, 1, 32);
+  const std::string what = std::string(c.name) + " frozen below " + std::to_string(k);
+  ExpectGradientsClose(ra.gradients, rb.gradients, what + " gradients");
+  a->SetGradientReducer(nullptr);
+  b->SetGradientReducer(nullptr);
+  Train(*a, batch, 5, 32);
+  Train(*b, batch, 5, 32);
+  for (int l = 0; l < a->num_layers(); ++l) {
+    const std::vector<Tensor> after = *a->GetWeights(l);
+    for (size_t t = 0; t < after.size(); ++t) {
+      if (l < k) {
+        EXPECT_EQ(after[t].values, before[l][t].values) << what << ": layer " << l << " moved";
+      } else {
+        EXPECT_NE(after[t].values, before[l][t].values) << what << ": layer " << l << " did not train";
+      }
+    }
+  }
+  ExpectClose(Params(*a), Params(*b), kSgdWeightAtol, kWeightRtol, what + " weights");
+}
+
+TEST(OnednnVsReference, FrozenDenseLayersStayBitUnchangedAndTheTopTrains) {
+  const Case c = {"dense/scce", DenseSpec(Loss::kSparseCategoricalCrossEntropy)};
+  for (int k = 1; k < static_cast<int>(c.spec.layers.size()); ++k) ExpectFrozenPrefixStaysBitUnchanged(c, k);
+}
+
+TEST(OnednnVsReference, FrozenConvLayersStayBitUnchangedAndTheTopTrains) {
+  const Case c = {"conv/scce", ConvSpec(Loss::kSparseCategoricalCrossEntropy)};
+  // Below the first conv, below the second (past a pooling), below the dense.
+  for (int k : {1, 3, 6}) ExpectFrozenPrefixStaysBitUnchanged(c, k);
+}
+
+// A frozen layer above trainable ones still passes gradients down.
+TEST(OnednnVsReference, FrozenMiddleLayerPassesGradientsDownAndStaysBitUnchanged) {
+  for (const Case& c : {Case{"dense/scce", DenseSpec(Loss::kSparseCategoricalCrossEntropy)},
+                        Case{"conv/bce", ConvSpec(Loss::kBinaryCrossEntropy)}}) {
+    const int frozen = 2;
+    auto a = Create(*Onednn(), c.spec, 41);
+    auto b = Create(*Reference(), c.spec, 41);
+    ASSERT_TRUE(a->SetTrainable(frozen, false).ok());
+    ASSERT_TRUE(b->SetTrainable(frozen, false).ok());
+    const std::vector<Tensor> before = *a->GetWeights(frozen);
+    CapturingReducer ra, rb;
+    a->SetGradientReducer(&ra);
+    b->SetGradientReducer(&rb);
+    const Batch batch = RandomBatch(c.spec, 32, 19);
+    Train(*a, batch, 1, 32);
+    Train(*b, batch, 1, 32);
+    ExpectGradientsClose(ra.gradients, rb.gradients, std::string(c.name) + " gradients");
+    Train(*a, batch, 4, 32);
+    EXPECT_EQ((*a->GetWeights(frozen))[0].values, before[0].values) << c.name;
+    EXPECT_EQ((*a->GetWeights(frozen))[1].values, before[1].values) << c.name;
+  }
+}
+
+TEST(OnednnVsReference, TrainingWithNothingTrainableFails) {
+  const ModelSpec spec = DenseSpec(Loss::kSparseCategoricalCrossEntropy);
+  auto a = Create(*Onednn(), spec, 1);
+  for (int l = 0; l < a->num_layers(); ++l) ASSERT_TRUE(a->SetTrainable(l, false).ok());
+  const Batch batch = RandomBatch(spec, 8, 1);
+  EXPECT_FALSE(a->TrainStep(batch.x.data(), batch.y.data(), batch.n).ok());
+}
+
+TEST(OnednnVsReference, SameSeedTrainingIsBitIdenticalOnOneAndTwoThreads) {
+  for (int threads : {1, 2}) {
+    for (const Case& c : AllCases()) {
+      std::vector<float> runs[2];
+      for (auto& run : runs) {
+        auto m = Create(*Onednn(threads), c.spec, 51);
+        ASSERT_TRUE(m->SetOptimizer(Adam()).ok());
+        Train(*m, RandomBatch(c.spec, 300, 23), 10, 64);
+        run = Params(*m);
+      }
+      EXPECT_EQ(runs[0], runs[1]) << c.name << " on " << threads << " threads";
+    }
+  }
+}
+
+TEST(OnednnVsReference, TrainingACloneLeavesTheOriginalBitUnchanged) {
+  for (const Case& c : AllCases()) {
+    auto original = Create(*Onednn(), c.spec, 61);
+    const Batch batch = RandomBatch(c.spec, 64, 29);
+    Train(*original, batch, 3, 32);  // the original has its own primitives warm
+    const std::vector<float> before = Params(*original);
+    auto clone = original->Clone();
+    ASSERT_TRUE(clone.ok()) << clone.status();
+    EXPECT_EQ(Params(**clone), before) << c.name;
+    Train(**clone, batch, 5, 32);
+    EXPECT_NE(Params(**clone), before) << c.name;
+    EXPECT_EQ(Params(*original), before) << c.name;
+    // And the original still trains exactly as the clone did from the same state.
+    Train(*original, batch, 5, 32);
+    EXPECT_EQ(Params(*original), Params(**clone)) << c.name;
+  }
+}
+
+// The weights live only in the flat buffer: SetWeights between calls is seen by
+// the next forward pass of primitives that already ran.
+TEST(OnednnVsReference, SetWeightsIsSeenByTheNextForwardPass) {
+  for (const Case& c : AllCases()) {
+    auto a = Create(*Onednn(), c.spec, 71);
+    auto b = Create(*Reference(), c.spec, 72);
+    const Batch batch = RandomBatch(c.spec, 16, 31);
+    std::vector<float> pa(batch.n * a->output_units()), pb(pa.size());
+    ASSERT_TRUE(a->Predict(batch.x.data(), batch.n, pa.data()).ok());
+    for (int l = 0; l < a->num_layers(); ++l) ASSERT_TRUE(a->SetWeights(l, *b->GetWeights(l)).ok());
+    ASSERT_TRUE(a->Predict(batch.x.data(), batch.n, pa.data()).ok());
+    ASSERT_TRUE(b->Predict(batch.x.data(), batch.n, pb.data()).ok());
+    ExpectClose(pa, pb, kProbAtol, kProbRtol, std::string(c.name) + " after SetWeights");
+  }
+}
+
+TEST(OnednnVsReference, ModelSavedByOnednnLoadsBitIdenticalOnBoth) {
+  const ModelSpec spec = ConvSpec(Loss::kSparseCategoricalCrossEntropy);
+  auto a = Create(*Onednn(), spec, 81);
+  Train(*a, RandomBatch(spec, 64, 37), 3, 32);
+  const std::string path =
+      (std::filesystem::temp_directory_path() / "onednn_vs_reference_test.model").string();
+  ASSERT_TRUE(a->Save(path).ok());
+  auto from_onednn = Onednn()->Load(path);
+  auto from_reference = Reference()->Load(path);
+  std::remove(path.c_str());
+  ASSERT_TRUE(from_onednn.ok()) << from_onednn.status();
+  ASSERT_TRUE(from_reference.ok()) << from_reference.status();
+  EXPECT_EQ(Params(**from_onednn), Params(*a));
+  EXPECT_EQ(Params(**from_reference), Params(*a));
+  // Same weights and the same dropout stream: training goes on as the original.
+  const Batch batch = RandomBatch(spec, 32, 39);
+  Train(*a, batch, 2, 32);
+  Train(**from_onednn, batch, 2, 32);
+  EXPECT_EQ(Params(**from_onednn), Params(*a));
+}
+
+}  // namespace
+}  // namespace seedproof
