@@ -1,0 +1,189 @@
+// A sweep: what a user's YAML spec says (SweepSpec), and the trials it expands
+// into (Plan). Value types only; parsing is sweep_parse.cc, expansion plan.cc.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backends/model_spec.h"
+
+namespace seedproof {
+
+struct DatasetSpec {
+  std::string name = "fashion-mnist";  // the only built-in name so far
+  std::string dir;                     // IDX folder; empty: Debian's package
+  int64_t validation = 5000;           // first N training images form the validation split
+};
+
+// Which examples a task uses and how they are labelled.
+struct TaskSpec {
+  std::string name;  // for reports: "source", "shirt-vs-sandal", "6-vs-5"
+  // Multi-class: keep these classes, relabelled by position (Géron's task A).
+  std::vector<int32_t> classes;
+  // Binary: positive -> 1, negative -> 0. Used when classes is empty.
+  std::vector<int32_t> positive, negative;
+  int64_t train_size = 0;  // 0: every training example of the task
+  enum class Subset { kFirst, kRandom } subset = Subset::kFirst;  // which train_size examples
+  // Declared resize of this task's images to the model input (bilinear); without
+  // it, a size mismatch is an error.
+  std::optional<std::vector<int64_t>> resize_from;
+
+  bool binary() const { return classes.empty(); }
+  int num_classes() const { return binary() ? 2 : static_cast<int>(classes.size()); }
+};
+
+// Which layers a phase trains. Everything the transfer added (new hidden layers
+// and the head) always trains; the selection says how many reused layers join.
+struct TrainSelection {
+  enum class Kind { kHead, kTopReused, kAll } kind = Kind::kAll;
+  // kTopReused: the top `top` reused layers that have weights (dense, conv2d) train
+  // too ("top-2"); flatten, pooling and dropout layers are not counted. When `top`
+  // is at least the number of reused layers with weights, every reused layer trains.
+  int top = 0;
+};
+
+struct PhaseSpec {
+  int epochs = 1;
+  TrainSelection train;
+  OptimizerSpec optimizer;
+  int64_t batch_size = 32;
+};
+
+// A new head on the reused layers: a dense output layer trained with the phases,
+// or a conventional classifier fitted on the frozen features.
+//
+// A dense head is one output layer (Dense(1, sigmoid) for a binary target,
+// Dense(k, softmax) for k classes) trained by the arm's phases. A logistic or
+// linear-SVM head is fitted to convergence on the flattened output of the frozen
+// reused layers (no phases, no new layers), minimising the summed loss plus
+// 0.5 / c * ||w||^2 (scikit-learn's C).
+struct HeadSpec {
+  enum class Kind { kDense, kLogistic, kLinearSvm } kind = Kind::kDense;
+  double c = 1.0;  // logistic, linear_svm: inverse L2 strength
+  // "dense", "logistic", "linear_svm"; a c other than 1 is appended: "linear_svm-c0.1".
+  std::string name() const;
+};
+
+// One arm: a transfer configuration, compared seed by seed with the baseline.
+struct ArmSpec {
+  std::string name;                   // "reuse4/geron/dense" style, unique in the sweep
+  int reuse = 0;                      // the first `reuse` layers the spec lists under model.layers
+  // `reuse` mapped onto SweepSpec::source_model.layers: a flatten the parser
+  // inserted before a listed layer counts with it (Géron's model: reuse 5 -> 6).
+  int keep_layers = 0;
+  std::string new_layers_name;        // "" when no new layers
+  // Hidden layers added on the reused ones, with any Flatten the parser inserted
+  // (before a dense layer that gets a non-flat input, and at the end when the
+  // stack's output is not flat): the head always receives a flat input.
+  std::vector<LayerSpec> new_layers;
+  HeadSpec head;
+  std::string schedule;               // name from the spec; "" for a fitted (non-dense) head
+  std::vector<PhaseSpec> phases;      // empty for a fitted (non-dense) head
+  std::string optimizer_name;         // transfer.optimizers entry; "" when that axis is absent
+  double lr_scale = 1.0;              // transfer.lr_scale entry, already applied to phases
+};
+
+// Seed streams: each trial's init, data order and subset sampling are independent
+// streams derived from the seed index, unless the spec holds one fixed.
+struct SeedPolicy {
+  int count = 1;          // seeds per arm (and baseline)
+  int source_seeds = 1;   // distinct pretrained source models; seed i uses source i % source_seeds
+  std::optional<uint64_t> fixed_init, fixed_order, fixed_subset;
+  uint64_t base = 0;      // mixed into every stream: another base gives other seeds
+};
+
+// Where a value sits in the spec file (1-based line and column; 0 when unknown)
+// and its field path, for errors found after parsing (ValidateAgainstData).
+struct SpecPosition {
+  int line = 0;
+  int column = 0;
+  std::string field;
+};
+struct TaskPositions {
+  SpecPosition task;        // the task's mapping (target, targets[1], source)
+  SpecPosition classes;     // classes, or positive when binary
+  SpecPosition train_size;  // train_size if given, else the task's mapping
+};
+struct SpecPositions {
+  SpecPosition validation;             // dataset.validation (or dataset, or the document)
+  TaskPositions source;
+  std::vector<TaskPositions> targets;  // parallel to SweepSpec::targets
+};
+
+struct SweepSpec {
+  std::string name;
+  std::string path;  // the YAML file, for messages
+  DatasetSpec dataset;
+  TaskSpec source;
+  std::vector<TaskSpec> targets;  // several class pairs: "change the classes"
+  ModelSpec source_model;         // the pretrained network, output layer included
+  PhaseSpec pretrain;
+  std::vector<ArmSpec> arms;      // the cross product of the transfer axes
+  PhaseSpec scratch;              // baseline: the target model from scratch
+  SeedPolicy seeds;
+
+  // Per-target source tasks, set only by `source: {classes: others}`: then
+  // target_sources[i] is the source task of targets[i] (every dataset class outside
+  // targets[i]'s classes) and `source` keeps only the shared settings (name,
+  // train_size, subset, resize_from; classes empty). Read sources through
+  // SourceTaskOf and SourceModelOf, which cover both cases.
+  std::vector<TaskSpec> target_sources;
+  std::string description;  // free text from the spec
+  SpecPositions positions;
+
+  const TaskSpec& SourceTaskOf(size_t target) const {
+    return target_sources.empty() ? source : target_sources[target];
+  }
+  // source_model with its output layer sized for SourceTaskOf(target).
+  ModelSpec SourceModelOf(size_t target) const {
+    ModelSpec model = source_model;
+    model.layers.back().units = SourceTaskOf(target).num_classes();
+    return model;
+  }
+};
+
+struct SeedStreams {
+  uint64_t init = 0, order = 0, subset = 0;
+};
+
+enum class TrialKind { kPretrain = 1, kScratch = 2, kTransfer = 3 };
+const char* TrialKindName(TrialKind kind);
+
+// Everything needed to run one trial, independent of the sweep it came from: the
+// trial procedure is a pure function of this, the backend and the thread count.
+struct TrialSpec {
+  TrialKind kind = TrialKind::kPretrain;
+  std::string id;        // stable content key: same spec, same ids
+  std::string arm;       // ArmSpec::name, "baseline" for scratch, "source" for pretrain
+  std::string target;    // TaskSpec::name of the target ("" for pretrain)
+  int seed_index = 0;    // the paired seed (pretrain: the source seed index)
+  SeedStreams seeds;
+  DatasetSpec dataset;
+  TaskSpec task;         // pretrain: the source task; otherwise the target task
+  ModelSpec model;       // pretrain/scratch: the model trained; transfer: the source's spec
+  std::vector<PhaseSpec> phases;
+  // Transfer only.
+  std::string source_trial;  // id of the pretrain trial whose model is reused
+  // Layers of `model` (the source's ModelSpec) kept: the arm's reuse depth mapped
+  // onto the ModelSpec, so a flatten the parser inserted counts here.
+  int keep_layers = 0;
+  std::vector<LayerSpec> new_layers;
+  HeadSpec head;
+};
+
+struct Plan {
+  std::vector<TrialSpec> trials;  // dependencies come before their dependents
+  std::map<TrialKind, int> trials_by_kind;
+  std::vector<std::string> arms;     // arm names, baseline excluded
+  std::vector<std::string> targets;  // target task names
+  double estimated_gflop = 0.0;      // training arithmetic of the whole sweep
+  std::map<TrialKind, double> gflop_by_kind;
+  std::string sweep;                 // SweepSpec::name
+  int seeds = 0;                     // SeedPolicy::count
+  int source_seeds = 0;              // SeedPolicy::source_seeds
+};
+
+}  // namespace seedproof

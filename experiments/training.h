@@ -1,0 +1,28 @@
+// The epoch loop: shuffle, gather batches, train, measure. The trial procedure
+// (and the engine benchmark) run epochs through this one function.
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "backends/backend.h"
+#include "experiments/dataset.h"
+
+namespace seedproof {
+
+struct EpochStats {
+  double loss = 0.0;      // mean training loss over the epoch's batches, weighted by size
+  double accuracy = 0.0;  // share of training examples right before their step's update
+  int64_t examples = 0;
+  int64_t steps = 0;
+  double seconds = 0.0;   // wall time of the steps, gathering included
+  bool finite = true;     // false if some batch's loss was NaN or infinite
+};
+
+// One pass over `data` in batches of batch_size (the last one may be smaller), in
+// an order drawn from order_seed (Fisher-Yates with seedproof::Rng: the same seed
+// gives the same order everywhere). Stops at the first non-finite loss.
+absl::StatusOr<EpochStats> TrainEpoch(Model& model, const Dataset& data, int64_t batch_size,
+                                      uint64_t order_seed);
+
+}  // namespace seedproof
