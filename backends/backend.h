@@ -61,6 +61,12 @@ class Model {
   // Dropout is off.
   virtual absl::Status Predict(const float* x, int64_t n, float* out) = 0;
 
+  // What the first `layers` layers (1 <= layers < num_layers()) make of n
+  // examples, activations applied and dropout off: out is (n,
+  // ElementCount(shapes().outputs[layers - 1])) and must have room. Training a
+  // head on these is training the whole model with those layers frozen.
+  virtual absl::Status Features(const float* x, int64_t n, int layers, float* out) = 0;
+
   // One training step on a batch of n examples: forward, loss, backward through the
   // trainable layers only, gradient reduction, optimizer update. Returns the mean
   // loss over the batch before the update; if `correct` is given, it receives how

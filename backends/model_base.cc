@@ -64,8 +64,8 @@ absl::Status CheckLabels(Loss loss, const int32_t* y, int64_t n, int64_t units) 
   const int32_t limit = loss == Loss::kBinaryCrossEntropy ? 2 : static_cast<int32_t>(units);
   for (int64_t i = 0; i < n; ++i) {
     if (y[i] < 0 || y[i] >= limit) {
-      return absl::InvalidArgumentError(absl::StrCat("label ", y[i], " of example ", i,
-                                                     " is outside [0, ", limit, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("label ", y[i], " of example ", i, " is outside [0, ", limit, ")"));
     }
   }
   return absl::OkStatus();
@@ -201,7 +201,8 @@ absl::Status ModelBase::Predict(const float* x, int64_t n, float* out) {
   const int64_t units = output_units();
   for (int64_t start = 0; start < n; start += kChunk) {
     const int64_t m = std::min(kChunk, n - start);
-    auto logits = Forward(x + start * ElementCount(spec_.input), m, /*training=*/false);
+    auto logits =
+        Forward(x + start * ElementCount(spec_.input), m, /*training=*/false, num_layers());
     if (!logits.ok()) return logits.status();
     float* o = out + start * units;
     for (int64_t i = 0; i < m; ++i) {
@@ -228,7 +229,7 @@ absl::StatusOr<float> ModelBase::TrainStep(const float* x, const int32_t* y, int
   const int64_t units = output_units();
   if (auto s = CheckLabels(spec_.loss, y, n, units); !s.ok()) return s;
 
-  auto logits = Forward(x, n, /*training=*/true);
+  auto logits = Forward(x, n, /*training=*/true, num_layers());
   if (!logits.ok()) return logits.status();
   dlogits_.resize(n * units);
   const double loss = FusedLoss(spec_.loss, *logits, y, n, units, dlogits_.data(), correct);
@@ -299,6 +300,25 @@ void ModelBase::ApplyOptimizer(int64_t examples) {
   }
 }
 
+absl::Status ModelBase::Features(const float* x, int64_t n, int layers, float* out) {
+  if (layers < 1 || layers >= num_layers()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Features: layers must be in [1, ", num_layers() - 1, "], got ", layers));
+  }
+  if (n < 0) return absl::InvalidArgumentError(absl::StrCat("Features: negative n ", n));
+  // Chunks bound the activations a backend keeps (a CNN's first layers are wide).
+  constexpr int64_t kChunk = 256;
+  const int64_t in_size = ElementCount(spec_.input);
+  const int64_t out_size = ElementCount(shapes_.outputs[layers - 1]);
+  for (int64_t start = 0; start < n; start += kChunk) {
+    const int64_t m = std::min(kChunk, n - start);
+    auto features = Forward(x + start * in_size, m, /*training=*/false, layers);
+    if (!features.ok()) return features.status();
+    std::copy(*features, *features + m * out_size, out + start * out_size);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<EvalResult> ModelBase::Evaluate(const float* x, const int32_t* y, int64_t n,
                                                int64_t batch_size) {
   if (batch_size < 1) return absl::InvalidArgumentError("evaluation batch size must be >= 1");
@@ -309,7 +329,8 @@ absl::StatusOr<EvalResult> ModelBase::Evaluate(const float* x, const int32_t* y,
   int64_t correct = 0;
   for (int64_t start = 0; start < n; start += batch_size) {
     const int64_t m = std::min(batch_size, n - start);
-    auto logits = Forward(x + start * ElementCount(spec_.input), m, /*training=*/false);
+    auto logits =
+        Forward(x + start * ElementCount(spec_.input), m, /*training=*/false, num_layers());
     if (!logits.ok()) return logits.status();
     int64_t hits = 0;
     total += FusedLoss(spec_.loss, *logits, y + start, m, units, nullptr, &hits);
@@ -350,7 +371,8 @@ absl::Status ModelBase::SetWeights(int layer, const std::vector<Tensor>& tensors
     }
   }
   for (size_t t = 0; t < tensors.size(); ++t) {
-    std::copy(tensors[t].values.begin(), tensors[t].values.end(), Param(layer, static_cast<int>(t)));
+    std::copy(tensors[t].values.begin(), tensors[t].values.end(),
+              Param(layer, static_cast<int>(t)));
   }
   return absl::OkStatus();
 }
@@ -396,8 +418,8 @@ absl::StatusOr<std::unique_ptr<Model>> ModelBase::Derive(int keep,
                                                          const std::vector<LayerSpec>& new_layers,
                                                          Loss loss, uint64_t seed) const {
   if (keep < 0 || keep > num_layers()) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot keep ", keep, " layers of a model with ",
-                                                   num_layers()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot keep ", keep, " layers of a model with ", num_layers()));
   }
   ModelSpec spec;
   spec.input = spec_.input;

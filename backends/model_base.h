@@ -20,6 +20,7 @@ class ModelBase : public Model {
   const ModelSpec& spec() const final { return spec_; }
   const ModelShapes& shapes() const final { return shapes_; }
   absl::Status Predict(const float* x, int64_t n, float* out) final;
+  absl::Status Features(const float* x, int64_t n, int layers, float* out) final;
   absl::StatusOr<float> TrainStep(const float* x, const int32_t* y, int64_t n,
                                   int64_t* correct) final;
   absl::StatusOr<EvalResult> Evaluate(const float* x, const int32_t* y, int64_t n,
@@ -53,8 +54,11 @@ class ModelBase : public Model {
   // (n, output_units): the output layer's values before its activation (softmax or
   // sigmoid is fused into the loss). Every other layer applies its activation.
   // training: dropout is on, and what Backward needs is kept. The pointer stays
-  // valid until the next Forward.
-  virtual absl::StatusOr<const float*> Forward(const float* x, int64_t n, bool training) = 0;
+  // valid until the next Forward. end_layer < num_layers() runs layers
+  // [0, end_layer) only and returns the last one's output, activation applied
+  // (Features); Backward cannot follow such a call.
+  virtual absl::StatusOr<const float*> Forward(const float* x, int64_t n, bool training,
+                                               int end_layer) = 0;
 
   // After Forward(x, n, training=true): dlogits is (n, output_units), the gradient of
   // each example's loss with respect to its logits (not divided by n). Writes into
@@ -104,7 +108,7 @@ class ModelBase : public Model {
   GradientReducer* reducer_ = nullptr;
 
   uint64_t seed_ = 0;
-  uint64_t step_ = 0;  // training steps taken, for dropout masks
+  uint64_t step_ = 0;           // training steps taken, for dropout masks
   std::vector<float> dlogits_;  // (n, output_units) scratch for TrainStep
 };
 

@@ -21,24 +21,31 @@ class Conv2DKernels final : public LayerKernels {
         x_({n, in[2], in[0], in[1]}, kF32, Tag::nhwc),
         y_({n, out[2], out[0], out[1]}, kF32, Tag::nhwc),
         kernel_({out[2], in[2], layer.kernel_h, layer.kernel_w}, kF32, Tag::hwio),
-        bias_({out[2]}, kF32, Tag::a) {
+        bias_({out[2]}, kF32, Tag::a),
+        // Forward, backward-data and backward-weights do the same work.
+        threads_(ThreadsFor(runtime,
+                            2.0 * static_cast<double>(n * out[0] * out[1] * out[2] *
+                                                      layer.kernel_h * layer.kernel_w * in[2]),
+                            static_cast<double>(layer.kernel_h * layer.kernel_w * in[2] * out[2] *
+                                                sizeof(float)))) {
     const memory::desc any_kernel(kernel_.dims(), kF32, Tag::any);
     const WindowGeometry& g = geometry_;
+    UseThreads(threads_);
     forward_pd_ = dnnl::convolution_forward::primitive_desc(
         dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, kDirect, x_, any_kernel,
                                         bias_, y_, g.strides, g.padding_l, g.padding_r),
-        ActivationAttr(activation), runtime.engine);
-    forward_kernel_ = Packed(runtime, kernel_, forward_pd_.weights_desc());
-    forward_ = BoundPrimitive(dnnl::convolution_forward(forward_pd_), runtime.engine,
+        MakeAttr(activation), runtime.engine);
+    forward_ = BoundPrimitive(runtime, threads_, dnnl::convolution_forward(forward_pd_),
                               {{DNNL_ARG_SRC, x_},
                                {DNNL_ARG_WEIGHTS, forward_pd_.weights_desc()},
                                {DNNL_ARG_BIAS, bias_},
                                {DNNL_ARG_DST, y_}});
+    forward_kernel_ = Packed(runtime, kernel_, forward_pd_.weights_desc());
   }
 
   void Forward(const float* x, float* y, const float* kernel, const float* bias) override {
-    const float* packed = forward_kernel_.Pack(runtime_.stream, kernel);
-    forward_.Run(runtime_.stream, {x, packed, bias, y});
+    const float* packed = forward_kernel_.Pack(kernel);
+    forward_.Run({x, packed, bias, y});
   }
 
   void PrepareBackward() override {
@@ -46,39 +53,41 @@ class Conv2DKernels final : public LayerKernels {
     const dnnl::engine& e = runtime_.engine;
     const memory::desc any_kernel(kernel_.dims(), kF32, Tag::any);
     const WindowGeometry& g = geometry_;
+    UseThreads(threads_);
     // dkernel, dbias from x and dz (the gradient w.r.t. y's pre-activation).
     dnnl::convolution_backward_weights::primitive_desc weights_pd(
         dnnl::convolution_backward_weights::desc(kDirect, x_, any_kernel, bias_, y_, g.strides,
                                                  g.padding_l, g.padding_r),
-        e, forward_pd_);
-    weights_grad_kernel_ = Packed(runtime_, kernel_, weights_pd.diff_weights_desc());
-    weights_grad_ = BoundPrimitive(dnnl::convolution_backward_weights(weights_pd), e,
-                                   {{DNNL_ARG_SRC, x_},
-                                    {DNNL_ARG_DIFF_DST, y_},
-                                    {DNNL_ARG_DIFF_WEIGHTS, weights_pd.diff_weights_desc()},
-                                    {DNNL_ARG_DIFF_BIAS, bias_}});
+        MakeAttr(), e, forward_pd_);
+    weights_grad_ =
+        BoundPrimitive(runtime_, threads_, dnnl::convolution_backward_weights(weights_pd),
+                       {{DNNL_ARG_SRC, x_},
+                        {DNNL_ARG_DIFF_DST, y_},
+                        {DNNL_ARG_DIFF_WEIGHTS, weights_pd.diff_weights_desc()},
+                        {DNNL_ARG_DIFF_BIAS, bias_}});
     // dx from dz and the kernel.
     dnnl::convolution_backward_data::primitive_desc data_pd(
         dnnl::convolution_backward_data::desc(kDirect, x_, any_kernel, y_, g.strides, g.padding_l,
                                               g.padding_r),
-        e, forward_pd_);
-    data_kernel_ = Packed(runtime_, kernel_, data_pd.weights_desc());
-    data_grad_ = BoundPrimitive(dnnl::convolution_backward_data(data_pd), e,
+        MakeAttr(), e, forward_pd_);
+    data_grad_ = BoundPrimitive(runtime_, threads_, dnnl::convolution_backward_data(data_pd),
                                 {{DNNL_ARG_DIFF_DST, y_},
                                  {DNNL_ARG_WEIGHTS, data_pd.weights_desc()},
                                  {DNNL_ARG_DIFF_SRC, x_}});
+    weights_grad_kernel_ = Packed(runtime_, kernel_, weights_pd.diff_weights_desc());
+    data_kernel_ = Packed(runtime_, kernel_, data_pd.weights_desc());
   }
 
   void Backward(const float* x, const float* dz, const float* kernel, float* dkernel, float* dbias,
                 float* dx) override {
     // A layer's kernel and bias train together, so both or neither are given.
     if (dkernel != nullptr && dbias != nullptr) {
-      weights_grad_.Run(runtime_.stream, {x, dz, weights_grad_kernel_.target(dkernel), dbias});
-      weights_grad_kernel_.Unpack(runtime_.stream, dkernel);
+      weights_grad_.Run({x, dz, weights_grad_kernel_.target(dkernel), dbias});
+      weights_grad_kernel_.Unpack(dkernel);
     }
     if (dx != nullptr) {
-      const float* packed = data_kernel_.Pack(runtime_.stream, kernel);
-      data_grad_.Run(runtime_.stream, {dz, packed, dx});
+      const float* packed = data_kernel_.Pack(kernel);
+      data_grad_.Run({dz, packed, dx});
     }
   }
 
@@ -88,6 +97,7 @@ class Conv2DKernels final : public LayerKernels {
   // Keras layouts: x (n, in_h, in_w, in_c), y (n, out_h, out_w, out_c) and
   // kernel (k_h, k_w, in_c, out_c); oneDNN names dims (N, C, H, W) and (O, I, H, W).
   const memory::desc x_, y_, kernel_, bias_;
+  const int threads_;
   dnnl::convolution_forward::primitive_desc forward_pd_;
   Packed forward_kernel_, weights_grad_kernel_, data_kernel_;
   BoundPrimitive forward_, weights_grad_, data_grad_;

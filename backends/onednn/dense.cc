@@ -14,49 +14,60 @@ constexpr auto kF32 = memory::data_type::f32;
 class DenseKernels final : public LayerKernels {
  public:
   DenseKernels(Runtime& runtime, int64_t n, int64_t in, int64_t out, Activation activation)
-      : runtime_(runtime), n_(n), in_(in), out_(out) {
+      : runtime_(runtime),
+        n_(n),
+        in_(in),
+        out_(out),
+        // The three matmuls do the same work, each over the whole kernel.
+        threads_(ThreadsFor(runtime, 2.0 * static_cast<double>(n * in * out),
+                            static_cast<double>(in * out * sizeof(float)))) {
     // y (n, out) = activation(x (n, in) . kernel (in, out) + bias (1, out)).
     const memory::desc x({n, in}, kF32, Tag::ab), kernel({in, out}, kF32, Tag::ab),
         bias({1, out}, kF32, Tag::ab), y({n, out}, kF32, Tag::ab);
-    matmul::primitive_desc pd(matmul::desc(x, kernel, bias, y), ActivationAttr(activation),
+    UseThreads(threads_);
+    matmul::primitive_desc pd(matmul::desc(x, kernel, bias, y), MakeAttr(activation),
                               runtime.engine);
-    forward_ = BoundPrimitive(matmul(pd), runtime.engine,
-                              {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, kernel},
-                               {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, y}});
+    forward_ = BoundPrimitive(
+        runtime, threads_, matmul(pd),
+        {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, kernel}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, y}});
   }
 
   void Forward(const float* x, float* y, const float* kernel, const float* bias) override {
-    forward_.Run(runtime_.stream, {x, kernel, bias, y});
+    forward_.Run({x, kernel, bias, y});
   }
 
   void PrepareBackward() override {
     if (weights_grad_) return;
     const dnnl::engine& e = runtime_.engine;
+    UseThreads(threads_);
     // dkernel (in, out) = xT (in, n) . dz (n, out), where xT is x (n, in) read
     // column-major (tag ba): no transpose is materialised.
     const memory::desc xt({in_, n_}, kF32, Tag::ba), dz({n_, out_}, kF32, Tag::ab),
         dkernel({in_, out_}, kF32, Tag::ab);
-    weights_grad_ = BoundPrimitive(matmul(matmul::primitive_desc(matmul::desc(xt, dz, dkernel), e)),
-                                   e, {{DNNL_ARG_SRC, xt}, {DNNL_ARG_WEIGHTS, dz},
-                                       {DNNL_ARG_DST, dkernel}});
+    weights_grad_ =
+        BoundPrimitive(runtime_, threads_,
+                       matmul(matmul::primitive_desc(matmul::desc(xt, dz, dkernel), MakeAttr(), e)),
+                       {{DNNL_ARG_SRC, xt}, {DNNL_ARG_WEIGHTS, dz}, {DNNL_ARG_DST, dkernel}});
     // dx (n, in) = dz (n, out) . kernelT (out, in), kernelT being the kernel read
     // column-major.
     const memory::desc kernel_t({out_, in_}, kF32, Tag::ba), dx({n_, in_}, kF32, Tag::ab);
-    data_grad_ = BoundPrimitive(matmul(matmul::primitive_desc(matmul::desc(dz, kernel_t, dx), e)),
-                                e, {{DNNL_ARG_SRC, dz}, {DNNL_ARG_WEIGHTS, kernel_t},
-                                    {DNNL_ARG_DST, dx}});
+    data_grad_ = BoundPrimitive(
+        runtime_, threads_,
+        matmul(matmul::primitive_desc(matmul::desc(dz, kernel_t, dx), MakeAttr(), e)),
+        {{DNNL_ARG_SRC, dz}, {DNNL_ARG_WEIGHTS, kernel_t}, {DNNL_ARG_DST, dx}});
   }
 
   void Backward(const float* x, const float* dz, const float* kernel, float* dkernel, float* dbias,
                 float* dx) override {
-    if (dkernel != nullptr) weights_grad_.Run(runtime_.stream, {x, dz, dkernel});
-    if (dbias != nullptr) ColumnSums(dz, n_, out_, dbias);
-    if (dx != nullptr) data_grad_.Run(runtime_.stream, {dz, kernel, dx});
+    if (dkernel != nullptr) weights_grad_.Run({x, dz, dkernel});
+    if (dbias != nullptr) ColumnSums(dz, n_, out_, dbias, runtime_.threads);
+    if (dx != nullptr) data_grad_.Run({dz, kernel, dx});
   }
 
  private:
   Runtime& runtime_;
   const int64_t n_, in_, out_;
+  const int threads_;
   BoundPrimitive forward_, weights_grad_, data_grad_;
 };
 

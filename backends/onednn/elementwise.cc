@@ -12,17 +12,19 @@ namespace {
 constexpr float kSeluScale = 1.0507009873554805f;
 constexpr float kSeluAlpha = 1.6732632423543772f;
 
-// Below this many elements a parallel region costs more than it saves.
-constexpr int64_t kParallelMin = 1 << 14;
+// Below this many elements a parallel region costs more than it saves: these
+// loops stream ~10 floats per ns on one core, and a fork-join costs 3-4 us on the
+// 2-core VMs this runs on.
+constexpr int64_t kParallelMin = 1 << 17;
 
 // Runs body(begin, end) over [0, count) split into one contiguous range per
 // thread, range edges on 16-float (one cache line) boundaries.
 // Without OpenMP (see onednn_backend.cc) it runs on the calling thread.
 template <typename Body>
-void ParallelRanges(int64_t count, const Body& body) {
+void ParallelRanges(int64_t count, [[maybe_unused]] int threads, const Body& body) {
 #ifdef _OPENMP
-  if (count >= kParallelMin && omp_get_max_threads() > 1) {
-#pragma omp parallel
+  if (count >= kParallelMin && threads > 1) {
+#pragma omp parallel num_threads(threads)
     {
       const int64_t threads = omp_get_num_threads();
       const int64_t chunk = ((count + threads - 1) / threads + 15) / 16 * 16;
@@ -69,8 +71,8 @@ void DerivativeRange(Activation activation, const float* __restrict y, float* __
 }
 
 SEEDPROOF_VECTOR_CLONES
-void ColumnSumsRange(const float* __restrict dz, int64_t rows, int64_t cols,
-                     float* __restrict sums, int64_t begin, int64_t end) {
+void ColumnSumsRange(const float* __restrict dz, int64_t rows, int64_t cols, float* __restrict sums,
+                     int64_t begin, int64_t end) {
   for (int64_t c = begin; c < end; ++c) sums[c] = 0.0f;
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = dz + r * cols;
@@ -85,19 +87,21 @@ void MultiplyRange(const float* a, const float* b, float* out, int64_t begin, in
 
 }  // namespace
 
-void MultiplyByDerivative(Activation activation, const float* y, float* dy, int64_t count) {
+void MultiplyByDerivative(Activation activation, const float* y, float* dy, int64_t count,
+                          int threads) {
   if (activation == Activation::kLinear) return;
-  ParallelRanges(count, [&](int64_t begin, int64_t end) {
+  ParallelRanges(count, threads, [&](int64_t begin, int64_t end) {
     DerivativeRange(activation, y, dy, begin, end);
   });
 }
 
-void ColumnSums(const float* dz, int64_t rows, int64_t cols, float* sums) {
+void ColumnSums(const float* dz, int64_t rows, int64_t cols, float* sums,
+                [[maybe_unused]] int threads) {
   // Split by columns so each sum keeps its row order; worth it only for wide
   // enough matrices.
 #ifdef _OPENMP
-  if (rows * cols >= kParallelMin && cols >= 64 && omp_get_max_threads() > 1) {
-#pragma omp parallel
+  if (rows * cols >= kParallelMin && cols >= 64 && threads > 1) {
+#pragma omp parallel num_threads(threads)
     {
       const int64_t threads = omp_get_num_threads();
       const int64_t chunk = ((cols + threads - 1) / threads + 15) / 16 * 16;
@@ -110,8 +114,9 @@ void ColumnSums(const float* dz, int64_t rows, int64_t cols, float* sums) {
   ColumnSumsRange(dz, rows, cols, sums, 0, cols);
 }
 
-void Multiply(const float* a, const float* b, float* out, int64_t count) {
-  ParallelRanges(count, [&](int64_t begin, int64_t end) { MultiplyRange(a, b, out, begin, end); });
+void Multiply(const float* a, const float* b, float* out, int64_t count, int threads) {
+  ParallelRanges(count, threads,
+                 [&](int64_t begin, int64_t end) { MultiplyRange(a, b, out, begin, end); });
 }
 
 }  // namespace seedproof::onednn

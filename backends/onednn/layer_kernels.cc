@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <new>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace seedproof::onednn {
 
 void Buffer::Resize(int64_t count) {
@@ -15,46 +19,77 @@ void Buffer::Resize(int64_t count) {
   capacity_ = count;
 }
 
-BoundPrimitive::BoundPrimitive(dnnl::primitive primitive, const dnnl::engine& engine,
+int ThreadsFor(const Runtime& runtime, double flops, double weight_bytes) {
+  constexpr double kFlopsPerThread = 4e6;
+  constexpr double kMinFlopsPerWeightByte = 48;
+  if (flops < kMinFlopsPerWeightByte * weight_bytes) return 1;
+  return std::clamp(static_cast<int>(flops / kFlopsPerThread), 1, runtime.threads);
+}
+
+void UseThreads([[maybe_unused]] int threads) {
+#ifdef _OPENMP
+  omp_set_num_threads(threads);
+#endif
+}
+
+BoundPrimitive::BoundPrimitive(Runtime& runtime, int threads, dnnl::primitive primitive,
                                std::initializer_list<std::pair<int, dnnl::memory::desc>> args)
-    : primitive_(std::move(primitive)) {
-  for (const auto& [arg, desc] : args) {
+    : runtime_(&runtime), threads_(threads), primitive_(std::move(primitive)) {
+  auto bind = [&](int arg, const dnnl::memory::desc& desc) {
     // No buffer of its own: Run points it at the caller's.
-    memories_.emplace_back(desc, engine, static_cast<void*>(DNNL_MEMORY_NONE));
-    args_.emplace(arg, memories_.back());
+    memories_.emplace_back(desc, runtime.engine, static_cast<void*>(DNNL_MEMORY_NONE));
+    args_.push_back({arg, memories_.back().get()});
+  };
+  for (const auto& [arg, desc] : args) bind(arg, desc);
+  const dnnl_memory_desc_t* scratchpad_md =
+      dnnl_primitive_desc_query_md(primitive_.get_primitive_desc(), dnnl_query_scratchpad_md, 0);
+  const dnnl::memory::desc scratchpad =
+      scratchpad_md != nullptr ? dnnl::memory::desc(*scratchpad_md) : dnnl::memory::desc();
+  if (scratchpad.get_size() > 0) {
+    runtime.scratchpad.Resize(static_cast<int64_t>((scratchpad.get_size() + 3) / 4));
+    bind(DNNL_ARG_SCRATCHPAD, scratchpad);
+    has_scratchpad_ = true;
   }
 }
 
-void BoundPrimitive::Run(dnnl::stream& stream, std::initializer_list<const void*> handles) {
+void BoundPrimitive::Run(std::initializer_list<const void*> handles) {
   auto memory = memories_.begin();
   for (const void* handle : handles) (memory++)->set_data_handle(const_cast<void*>(handle));
-  primitive_.execute(stream, args_);
+  // The scratchpad may have moved since: a later primitive can have grown it.
+  if (has_scratchpad_) memory->set_data_handle(runtime_->scratchpad.data());
+  UseThreads(threads_);
+  dnnl::error::wrap_c_api(dnnl_primitive_execute(primitive_.get(), runtime_->stream.get(),
+                                                 static_cast<int>(args_.size()), args_.data()),
+                          "could not execute a primitive");
 }
 
-Packed::Packed(Runtime& runtime, const dnnl::memory::desc& keras,
-               const dnnl::memory::desc& wanted)
+Packed::Packed(Runtime& runtime, const dnnl::memory::desc& keras, const dnnl::memory::desc& wanted)
     : same_(keras == wanted) {
   if (same_) return;
   buffer_.Resize(static_cast<int64_t>((wanted.get_size() + sizeof(float) - 1) / sizeof(float)));
   const dnnl::engine& e = runtime.engine;
-  to_wanted_ = BoundPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(e, keras, e, wanted)), e,
-                              {{DNNL_ARG_FROM, keras}, {DNNL_ARG_TO, wanted}});
-  to_keras_ = BoundPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(e, wanted, e, keras)), e,
-                             {{DNNL_ARG_FROM, wanted}, {DNNL_ARG_TO, keras}});
+  // Weights are small: one thread.
+  UseThreads(1);
+  to_wanted_ = BoundPrimitive(
+      runtime, 1, dnnl::reorder(dnnl::reorder::primitive_desc(e, keras, e, wanted, MakeAttr())),
+      {{DNNL_ARG_FROM, keras}, {DNNL_ARG_TO, wanted}});
+  to_keras_ = BoundPrimitive(
+      runtime, 1, dnnl::reorder(dnnl::reorder::primitive_desc(e, wanted, e, keras, MakeAttr())),
+      {{DNNL_ARG_FROM, wanted}, {DNNL_ARG_TO, keras}});
 }
 
-const float* Packed::Pack(dnnl::stream& stream, const float* keras) {
+const float* Packed::Pack(const float* keras) {
   if (same_) return keras;
-  to_wanted_.Run(stream, {keras, buffer_.data()});
+  to_wanted_.Run({keras, buffer_.data()});
   return buffer_.data();
 }
 
-void Packed::Unpack(dnnl::stream& stream, float* keras) {
+void Packed::Unpack(float* keras) {
   if (same_) return;
-  to_keras_.Run(stream, {buffer_.data(), keras});
+  to_keras_.Run({buffer_.data(), keras});
 }
 
-dnnl::primitive_attr ActivationAttr(Activation activation) {
+dnnl::primitive_attr MakeAttr(Activation activation) {
   constexpr float kSeluScale = 1.0507009873554805f;
   constexpr float kSeluAlpha = 1.6732632423543772f;
   dnnl::post_ops ops;
@@ -81,6 +116,7 @@ dnnl::primitive_attr ActivationAttr(Activation activation) {
   }
   dnnl::primitive_attr attr;
   attr.set_post_ops(ops);
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   return attr;
 }
 

@@ -11,21 +11,13 @@
 #include <cstdlib>
 #include <initializer_list>
 #include <memory>
-#include <unordered_map>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <utility>
 #include <vector>
-
-#include <oneapi/dnnl/dnnl.hpp>
 
 #include "backends/model_spec.h"
 
 namespace seedproof::onednn {
-
-// The engine and stream one model's primitives run on.
-struct Runtime {
-  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
-  dnnl::stream stream{engine};
-};
 
 // A float buffer aligned to a cache line (and a 512-bit vector), uninitialised.
 class Buffer {
@@ -43,23 +35,61 @@ class Buffer {
   int64_t capacity_ = 0;
 };
 
+// The engine and stream one model's primitives run on, and the scratchpad they
+// share (they run one at a time). oneDNN's default scratchpad is allocated and
+// freed inside every execute(); ours is allocated once.
+struct Runtime {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  Buffer scratchpad;
+  int threads = 1;  // BackendOptions::threads: the most any primitive may use
+};
+
+// How many OpenMP threads a primitive gets: one more for every ~20 us of
+// single-core work (`flops`), up to runtime.threads, and only one while it does
+// fewer than 48 flops per byte of the weights it reads or writes
+// (`weight_bytes`). Measured on the 2-core VMs this runs on: an OpenMP fork-join
+// costs 3-4 us, and cross-core cache traffic runs at ~23 GB/s (half the
+// same-core rate). ModelBase's optimizer rewrites every weight on the main
+// thread each step, so a worker thread must fetch its share of the weights again
+// and hand its share of the gradients back; for a dense layer that only pays
+// from ~96 rows on (B=32 and 64 train slower on two threads when split, B=128
+// faster). A pure function of the shapes and the thread count, so results stay
+// bit-identical run to run.
+int ThreadsFor(const Runtime& runtime, double flops, double weight_bytes);
+// Sets the calling thread's OpenMP thread count (oneDNN reads it when it creates
+// a primitive and when it runs one); a no-op without OpenMP.
+void UseThreads(int threads);
+
+// Attributes every primitive here is created with: the caller's scratchpad, plus
+// `activation` fused as a post-op (kLinear: none; also for the output layer, whose
+// activation the loss applies).
+dnnl::primitive_attr MakeAttr(Activation activation = Activation::kLinear);
+
 // A primitive and the memory objects its arguments are bound to, built once.
 // Run points each memory at this call's buffer (no copies, no allocation of ours)
 // and executes.
 class BoundPrimitive {
  public:
   BoundPrimitive() = default;
-  // args: (DNNL_ARG_*, descriptor) in the order Run receives the handles.
-  BoundPrimitive(dnnl::primitive primitive, const dnnl::engine& engine,
+  // args: (DNNL_ARG_*, descriptor) in the order Run receives the handles. The
+  // primitive must have been created with MakeAttr's scratchpad mode, on
+  // `threads` threads (UseThreads); the runtime's scratchpad grows to what it needs.
+  BoundPrimitive(Runtime& runtime, int threads, dnnl::primitive primitive,
                  std::initializer_list<std::pair<int, dnnl::memory::desc>> args);
   explicit operator bool() const { return static_cast<bool>(primitive_); }
   // One handle per argument, in construction order.
-  void Run(dnnl::stream& stream, std::initializer_list<const void*> handles);
+  void Run(std::initializer_list<const void*> handles);
 
  private:
+  Runtime* runtime_ = nullptr;
+  int threads_ = 1;
   dnnl::primitive primitive_;
+  bool has_scratchpad_ = false;  // the last memory is the scratchpad
   std::vector<dnnl::memory> memories_;
-  std::unordered_map<int, dnnl::memory> args_;
+  // The C API's argument list, built once: the C++ execute() builds it anew (on
+  // the heap) on every call.
+  std::vector<dnnl_exec_arg_t> args_;
 };
 
 // A tensor a primitive wants in its own layout, kept next to the Keras-layout
@@ -71,11 +101,11 @@ class Packed {
   Packed() = default;
   Packed(Runtime& runtime, const dnnl::memory::desc& keras, const dnnl::memory::desc& wanted);
   // The data in the wanted layout, from `keras` (Keras layout).
-  const float* Pack(dnnl::stream& stream, const float* keras);
+  const float* Pack(const float* keras);
   // Where the primitive writes before Unpack.
   float* target(float* keras) { return same_ ? keras : buffer_.data(); }
   // Copies what the primitive wrote (target) into `keras`.
-  void Unpack(dnnl::stream& stream, float* keras);
+  void Unpack(float* keras);
 
  private:
   bool same_ = true;
@@ -99,10 +129,6 @@ class LayerKernels {
   virtual void Backward(const float* x, const float* dz, const float* kernel, float* dkernel,
                         float* dbias, float* dx) = 0;
 };
-
-// activation: the post-op fused into the forward primitive; kLinear for none
-// (also for the output layer, whose activation the loss applies).
-dnnl::primitive_attr ActivationAttr(Activation activation);
 
 // x (n, in), kernel (in, out), bias (out), y (n, out).
 std::unique_ptr<LayerKernels> MakeDenseKernels(Runtime& runtime, int64_t n, int64_t in, int64_t out,

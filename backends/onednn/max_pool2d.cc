@@ -17,34 +17,40 @@ class MaxPool2DKernels final : public LayerKernels {
       : runtime_(runtime),
         geometry_(MakeWindowGeometry(layer, in, out)),
         x_({n, in[2], in[0], in[1]}, kF32, Tag::nhwc),
-        y_({n, out[2], out[0], out[1]}, kF32, Tag::nhwc) {
+        y_({n, out[2], out[0], out[1]}, kF32, Tag::nhwc),
+        // A comparison per window position per output, counted like a flop.
+        threads_(ThreadsFor(
+            runtime,
+            static_cast<double>(n * out[0] * out[1] * out[2] * layer.kernel_h * layer.kernel_w),
+            /*weight_bytes=*/0)) {
     const WindowGeometry& g = geometry_;
+    UseThreads(threads_);
     // Training and inference share this primitive: the workspace it writes is
     // cheap next to the pooling.
     forward_pd_ = dnnl::pooling_forward::primitive_desc(
-        dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training,
-                                    dnnl::algorithm::pooling_max, x_, y_, g.strides, g.kernel,
-                                    g.padding_l, g.padding_r),
-        runtime.engine);
+        dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::pooling_max,
+                                    x_, y_, g.strides, g.kernel, g.padding_l, g.padding_r),
+        MakeAttr(), runtime.engine);
     const memory::desc workspace = forward_pd_.workspace_desc();
     workspace_.Resize(static_cast<int64_t>((workspace.get_size() + 3) / 4));
-    forward_ = BoundPrimitive(dnnl::pooling_forward(forward_pd_), runtime.engine,
-                              {{DNNL_ARG_SRC, x_}, {DNNL_ARG_DST, y_},
-                               {DNNL_ARG_WORKSPACE, workspace}});
+    forward_ =
+        BoundPrimitive(runtime, threads_, dnnl::pooling_forward(forward_pd_),
+                       {{DNNL_ARG_SRC, x_}, {DNNL_ARG_DST, y_}, {DNNL_ARG_WORKSPACE, workspace}});
   }
 
   void Forward(const float* x, float* y, const float*, const float*) override {
-    forward_.Run(runtime_.stream, {x, y, workspace_.data()});
+    forward_.Run({x, y, workspace_.data()});
   }
 
   void PrepareBackward() override {
     if (backward_) return;
     const WindowGeometry& g = geometry_;
+    UseThreads(threads_);
     dnnl::pooling_backward::primitive_desc pd(
         dnnl::pooling_backward::desc(dnnl::algorithm::pooling_max, x_, y_, g.strides, g.kernel,
                                      g.padding_l, g.padding_r),
-        runtime_.engine, forward_pd_);
-    backward_ = BoundPrimitive(dnnl::pooling_backward(pd), runtime_.engine,
+        MakeAttr(), runtime_.engine, forward_pd_);
+    backward_ = BoundPrimitive(runtime_, threads_, dnnl::pooling_backward(pd),
                                {{DNNL_ARG_DIFF_DST, y_},
                                 {DNNL_ARG_WORKSPACE, forward_pd_.workspace_desc()},
                                 {DNNL_ARG_DIFF_SRC, x_}});
@@ -53,13 +59,14 @@ class MaxPool2DKernels final : public LayerKernels {
   // dz (n, out_h, out_w, c) -> dx (n, in_h, in_w, c): each gradient goes to its
   // window's maximum; dx is overwritten everywhere.
   void Backward(const float*, const float* dz, const float*, float*, float*, float* dx) override {
-    if (dx != nullptr) backward_.Run(runtime_.stream, {dz, workspace_.data(), dx});
+    if (dx != nullptr) backward_.Run({dz, workspace_.data(), dx});
   }
 
  private:
   Runtime& runtime_;
   const WindowGeometry geometry_;
   const memory::desc x_, y_;
+  const int threads_;
   dnnl::pooling_forward::primitive_desc forward_pd_;
   Buffer workspace_;
   BoundPrimitive forward_, backward_;

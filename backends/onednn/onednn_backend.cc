@@ -17,13 +17,6 @@
 #include "backends/onednn/elementwise.h"
 #include "backends/onednn/layer_kernels.h"
 
-// oneDNN here runs on the OpenMP runtime (libgomp), and BackendOptions::threads
-// is applied through it: the library must be built with OpenMP (CMake:
-// OpenMP::OpenMP_CXX). Without it, models use OpenMP's default thread count.
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace seedproof {
 namespace {
 
@@ -65,7 +58,8 @@ class OnednnModel final : public ModelBase {
         runtime_(std::move(runtime)) {}
 
  protected:
-  absl::StatusOr<const float*> Forward(const float* x, int64_t n, bool training) override;
+  absl::StatusOr<const float*> Forward(const float* x, int64_t n, bool training,
+                                       int end_layer) override;
   absl::Status Backward(const float* dlogits, int64_t n) override;
   absl::StatusOr<std::unique_ptr<ModelBase>> MakeSibling(const ModelSpec& spec) const override;
 
@@ -73,13 +67,7 @@ class OnednnModel final : public ModelBase {
   Plan& PlanFor(int64_t n);
   std::unique_ptr<Plan> MakePlan(int64_t n);
   void PrepareBackward(Plan& plan);
-  // oneDNN and the loops here use the calling thread's OpenMP thread count; set it
-  // on every entry, since a model may be driven from any thread.
-  void UseThreads() const {
-#ifdef _OPENMP
-    omp_set_num_threads(options_.threads);
-#endif
-  }
+  int threads() const { return runtime_->threads; }
 
   const BackendOptions options_;
   std::unique_ptr<onednn::Runtime> runtime_;
@@ -100,8 +88,13 @@ absl::StatusOr<std::unique_ptr<OnednnModel>> MakeOnednnModel(const ModelSpec& sp
   absl::StatusOr<ModelShapes> shapes = InferShapes(spec);
   if (!shapes.ok()) return shapes.status();
   try {
-    return std::make_unique<OnednnModel>(spec, *std::move(shapes), options,
-                                         std::make_unique<onednn::Runtime>());
+    auto runtime = std::make_unique<onednn::Runtime>();
+    // oneDNN runs on OpenMP (libgomp) here; each primitive sets its own share of
+    // these threads when it is created and run (onednn::ThreadsFor). Without
+    // OpenMP in the build (CMake: OpenMP::OpenMP_CXX) the count cannot be set
+    // and OpenMP's default applies.
+    runtime->threads = options.threads;
+    return std::make_unique<OnednnModel>(spec, *std::move(shapes), options, std::move(runtime));
   } catch (const dnnl::error& e) {
     return FromDnnl(e, "engine creation");
   }
@@ -169,21 +162,23 @@ void OnednnModel::PrepareBackward(Plan& plan) {
   int64_t widest = 0;
   for (int l = 0; l < num_layers(); ++l) {
     if (plan.kernels[l]) plan.kernels[l]->PrepareBackward();
-    widest = std::max({widest, ElementCount(shapes().inputs[l]), ElementCount(shapes().outputs[l])});
+    widest =
+        std::max({widest, ElementCount(shapes().inputs[l]), ElementCount(shapes().outputs[l])});
   }
   plan.grads[0].Resize(plan.n * widest);
   plan.grads[1].Resize(plan.n * widest);
   plan.backward_ready = true;
 }
 
-absl::StatusOr<const float*> OnednnModel::Forward(const float* x, int64_t n, bool training) {
+absl::StatusOr<const float*> OnednnModel::Forward(const float* x, int64_t n, bool training,
+                                                  int end_layer) {
   if (n < 1) return absl::InvalidArgumentError(absl::StrCat("Forward needs n >= 1, got ", n));
   try {
-    UseThreads();
     trained_ = nullptr;
     Plan& plan = PlanFor(n);
     const float* in = x;
-    for (int l = 0; l < num_layers(); ++l) {
+    const int end = std::clamp(end_layer, 1, num_layers());
+    for (int l = 0; l < end; ++l) {
       const LayerSpec& layer = spec().layers[l];
       plan.in[l] = in;
       float* y = plan.outputs[l].data();
@@ -197,7 +192,7 @@ absl::StatusOr<const float*> OnednnModel::Forward(const float* x, int64_t n, boo
           if (training) {
             const int64_t count = n * ElementCount(shapes().outputs[l]);
             DropoutMask(l, count, plan.masks[l].data());
-            onednn::Multiply(in, plan.masks[l].data(), y, count);
+            onednn::Multiply(in, plan.masks[l].data(), y, count, threads());
             plan.out[l] = y;
           } else {
             plan.out[l] = in;
@@ -215,7 +210,7 @@ absl::StatusOr<const float*> OnednnModel::Forward(const float* x, int64_t n, boo
       }
       in = plan.out[l];
     }
-    if (training) trained_ = &plan;
+    if (training && end == num_layers()) trained_ = &plan;
     return in;
   } catch (const dnnl::error& e) {
     return FromDnnl(e, "the forward pass");
@@ -235,7 +230,6 @@ absl::Status OnednnModel::Backward(const float* dlogits, int64_t n) {
   if (lowest > last) return absl::OkStatus();  // nothing trains
   Plan& plan = *trained_;
   try {
-    UseThreads();
     PrepareBackward(plan);
     // grad: the gradient w.r.t. layer l's output, (n, outputs[l]...); for the
     // output layer, dlogits (read only; the loss's activation is already in it).
@@ -251,13 +245,13 @@ absl::Status OnednnModel::Backward(const float* dlogits, int64_t n) {
           continue;  // same bytes: dy is already dx
         case LayerKind::kDropout:
           // dx = dy * mask, in place (Dropout is never the output layer).
-          onednn::Multiply(grad, plan.masks[l].data(), grad, count);
+          onednn::Multiply(grad, plan.masks[l].data(), grad, count, threads());
           continue;
         case LayerKind::kDense:
         case LayerKind::kConv2D: {
           const float* dz = dlogits;
           if (l < last) {
-            onednn::MultiplyByDerivative(layer.activation, plan.out[l], grad, count);
+            onednn::MultiplyByDerivative(layer.activation, plan.out[l], grad, count, threads());
             dz = grad;
           }
           // Gradient() is null for a frozen layer, which then only passes dx down.

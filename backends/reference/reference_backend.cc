@@ -388,14 +388,16 @@ absl::StatusOr<std::unique_ptr<ModelBase>> ReferenceModel::MakeSibling(
   return std::unique_ptr<ModelBase>(std::move(*model));
 }
 
-absl::StatusOr<const float*> ReferenceModel::Forward(const float* x, int64_t n, bool training) {
+absl::StatusOr<const float*> ReferenceModel::Forward(const float* x, int64_t n, bool training,
+                                                     int end_layer) {
   if (n < 0) return absl::InvalidArgumentError(absl::StrCat("Forward: negative batch size ", n));
   const ModelShapes& s = shapes();
   const int last = num_layers() - 1;
+  const int end = std::clamp(end_layer, 1, num_layers());
   // Backward needs layer 0's input after the caller's buffer may be gone.
   input_.assign(x, x + n * ElementCount(spec().input));
   const float* in = input_.data();
-  for (int l = 0; l <= last; ++l) {
+  for (int l = 0; l < end; ++l) {
     const LayerSpec& layer = spec().layers[l];
     const int64_t in_size = ElementCount(s.inputs[l]);
     const int64_t out_size = ElementCount(s.outputs[l]);
@@ -436,8 +438,8 @@ absl::StatusOr<const float*> ReferenceModel::Forward(const float* x, int64_t n, 
     in = y.data();
   }
   batch_ = n;
-  kept_for_backward_ = training;
-  return outputs_[last].data();
+  kept_for_backward_ = training && end == num_layers();
+  return outputs_[end - 1].data();
 }
 
 absl::Status ReferenceModel::Backward(const float* dlogits, int64_t n) {

@@ -27,7 +27,8 @@ class ReferenceModel : public ModelBase {
   ReferenceModel(ModelSpec spec, ModelShapes shapes, const BackendOptions& options);
 
   // ModelBase's contracts (model_base.h), public here for tests.
-  absl::StatusOr<const float*> Forward(const float* x, int64_t n, bool training) override;
+  absl::StatusOr<const float*> Forward(const float* x, int64_t n, bool training,
+                                       int end_layer) override;
   absl::Status Backward(const float* dlogits, int64_t n) override;
 
  protected:

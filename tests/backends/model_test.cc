@@ -143,8 +143,8 @@ TEST(Model, CloneCarriesOptimizerStateSoBothContinueAlike) {
 TEST(Model, DeriveKeepsTheFirstLayersAndInitialisesTheNewOnes) {
   auto source = MakeModel(DenseSpec(), 4);
   ASSERT_TRUE(source->SetTrainable(0, false).ok());
-  auto derived = source->Derive(2, {LayerSpec::Dense(1, Activation::kSigmoid)},
-                                Loss::kBinaryCrossEntropy, 99);
+  auto derived =
+      source->Derive(2, {LayerSpec::Dense(1, Activation::kSigmoid)}, Loss::kBinaryCrossEntropy, 99);
   ASSERT_TRUE(derived.ok()) << derived.status();
   ASSERT_EQ((*derived)->num_layers(), 3);
   for (int l = 0; l < 2; ++l) {
@@ -164,11 +164,11 @@ TEST(Model, DeriveRejectsImpossibleRequests) {
   auto source = MakeModel(DenseSpec(), 4);
   EXPECT_THAT(source->Derive(4, {}, Loss::kBinaryCrossEntropy, 1).status().message(),
               HasSubstr("cannot keep 4 layers of a model with 3"));
-  EXPECT_THAT(source->Derive(2, {LayerSpec::Dense(2, Activation::kSigmoid)},
-                             Loss::kBinaryCrossEntropy, 1)
-                  .status()
-                  .message(),
-              HasSubstr("binary cross-entropy needs a sigmoid output layer with 1 unit"));
+  EXPECT_THAT(
+      source->Derive(2, {LayerSpec::Dense(2, Activation::kSigmoid)}, Loss::kBinaryCrossEntropy, 1)
+          .status()
+          .message(),
+      HasSubstr("binary cross-entropy needs a sigmoid output layer with 1 unit"));
 }
 
 // The optimizers' update rules, checked against the gradient the step computed.
@@ -246,11 +246,10 @@ TEST(Model, BadInputsAreRejected) {
   b.y[1] = 3;
   EXPECT_THAT(m->TrainStep(b.x.data(), b.y.data(), 2).status().message(),
               HasSubstr("label 3 of example 1 is outside [0, 3)"));
-  EXPECT_THAT(m->Evaluate(b.x.data(), b.y.data(), 2, 8).status().message(),
-              HasSubstr("label 3"));
-  EXPECT_THAT(m->SetWeights(0, {{{6, 4}, std::vector<float>(24)}, {{5}, std::vector<float>(5)}})
-                  .message(),
-              HasSubstr("expected shape (6, 5), got (6, 4)"));
+  EXPECT_THAT(m->Evaluate(b.x.data(), b.y.data(), 2, 8).status().message(), HasSubstr("label 3"));
+  EXPECT_THAT(
+      m->SetWeights(0, {{{6, 4}, std::vector<float>(24)}, {{5}, std::vector<float>(5)}}).message(),
+      HasSubstr("expected shape (6, 5), got (6, 4)"));
   EXPECT_THAT(m->SetTrainable(7, false).message(), HasSubstr("layer 7 does not exist"));
   EXPECT_THAT(m->GetWeights(-1).status().message(), HasSubstr("layer -1 does not exist"));
 }
@@ -272,21 +271,53 @@ TEST(Model, PredictGivesProbabilitiesAndEvaluateCountsHits) {
   EXPECT_EQ(eval->examples, 5);
 }
 
+// Features of the first two layers, pushed through the output layer by hand, give
+// back Predict's probabilities: they are exactly what the head sees.
+TEST(Model, FeaturesAreWhatTheHeadSees) {
+  auto m = MakeModel(DenseSpec(), 4);
+  const int n = 300;  // more than one of Features' chunks
+  const Batch b = RandomBatch(n, 6, 3, 8);
+  std::vector<float> f(n * 4), p(n * 3);
+  ASSERT_TRUE(m->Features(b.x.data(), n, 2, f.data()).ok());
+  ASSERT_TRUE(m->Predict(b.x.data(), n, p.data()).ok());
+  const std::vector<Tensor> head = *m->GetWeights(2);
+  for (int i = 0; i < n; ++i) {
+    float z[3], max = -1e30f, sum = 0.0f;
+    for (int k = 0; k < 3; ++k) {
+      z[k] = head[1].values[k];
+      for (int j = 0; j < 4; ++j) z[k] += f[i * 4 + j] * head[0].values[j * 3 + k];
+      max = std::max(max, z[k]);
+    }
+    for (float& v : z) sum += (v = std::exp(v - max));
+    for (int k = 0; k < 3; ++k) EXPECT_NEAR(z[k] / sum, p[i * 3 + k], 1e-5f) << i;
+  }
+}
+
+TEST(Model, FeaturesNeedAProperPrefix) {
+  auto m = MakeModel(DenseSpec(), 4);
+  std::vector<float> x(6), f(5);
+  EXPECT_THAT(m->Features(x.data(), 1, 0, f.data()).message(),
+              HasSubstr("layers must be in [1, 2]"));
+  EXPECT_THAT(m->Features(x.data(), 1, 3, f.data()).message(), HasSubstr("got 3"));
+}
+
 TEST(ModelSpecValidation, ErrorsNameTheLayer) {
   ModelSpec spec;
   spec.input = {28, 28, 1};
-  spec.layers = {LayerSpec::Dense(10, Activation::kRelu), LayerSpec::Dense(2, Activation::kSoftmax)};
+  spec.layers = {LayerSpec::Dense(10, Activation::kRelu),
+                 LayerSpec::Dense(2, Activation::kSoftmax)};
   EXPECT_THAT(InferShapes(spec).status().message(),
               HasSubstr("layer 0 (dense): needs a flat input but gets (28, 28, 1); add a flatten"));
-  spec.layers = {LayerSpec::Conv2D(4, 30, 1, Padding::kValid, Activation::kRelu), LayerSpec::Flatten(),
-                 LayerSpec::Dense(2, Activation::kSoftmax)};
+  spec.layers = {LayerSpec::Conv2D(4, 30, 1, Padding::kValid, Activation::kRelu),
+                 LayerSpec::Flatten(), LayerSpec::Dense(2, Activation::kSoftmax)};
   EXPECT_THAT(InferShapes(spec).status().message(),
               HasSubstr("layer 0 (conv2d): window 30x30 is larger than its 28x28 input"));
   spec.layers = {LayerSpec::Flatten(), LayerSpec::Dense(4, Activation::kSoftmax),
                  LayerSpec::Dense(2, Activation::kSoftmax)};
   EXPECT_THAT(InferShapes(spec).status().message(),
               HasSubstr("layer 1 (dense): softmax is only supported on the output layer"));
-  spec.layers = {LayerSpec::Flatten(), LayerSpec::Dropout(1.0f), LayerSpec::Dense(2, Activation::kSoftmax)};
+  spec.layers = {LayerSpec::Flatten(), LayerSpec::Dropout(1.0f),
+                 LayerSpec::Dense(2, Activation::kSoftmax)};
   EXPECT_THAT(InferShapes(spec).status().message(), HasSubstr("rate 1 must be in [0, 1)"));
 }
 

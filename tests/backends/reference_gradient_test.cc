@@ -440,9 +440,11 @@ TEST(ReferenceGradients, DropoutWithFixedMaskMatchesFiniteDifferences) {
   const Batch batch = RandomBatch(spec, 4, 5);
 
   // The mask must drop something, or dropout's backward is not exercised.
-  const float* eval_logits = *model.Forward(batch.x.data(), batch.n, /*training=*/false);
+  const float* eval_logits =
+      *model.Forward(batch.x.data(), batch.n, /*training=*/false, model.num_layers());
   const std::vector<float> eval(eval_logits, eval_logits + batch.n * 3);
-  const float* train_logits = *model.Forward(batch.x.data(), batch.n, /*training=*/true);
+  const float* train_logits =
+      *model.Forward(batch.x.data(), batch.n, /*training=*/true, model.num_layers());
   ASSERT_NE(eval, std::vector<float>(train_logits, train_logits + batch.n * 3));
 
   std::vector<float> dlogits;
@@ -457,7 +459,8 @@ TEST(ReferenceGradients, DropoutWithFixedMaskMatchesFiniteDifferences) {
     }
   }
   const auto training_loss = [&] {
-    const float* logits = *model.Forward(batch.x.data(), batch.n, /*training=*/true);
+    const float* logits =
+        *model.Forward(batch.x.data(), batch.n, /*training=*/true, model.num_layers());
     return SoftmaxCrossEntropy(logits, batch.y, 3, nullptr);
   };
   ExpectMatchesFiniteDifferences(model, gradient, training_loss);
@@ -552,7 +555,7 @@ void SetOneHotKernel(Model& model, int layer, int i, int j, int c, int f, float 
 
 std::vector<float> Logits(ReferenceModel& model, const std::vector<float>& x, int64_t n = 1,
                           bool training = false) {
-  absl::StatusOr<const float*> logits = model.Forward(x.data(), n, training);
+  absl::StatusOr<const float*> logits = model.Forward(x.data(), n, training, model.num_layers());
   EXPECT_TRUE(logits.ok()) << logits.status();
   if (!logits.ok()) return {};
   return std::vector<float>(*logits, *logits + n * model.output_units());
