@@ -2,6 +2,7 @@
 // into (Plan). Value types only; parsing is sweep_parse.cc, expansion plan.cc.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -52,14 +53,10 @@ struct PhaseSpec {
   int64_t batch_size = 32;
 };
 
-// A new head on the reused layers: a dense output layer trained with the phases,
-// or a conventional classifier fitted on the frozen features.
-//
-// A dense head is one output layer (Dense(1, sigmoid) for a binary target,
-// Dense(k, softmax) for k classes) trained by the arm's phases. A logistic or
-// linear-SVM head is fitted to convergence on the flattened output of the frozen
-// reused layers (no phases, no new layers), minimising the summed loss plus
-// 0.5 / c * ||w||^2 (scikit-learn's C).
+// A new head on the reused layers. A dense head is one output layer (Dense(1, sigmoid) for a binary
+// target, Dense(k, softmax) for k classes) trained by the arm's phases. A logistic or linear-SVM
+// head is fitted to convergence on the flattened output of the frozen reused layers (no phases, no
+// new layers), minimising the summed loss plus 0.5 / c * ||w||^2 (scikit-learn's C).
 struct HeadSpec {
   enum class Kind { kDense, kLogistic, kLinearSvm } kind = Kind::kDense;
   double c = 1.0;  // logistic, linear_svm: inverse L2 strength
@@ -69,30 +66,30 @@ struct HeadSpec {
 
 // One arm: a transfer configuration, compared seed by seed with the baseline.
 struct ArmSpec {
-  std::string name;                   // "reuse4/geron/dense" style, unique in the sweep
-  int reuse = 0;                      // the first `reuse` layers the spec lists under model.layers
+  std::string name;  // "reuse4/geron/dense" style, unique in the sweep
+  int reuse = 0;     // the first `reuse` layers the spec lists under model.layers
   // `reuse` mapped onto SweepSpec::source_model.layers: a flatten the parser
   // inserted before a listed layer counts with it (Géron's model: reuse 5 -> 6).
   int keep_layers = 0;
-  std::string new_layers_name;        // "" when no new layers
+  std::string new_layers_name;  // "" when no new layers
   // Hidden layers added on the reused ones, with any Flatten the parser inserted
   // (before a dense layer that gets a non-flat input, and at the end when the
   // stack's output is not flat): the head always receives a flat input.
   std::vector<LayerSpec> new_layers;
   HeadSpec head;
-  std::string schedule;               // name from the spec; "" for a fitted (non-dense) head
-  std::vector<PhaseSpec> phases;      // empty for a fitted (non-dense) head
-  std::string optimizer_name;         // transfer.optimizers entry; "" when that axis is absent
-  double lr_scale = 1.0;              // transfer.lr_scale entry, already applied to phases
+  std::string schedule;           // name from the spec; "" for a fitted (non-dense) head
+  std::vector<PhaseSpec> phases;  // empty for a fitted (non-dense) head
+  std::string optimizer_name;     // transfer.optimizers entry; "" when that axis is absent
+  double lr_scale = 1.0;          // transfer.lr_scale entry, already applied to phases
 };
 
 // Seed streams: each trial's init, data order and subset sampling are independent
 // streams derived from the seed index, unless the spec holds one fixed.
 struct SeedPolicy {
-  int count = 1;          // seeds per arm (and baseline)
-  int source_seeds = 1;   // distinct pretrained source models; seed i uses source i % source_seeds
+  int count = 1;         // seeds per arm (and baseline)
+  int source_seeds = 1;  // distinct pretrained source models; seed i uses source i % source_seeds
   std::optional<uint64_t> fixed_init, fixed_order, fixed_subset;
-  uint64_t base = 0;      // mixed into every stream: another base gives other seeds
+  uint64_t base = 0;  // mixed into every stream: another base gives other seeds
 };
 
 // Where a value sits in the spec file (1-based line and column; 0 when unknown)
@@ -105,10 +102,11 @@ struct SpecPosition {
 struct TaskPositions {
   SpecPosition task;        // the task's mapping (target, targets[1], source)
   SpecPosition classes;     // classes, or positive when binary
+  SpecPosition negative;    // negative when binary
   SpecPosition train_size;  // train_size if given, else the task's mapping
 };
 struct SpecPositions {
-  SpecPosition validation;             // dataset.validation (or dataset, or the document)
+  SpecPosition validation;  // dataset.validation (or dataset, or the document)
   TaskPositions source;
   std::vector<TaskPositions> targets;  // parallel to SweepSpec::targets
 };
@@ -121,8 +119,8 @@ struct SweepSpec {
   std::vector<TaskSpec> targets;  // several class pairs: "change the classes"
   ModelSpec source_model;         // the pretrained network, output layer included
   PhaseSpec pretrain;
-  std::vector<ArmSpec> arms;      // the cross product of the transfer axes
-  PhaseSpec scratch;              // baseline: the target model from scratch
+  std::vector<ArmSpec> arms;  // the cross product of the transfer axes
+  PhaseSpec scratch;          // baseline: the target model from scratch
   SeedPolicy seeds;
 
   // Per-target source tasks, set only by `source: {classes: others}`: then
@@ -140,7 +138,7 @@ struct SweepSpec {
   // source_model with its output layer sized for SourceTaskOf(target).
   ModelSpec SourceModelOf(size_t target) const {
     ModelSpec model = source_model;
-    model.layers.back().units = SourceTaskOf(target).num_classes();
+    if (!model.layers.empty()) model.layers.back().units = SourceTaskOf(target).num_classes();
     return model;
   }
 };
@@ -156,14 +154,14 @@ const char* TrialKindName(TrialKind kind);
 // trial procedure is a pure function of this, the backend and the thread count.
 struct TrialSpec {
   TrialKind kind = TrialKind::kPretrain;
-  std::string id;        // stable content key: same spec, same ids
-  std::string arm;       // ArmSpec::name, "baseline" for scratch, "source" for pretrain
-  std::string target;    // TaskSpec::name of the target ("" for pretrain)
-  int seed_index = 0;    // the paired seed (pretrain: the source seed index)
+  std::string id;      // stable content key: same spec, same ids
+  std::string arm;     // ArmSpec::name, "baseline" for scratch, "source" for pretrain
+  std::string target;  // TaskSpec::name of the target ("" for pretrain)
+  int seed_index = 0;  // the paired seed (pretrain: the source seed index)
   SeedStreams seeds;
   DatasetSpec dataset;
-  TaskSpec task;         // pretrain: the source task; otherwise the target task
-  ModelSpec model;       // pretrain/scratch: the model trained; transfer: the source's spec
+  TaskSpec task;    // pretrain: the source task; otherwise the target task
+  ModelSpec model;  // pretrain/scratch: the model trained; transfer: the source's spec
   std::vector<PhaseSpec> phases;
   // Transfer only.
   std::string source_trial;  // id of the pretrain trial whose model is reused
@@ -181,9 +179,11 @@ struct Plan {
   std::vector<std::string> targets;  // target task names
   double estimated_gflop = 0.0;      // training arithmetic of the whole sweep
   std::map<TrialKind, double> gflop_by_kind;
-  std::string sweep;                 // SweepSpec::name
-  int seeds = 0;                     // SeedPolicy::count
-  int source_seeds = 0;              // SeedPolicy::source_seeds
+  std::string sweep;     // SweepSpec::name
+  int seeds = 0;         // SeedPolicy::count
+  int source_seeds = 0;  // SeedPolicy::source_seeds
+  // The per-class training counts the estimate used; empty: nominal counts.
+  std::vector<int64_t> train_counts_per_class;
 };
 
 }  // namespace seedproof

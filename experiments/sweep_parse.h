@@ -1,0 +1,77 @@
+// Reading a sweep spec (YAML, docs/SWEEP_SPEC.md) into a validated SweepSpec.
+//
+//   auto spec = ParseSweepSpec("experiments/specs/geron.yaml");
+//   if (!spec.ok()) { std::cerr << spec.status().message() << "\n"; return 2; }
+//   auto counts = LoadTrainCountsPerClass(spec->dataset);   // labels only, ~60 KB
+//   if (counts.ok()) status = ValidateAgainstData(*spec, *counts);
+//
+// Validation reports every error at once, one per line, each as
+//   FILE:LINE:COL: FIELD: message
+// with 1-based line and column, FIELD the dotted path of the value
+// (transfer.schedules.geron[1].lr; list indices are 0-based), and a message that
+// says what was expected. A missing key is reported at its parent mapping. A spec
+// with any error yields no SweepSpec, so nothing can run from it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "backends/model_spec.h"
+#include "experiments/sweep.h"
+
+namespace seedproof {
+
+// One problem in a spec. line and column are 1-based.
+struct SpecError {
+  int line = 1;
+  int column = 1;
+  std::string field;
+  std::string message;
+};
+
+// "FILE:LINE:COL: FIELD: message".
+std::string FormatSpecError(const std::string& path, const SpecError& error);
+
+// Reads and validates the spec at path. Errors: NOT_FOUND (or the errno-derived
+// code) when the file cannot be read; INVALID_ARGUMENT with every problem, one per
+// line, when the spec is invalid. `errors`, if given, receives the same problems.
+absl::StatusOr<SweepSpec> ParseSweepSpec(const std::string& path,
+                                         std::vector<SpecError>* errors = nullptr);
+
+// The same for spec text; path_for_messages is the FILE of every message and
+// SweepSpec::path.
+absl::StatusOr<SweepSpec> ParseSweepSpecText(const std::string& text,
+                                             const std::string& path_for_messages,
+                                             std::vector<SpecError>* errors = nullptr);
+
+// The checks that need the data: train_size against the task's training examples,
+// classes without training examples. train_counts_per_class[c] is the number of
+// training examples of class c after the validation split (Fashion-MNIST with
+// validation 5000: 55,000 in all). INVALID_ARGUMENT lists every problem, in the same
+// format and at the same positions as the parser's.
+absl::Status ValidateAgainstData(const SweepSpec& spec,
+                                 const std::vector<int64_t>& train_counts_per_class,
+                                 std::vector<SpecError>* errors = nullptr);
+
+// Per-class counts of the training split after the first dataset.validation
+// examples, read from the dataset's training labels only (for fashion-mnist,
+// DIR/train-labels-idx1-ubyte.gz; DIR is dataset.dir or Debian's package folder).
+absl::StatusOr<std::vector<int64_t>> LoadTrainCountsPerClass(const DatasetSpec& dataset);
+
+// What the parser knows about a dataset name without reading it.
+struct DatasetFacts {
+  std::string name;
+  Shape example_shape;  // (H, W, C)
+  int num_classes = 0;
+  int64_t train_examples = 0;  // before the validation split
+  int64_t test_examples = 0;
+  int64_t max_train_per_class = 0;  // an upper bound for train_size checks without data
+};
+// nullptr for an unknown name. Known: "fashion-mnist".
+const DatasetFacts* FindDatasetFacts(std::string_view name);
+
+}  // namespace seedproof
