@@ -1,5 +1,5 @@
 # Thin wrapper: every target installs what is missing, configures and builds.
-#   make demo   trains Géron's model A on the real Fashion-MNIST
+#   make demo   runs Géron's transfer study (20 seeds) on the real Fashion-MNIST
 #   make test   runs every test
 #   make bench  runs the benchmarks (installs the PyTorch peer too)
 BUILD ?= build
@@ -16,7 +16,7 @@ build: deps
 	cmake --build $(BUILD) -j $(JOBS)
 
 demo: build
-	$(BUILD)/cli/seedproof demo
+	$(BUILD)/cli/seedproof run experiments/specs/geron.yaml --out runs/geron
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkgconf git
   libabsl-dev libdnnl-dev ocl-icd-opencl-dev zlib1g-dev
-  libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libssl-dev
   dataset-fashion-mnist
 )
 if [[ "${1:-}" == "--bench" ]]; then

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The engine benchmark and its PyTorch peer in the same run, then the ratio per
+# configuration. Usage: bench/engine.sh [BUILD_DIR] [extra args for both, e.g. --batch 32]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+shift || true
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+echo "# machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%F)" >&2
+"$build/cli/seedproof" bench engine --epochs 2 "$@" | tee "$out/seedproof.jsonl"
+OPENBLAS_NUM_THREADS=1 python3 bench/pytorch_peer.py --epochs 2 "$@" | tee "$out/pytorch.jsonl"
+
+python3 - "$out/seedproof.jsonl" "$out/pytorch.jsonl" <<'PY'
+import json, sys
+ours = [json.loads(l) for l in open(sys.argv[1])]
+peer = {(r["batch"], r["threads"], r["frozen"]): r for r in map(json.loads, open(sys.argv[2]))}
+print("| batch | threads | frozen | seedproof samples/s | GFLOP/s | PyTorch samples/s | ratio |")
+print("|---|---|---|---|---|---|---|")
+for r in ours:
+    p = peer.get((r["batch"], r["threads"], r["frozen"]))
+    ps = f'{p["samples_per_s"]:,.0f}' if p else "-"
+    ratio = f'{r["samples_per_s"] / p["samples_per_s"]:.2f}x' if p else "-"
+    print(f'| {r["batch"]} | {r["threads"]} | {str(r["frozen"]).lower()} | '
+          f'{r["samples_per_s"]:,.0f} | {r["gflops"]:.0f} | {ps} | {ratio} |')
+PY

@@ -1,0 +1,442 @@
+#include "experiments/trial.h"
+
+#include <openssl/evp.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <iterator>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "backends/random.h"
+#include "experiments/linear_head.h"
+#include "experiments/plan.h"
+#include "experiments/training.h"
+
+namespace seedproof {
+namespace {
+
+// Purposes of streams derived from a trial's seeds.
+constexpr uint64_t kTopModelStream = 3;
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+absl::StatusOr<std::string> FileSha256(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    return absl::InternalError("SHA-256 failed");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 15];
+  }
+  return hex;
+}
+
+std::string TaskKey(const DatasetSpec& d, const TaskSpec& t, uint64_t subset_seed,
+                    const Shape& input) {
+  return absl::StrCat(d.name, "|", d.dir, "|", d.validation, "|c", absl::StrJoin(t.classes, ","),
+                      "|p", absl::StrJoin(t.positive, ","), "|n", absl::StrJoin(t.negative, ","),
+                      "|", t.train_size, "|", static_cast<int>(t.subset), "|",
+                      t.subset == TaskSpec::Subset::kRandom ? subset_seed : 0, "|",
+                      t.resize_from ? 1 : 0, "|", absl::StrJoin(input, "x"));
+}
+
+// Sets which layers of a transfer model train in a phase; returns the lowest
+// trainable layer. keep: the reused layers [0, keep) come from the source.
+absl::StatusOr<int> SelectTrainable(Model& model, const TrainSelection& sel, int keep) {
+  int lowest = 0;  // kAll
+  if (sel.kind == TrainSelection::Kind::kHead) {
+    lowest = keep;
+  } else if (sel.kind == TrainSelection::Kind::kTopReused) {
+    // The top `sel.top` weight layers of the reused part, and everything above.
+    lowest = keep;
+    for (int found = 0; lowest > 0 && found < sel.top;) {
+      --lowest;
+      found += model.spec().layers[lowest].has_weights() ? 1 : 0;
+    }
+  }
+  for (int l = 0; l < model.num_layers(); ++l) {
+    if (auto s = model.SetTrainable(l, l >= lowest); !s.ok()) return s;
+  }
+  return lowest;
+}
+
+absl::Status CopyLayers(const Model& from, int from_first, Model& to, int to_first, int count) {
+  for (int i = 0; i < count; ++i) {
+    auto w = from.GetWeights(from_first + i);
+    if (!w.ok()) return w.status();
+    if (auto s = to.SetWeights(to_first + i, *w); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+class TrialRunner {
+ public:
+  TrialRunner(const TrialSpec& trial, TrialContext& context, TrialResult& result)
+      : trial_(trial), ctx_(context), result_(result) {}
+
+  absl::Status Run() {
+    auto splits =
+        ctx_.cache->Splits(trial_.dataset, trial_.task, trial_.seeds.subset, trial_.model.input);
+    if (!splits.ok()) return splits.status();
+    splits_ = *splits;
+    std::unique_ptr<Model> model;
+    if (trial_.kind == TrialKind::kTransfer) {
+      auto source = ctx_.artifacts->Get(trial_.source_trial, *ctx_.backend,
+                                        &result_.provenance.source_model_sha256);
+      if (!source.ok()) return source.status();
+      const ModelSpec target = TransferModel(trial_);
+      const std::vector<LayerSpec> top(target.layers.begin() + trial_.keep_layers,
+                                       target.layers.end());
+      auto derived = (*source)->Derive(trial_.keep_layers, top, target.loss, trial_.seeds.init);
+      if (!derived.ok()) return derived.status();
+      model = std::move(*derived);
+      if (ctx_.reducer) model->SetGradientReducer(ctx_.reducer);
+      if (trial_.head.kind == HeadSpec::Kind::kDense) {
+        if (auto s = RunPhases(*model); !s.ok()) return s;
+      } else {
+        if (auto s = FitConventionalHead(*model); !s.ok()) return s;
+      }
+    } else {
+      auto created = ctx_.backend->Create(trial_.model, trial_.seeds.init);
+      if (!created.ok()) return created.status();
+      model = std::move(*created);
+      if (ctx_.reducer) model->SetGradientReducer(ctx_.reducer);
+      if (auto s = RunPhases(*model); !s.ok()) return s;
+    }
+    if (result_.outcome == TrialOutcome::kDiverged) return absl::OkStatus();
+
+    const Dataset& test = splits_->test;
+    auto eval = model->Evaluate(test.x.data(), test.y.data(), test.size(), 1024);
+    if (!eval.ok()) return eval.status();
+    result_.test_loss = eval->loss;
+    result_.test_accuracy = eval->accuracy;
+    result_.test_examples = eval->examples;
+    if (trial_.kind == TrialKind::kPretrain) {
+      auto sha = ctx_.artifacts->Put(trial_.id, *model);
+      if (!sha.ok()) return sha.status();
+      result_.model_sha256 = *sha;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  // Pretrain and scratch train every layer; transfer phases select theirs.
+  absl::Status RunPhases(Model& model) {
+    const bool transfer = trial_.kind == TrialKind::kTransfer;
+    // Layers [0, untouched) still hold the source's weights: no phase trained them.
+    int untouched = transfer ? trial_.keep_layers : 0;
+    for (size_t p = 0; p < trial_.phases.size(); ++p) {
+      const PhaseSpec& phase = trial_.phases[p];
+      int lowest = 0;
+      if (transfer) {
+        auto selected = SelectTrainable(model, phase.train, trial_.keep_layers);
+        if (!selected.ok()) return selected.status();
+        lowest = *selected;
+      }
+      bool prefix_has_dropout = false;
+      for (int l = 0; l < lowest; ++l) {
+        prefix_has_dropout |= model.spec().layers[l].kind == LayerKind::kDropout;
+      }
+      const auto start = std::chrono::steady_clock::now();
+      absl::Status s;
+      if (ctx_.feature_cache && lowest > 0 && !prefix_has_dropout) {
+        s = TrainTopOnFeatures(model, phase, static_cast<int>(p), lowest, lowest <= untouched);
+      } else {
+        if (auto o = model.SetOptimizer(phase.optimizer); !o.ok()) return o;
+        s = TrainEpochs(model, phase, static_cast<int>(p), splits_->train, splits_->validation);
+      }
+      result_.phase_seconds.push_back(SecondsSince(start));
+      if (!s.ok() || result_.outcome == TrialOutcome::kDiverged) return s;
+      untouched = std::min(untouched, lowest);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status TrainEpochs(Model& model, const PhaseSpec& phase, int phase_index,
+                           const Dataset& train, const Dataset& validation) {
+    for (int e = 0; e < phase.epochs; ++e) {
+      EpochRecord record;
+      record.phase = phase_index;
+      record.epoch = static_cast<int>(result_.epochs.size()) + 1;
+      auto stats = TrainEpoch(model, train, phase.batch_size,
+                              StreamSeed(trial_.seeds.order, static_cast<uint64_t>(record.epoch)));
+      if (!stats.ok()) return stats.status();
+      if (!stats->finite) {
+        result_.outcome = TrialOutcome::kDiverged;
+        result_.diverged_epoch = record.epoch;
+        return absl::OkStatus();
+      }
+      auto val = model.Evaluate(validation.x.data(), validation.y.data(), validation.size(), 1024);
+      if (!val.ok()) return val.status();
+      record.train_loss = stats->loss;
+      record.train_accuracy = stats->accuracy;
+      record.val_loss = val->loss;
+      record.val_accuracy = val->accuracy;
+      record.seconds = stats->seconds;
+      if (!std::isfinite(record.val_loss)) {
+        result_.outcome = TrialOutcome::kDiverged;
+        result_.diverged_epoch = record.epoch;
+        return absl::OkStatus();
+      }
+      result_.epochs.push_back(record);
+      if (ctx_.on_epoch) ctx_.on_epoch(record);
+    }
+    return absl::OkStatus();
+  }
+
+  // The outputs of layers [0, prefix) for the training and validation splits. When the prefix still
+  // holds the source's weights they are shared with every trial of this process
+  // that reuses the same source, prefix and data view.
+  absl::StatusOr<std::shared_ptr<const TaskSplits>> PrefixFeatures(Model& model, int prefix,
+                                                                   bool shareable) {
+    auto compute = [&]() -> absl::StatusOr<TaskSplits> {
+      TaskSplits out;
+      const int64_t width = ElementCount(model.shapes().outputs[prefix - 1]);
+      // Test metrics come from the whole model after training: no test split here.
+      for (auto [from, to] : {std::pair<const Dataset*, Dataset*>{&splits_->train, &out.train},
+                              {&splits_->validation, &out.validation}}) {
+        to->example_shape = model.shapes().outputs[prefix - 1];
+        to->num_classes = from->num_classes;
+        to->y = from->y;
+        to->x.resize(from->size() * width);
+        if (auto s = model.Features(from->x.data(), from->size(), prefix, to->x.data()); !s.ok()) {
+          return s;
+        }
+      }
+      return out;
+    };
+    if (!shareable) {
+      auto features = compute();
+      if (!features.ok()) return features.status();
+      return std::make_shared<const TaskSplits>(std::move(*features));
+    }
+    const std::string key =
+        absl::StrCat(result_.provenance.source_model_sha256, "|", prefix, "|",
+                     TaskKey(trial_.dataset, trial_.task, trial_.seeds.subset, trial_.model.input));
+    return ctx_.cache->Features(key, compute);
+  }
+
+  // A model of layers [prefix, end) with the transfer model's weights, trained on
+  // the prefix's cached outputs; its weights are copied back afterwards.
+  absl::StatusOr<std::unique_ptr<Model>> TopModel(const Model& model, int prefix) {
+    ModelSpec spec;
+    spec.input = model.shapes().outputs[prefix - 1];
+    spec.layers.assign(model.spec().layers.begin() + prefix, model.spec().layers.end());
+    spec.loss = model.spec().loss;
+    auto top = ctx_.backend->Create(spec, StreamSeed(trial_.seeds.init, kTopModelStream));
+    if (!top.ok()) return top.status();
+    const int count = model.num_layers() - prefix;
+    if (auto s = CopyLayers(model, prefix, **top, 0, count); !s.ok()) return s;
+    for (int l = 0; l < count; ++l) {
+      if (auto s = (*top)->SetTrainable(l, model.trainable(prefix + l)); !s.ok()) return s;
+    }
+    return top;
+  }
+
+  absl::Status TrainTopOnFeatures(Model& model, const PhaseSpec& phase, int phase_index, int prefix,
+                                  bool shareable) {
+    auto features = PrefixFeatures(model, prefix, shareable);
+    if (!features.ok()) return features.status();
+    auto top = TopModel(model, prefix);
+    if (!top.ok()) return top.status();
+    if (auto s = (*top)->SetOptimizer(phase.optimizer); !s.ok()) return s;
+    if (ctx_.reducer) (*top)->SetGradientReducer(ctx_.reducer);
+    if (auto s =
+            TrainEpochs(**top, phase, phase_index, (*features)->train, (*features)->validation);
+        !s.ok()) {
+      return s;
+    }
+    return CopyLayers(**top, 0, model, prefix, model.num_layers() - prefix);
+  }
+
+  // Logistic regression or a linear SVM fitted on the frozen reused layers' outputs
+  // (flattened: only weightless layers may sit between them and the head).
+  absl::Status FitConventionalHead(Model& model) {
+    const auto start = std::chrono::steady_clock::now();
+    const int keep = trial_.keep_layers;
+    const int head_layer = model.num_layers() - 1;
+    bool weightless_between = keep >= 1;
+    for (int l = keep; l < head_layer; ++l) {
+      weightless_between &= !model.spec().layers[l].has_weights();
+    }
+    if (!weightless_between) {
+      return absl::InvalidArgumentError(
+          "a logistic or linear_svm head sits on at least one reused layer, with no new layers");
+    }
+    for (int l = 0; l < model.num_layers(); ++l) {
+      if (auto s = model.SetTrainable(l, l == head_layer); !s.ok()) return s;
+    }
+    auto features = PrefixFeatures(model, head_layer, /*shareable=*/true);
+    if (!features.ok()) return features.status();
+    const Dataset& train = (*features)->train;
+    auto head =
+        FitLinearHead(trial_.head.kind == HeadSpec::Kind::kLogistic ? LinearHeadKind::kLogistic
+                                                                    : LinearHeadKind::kLinearSvm,
+                      train.x.data(), train.y.data(), train.size(),
+                      ElementCount(train.example_shape), trial_.task.num_classes(), trial_.head.c);
+    if (!head.ok()) return head.status();
+    const Shape kernel_shape = {head->inputs, head->outputs};
+    if (auto s = model.SetWeights(head_layer,
+                                  {{kernel_shape, head->kernel}, {{head->outputs}, head->bias}});
+        !s.ok()) {
+      return s;
+    }
+    auto top = TopModel(model, head_layer);
+    if (!top.ok()) return top.status();
+    EpochRecord record;
+    record.epoch = 1;
+    auto on_train = (*top)->Evaluate(train.x.data(), train.y.data(), train.size(), 1024);
+    const Dataset& val = (*features)->validation;
+    auto on_val = (*top)->Evaluate(val.x.data(), val.y.data(), val.size(), 1024);
+    if (!on_train.ok()) return on_train.status();
+    if (!on_val.ok()) return on_val.status();
+    record.train_loss = on_train->loss;
+    record.train_accuracy = on_train->accuracy;
+    record.val_loss = on_val->loss;
+    record.val_accuracy = on_val->accuracy;
+    result_.epochs.push_back(record);
+    result_.phase_seconds.push_back(SecondsSince(start));
+    if (ctx_.on_epoch) ctx_.on_epoch(record);
+    return absl::OkStatus();
+  }
+
+  const TrialSpec& trial_;
+  TrialContext& ctx_;
+  TrialResult& result_;
+  std::shared_ptr<const TaskSplits> splits_;
+};
+
+}  // namespace
+
+std::string CpuIsa() {
+  if (__builtin_cpu_supports("avx512f")) return "avx512";
+  if (__builtin_cpu_supports("avx2")) return "avx2";
+  if (__builtin_cpu_supports("sse4.2")) return "sse4.2";
+  return "baseline";
+}
+
+std::string DirectoryArtifactStore::PathOf(const std::string& trial_id) const {
+  return absl::StrCat(dir_, "/", trial_id, ".spm");
+}
+
+absl::StatusOr<std::string> DirectoryArtifactStore::Put(const std::string& trial_id,
+                                                        const Model& model) {
+  const std::string path = PathOf(trial_id);
+  if (auto s = model.Save(path); !s.ok()) return s;
+  return FileSha256(path);
+}
+
+absl::StatusOr<std::unique_ptr<Model>> DirectoryArtifactStore::Get(const std::string& trial_id,
+                                                                   Backend& backend,
+                                                                   std::string* sha256) {
+  const std::string path = PathOf(trial_id);
+  if (sha256) {
+    auto sha = FileSha256(path);
+    if (!sha.ok()) {
+      return absl::NotFoundError(absl::StrCat("source model of trial ", trial_id,
+                                              " is missing: ", sha.status().message()));
+    }
+    *sha256 = *sha;
+  }
+  return backend.Load(path);
+}
+
+absl::StatusOr<std::shared_ptr<const FashionMnist>> TrialCache::Data(const DatasetSpec& spec) {
+  if (spec.name != "fashion-mnist") {
+    return absl::InvalidArgumentError(absl::StrCat("unknown dataset '", spec.name, "'"));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string key = spec.dir.empty() ? std::string(kFashionMnistDir) : spec.dir;
+  if (auto it = data_.find(key); it != data_.end()) return it->second;
+  auto data = LoadFashionMnist(key);
+  if (!data.ok()) return data.status();
+  auto shared = std::make_shared<const FashionMnist>(std::move(*data));
+  data_[key] = shared;
+  return shared;
+}
+
+absl::StatusOr<std::shared_ptr<const TaskSplits>> TrialCache::Splits(const DatasetSpec& dataset,
+                                                                     const TaskSpec& task,
+                                                                     uint64_t subset_seed,
+                                                                     const Shape& model_input) {
+  auto data = Data(dataset);
+  if (!data.ok()) return data.status();
+  const std::string key = TaskKey(dataset, task, subset_seed, model_input);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = splits_.find(key); it != splits_.end()) return it->second;
+  }
+  auto splits = BuildTaskSplits(**data, dataset.validation, task, subset_seed, model_input);
+  if (!splits.ok()) return splits.status();
+  auto shared = std::make_shared<const TaskSplits>(std::move(*splits));
+  std::lock_guard<std::mutex> lock(mu_);
+  return splits_.emplace(key, shared).first->second;
+}
+
+absl::StatusOr<std::shared_ptr<const TaskSplits>> TrialCache::Features(
+    const std::string& key, const std::function<absl::StatusOr<TaskSplits>()>& compute) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = features_.find(key); it != features_.end()) {
+      ++feature_hits_;
+      return it->second;
+    }
+  }
+  auto features = compute();
+  if (!features.ok()) return features.status();
+  auto shared = std::make_shared<const TaskSplits>(std::move(*features));
+  std::lock_guard<std::mutex> lock(mu_);
+  ++feature_misses_;
+  return features_.emplace(key, shared).first->second;
+}
+
+TrialResult BlockedResult(const TrialSpec& trial, const std::string& cause) {
+  TrialResult result;
+  result.trial_id = trial.id;
+  result.kind = trial.kind;
+  result.arm = trial.arm;
+  result.target = trial.target;
+  result.seed_index = trial.seed_index;
+  result.outcome = TrialOutcome::kBlocked;
+  result.blocked_by = cause;
+  result.provenance.seeds = trial.seeds;
+  return result;
+}
+
+absl::StatusOr<TrialResult> RunTrial(const TrialSpec& trial, TrialContext& context) {
+  if (!context.backend || !context.artifacts || !context.cache) {
+    return absl::InvalidArgumentError("a trial needs a backend, an artifact store and a cache");
+  }
+  const auto start = std::chrono::steady_clock::now();
+  TrialResult result;
+  result.trial_id = trial.id;
+  result.kind = trial.kind;
+  result.arm = trial.arm;
+  result.target = trial.target;
+  result.seed_index = trial.seed_index;
+  result.provenance.seeds = trial.seeds;
+  result.provenance.threads = context.threads;
+  result.provenance.cpu_isa = CpuIsa();
+  result.provenance.backend = context.backend->name();
+  TrialRunner runner(trial, context, result);
+  if (auto s = runner.Run(); !s.ok()) {
+    return absl::Status(
+        s.code(), absl::StrCat("trial ", trial.id, " (", TrialKindName(trial.kind), ", ", trial.arm,
+                               ", seed ", trial.seed_index, "): ", s.message()));
+  }
+  result.wall_seconds = SecondsSince(start);
+  return result;
+}
+
+}  // namespace seedproof

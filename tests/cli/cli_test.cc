@@ -1,0 +1,293 @@
+// The command line as users and scripts see it: exit codes, error lines, JSON,
+// and a whole (tiny) study run by `seedproof run` on the real Fashion-MNIST.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+const fs::path kRepo = fs::path(__FILE__).parent_path().parent_path().parent_path();
+const std::string kSeedproof = absl::StrCat(SEEDPROOF_BINARY_DIR, "/cli/seedproof");
+
+struct CommandRun {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+CommandRun Seedproof(const std::string& args) {
+  const fs::path err_file = fs::path(testing::TempDir()) / "cli_test_stderr.txt";
+  const std::string command = absl::StrCat(kSeedproof, " ", args, " 2>", err_file.string());
+  CommandRun run;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return run;
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) run.out.append(buffer, n);
+  const int status = pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream err(err_file);
+  run.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
+  return run;
+}
+
+fs::path WriteSpec(const std::string& name, const std::string& text) {
+  const fs::path path = fs::path(testing::TempDir()) / name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::vector<nlohmann::json> ReadJsonLines(const fs::path& path) {
+  std::ifstream in(path);
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+constexpr char kTinySpec[] = R"(name: tiny
+source: {classes: [0, 1, 2, 3, 4, 7, 8, 9], train_size: 1000}
+target: {positive: [6], negative: [5], train_size: 100}
+model: {input: [28, 28, 1], layers: [{dense: 32}, {dense: 16}], activation: selu}
+pretrain: {lr: PRETRAIN_LR, epochs: 1}
+transfer:
+  reuse: [1, 2]
+  schedules:
+    frozen: [{epochs: 2, train: head, lr: 1.0e-2}]
+baseline: {scratch: {epochs: 2, lr: 1.0e-2}}
+seeds: 2
+)";
+
+std::string TinySpec(const std::string& pretrain_lr) {
+  std::string text = kTinySpec;
+  text.replace(text.find("PRETRAIN_LR"), 11, pretrain_lr);
+  return text;
+}
+
+TEST(SeedproofPlan, InvalidSpecExitsTwoWithOneFileLineColumnErrorPerLine) {
+  const fs::path spec = WriteSpec("cli_bad.yaml", R"(name: bad
+source: {classes: [0, 1]}
+target: {positive: [6], negative: [6]}
+model: {layers: [{dense: 10}]}
+pretrain: {lr: -1, epochs: 0}
+transfer: {reuse: [3], schedules: {a: [{epochs: 1, train: head}]}}
+seeds: 1
+)");
+  const CommandRun run = Seedproof(absl::StrCat("plan ", spec.string()));
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_TRUE(run.out.empty()) << run.out;
+  const std::regex line_format(R"(^.+:\d+:\d+: [a-z_.\[\]0-9]+: .+$)");
+  std::vector<std::string> lines = absl::StrSplit(run.err, '\n', absl::SkipEmpty());
+  ASSERT_GE(lines.size(), 4u) << run.err;  // overlap, lr, epochs, reuse depth: all at once
+  for (const std::string& line : lines) {
+    EXPECT_TRUE(std::regex_match(line, line_format)) << line;
+    EXPECT_THAT(line, HasSubstr(spec.string()));
+  }
+  EXPECT_THAT(run.err, HasSubstr(":5:16: pretrain.lr: "));
+  EXPECT_THAT(run.err, HasSubstr("pretrain.epochs: "));
+  EXPECT_THAT(run.err, HasSubstr("transfer.reuse"));
+}
+
+TEST(SeedproofPlan, MissingSpecFileIsNamed) {
+  const CommandRun run = Seedproof("plan /nonexistent/spec.yaml");
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_THAT(run.err, HasSubstr("/nonexistent/spec.yaml"));
+}
+
+TEST(SeedproofPlan, JsonHasTrialsByKindAndArms) {
+  const CommandRun run =
+      Seedproof(absl::StrCat("plan --json ", (kRepo / "experiments/specs/geron.yaml").string()));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const nlohmann::json plan = nlohmann::json::parse(run.out);
+  EXPECT_EQ(plan["trials_by_kind"]["pretrain"], 1);
+  EXPECT_EQ(plan["trials_by_kind"]["scratch"], 20);
+  EXPECT_EQ(plan["trials_by_kind"]["transfer"], 300);
+  EXPECT_EQ(plan["arms"].size(), 15u);
+  EXPECT_GT(plan["estimated_gflop"].get<double>(), 0.0);
+}
+
+TEST(SeedproofPlan, TextPlanNamesTrialsArmsAndCompute) {
+  const CommandRun run =
+      Seedproof(absl::StrCat("plan ", (kRepo / "experiments/specs/geron.yaml").string()));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_THAT(run.out, HasSubstr("321: pretrain 1, scratch 20, transfer 300"));
+  EXPECT_THAT(run.out, HasSubstr("reuse5/gentle/dense"));
+  EXPECT_THAT(run.out, HasSubstr("GFLOP"));
+}
+
+TEST(SeedproofRun, WritesAHeaderAndOneResultPerTrial) {
+  const fs::path spec = WriteSpec("cli_tiny.yaml", TinySpec("0.01"));
+  const fs::path out = fs::path(testing::TempDir()) / "cli_tiny_run";
+  fs::remove_all(out);
+  const CommandRun run = Seedproof(absl::StrCat("run ", spec.string(), " --out ", out.string()));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto lines = ReadJsonLines(out / "results.jsonl");
+  ASSERT_EQ(lines.size(), 1u + 1u + 2u + 4u);  // header, pretrain, 2 scratch, 2 arms x 2 seeds
+  EXPECT_EQ(lines[0]["sweep"]["name"], "tiny");
+  EXPECT_EQ(lines[0]["sweep"]["trials"], 7);
+  // Completion order: a transfer trial only after the pretrain trial it needs.
+  bool pretrained = false;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    EXPECT_EQ(lines[i]["outcome"], "completed") << i;
+    if (lines[i]["kind"] == "transfer") {
+      EXPECT_TRUE(pretrained) << i;
+    }
+    if (lines[i]["kind"] == "pretrain") {
+      pretrained = true;
+      EXPECT_TRUE(fs::exists(out / "artifacts" /
+                             absl::StrCat(lines[i]["trial_id"].get<std::string>(), ".spm")));
+    }
+  }
+  EXPECT_TRUE(pretrained);
+}
+
+TEST(SeedproofRun, DivergedPretrainBlocksItsTransfersButNotTheBaseline) {
+  const fs::path spec = WriteSpec("cli_diverge.yaml", TinySpec("1.0e+30"));
+  const fs::path out = fs::path(testing::TempDir()) / "cli_diverge_run";
+  fs::remove_all(out);
+  const CommandRun run = Seedproof(absl::StrCat("run ", spec.string(), " --out ", out.string()));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto lines = ReadJsonLines(out / "results.jsonl");
+  ASSERT_EQ(lines.size(), 8u);
+  std::string pretrain_id;
+  int blocked = 0, completed = 0;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    const nlohmann::json& r = lines[i];
+    if (r["kind"] == "pretrain") {
+      EXPECT_EQ(r["outcome"], "diverged");
+      EXPECT_EQ(r["diverged_epoch"], 1);
+      pretrain_id = r["trial_id"];
+    } else if (r["kind"] == "transfer") {
+      EXPECT_EQ(r["outcome"], "blocked");
+      blocked += 1;
+    } else {
+      EXPECT_EQ(r["outcome"], "completed");
+      completed += 1;
+    }
+  }
+  EXPECT_EQ(blocked, 4);
+  EXPECT_EQ(completed, 2);
+  for (size_t i = 1; i < lines.size(); ++i) {
+    if (lines[i]["kind"] == "transfer") {
+      EXPECT_EQ(lines[i]["blocked_by"], pretrain_id);
+    }
+  }
+}
+
+// Killed mid-study, run again: recorded trials are kept, the rest run, and the
+// results are those of an uninterrupted run.
+TEST(SeedproofRun, ResumesAnInterruptedStudyWithoutLosingResults) {
+  const fs::path spec = WriteSpec("cli_resume.yaml", TinySpec("0.01"));
+  const fs::path full = fs::path(testing::TempDir()) / "cli_resume_full";
+  const fs::path cut = fs::path(testing::TempDir()) / "cli_resume_cut";
+  fs::remove_all(full);
+  fs::remove_all(cut);
+  ASSERT_EQ(Seedproof(absl::StrCat("run ", spec.string(), " --out ", full.string())).exit_code, 0);
+  fs::copy(full, cut, fs::copy_options::recursive);
+  // Keep the header and three results, and half of the fourth line.
+  std::ifstream in(full / "results.jsonl");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 8u);
+  {
+    std::ofstream out(cut / "results.jsonl", std::ios::trunc);
+    for (int i = 0; i < 4; ++i) out << lines[i] << "\n";
+    out << lines[4].substr(0, lines[4].size() / 2);
+  }
+  const CommandRun resumed = Seedproof(absl::StrCat("run ", spec.string(), " --out ", cut.string()));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_THAT(resumed.err, HasSubstr("3 of 7 trials already recorded"));
+  auto by_id = [](const std::vector<nlohmann::json>& results) {
+    std::map<std::string, nlohmann::json> m;
+    for (size_t i = 1; i < results.size(); ++i) {
+      nlohmann::json r = results[i];
+      r.erase("wall_seconds");
+      r.erase("phase_seconds");
+      for (auto& e : r["epochs"]) e.erase("seconds");
+      m[r["trial_id"]] = r;
+    }
+    return m;
+  };
+  const auto after = ReadJsonLines(cut / "results.jsonl");
+  ASSERT_EQ(after.size(), 8u);
+  EXPECT_EQ(after[1].dump(), nlohmann::json::parse(lines[1]).dump());  // kept as it was
+  EXPECT_EQ(by_id(after), by_id(ReadJsonLines(full / "results.jsonl")));
+}
+
+TEST(SeedproofRun, ResultsOfAnotherStudyAreNeverOverwritten) {
+  const fs::path spec = WriteSpec("cli_other.yaml", TinySpec("0.01"));
+  const fs::path out = fs::path(testing::TempDir()) / "cli_other_run";
+  fs::remove_all(out);
+  fs::create_directories(out);
+  const std::string foreign = R"({"sweep":{"name":"someone-else","trials":3}})" "\n";
+  std::ofstream(out / "results.jsonl") << foreign;
+  const CommandRun run = Seedproof(absl::StrCat("run ", spec.string(), " --out ", out.string()));
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.err, HasSubstr("holds the results of another study"));
+  std::ifstream in(out / "results.jsonl");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()),
+            foreign);
+}
+
+TEST(SeedproofRun, DamagedResultsLineIsNamed) {
+  const fs::path spec = WriteSpec("cli_damaged.yaml", TinySpec("0.01"));
+  const fs::path out = fs::path(testing::TempDir()) / "cli_damaged_run";
+  fs::remove_all(out);
+  ASSERT_EQ(Seedproof(absl::StrCat("run ", spec.string(), " --out ", out.string())).exit_code, 0);
+  std::vector<std::string> lines;
+  {
+    std::ifstream in(out / "results.jsonl");
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+  }
+  lines[2] = "{not json";
+  {
+    std::ofstream o(out / "results.jsonl", std::ios::trunc);
+    for (const std::string& l : lines) o << l << "\n";
+  }
+  const CommandRun run = Seedproof(absl::StrCat("run ", spec.string(), " --out ", out.string()));
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.err, HasSubstr("results.jsonl:3: not a JSON object"));
+}
+
+TEST(SeedproofRun, InvalidSpecRunsNothing) {
+  const fs::path spec = WriteSpec("cli_run_bad.yaml", "name: x\nseeds: zero\n");
+  const fs::path out = fs::path(testing::TempDir()) / "cli_run_bad";
+  fs::remove_all(out);
+  const CommandRun run = Seedproof(absl::StrCat("run ", spec.string(), " --out ", out.string()));
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.err, HasSubstr("cli_run_bad.yaml:2:8: seeds: "));
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST(SeedproofBench, CacheBenchPrintsOneLinePerMode) {
+  const CommandRun run = Seedproof(absl::StrCat("bench cache --repeats 1 --spec ",
+                                                (kRepo / "experiments/specs/geron.yaml").string()));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::vector<std::string> lines = absl::StrSplit(run.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << run.out;
+  std::vector<std::string> states;
+  for (const std::string& text : lines) {
+    const nlohmann::json line = nlohmann::json::parse(text);
+    EXPECT_THAT(line["phase"].get<std::string>(), HasSubstr("reuse5/geron/dense"));
+    EXPECT_GT(line["seconds"].get<double>(), 0.0);
+    EXPECT_GT(line["speedup"].get<double>(), 0.0);
+    EXPECT_EQ(line["cached"].get<bool>(), line["cache_state"] != "none");
+    states.push_back(line["cache_state"]);
+  }
+  EXPECT_EQ(states, (std::vector<std::string>{"none", "cold", "warm"}));
+}
+
+}  // namespace

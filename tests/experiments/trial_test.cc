@@ -1,0 +1,246 @@
+// The trial procedure on the real Fashion-MNIST, on small subsets so each test
+// takes a second or two: pretrain → transfer / scratch, the frozen-prefix cache,
+// fitted heads, divergence, determinism, provenance and the results JSON.
+#include "experiments/trial.h"
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "experiments/plan.h"
+#include "experiments/results.h"
+#include "experiments/sweep_parse.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace seedproof {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+// Source: 8 classes on 3,000 images; target: shirt vs sandal on the first 200.
+std::string SmallSpec(const std::string& extra_transfer = "",
+                      const std::string& pretrain_lr = "0.01") {
+  return absl::StrCat(R"(name: small
+dataset: {name: fashion-mnist, validation: 5000}
+source: {classes: [0, 1, 2, 3, 4, 7, 8, 9], train_size: 3000}
+target: {positive: [6], negative: [5], train_size: 200, subset: first}
+model:
+  input: [28, 28, 1]
+  layers: [{dense: 64}, {dense: 32}]
+  activation: selu
+pretrain: {optimizer: sgd, lr: )",
+                      pretrain_lr, R"(, epochs: 2, batch_size: 32}
+transfer:
+  reuse: [2]
+)",
+                      extra_transfer, R"(  schedules:
+    frozen: [{epochs: 3, train: head, lr: 1.0e-2}]
+    geron: [{epochs: 2, train: head, lr: 1.0e-2}, {epochs: 2, train: all, lr: 1.0e-3}]
+baseline: {scratch: {epochs: 3, lr: 1.0e-2}}
+seeds: 2
+)");
+}
+
+Plan PlanOf(const std::string& text) {
+  auto spec = ParseSweepSpecText(text, "small.yaml");
+  EXPECT_TRUE(spec.ok()) << spec.status().message();
+  return ExpandSweep(*spec);
+}
+
+// Runs every trial of a plan in order (dependencies first), in one process.
+class Runner {
+ public:
+  explicit Runner(const std::string& name, bool feature_cache = true)
+      : dir_(fs::path(testing::TempDir()) / absl::StrCat("trial_test_", name)),
+        store_(dir_.string()) {
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    backend_ = *MakeBackend("onednn");
+    ctx_.backend = backend_.get();
+    ctx_.artifacts = &store_;
+    ctx_.cache = &cache_;
+    ctx_.feature_cache = feature_cache;
+  }
+
+  std::map<std::string, TrialResult> RunAll(const Plan& plan) {
+    std::map<std::string, TrialResult> results;
+    for (const TrialSpec& trial : plan.trials) {
+      auto result = RunTrial(trial, ctx_);
+      EXPECT_TRUE(result.ok()) << trial.arm << ": " << result.status();
+      if (!result.ok()) break;
+      if (trial.kind == TrialKind::kPretrain && result->outcome == TrialOutcome::kCompleted) {
+        EXPECT_FALSE(result->model_sha256.empty());
+      }
+      results[absl::StrCat(TrialKindName(trial.kind), "/", trial.arm, "/", trial.seed_index)] =
+          *result;
+    }
+    return results;
+  }
+
+  TrialContext& context() { return ctx_; }
+  TrialCache& cache() { return cache_; }
+  const fs::path& dir() const { return dir_; }
+
+ private:
+  fs::path dir_;
+  DirectoryArtifactStore store_;
+  TrialCache cache_;
+  std::unique_ptr<Backend> backend_;
+  TrialContext ctx_;
+};
+
+// Everything but wall-clock times.
+nlohmann::json Timeless(const TrialResult& r) {
+  nlohmann::json j = TrialResultToJson(r);
+  j.erase("wall_seconds");
+  j.erase("phase_seconds");
+  for (auto& e : j["epochs"]) e.erase("seconds");
+  return j;
+}
+
+TEST(Trial, SmallStudyRunsEndToEndAndLearns) {
+  const Plan plan = PlanOf(SmallSpec());
+  ASSERT_EQ(plan.trials.size(), 1u + 2u + 4u);  // pretrain, 2 scratch, 2 arms x 2 seeds
+  Runner runner("end_to_end");
+  auto results = runner.RunAll(plan);
+  ASSERT_EQ(results.size(), plan.trials.size());
+  const TrialResult& pretrain = results.at("pretrain/source/0");
+  ASSERT_EQ(pretrain.epochs.size(), 2u);
+  EXPECT_GT(pretrain.epochs.back().val_accuracy, 0.7);  // 8 classes: chance is 0.125
+  EXPECT_EQ(pretrain.test_examples, 8000);
+  EXPECT_EQ(pretrain.model_sha256.size(), 64u);
+  EXPECT_TRUE(fs::exists(runner.dir() / absl::StrCat(pretrain.trial_id, ".spm")));
+
+  const TrialResult& transfer = results.at("transfer/reuse2/geron/dense/1");
+  EXPECT_EQ(transfer.outcome, TrialOutcome::kCompleted);
+  ASSERT_EQ(transfer.epochs.size(), 4u);
+  ASSERT_EQ(transfer.phase_seconds.size(), 2u);
+  EXPECT_GT(transfer.phase_seconds[0], 0.0);
+  EXPECT_EQ(transfer.epochs[0].phase, 0);
+  EXPECT_EQ(transfer.epochs[3].phase, 1);
+  EXPECT_EQ(transfer.epochs[3].epoch, 4);
+  // 28 steps on 200 images: well above chance (0.5), far from converged.
+  EXPECT_GT(transfer.test_accuracy, 0.65);
+  EXPECT_EQ(transfer.test_examples, 2000);
+  // Provenance of every number.
+  EXPECT_EQ(transfer.provenance.source_model_sha256, pretrain.model_sha256);
+  EXPECT_EQ(transfer.provenance.backend, "onednn");
+  EXPECT_EQ(transfer.provenance.threads, 1);
+  EXPECT_EQ(transfer.provenance.cpu_isa, CpuIsa());
+  EXPECT_NE(transfer.provenance.seeds.init,
+            results.at("transfer/reuse2/geron/dense/0").provenance.seeds.init);
+  const TrialResult& scratch = results.at("scratch/baseline/0");
+  EXPECT_TRUE(scratch.provenance.source_model_sha256.empty());
+  EXPECT_EQ(scratch.epochs.size(), 3u);
+}
+
+TEST(Trial, SameSpecGivesBitIdenticalResults) {
+  const Plan plan = PlanOf(SmallSpec());
+  auto a = Runner("determinism_a").RunAll(plan);
+  auto b = Runner("determinism_b").RunAll(plan);
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [key, result] : a) EXPECT_EQ(Timeless(result), Timeless(b.at(key))) << key;
+}
+
+// Training a head on cached prefix outputs is training the whole model with the
+// prefix frozen: same numbers, bit for bit.
+TEST(Trial, FrozenPhasesGiveTheSameResultsWithAndWithoutTheCache) {
+  const Plan plan = PlanOf(SmallSpec());
+  Runner cached("cache_on", true), uncached("cache_off", false);
+  auto a = cached.RunAll(plan);
+  auto b = uncached.RunAll(plan);
+  for (const auto& [key, result] : a) EXPECT_EQ(Timeless(result), Timeless(b.at(key))) << key;
+  // Both seeds' frozen phases of both arms reuse one source model's reuse-2 prefix:
+  // computed once, then shared.
+  EXPECT_EQ(cached.cache().feature_misses(), 1);
+  EXPECT_EQ(cached.cache().feature_hits(), 3);
+  EXPECT_EQ(uncached.cache().feature_misses() + uncached.cache().feature_hits(), 0);
+}
+
+TEST(Trial, FittedHeadsClassifyTheFrozenFeatures) {
+  const Plan plan = PlanOf(SmallSpec("  heads: [logistic, {linear_svm: {c: 0.5}}, dense]\n"));
+  Runner runner("fitted");
+  auto results = runner.RunAll(plan);
+  for (const std::string arm : {"reuse2/logistic", "reuse2/linear_svm-c0.5"}) {
+    const TrialResult& r = results.at(absl::StrCat("transfer/", arm, "/0"));
+    EXPECT_EQ(r.outcome, TrialOutcome::kCompleted) << arm;
+    ASSERT_EQ(r.epochs.size(), 1u) << arm;
+    EXPECT_GT(r.epochs[0].train_accuracy, 0.9) << arm;
+    EXPECT_GT(r.test_accuracy, 0.8) << arm;
+  }
+}
+
+TEST(Trial, NonFiniteLossEndsTheTrialAsDiverged) {
+  const Plan plan = PlanOf(SmallSpec("", "1.0e+30"));
+  Runner runner("diverged");
+  auto pretrain = RunTrial(plan.trials.front(), runner.context());
+  ASSERT_TRUE(pretrain.ok()) << pretrain.status();
+  EXPECT_EQ(pretrain->outcome, TrialOutcome::kDiverged);
+  EXPECT_EQ(pretrain->diverged_epoch, 1);
+  EXPECT_TRUE(pretrain->model_sha256.empty());
+  EXPECT_FALSE(fs::exists(runner.dir() / absl::StrCat(pretrain->trial_id, ".spm")));
+}
+
+TEST(Trial, MissingSourceModelNamesTheTrial) {
+  const Plan plan = PlanOf(SmallSpec());
+  Runner runner("missing_source");
+  const TrialSpec* transfer = nullptr;
+  for (const TrialSpec& t : plan.trials) {
+    if (t.kind == TrialKind::kTransfer) transfer = &t;
+  }
+  ASSERT_NE(transfer, nullptr);
+  auto result = RunTrial(*transfer, runner.context());
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(result.status().message(), HasSubstr(transfer->source_trial));
+}
+
+TEST(TrialResultJson, RoundTripsEveryField) {
+  TrialResult r;
+  r.trial_id = "abc";
+  r.kind = TrialKind::kTransfer;
+  r.arm = "reuse4/geron/dense";
+  r.target = "6-vs-5";
+  r.seed_index = 7;
+  r.outcome = TrialOutcome::kDiverged;
+  r.diverged_epoch = 3;
+  r.epochs = {{0, 1, 0.5, 0.75, 0.25, 0.875, 1.5}, {1, 2, 0.1, 0.9, 0.2, 0.95, 0.5}};
+  r.test_loss = 0.125;
+  r.test_accuracy = 0.96875;
+  r.test_examples = 2000;
+  r.wall_seconds = 2.5;
+  r.phase_seconds = {0.5, 1.75};
+  r.provenance.seeds = {18446744073709551615ull, 2, 3};
+  r.provenance.threads = 2;
+  r.provenance.cpu_isa = "avx2";
+  r.provenance.backend = "reference";
+  r.provenance.source_model_sha256 = std::string(64, 'f');
+  const nlohmann::json j = TrialResultToJson(r);
+  auto back = TrialResultFromJson(nlohmann::json::parse(j.dump()));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(TrialResultToJson(*back), j);
+  EXPECT_EQ(back->provenance.seeds.init, 18446744073709551615ull);
+}
+
+TEST(TrialResultJson, BadObjectsNameTheField) {
+  TrialResult r;
+  r.trial_id = "abc";
+  const nlohmann::json good = TrialResultToJson(r);
+  nlohmann::json missing = good;
+  missing.erase("test_accuracy");
+  EXPECT_THAT(TrialResultFromJson(missing).status().message(), HasSubstr("test_accuracy"));
+  nlohmann::json mistyped = good;
+  mistyped["provenance"]["threads"] = "two";
+  EXPECT_THAT(TrialResultFromJson(mistyped).status().message(), HasSubstr("threads"));
+  nlohmann::json outcome = good;
+  outcome["outcome"] = "exploded";
+  EXPECT_THAT(TrialResultFromJson(outcome).status().message(), HasSubstr("exploded"));
+  EXPECT_FALSE(TrialResultFromJson(nlohmann::json::array()).ok());
+}
+
+}  // namespace
+}  // namespace seedproof
