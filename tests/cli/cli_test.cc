@@ -1,6 +1,7 @@
 // The command line as users and scripts see it: exit codes, error lines, JSON,
 // and a whole (tiny) study run by `seedproof run` on the real Fashion-MNIST.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -31,7 +32,10 @@ struct CommandRun {
 };
 
 CommandRun Seedproof(const std::string& args) {
-  const fs::path err_file = fs::path(testing::TempDir()) / "cli_test_stderr.txt";
+  // CTest runs tests in parallel processes: each call gets its own file.
+  static int calls = 0;
+  const fs::path err_file = fs::path(testing::TempDir()) /
+                            absl::StrCat("cli_test_stderr_", getpid(), "_", ++calls, ".txt");
   const std::string command = absl::StrCat(kSeedproof, " ", args, " 2>", err_file.string());
   CommandRun run;
   FILE* pipe = popen(command.c_str(), "r");
@@ -42,6 +46,7 @@ CommandRun Seedproof(const std::string& args) {
   run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   std::ifstream err(err_file);
   run.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
+  fs::remove(err_file);
   return run;
 }
 
