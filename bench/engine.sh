@@ -10,7 +10,8 @@ trap 'rm -rf "$out"' EXIT
 
 echo "# machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%F)" >&2
 "$build/cli/seedproof" bench engine --epochs 2 "$@" | tee "$out/seedproof.jsonl"
-OPENBLAS_NUM_THREADS=1 python3 bench/pytorch_peer.py --epochs 2 "$@" | tee "$out/pytorch.jsonl"
+# Debian's interpreter: its python3-torch is the peer (a pyenv python3 may come first on PATH).
+OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/pytorch_peer.py --epochs 2 "$@" | tee "$out/pytorch.jsonl"
 
 python3 - "$out/seedproof.jsonl" "$out/pytorch.jsonl" <<'PY'
 import json, sys

@@ -20,7 +20,7 @@ double TrainingFlopsPerExample(const Model& model) {
   for (int l = model.num_layers() - 1; l >= 0; --l) {
     if (model.spec().layers[l].has_weights() && model.trainable(l)) lowest = static_cast<size_t>(l);
   }
-  return TrainingFlopsPerExample(model.spec(), lowest);
+  return TrainingFlopsPerExample(model.spec(), lowest, /*first_computed=*/0);
 }
 
 }  // namespace

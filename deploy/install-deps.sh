@@ -8,7 +8,8 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkgconf git
   libabsl-dev libdnnl-dev ocl-icd-opencl-dev zlib1g-dev
-  libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libssl-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libssl-dev libsqlite3-dev
+  protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgrpc++-dev
   dataset-fashion-mnist
 )
 if [[ "${1:-}" == "--bench" ]]; then

@@ -307,14 +307,16 @@ int64_t TaskTrainExamples(const TaskSpec& task, const DatasetSpec& dataset,
   return static_cast<int64_t>(per_class * static_cast<double>(classes.size()) + 0.5);
 }
 
-double TrainingFlopsPerExample(const ModelSpec& model, size_t first_trainable) {
+double TrainingFlopsPerExample(const ModelSpec& model, size_t first_trainable,
+                               size_t first_computed) {
   auto shapes = InferShapes(model);
   if (!shapes.ok()) return 0.0;
   const std::vector<double> macs = LayerMacs(model, *shapes);
   const size_t lowest = FirstWeightedFrom(model, first_trainable);
   double flops = 0.0;
-  for (size_t i = first_trainable; i < macs.size(); ++i) {
-    flops += 2.0 * macs[i];                                                    // forward
+  for (size_t i = std::min(first_computed, first_trainable); i < macs.size(); ++i) {
+    flops += 2.0 * macs[i];  // forward
+    if (i < first_trainable) continue;
     if (i >= lowest && model.layers[i].has_weights()) flops += 2.0 * macs[i];  // weight gradient
     if (i > lowest) flops += 2.0 * macs[i];                                    // input gradient
   }

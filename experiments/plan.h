@@ -62,7 +62,10 @@ int64_t TaskTrainExamples(const TaskSpec& task, const DatasetSpec& dataset,
 // frozen: forward 2*MACs for layers >= first_trainable, weight gradients 2*MACs
 // for trainable weighted layers, input gradients 2*MACs for weighted layers above
 // the lowest trainable weighted one. Géron's model A, all trainable: ~1.18 MFLOP.
-double TrainingFlopsPerExample(const ModelSpec& model, size_t first_trainable);
+// first_computed < first_trainable: the forward pass also runs through the frozen
+// layers [first_computed, first_trainable) (no prefix cache; the engine benchmark).
+double TrainingFlopsPerExample(const ModelSpec& model, size_t first_trainable,
+                               size_t first_computed = SIZE_MAX);
 // A trial's training arithmetic in GFLOP (docs/SWEEP_SPEC.md, "Estimated compute").
 double EstimateTrialGflop(const TrialSpec& trial,
                           const std::vector<int64_t>& train_counts_per_class = {});

@@ -27,19 +27,7 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 absl::StatusOr<std::string> FileSha256(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    return absl::InternalError("SHA-256 failed");
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) {
-    hex += kHex[digest[i] >> 4];
-    hex += kHex[digest[i] & 15];
-  }
-  return hex;
+  return Sha256Hex(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
 }
 
 std::string TaskKey(const DatasetSpec& d, const TaskSpec& t, uint64_t subset_seed,
@@ -166,6 +154,7 @@ class TrialRunner {
   absl::Status TrainEpochs(Model& model, const PhaseSpec& phase, int phase_index,
                            const Dataset& train, const Dataset& validation) {
     for (int e = 0; e < phase.epochs; ++e) {
+      if (ctx_.stop && ctx_.stop->load()) return absl::CancelledError("stopped before an epoch");
       EpochRecord record;
       record.phase = phase_index;
       record.epoch = static_cast<int>(result_.epochs.size()) + 1;
@@ -318,6 +307,19 @@ class TrialRunner {
 };
 
 }  // namespace
+
+std::string Sha256Hex(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 15];
+  }
+  return hex;
+}
 
 std::string CpuIsa() {
   if (__builtin_cpu_supports("avx512f")) return "avx512";

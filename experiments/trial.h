@@ -3,6 +3,7 @@
 // bit-identical results. It knows nothing of gRPC, MPI or SQLite.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -113,12 +114,18 @@ struct TrialContext {
   bool feature_cache = true;
   // Called after each epoch (progress, metrics streaming); may be empty.
   std::function<void(const EpochRecord&)> on_epoch;
+  // Once set, the trial ends at its next epoch boundary with CANCELLED (a worker
+  // stopping, or a lease the coordinator took back). May be null.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 absl::StatusOr<TrialResult> RunTrial(const TrialSpec& trial, TrialContext& context);
 
 // The result recorded for a trial that cannot run because `cause` failed.
 TrialResult BlockedResult(const TrialSpec& trial, const std::string& cause);
+
+// SHA-256 of bytes, 64 lowercase hex digits: how artifacts are named and checked.
+std::string Sha256Hex(const std::string& bytes);
 
 // The widest x86 vector ISA this CPU offers ("avx512", "avx2", "sse4.2", "baseline").
 std::string CpuIsa();

@@ -185,6 +185,15 @@ TEST(Trial, NonFiniteLossEndsTheTrialAsDiverged) {
   EXPECT_FALSE(fs::exists(runner.dir() / absl::StrCat(pretrain->trial_id, ".spm")));
 }
 
+TEST(Trial, StopFlagEndsTheTrialAsCancelled) {
+  const Plan plan = PlanOf(SmallSpec());
+  Runner runner("stopped");
+  std::atomic<bool> stop = true;
+  runner.context().stop = &stop;
+  auto result = RunTrial(plan.trials.front(), runner.context());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kCancelled);
+}
+
 TEST(Trial, MissingSourceModelNamesTheTrial) {
   const Plan plan = PlanOf(SmallSpec());
   Runner runner("missing_source");
