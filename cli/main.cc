@@ -8,7 +8,9 @@
 #include "CLI/CLI.hpp"
 #include "bench/cache_bench.h"
 #include "bench/engine_bench.h"
+#include "cli/cluster_commands.h"
 #include "cli/demo.h"
+#include "cli/run_command.h"
 #include "cli/study_commands.h"
 
 namespace {
@@ -50,17 +52,16 @@ int main(int argc, char** argv) {
   plan_cmd->add_flag("--json", plan_json, "One JSON object instead of text");
 
   seedproof::RunCommandOptions run;
-  run.study.parallel_trials = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  CLI::App* run_cmd = app.add_subcommand("run", "Run a whole study on this machine");
+  CLI::App* run_cmd = app.add_subcommand(
+      "run", "Run a whole study here: embedded coordinator, local workers, SQLite");
   run_cmd->add_option("spec", run.spec_path, "The sweep spec (YAML)")->required();
-  run_cmd->add_option("--out", run.study.out_dir, "Results folder (default runs/<sweep name>)");
-  run_cmd->add_option("--parallel", run.study.parallel_trials, "Trials at once")
-      ->check(CLI::Range(1, 256))
-      ->capture_default_str();
-  run_cmd->add_option("--threads", run.study.threads_per_trial, "Backend threads per trial")
+  run_cmd->add_option("--out", run.out_dir, "Results folder (default runs/<sweep name>)");
+  run_cmd->add_option("--workers", run.workers, "Worker processes (default: one per core)")
+      ->check(CLI::Range(1, 1024));
+  run_cmd->add_option("--threads", run.threads, "Backend threads per worker")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
-  run_cmd->add_option("--backend", run.study.backend)->capture_default_str();
+  run_cmd->add_option("--backend", run.backend)->capture_default_str();
 
   CLI::App* bench_cmd = app.add_subcommand("bench", "Benchmarks (JSON lines on stdout)");
   bench_cmd->require_subcommand(1);
@@ -95,7 +96,78 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
 
+  // ---- The distributed system ----
+  std::string token_file;
+  auto add_token = [&](CLI::App* cmd) {
+    cmd->add_option("--token-file", token_file,
+                    "File whose first line is the bearer token (default: $SEEDPROOF_TOKEN)");
+  };
+  seedproof::CoordinatorOptions coordinator;
+  std::string port_file;
+  CLI::App* coordinator_cmd =
+      app.add_subcommand("coordinator", "Serve sweeps to workers (gRPC), state in SQLite");
+  coordinator_cmd->add_option("--listen", coordinator.listen)->capture_default_str();
+  coordinator_cmd->add_option("--db", coordinator.database, "SQLite file")->required();
+  coordinator_cmd->add_option("--tls-cert", coordinator.tls_cert, "PEM certificate chain");
+  coordinator_cmd->add_option("--tls-key", coordinator.tls_key, "PEM private key");
+  coordinator_cmd->add_option("--lease-ms", coordinator.lease_ms)
+      ->check(CLI::Range(int64_t{100}, int64_t{86400000}))
+      ->capture_default_str();
+  coordinator_cmd->add_option("--heartbeat-ms", coordinator.heartbeat_ms)
+      ->check(CLI::Range(int64_t{20}, int64_t{3600000}))
+      ->capture_default_str();
+  coordinator_cmd->add_option("--max-attempts", coordinator.max_attempts)
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  coordinator_cmd->add_option("--port-file", port_file, "Write the bound port here once serving");
+  add_token(coordinator_cmd);
+
+  seedproof::WorkerOptions worker;
+  CLI::App* worker_cmd = app.add_subcommand("worker", "Lease and run trials from a coordinator");
+  worker_cmd->add_option("--coordinator", worker.coordinator)->capture_default_str();
+  worker_cmd->add_option("--id", worker.worker_id, "Worker id (default host:pid)");
+  worker_cmd->add_option("--backend", worker.backend)->capture_default_str();
+  worker_cmd->add_option("--threads", worker.threads)
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  worker_cmd->add_option("--tls-root", worker.root_cert, "PEM root certificate: use TLS");
+  worker_cmd->add_option("--max-trials", worker.max_trials)->check(CLI::Range(0, 1 << 30));
+  worker_cmd->add_flag("--exit-when-idle", worker.exit_when_idle, "Stop when nothing is ready");
+  add_token(worker_cmd);
+
+  seedproof::ClientOptions client;
+  auto add_client = [&](CLI::App* cmd) {
+    cmd->add_option("--coordinator", client.coordinator)->capture_default_str();
+    cmd->add_option("--tls-root", client.root_cert, "PEM root certificate: use TLS");
+    add_token(cmd);
+  };
+  std::string submit_spec, sweep_id;
+  CLI::App* submit_cmd = app.add_subcommand("submit", "Submit a sweep spec to a coordinator");
+  submit_cmd->add_option("spec", submit_spec, "The sweep spec (YAML)")->required();
+  add_client(submit_cmd);
+  CLI::App* status_cmd = app.add_subcommand("status", "Counts by state, rate and ETA");
+  status_cmd->add_option("sweep", sweep_id, "Sweep id (default: every sweep)");
+  add_client(status_cmd);
+  CLI::App* cancel_cmd = app.add_subcommand("cancel", "Stop leasing a sweep's trials");
+  cancel_cmd->add_option("sweep", sweep_id, "Sweep id")->required();
+  add_client(cancel_cmd);
+  std::string results_out;
+  CLI::App* results_cmd = app.add_subcommand("results", "Fetch a sweep's results as results.jsonl");
+  results_cmd->add_option("sweep", sweep_id, "Sweep id")->required();
+  results_cmd->add_option("--out", results_out, "File (default: stdout)");
+  add_client(results_cmd);
+
   CLI11_PARSE(app, argc, argv);
+
+  if (coordinator_cmd->parsed()) {
+    return seedproof::CoordinatorCommand(coordinator, token_file, port_file);
+  }
+  if (worker_cmd->parsed()) return seedproof::WorkerCommand(worker, token_file);
+  client.token_file = token_file;
+  if (submit_cmd->parsed()) return seedproof::SubmitCommand(client, submit_spec);
+  if (status_cmd->parsed()) return seedproof::StatusCommand(client, sweep_id);
+  if (cancel_cmd->parsed()) return seedproof::CancelCommand(client, sweep_id);
+  if (results_cmd->parsed()) return seedproof::ResultsCommand(client, sweep_id, results_out);
 
   if (demo_cmd->parsed()) return Finish(seedproof::RunDemo(demo));
   if (plan_cmd->parsed()) return seedproof::PlanCommand(plan_spec, plan_json);

@@ -1,20 +1,21 @@
-// `seedproof plan` and `seedproof run`. Each returns the process exit code:
-// 0 done, 1 failed while running, 2 the spec is invalid (one error per line on
-// stderr as FILE:LINE:COL: FIELD: message; nothing runs).
+// `seedproof plan`, and the spec loading every command that takes a spec shares.
+// Invalid specs print one error per line on stderr as
+// FILE:LINE:COL: FIELD: message; the command exits 2 and nothing runs.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <utility>
 
-#include "experiments/study.h"
+#include "experiments/sweep.h"
 
 namespace seedproof {
 
-int PlanCommand(const std::string& spec_path, bool json);
+// Parses and validates the spec, against the dataset's class counts too, and
+// expands it. On failure prints every error and returns nullopt.
+std::optional<std::pair<SweepSpec, Plan>> LoadAndExpand(const std::string& path);
 
-struct RunCommandOptions {
-  std::string spec_path;
-  StudyOptions study;  // out_dir empty: runs/<sweep name>
-};
-int RunCommand(RunCommandOptions options);
+// 0, or 2 for an invalid spec.
+int PlanCommand(const std::string& spec_path, bool json);
 
 }  // namespace seedproof

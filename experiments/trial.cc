@@ -27,7 +27,8 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 absl::StatusOr<std::string> FileSha256(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  return Sha256Hex(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
+  return Sha256Hex(
+      std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
 }
 
 std::string TaskKey(const DatasetSpec& d, const TaskSpec& t, uint64_t subset_seed,
@@ -154,7 +155,9 @@ class TrialRunner {
   absl::Status TrainEpochs(Model& model, const PhaseSpec& phase, int phase_index,
                            const Dataset& train, const Dataset& validation) {
     for (int e = 0; e < phase.epochs; ++e) {
-      if (ctx_.stop && ctx_.stop->load()) return absl::CancelledError("stopped before an epoch");
+      if (ctx_.should_stop && ctx_.should_stop()) {
+        return absl::CancelledError("stopped before an epoch");
+      }
       EpochRecord record;
       record.phase = phase_index;
       record.epoch = static_cast<int>(result_.epochs.size()) + 1;

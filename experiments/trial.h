@@ -3,7 +3,6 @@
 // bit-identical results. It knows nothing of gRPC, MPI or SQLite.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -114,9 +113,9 @@ struct TrialContext {
   bool feature_cache = true;
   // Called after each epoch (progress, metrics streaming); may be empty.
   std::function<void(const EpochRecord&)> on_epoch;
-  // Once set, the trial ends at its next epoch boundary with CANCELLED (a worker
-  // stopping, or a lease the coordinator took back). May be null.
-  const std::atomic<bool>* stop = nullptr;
+  // Asked before every epoch; true ends the trial with CANCELLED (a worker
+  // stopping, or a lease the coordinator took back). May be empty.
+  std::function<bool()> should_stop;
 };
 
 absl::StatusOr<TrialResult> RunTrial(const TrialSpec& trial, TrialContext& context);

@@ -1,5 +1,6 @@
 // The command line as users and scripts see it: exit codes, error lines, JSON,
 // and a whole (tiny) study run by `seedproof run` on the real Fashion-MNIST.
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <map>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -143,17 +145,17 @@ TEST(SeedproofRun, WritesAHeaderAndOneResultPerTrial) {
   ASSERT_EQ(lines.size(), 1u + 1u + 2u + 4u);  // header, pretrain, 2 scratch, 2 arms x 2 seeds
   EXPECT_EQ(lines[0]["sweep"]["name"], "tiny");
   EXPECT_EQ(lines[0]["sweep"]["trials"], 7);
-  // Completion order: a transfer trial only after the pretrain trial it needs.
+  // Plan order: the pretrain trial before the transfer trials that need its model.
   bool pretrained = false;
   for (size_t i = 1; i < lines.size(); ++i) {
     EXPECT_EQ(lines[i]["outcome"], "completed") << i;
     if (lines[i]["kind"] == "transfer") {
       EXPECT_TRUE(pretrained) << i;
+      EXPECT_EQ(lines[i]["provenance"]["source_model_sha256"].get<std::string>().size(), 64u);
     }
     if (lines[i]["kind"] == "pretrain") {
       pretrained = true;
-      EXPECT_TRUE(fs::exists(out / "artifacts" /
-                             absl::StrCat(lines[i]["trial_id"].get<std::string>(), ".spm")));
+      EXPECT_EQ(lines[i]["model_sha256"].get<std::string>().size(), 64u);
     }
   }
   EXPECT_TRUE(pretrained);
@@ -192,79 +194,87 @@ TEST(SeedproofRun, DivergedPretrainBlocksItsTransfersButNotTheBaseline) {
   }
 }
 
-// Killed mid-study, run again: recorded trials are kept, the rest run, and the
-// results are those of an uninterrupted run.
-TEST(SeedproofRun, ResumesAnInterruptedStudyWithoutLosingResults) {
+std::map<std::string, nlohmann::json> ByTrialId(const std::vector<nlohmann::json>& lines) {
+  std::map<std::string, nlohmann::json> m;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    nlohmann::json r = lines[i];
+    r.erase("wall_seconds");
+    r.erase("phase_seconds");
+    for (auto& e : r["epochs"]) e.erase("seconds");
+    EXPECT_EQ(m.count(r["trial_id"]), 0u) << "recorded twice: " << r["trial_id"];
+    m[r["trial_id"]] = r;
+  }
+  return m;
+}
+
+// Killed mid-study (SIGKILL: no cleanup), run again: the study resumes from its
+// SQLite file and ends with the results of an uninterrupted run.
+TEST(SeedproofRun, ResumesAKilledStudyWithTheSameResults) {
   const fs::path spec = WriteSpec("cli_resume.yaml", TinySpec("0.01"));
   const fs::path full = fs::path(testing::TempDir()) / "cli_resume_full";
   const fs::path cut = fs::path(testing::TempDir()) / "cli_resume_cut";
   fs::remove_all(full);
   fs::remove_all(cut);
   ASSERT_EQ(Seedproof(absl::StrCat("run ", spec.string(), " --out ", full.string())).exit_code, 0);
-  fs::copy(full, cut, fs::copy_options::recursive);
-  // Keep the header and three results, and half of the fourth line.
-  std::ifstream in(full / "results.jsonl");
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  ASSERT_EQ(lines.size(), 8u);
-  {
-    std::ofstream out(cut / "results.jsonl", std::ios::trunc);
-    for (int i = 0; i < 4; ++i) out << lines[i] << "\n";
-    out << lines[4].substr(0, lines[4].size() / 2);
+
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execl(kSeedproof.c_str(), "seedproof", "run", spec.c_str(), "--out", cut.c_str(), nullptr);
+    _exit(127);
   }
-  const CommandRun resumed = Seedproof(absl::StrCat("run ", spec.string(), " --out ", cut.string()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // mid-study
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  EXPECT_FALSE(fs::exists(cut / "results.jsonl"));  // written only at the end
+
+  const CommandRun resumed =
+      Seedproof(absl::StrCat("run ", spec.string(), " --out ", cut.string()));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
-  EXPECT_THAT(resumed.err, HasSubstr("3 of 7 trials already recorded"));
-  auto by_id = [](const std::vector<nlohmann::json>& results) {
-    std::map<std::string, nlohmann::json> m;
-    for (size_t i = 1; i < results.size(); ++i) {
-      nlohmann::json r = results[i];
-      r.erase("wall_seconds");
-      r.erase("phase_seconds");
-      for (auto& e : r["epochs"]) e.erase("seconds");
-      m[r["trial_id"]] = r;
-    }
-    return m;
-  };
-  const auto after = ReadJsonLines(cut / "results.jsonl");
-  ASSERT_EQ(after.size(), 8u);
-  EXPECT_EQ(after[1].dump(), nlohmann::json::parse(lines[1]).dump());  // kept as it was
-  EXPECT_EQ(by_id(after), by_id(ReadJsonLines(full / "results.jsonl")));
+  EXPECT_THAT(resumed.err, HasSubstr("resuming"));
+  EXPECT_EQ(ByTrialId(ReadJsonLines(cut / "results.jsonl")),
+            ByTrialId(ReadJsonLines(full / "results.jsonl")));
+
+  // Once finished, running it again runs nothing and changes nothing.
+  const CommandRun again = Seedproof(absl::StrCat("run ", spec.string(), " --out ", cut.string()));
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_THAT(again.err, HasSubstr("7 of 7 trials already finished"));
+  EXPECT_EQ(ByTrialId(ReadJsonLines(cut / "results.jsonl")),
+            ByTrialId(ReadJsonLines(full / "results.jsonl")));
 }
 
-TEST(SeedproofRun, ResultsOfAnotherStudyAreNeverOverwritten) {
-  const fs::path spec = WriteSpec("cli_other.yaml", TinySpec("0.01"));
+TEST(SeedproofRun, AnotherStudysFolderIsNeverTouched) {
+  const fs::path spec = WriteSpec("cli_first.yaml", TinySpec("0.01"));
+  std::string other_text = TinySpec("0.01");
+  other_text.replace(0, std::string("name: tiny").size(), "name: other");
+  const fs::path other = WriteSpec("cli_other.yaml", other_text);
   const fs::path out = fs::path(testing::TempDir()) / "cli_other_run";
   fs::remove_all(out);
-  fs::create_directories(out);
-  const std::string foreign = R"({"sweep":{"name":"someone-else","trials":3}})" "\n";
-  std::ofstream(out / "results.jsonl") << foreign;
-  const CommandRun run = Seedproof(absl::StrCat("run ", spec.string(), " --out ", out.string()));
+  ASSERT_EQ(Seedproof(absl::StrCat("run ", spec.string(), " --out ", out.string())).exit_code, 0);
+  std::ifstream before_file(out / "results.jsonl");
+  const std::string before((std::istreambuf_iterator<char>(before_file)),
+                           std::istreambuf_iterator<char>());
+  const CommandRun run = Seedproof(absl::StrCat("run ", other.string(), " --out ", out.string()));
   EXPECT_EQ(run.exit_code, 1);
-  EXPECT_THAT(run.err, HasSubstr("holds the results of another study"));
-  std::ifstream in(out / "results.jsonl");
-  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()),
-            foreign);
+  EXPECT_THAT(run.err, HasSubstr("holds another study (tiny)"));
+  std::ifstream after_file(out / "results.jsonl");
+  EXPECT_EQ(
+      std::string(std::istreambuf_iterator<char>(after_file), std::istreambuf_iterator<char>()),
+      before);
 }
 
-TEST(SeedproofRun, DamagedResultsLineIsNamed) {
+TEST(SeedproofRun, DamagedDatabaseIsNamedAndLeftAlone) {
   const fs::path spec = WriteSpec("cli_damaged.yaml", TinySpec("0.01"));
   const fs::path out = fs::path(testing::TempDir()) / "cli_damaged_run";
   fs::remove_all(out);
-  ASSERT_EQ(Seedproof(absl::StrCat("run ", spec.string(), " --out ", out.string())).exit_code, 0);
-  std::vector<std::string> lines;
-  {
-    std::ifstream in(out / "results.jsonl");
-    for (std::string line; std::getline(in, line);) lines.push_back(line);
-  }
-  lines[2] = "{not json";
-  {
-    std::ofstream o(out / "results.jsonl", std::ios::trunc);
-    for (const std::string& l : lines) o << l << "\n";
-  }
+  fs::create_directories(out);
+  const std::string garbage(4096, 'x');
+  std::ofstream(out / "seedproof.db") << garbage;
   const CommandRun run = Seedproof(absl::StrCat("run ", spec.string(), " --out ", out.string()));
   EXPECT_EQ(run.exit_code, 1);
-  EXPECT_THAT(run.err, HasSubstr("results.jsonl:3: not a JSON object"));
+  EXPECT_THAT(run.err, HasSubstr("seedproof.db"));
+  std::ifstream in(out / "seedproof.db");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()),
+            garbage);
 }
 
 TEST(SeedproofRun, InvalidSpecRunsNothing) {

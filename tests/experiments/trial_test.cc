@@ -188,8 +188,7 @@ TEST(Trial, NonFiniteLossEndsTheTrialAsDiverged) {
 TEST(Trial, StopFlagEndsTheTrialAsCancelled) {
   const Plan plan = PlanOf(SmallSpec());
   Runner runner("stopped");
-  std::atomic<bool> stop = true;
-  runner.context().stop = &stop;
+  runner.context().should_stop = [] { return true; };
   auto result = RunTrial(plan.trials.front(), runner.context());
   EXPECT_EQ(result.status().code(), absl::StatusCode::kCancelled);
 }

@@ -1,0 +1,269 @@
+#include "cli/run_command.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "cli/study_commands.h"
+#include "coordinator/server.h"
+#include "nlohmann/json.hpp"
+#include "proto/seedproof.grpc.pb.h"
+#include "worker/rpc_client.h"
+
+namespace seedproof {
+namespace {
+
+namespace fs = std::filesystem;
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "\nseedproof: error: %s\n", message.c_str());
+  return 1;
+}
+
+// A fresh 128-bit token for this run's coordinator, readable by this user only.
+absl::StatusOr<std::string> WriteToken(const fs::path& path) {
+  std::random_device random;
+  std::string token;
+  for (int i = 0; i < 4; ++i) absl::StrAppend(&token, absl::Hex(random(), absl::kZeroPad8));
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return absl::PermissionDeniedError(absl::StrCat(path.string(), ": cannot write"));
+  const std::string line = token + "\n";
+  const bool ok = write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  close(fd);
+  if (!ok) return absl::PermissionDeniedError(absl::StrCat(path.string(), ": cannot write"));
+  return token;
+}
+
+// A worker process running this same binary; it gets SIGTERM if we die.
+pid_t StartWorker(const std::vector<std::string>& args, const fs::path& log) {
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != parent) _exit(1);  // the parent died before prctl
+  const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  dup2(fd, STDOUT_FILENO);
+  dup2(fd, STDERR_FILENO);
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execv("/proc/self/exe", argv.data());
+  _exit(127);
+}
+
+class ProgressBar {
+ public:
+  void Show(const rpc::SweepStatus& s, int already_done) {
+    const int finished = s.done() + s.failed() + s.blocked() + s.cancelled();
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const int ran = finished - already_done;  // the rate is this run's
+    const double eta = ran > 0 ? elapsed * (s.total() - finished) / ran : 0.0;
+    const std::string problems =
+        s.failed() + s.blocked() > 0
+            ? absl::StrCat("  (", s.failed(), " failed, ", s.blocked(), " blocked)")
+            : "";
+    if (tty_) {
+      constexpr int kWidth = 30;
+      const int filled = s.total() > 0 ? kWidth * finished / s.total() : kWidth;
+      std::fprintf(stderr, "\r[%s%s] %d/%d trials  %d running  %.0fs elapsed  ETA %.0fs%s   ",
+                   std::string(filled, '#').c_str(), std::string(kWidth - filled, '.').c_str(),
+                   finished, s.total(), s.leased(), elapsed, eta, problems.c_str());
+    } else if (const int decile = s.total() > 0 ? 10 * finished / s.total() : 10;
+               decile != last_decile_) {
+      last_decile_ = decile;
+      std::fprintf(stderr, "%d/%d trials, %.0fs elapsed, ETA %.0fs%s\n", finished, s.total(),
+                   elapsed, eta, problems.c_str());
+    }
+  }
+  void End() {
+    if (tty_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  const bool tty_ = isatty(STDERR_FILENO);
+  const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  int last_decile_ = -1;
+};
+
+}  // namespace
+
+int RunCommand(RunCommandOptions options) {
+  std::ifstream spec_in(options.spec_path);
+  if (!spec_in) {
+    std::fprintf(stderr, "%s: cannot read: %s\n", options.spec_path.c_str(), std::strerror(errno));
+    return 2;
+  }
+  const std::string spec_text((std::istreambuf_iterator<char>(spec_in)),
+                              std::istreambuf_iterator<char>());
+  auto loaded = LoadAndExpand(options.spec_path);  // every error here, before anything starts
+  if (!loaded) return 2;
+  const SweepSpec& spec = loaded->first;
+  if (options.out_dir.empty()) options.out_dir = "runs/" + spec.name;
+  if (options.workers <= 0) {
+    options.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  const fs::path out = options.out_dir;
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) return Fail(absl::StrCat(out.string(), ": cannot create: ", ec.message()));
+
+  auto token = WriteToken(out / "token");
+  if (!token.ok()) return Fail(std::string(token.status().message()));
+  CoordinatorOptions coordinator;
+  coordinator.listen = "127.0.0.1:0";
+  coordinator.database = (out / "seedproof.db").string();
+  coordinator.token = *token;
+  coordinator.lease_ms = 60000;
+  coordinator.heartbeat_ms = 2000;
+  // Only this command's workers use this database, and they died with it.
+  coordinator.expire_leases_on_start = true;
+  auto server = CoordinatorServer::Start(coordinator);
+  if (!server.ok()) return Fail(std::string(server.status().message()));
+  const std::string address = absl::StrCat("127.0.0.1:", (*server)->port());
+
+  auto channel = MakeChannel(address, "");
+  auto stub = rpc::Studies::NewStub(*channel);
+  const RpcAuth auth{*token};
+
+  // Resume the sweep of this spec if the folder holds it; never mix studies.
+  std::string sweep_id;
+  {
+    grpc::ClientContext ctx;
+    auth.Apply(ctx, 10000);
+    rpc::ListReply list;
+    if (auto s = FromGrpc(stub->List(&ctx, rpc::ListRequest(), &list), "list"); !s.ok()) {
+      return Fail(std::string(s.message()));
+    }
+    for (const rpc::SweepStatus& s : list.sweeps()) {
+      if (s.name() != spec.name) {
+        return Fail(absl::StrCat(out.string(), " holds another study (", s.name(),
+                                 "); choose another --out"));
+      }
+      sweep_id = s.sweep_id();  // the latest submission of this study
+    }
+  }
+  int already_done = 0;
+  if (!sweep_id.empty()) {
+    grpc::ClientContext ctx;
+    auth.Apply(ctx, 10000);
+    rpc::SweepRef ref;
+    ref.set_sweep_id(sweep_id);
+    rpc::SweepStatus status;
+    if (auto s = FromGrpc(stub->Get(&ctx, ref, &status), "status"); !s.ok()) {
+      return Fail(std::string(s.message()));
+    }
+    already_done = status.done() + status.failed() + status.blocked() + status.cancelled();
+    std::fprintf(stderr, "resuming %s in %s: %d of %d trials already finished\n", sweep_id.c_str(),
+                 out.c_str(), already_done, status.total());
+  } else {
+    grpc::ClientContext ctx;
+    auth.Apply(ctx, 60000);
+    rpc::SubmitRequest request;
+    request.set_spec_text(spec_text);
+    request.set_spec_path(options.spec_path);
+    rpc::SweepStatus status;
+    if (auto s = FromGrpc(stub->Submit(&ctx, request, &status), "submit"); !s.ok()) {
+      return Fail(std::string(s.message()));
+    }
+    sweep_id = status.sweep_id();
+  }
+  std::fprintf(stderr, "%s: sweep %s, %zu trials, %d worker process(es) x %d thread(s)\n",
+               spec.name.c_str(), sweep_id.c_str(), loaded->second.trials.size(), options.workers,
+               options.threads);
+
+  std::vector<pid_t> workers;
+  for (int i = 0; i < options.workers; ++i) {
+    workers.push_back(
+        StartWorker({"seedproof", "worker", "--coordinator", address, "--token-file",
+                     (out / "token").string(), "--id", absl::StrCat("local-", i), "--backend",
+                     options.backend, "--threads", std::to_string(options.threads)},
+                    out / absl::StrCat("worker-", i, ".log")));
+  }
+
+  ProgressBar bar;
+  rpc::SweepStatus status;
+  std::string failure;
+  for (;;) {
+    grpc::ClientContext ctx;
+    auth.Apply(ctx, 10000);
+    rpc::SweepRef ref;
+    ref.set_sweep_id(sweep_id);
+    if (auto s = FromGrpc(stub->Get(&ctx, ref, &status), "status"); !s.ok()) {
+      failure = std::string(s.message());
+      break;
+    }
+    bar.Show(status, already_done);
+    if (status.state() != "running") break;
+    int alive = 0;
+    for (pid_t& pid : workers) {
+      if (pid > 0 && waitpid(pid, nullptr, WNOHANG) == pid) pid = -1;
+      alive += pid > 0 ? 1 : 0;
+    }
+    if (alive == 0) {
+      failure = absl::StrCat("every worker exited; see ", (out / "worker-0.log").string());
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  bar.End();
+  for (pid_t pid : workers) {
+    if (pid > 0) kill(pid, SIGTERM);
+  }
+  for (pid_t pid : workers) {
+    if (pid > 0) waitpid(pid, nullptr, 0);
+  }
+  if (!failure.empty()) return Fail(failure);
+
+  // The results file, written whole and then renamed into place.
+  std::string text = absl::StrCat(nlohmann::json({{"sweep",
+                                                   {{"name", spec.name},
+                                                    {"id", sweep_id},
+                                                    {"spec", options.spec_path},
+                                                    {"trials", status.total()},
+                                                    {"arms", loaded->second.arms},
+                                                    {"targets", loaded->second.targets},
+                                                    {"seeds", spec.seeds.count}}}})
+                                      .dump(),
+                                  "\n");
+  {
+    grpc::ClientContext ctx;
+    auth.Apply(ctx, 600000);
+    rpc::SweepRef ref;
+    ref.set_sweep_id(sweep_id);
+    auto reader = stub->Results(&ctx, ref);
+    rpc::ResultLine line;
+    while (reader->Read(&line)) absl::StrAppend(&text, line.json(), "\n");
+    if (auto s = FromGrpc(reader->Finish(), "results"); !s.ok())
+      return Fail(std::string(s.message()));
+  }
+  const fs::path results = out / "results.jsonl";
+  const fs::path tmp = out / "results.jsonl.tmp";
+  {
+    std::ofstream file(tmp, std::ios::binary | std::ios::trunc);
+    file << text;
+    if (!file) return Fail(absl::StrCat(tmp.string(), ": cannot write"));
+  }
+  fs::rename(tmp, results, ec);
+  if (ec) return Fail(absl::StrCat(results.string(), ": cannot write: ", ec.message()));
+  (*server)->Shutdown();
+  std::printf(
+      "%s: %d done, %d failed, %d blocked, %d cancelled of %d trials\nresults: %s\n"
+      "database: %s\n",
+      sweep_id.c_str(), status.done(), status.failed(), status.blocked(), status.cancelled(),
+      status.total(), results.c_str(), (out / "seedproof.db").c_str());
+  return status.failed() > 0 ? 1 : 0;
+}
+
+}  // namespace seedproof

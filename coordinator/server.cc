@@ -1,0 +1,510 @@
+#include "coordinator/server.h"
+
+#include <grpcpp/grpcpp.h>
+#include <openssl/crypto.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "coordinator/store.h"
+#include "experiments/plan.h"
+#include "experiments/results.h"
+#include "experiments/sweep_parse.h"
+#include "nlohmann/json.hpp"
+#include "proto/seedproof.grpc.pb.h"
+
+namespace seedproof {
+namespace {
+
+constexpr int kMaxMessageBytes = 8 << 20;
+constexpr int64_t kMaxArtifactBytes = 512ll << 20;
+constexpr int64_t kMaxLeaseWaitMs = 30000;
+constexpr int64_t kChunkBytes = 1 << 20;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+grpc::Status Invalid(const std::string& field, const std::string& message) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat(field, ": ", message));
+}
+
+// Every call must carry "authorization: Bearer <token>"; compared in constant time.
+class TokenCheck {
+ public:
+  explicit TokenCheck(std::string token) : expected_(absl::StrCat("Bearer ", token)) {}
+  grpc::Status operator()(const grpc::ServerContext* context) const {
+    const auto& metadata = context->client_metadata();
+    auto it = metadata.find("authorization");
+    if (it == metadata.end()) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "no bearer token");
+    }
+    const grpc::string_ref given = it->second;
+    if (given.size() != expected_.size() ||
+        CRYPTO_memcmp(given.data(), expected_.data(), expected_.size()) != 0) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "wrong bearer token");
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::string expected_;
+};
+
+void FillStatus(const SweepStatus& s, rpc::SweepStatus* out) {
+  out->set_sweep_id(s.sweep_id);
+  out->set_name(s.name);
+  out->set_state(SweepStateName(s.state));
+  out->set_total(s.total);
+  out->set_pending(s.pending);
+  out->set_leased(s.leased);
+  out->set_done(s.done);
+  out->set_failed(s.failed);
+  out->set_blocked(s.blocked);
+  out->set_cancelled(s.cancelled);
+  out->set_created_ms(s.created_ms);
+  out->set_finished_ms(s.finished_ms);
+  const int64_t end = s.finished_ms > 0 ? s.finished_ms : NowMs();
+  const double seconds = static_cast<double>(end - s.created_ms) / 1000.0;
+  out->set_trials_per_s(seconds > 0 ? (s.done + s.failed + s.blocked) / seconds : 0.0);
+}
+
+// Wakes long-polling leases when trials may have become ready.
+class Doorbell {
+ public:
+  void Ring() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++generation_;
+    }
+    cv_.notify_all();
+  }
+  uint64_t generation() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return generation_;
+  }
+  // Waits until a ring after `seen` or the deadline.
+  void WaitAfter(uint64_t seen, std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_until(lock, deadline, [&] { return generation_ != seen; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t generation_ = 0;
+};
+
+class StudiesService final : public rpc::Studies::Service {
+ public:
+  StudiesService(Store& store, const TokenCheck& auth, Doorbell& bell)
+      : store_(store), auth_(auth), bell_(bell) {}
+
+  grpc::Status Submit(grpc::ServerContext* context, const rpc::SubmitRequest* request,
+                      rpc::SweepStatus* reply) override {
+    if (auto s = auth_(context); !s.ok()) return s;
+    if (request->spec_text().empty()) return Invalid("spec_text", "empty");
+    const std::string path = request->spec_path().empty() ? "spec.yaml" : request->spec_path();
+    std::vector<SpecError> errors;
+    auto spec = ParseSweepSpecText(request->spec_text(), path, &errors);
+    if (!spec.ok()) {
+      std::vector<std::string> lines;
+      for (const SpecError& e : errors) lines.push_back(FormatSpecError(path, e));
+      return Invalid("spec_text", lines.empty() ? std::string(spec.status().message())
+                                                : absl::StrJoin(lines, "\n"));
+    }
+    auto counts = LoadTrainCountsPerClass(spec->dataset);
+    if (!counts.ok()) return ToGrpc(counts.status());
+    errors.clear();
+    if (auto s = ValidateAgainstData(*spec, *counts, &errors); !s.ok()) {
+      std::vector<std::string> lines;
+      for (const SpecError& e : errors) lines.push_back(FormatSpecError(path, e));
+      return Invalid("spec_text",
+                     lines.empty() ? std::string(s.message()) : absl::StrJoin(lines, "\n"));
+    }
+    const Plan plan = ExpandSweep(*spec, *counts);
+    auto id = store_.SubmitSweep(spec->name, request->spec_text(), path, plan, NowMs());
+    if (!id.ok()) return ToGrpc(id.status());
+    bell_.Ring();
+    auto status = store_.GetSweep(*id);
+    if (!status.ok()) return ToGrpc(status.status());
+    FillStatus(*status, reply);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Get(grpc::ServerContext* context, const rpc::SweepRef* request,
+                   rpc::SweepStatus* reply) override {
+    if (auto s = auth_(context); !s.ok()) return s;
+    auto status = store_.GetSweep(request->sweep_id());
+    if (!status.ok()) return ToGrpc(status.status());
+    FillStatus(*status, reply);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status List(grpc::ServerContext* context, const rpc::ListRequest*,
+                    rpc::ListReply* reply) override {
+    if (auto s = auth_(context); !s.ok()) return s;
+    auto sweeps = store_.ListSweeps();
+    if (!sweeps.ok()) return ToGrpc(sweeps.status());
+    for (const SweepStatus& s : *sweeps) FillStatus(s, reply->add_sweeps());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Cancel(grpc::ServerContext* context, const rpc::SweepRef* request,
+                      rpc::SweepStatus* reply) override {
+    if (auto s = auth_(context); !s.ok()) return s;
+    if (auto s = store_.Cancel(request->sweep_id(), NowMs()); !s.ok()) return ToGrpc(s);
+    return Get(context, request, reply);
+  }
+
+  grpc::Status Watch(grpc::ServerContext* context, const rpc::SweepRef* request,
+                     grpc::ServerWriter<rpc::SweepStatus>* writer) override {
+    if (auto s = auth_(context); !s.ok()) return s;
+    std::string last;
+    for (;;) {
+      const uint64_t seen = bell_.generation();
+      auto status = store_.GetSweep(request->sweep_id());
+      if (!status.ok()) return ToGrpc(status.status());
+      rpc::SweepStatus message;
+      FillStatus(*status, &message);
+      message.set_trials_per_s(0);  // changes every call; compared below without it
+      const std::string key = message.SerializeAsString();
+      FillStatus(*status, &message);
+      if (key != last) {
+        if (!writer->Write(message)) return grpc::Status::OK;  // the client left
+        last = key;
+      }
+      if (status->state != SweepState::kRunning) return grpc::Status::OK;
+      if (context->IsCancelled()) return grpc::Status::CANCELLED;
+      bell_.WaitAfter(seen, std::chrono::steady_clock::now() + std::chrono::milliseconds(500));
+    }
+  }
+
+  grpc::Status Results(grpc::ServerContext* context, const rpc::SweepRef* request,
+                       grpc::ServerWriter<rpc::ResultLine>* writer) override {
+    if (auto s = auth_(context); !s.ok()) return s;
+    auto trials = store_.Trials(request->sweep_id());
+    if (!trials.ok()) return ToGrpc(trials.status());
+    auto results = store_.Results(request->sweep_id());  // the done trials', in plan order
+    if (!results.ok()) return ToGrpc(results.status());
+    size_t next = 0;
+    for (const TrialStatus& t : *trials) {
+      rpc::ResultLine line;
+      if (t.state == TrialState::kDone && next < results->size()) {
+        line.set_json((*results)[next++]);
+      } else if (t.state == TrialState::kBlocked) {
+        // Never ran; recorded so the report can say why an arm has fewer seeds.
+        TrialResult blocked;
+        blocked.trial_id = t.trial_id;
+        blocked.kind = t.kind;
+        blocked.arm = t.arm;
+        blocked.target = t.target;
+        blocked.seed_index = t.seed_index;
+        blocked.outcome = TrialOutcome::kBlocked;
+        blocked.blocked_by = t.blocked_by;
+        line.set_json(TrialResultToJson(blocked).dump());
+      } else {
+        continue;
+      }
+      if (!writer->Write(line)) break;
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  Store& store_;
+  const TokenCheck& auth_;
+  Doorbell& bell_;
+};
+
+class TrialsService final : public rpc::Trials::Service {
+ public:
+  TrialsService(Store& store, const TokenCheck& auth, Doorbell& bell,
+                const CoordinatorOptions& options)
+      : store_(store), auth_(auth), bell_(bell), options_(options) {}
+
+  grpc::Status Register(grpc::ServerContext* context, const rpc::RegisterRequest* request,
+                        rpc::RegisterReply* reply) override {
+    if (auto s = auth_(context); !s.ok()) return s;
+    if (request->worker_id().empty() || request->worker_id().size() > 256) {
+      return Invalid("worker_id", "1 to 256 characters");
+    }
+    if (request->threads() < 1) return Invalid("threads", "at least 1");
+    nlohmann::json capabilities = {
+        {"backends",
+         std::vector<std::string>(request->backends().begin(), request->backends().end())},
+        {"threads", request->threads()},
+        {"cpu_isa", request->cpu_isa()},
+        {"mpi_size", request->mpi_size()}};
+    if (auto s = store_.RegisterWorker(request->worker_id(), capabilities.dump(), NowMs());
+        !s.ok()) {
+      return ToGrpc(s);
+    }
+    reply->set_lease_ms(options_.lease_ms);
+    reply->set_heartbeat_ms(options_.heartbeat_ms);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Lease(grpc::ServerContext* context, const rpc::LeaseRequest* request,
+                     rpc::LeaseReply* reply) override {
+    if (auto s = auth_(context); !s.ok()) return s;
+    if (request->worker_id().empty()) return Invalid("worker_id", "empty");
+    if (request->wait_ms() < 0) return Invalid("wait_ms", "negative");
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(std::min(request->wait_ms(), kMaxLeaseWaitMs));
+    for (;;) {
+      const uint64_t seen = bell_.generation();
+      auto lease = store_.LeaseNext(request->worker_id(), NowMs());
+      if (!lease.ok()) return ToGrpc(lease.status());
+      if (lease->has_value()) {
+        const seedproof::Lease& l = **lease;
+        reply->set_leased(true);
+        reply->set_sweep_id(l.sweep_id);
+        reply->set_trial_id(l.trial_id);
+        reply->set_attempt_id(l.attempt_id);
+        reply->set_attempt(l.attempt);
+        reply->set_source_sha256(l.source_sha256);
+        return grpc::Status::OK;
+      }
+      if (std::chrono::steady_clock::now() >= deadline || context->IsCancelled()) {
+        return grpc::Status::OK;  // leased = false
+      }
+      bell_.WaitAfter(seen, deadline);
+    }
+  }
+
+  grpc::Status Heartbeat(grpc::ServerContext* context, const rpc::AttemptRef* request,
+                         rpc::HeartbeatReply* reply) override {
+    if (auto s = auth_(context); !s.ok()) return s;
+    auto verdict = store_.Heartbeat(request->attempt_id(), NowMs());
+    if (!verdict.ok()) return ToGrpc(verdict.status());
+    reply->set_verdict(*verdict == HeartbeatVerdict::kContinue    ? rpc::HeartbeatReply::CONTINUE
+                       : *verdict == HeartbeatVerdict::kCancelled ? rpc::HeartbeatReply::CANCELLED
+                                                                  : rpc::HeartbeatReply::LOST);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ReportEpoch(grpc::ServerContext* context, const rpc::EpochReport* request,
+                           rpc::Ack*) override {
+    if (auto s = auth_(context); !s.ok()) return s;
+    for (const std::string& json : request->epoch_json()) {
+      if (!nlohmann::json::parse(json, nullptr, false).is_object()) {
+        return Invalid("epoch_json", "not a JSON object");
+      }
+    }
+    for (const std::string& json : request->epoch_json()) {
+      if (auto s = store_.RecordEpoch(request->attempt_id(), json, NowMs()); !s.ok()) {
+        return ToGrpc(s);
+      }
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Complete(grpc::ServerContext* context, const rpc::CompleteRequest* request,
+                        rpc::CompleteReply* reply) override {
+    if (auto s = auth_(context); !s.ok()) return s;
+    const nlohmann::json json = nlohmann::json::parse(request->result_json(), nullptr, false);
+    if (json.is_discarded()) return Invalid("result_json", "not JSON");
+    auto result = TrialResultFromJson(json);
+    if (!result.ok()) return Invalid("result_json", std::string(result.status().message()));
+    if (result->outcome == TrialOutcome::kBlocked) {
+      return Invalid("result_json.outcome", "a worker reports completed or diverged");
+    }
+    auto accepted =
+        store_.Complete(request->attempt_id(), *result, request->result_json(), NowMs());
+    if (!accepted.ok()) return ToGrpc(accepted.status());
+    reply->set_accepted(*accepted);
+    bell_.Ring();
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Fail(grpc::ServerContext* context, const rpc::FailRequest* request,
+                    rpc::Ack*) override {
+    if (auto s = auth_(context); !s.ok()) return s;
+    if (auto s = store_.Fail(request->attempt_id(), request->reason(), NowMs()); !s.ok()) {
+      return ToGrpc(s);
+    }
+    bell_.Ring();
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Release(grpc::ServerContext* context, const rpc::AttemptRef* request,
+                       rpc::Ack*) override {
+    if (auto s = auth_(context); !s.ok()) return s;
+    if (auto s = store_.Release(request->attempt_id(), NowMs()); !s.ok()) return ToGrpc(s);
+    bell_.Ring();
+    return grpc::Status::OK;
+  }
+
+  grpc::Status SweepSpec(grpc::ServerContext* context, const rpc::SweepRef* request,
+                         rpc::SpecReply* reply) override {
+    if (auto s = auth_(context); !s.ok()) return s;
+    auto spec = store_.SweepSpecText(request->sweep_id());
+    if (!spec.ok()) return ToGrpc(spec.status());
+    reply->set_spec_text(spec->text);
+    reply->set_spec_path(spec->path);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status UploadArtifact(grpc::ServerContext* context,
+                              grpc::ServerReader<rpc::ArtifactChunk>* reader,
+                              rpc::ArtifactRef* reply) override {
+    if (auto s = auth_(context); !s.ok()) return s;
+    rpc::ArtifactChunk chunk;
+    std::string sha, bytes;
+    int64_t attempt_id = 0;
+    bool first = true;
+    while (reader->Read(&chunk)) {
+      if (first) {
+        sha = chunk.sha256();
+        attempt_id = chunk.attempt_id();
+        first = false;
+      }
+      if (static_cast<int64_t>(bytes.size() + chunk.data().size()) > kMaxArtifactBytes) {
+        return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            absl::StrCat("artifact larger than ", kMaxArtifactBytes, " bytes"));
+      }
+      bytes += chunk.data();
+    }
+    if (first) return Invalid("sha256", "no chunks");
+    if (auto s = store_.PutArtifact(attempt_id, sha, bytes, NowMs()); !s.ok()) return ToGrpc(s);
+    reply->set_sha256(sha);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DownloadArtifact(grpc::ServerContext* context, const rpc::ArtifactRef* request,
+                                grpc::ServerWriter<rpc::ArtifactChunk>* writer) override {
+    if (auto s = auth_(context); !s.ok()) return s;
+    auto bytes = store_.GetArtifact(request->sha256());
+    if (!bytes.ok()) return ToGrpc(bytes.status());
+    for (size_t offset = 0; offset == 0 || offset < bytes->size(); offset += kChunkBytes) {
+      rpc::ArtifactChunk chunk;
+      if (offset == 0) chunk.set_sha256(request->sha256());
+      chunk.set_data(bytes->substr(offset, kChunkBytes));
+      if (!writer->Write(chunk)) break;
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  Store& store_;
+  const TokenCheck& auth_;
+  Doorbell& bell_;
+  const CoordinatorOptions& options_;
+};
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot read"));
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+class Server final : public CoordinatorServer {
+ public:
+  Server(const CoordinatorOptions& options, std::unique_ptr<Store> store)
+      : options_(options),
+        store_(std::move(store)),
+        auth_(options.token),
+        studies_(*store_, auth_, bell_),
+        trials_(*store_, auth_, bell_, options_) {}
+
+  ~Server() override {
+    Shutdown();
+    if (expiry_.joinable()) expiry_.join();
+  }
+
+  absl::Status Start() {
+    std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+    if (!options_.tls_cert.empty() || !options_.tls_key.empty()) {
+      auto cert = ReadFile(options_.tls_cert);
+      if (!cert.ok()) return cert.status();
+      auto key = ReadFile(options_.tls_key);
+      if (!key.ok()) return key.status();
+      grpc::SslServerCredentialsOptions ssl;
+      ssl.pem_key_cert_pairs.push_back({*key, *cert});
+      credentials = grpc::SslServerCredentials(ssl);
+    }
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(options_.listen, credentials, &port_);
+    builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+    builder.SetMaxSendMessageSize(kMaxMessageBytes);
+    builder.RegisterService(&studies_);
+    builder.RegisterService(&trials_);
+    server_ = builder.BuildAndStart();
+    if (!server_ || port_ == 0) {
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen));
+    }
+    if (options_.expire_leases_on_start) {
+      auto expired = store_->ExpireLeases(std::numeric_limits<int64_t>::max());
+      if (!expired.ok()) return expired.status();
+    }
+    // Leases whose deadline passed go back to the queue.
+    expiry_ = std::thread([this] {
+      std::unique_lock<std::mutex> lock(mu_);
+      const auto period = std::chrono::milliseconds(std::max<int64_t>(options_.lease_ms / 4, 20));
+      while (!cv_.wait_for(lock, period, [&] { return stopping_; })) {
+        auto expired = store_->ExpireLeases(NowMs());
+        if (expired.ok() && *expired > 0) bell_.Ring();
+      }
+    });
+    return absl::OkStatus();
+  }
+
+  int port() const override { return port_; }
+  void Wait() override { server_->Wait(); }
+  void Shutdown() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    bell_.Ring();
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+
+ private:
+  CoordinatorOptions options_;
+  std::unique_ptr<Store> store_;
+  TokenCheck auth_;
+  Doorbell bell_;
+  StudiesService studies_;
+  TrialsService trials_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread expiry_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
+    const CoordinatorOptions& options) {
+  if (options.token.size() < 16) {
+    return absl::InvalidArgumentError("the coordinator's token needs at least 16 characters");
+  }
+  auto store = Store::Open(options.database,
+                           {.max_attempts = options.max_attempts, .lease_ms = options.lease_ms});
+  if (!store.ok()) return store.status();
+  auto server = std::make_unique<Server>(options, std::move(*store));
+  if (auto s = server->Start(); !s.ok()) return s;
+  return std::unique_ptr<CoordinatorServer>(std::move(server));
+}
+
+}  // namespace seedproof

@@ -1,0 +1,37 @@
+// The coordinator process: the Studies and Trials gRPC services over a Store.
+// Submitted specs are validated and expanded here; workers lease trials with a
+// long poll; leases expire unless heartbeats renew them.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace seedproof {
+
+struct CoordinatorOptions {
+  std::string listen = "127.0.0.1:0";  // port 0: pick a free one (see port())
+  std::string database;                // SQLite file
+  std::string token;                   // every call must carry it
+  std::string tls_cert, tls_key;       // PEM files: serve TLS when both are given
+  int64_t lease_ms = 30000;
+  int64_t heartbeat_ms = 5000;
+  int max_attempts = 3;
+  // Every lease in the database belongs to a worker that is gone (`seedproof run`
+  // restarting with its own workers): expire them now instead of at their deadline.
+  bool expire_leases_on_start = false;
+};
+
+class CoordinatorServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(
+      const CoordinatorOptions& options);
+  virtual ~CoordinatorServer() = default;
+  virtual int port() const = 0;
+  // Blocks until Shutdown (from another thread or a signal handler's thread).
+  virtual void Wait() = 0;
+  virtual void Shutdown() = 0;
+};
+
+}  // namespace seedproof

@@ -1,0 +1,196 @@
+// The coordinator's durable state: sweeps, their trials and the attempts to run
+// them, accepted results, workers and model artifacts, in one SQLite file (WAL).
+//
+//   auto store = Store::Open("coordinator.db");
+//   auto sweep = (*store)->SubmitSweep(spec.name, text, path, plan, now);
+//   (*store)->RegisterWorker("w1", capabilities_json, now);
+//   auto lease = (*store)->LeaseNext("w1", now);   // a trial whose source model exists
+//   (*store)->Heartbeat(lease->attempt_id, now);   // renews; kCancelled, kLost: stop
+//   (*store)->Complete(lease->attempt_id, result, result_json, now);
+//
+// A trial's life:
+//
+//   pending --lease--> leased --complete--> done (completed or diverged)
+//      ^                  |
+//      +--fail, expire ---+--> failed, at the max_attempts-th failed or expired attempt
+//         or release          (a release is not counted)
+//
+//   pending --> blocked    its source failed or diverged (transitively)
+//   pending --> cancelled  its sweep was cancelled; so does a leased trial whose
+//                          attempt then fails, expires or is released
+//
+// A sweep is running until every trial is done, failed, blocked or cancelled, then
+// done; or cancelled. Only a pending trial of a running sweep whose source trial
+// (if any) completed is leased: the oldest sweep's first such trial in plan order.
+//
+// An attempt is current from its lease until it completes, fails, is released or
+// ExpireLeases finds it past its deadline. A call naming an attempt that is no
+// longer current changes nothing (Complete returns false, Heartbeat kLost); an
+// attempt id the store never issued is NOT_FOUND.
+//
+// Every call commits its change before it returns. The in-memory queue of leasable
+// trials is rebuilt from the database on Open, so after a crash nothing is lost:
+// leases issued before it stay current until ExpireLeases; done trials stay done.
+// All times are milliseconds the caller passes in. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "experiments/sweep.h"
+#include "experiments/trial.h"
+
+namespace seedproof {
+
+struct StoreOptions {
+  int max_attempts = 3;      // failed or expired attempts after which a trial has failed
+  int64_t lease_ms = 30000;  // a lease's deadline after its lease or last heartbeat
+};
+
+enum class SweepState { kRunning, kCancelled, kDone };
+enum class TrialState { kPending, kLeased, kDone, kFailed, kBlocked, kCancelled };
+// "running", "cancelled", "done"; "pending", "leased", "done", "failed", "blocked",
+// "cancelled": the words the database and the wire use.
+const char* SweepStateName(SweepState state);
+const char* TrialStateName(TrialState state);
+
+struct SweepStatus {
+  std::string sweep_id;
+  std::string name;
+  std::string spec_path;
+  SweepState state = SweepState::kRunning;
+  int64_t created_ms = 0;
+  int64_t finished_ms = 0;  // when it became done or was cancelled; 0 while running
+  // Trials by state; done counts completed and diverged trials.
+  int total = 0, pending = 0, leased = 0, done = 0, failed = 0, blocked = 0, cancelled = 0;
+};
+
+struct TrialStatus {
+  std::string trial_id;
+  int plan_index = 0;  // position in the sweep's Plan::trials
+  TrialKind kind = TrialKind::kPretrain;
+  std::string arm, target;
+  int seed_index = 0;
+  std::string source_trial;  // "" when it needs no other trial's model
+  TrialState state = TrialState::kPending;
+  int failed_attempts = 0;              // failed or expired, not released
+  std::vector<std::string> failures;    // one per failed or expired attempt, oldest first:
+                                        // "attempt 1 (worker w3): REASON"
+  std::optional<TrialOutcome> outcome;  // done: kCompleted or kDiverged
+  std::string blocked_by;               // blocked: the trial that failed or diverged
+  std::string model_sha256;             // a completed pretrain trial's model
+};
+
+struct Lease {
+  std::string sweep_id, trial_id;
+  int64_t attempt_id = 0;  // names this attempt in every later call
+  int attempt = 1;         // 1-based: the trial's failed or expired attempts + 1
+  int64_t deadline_ms = 0;
+  std::string source_sha256;  // the model of the trial's source trial; "" when none
+};
+
+// What a heartbeat tells the worker.
+enum class HeartbeatVerdict {
+  kContinue,   // the lease is renewed
+  kCancelled,  // the sweep was cancelled: stop and Release
+  kLost,       // the attempt is no longer current (expired, or superseded): stop
+};
+
+// A sweep's spec as it was submitted.
+struct SpecText {
+  std::string text;
+  std::string path;  // for messages
+};
+
+class Store {
+ public:
+  // Opens or creates the database at path and migrates an older schema.
+  // FAILED_PRECONDITION naming the file when it is not an SQLite database, is
+  // another program's, or has a newer schema than this code (both versions named);
+  // INVALID_ARGUMENT for options out of range.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path,
+                                                     const StoreOptions& options = {});
+  virtual ~Store() = default;
+
+  // ---- Sweeps ----
+
+  // Stores the sweep and one pending trial per plan trial, with its dependency on
+  // source_trial, and returns the sweep's id: "s" and the first 12 hex digits of
+  // SHA-256(name, spec_text, the submission's sequence number), so resubmitting a
+  // spec makes a new sweep. INVALID_ARGUMENT naming the trial for an empty plan, a
+  // trial id that appears twice, or a source_trial that is not an earlier trial.
+  virtual absl::StatusOr<std::string> SubmitSweep(const std::string& name,
+                                                  const std::string& spec_text,
+                                                  const std::string& spec_path, const Plan& plan,
+                                                  int64_t now_ms) = 0;
+  // Stops leasing the sweep's trials: pending ones become cancelled; leased ones
+  // run on (their heartbeats say kCancelled) and a result they complete is kept.
+  // Cancelling a cancelled sweep does nothing; a done one is FAILED_PRECONDITION.
+  virtual absl::Status Cancel(const std::string& sweep_id, int64_t now_ms) = 0;
+  // NOT_FOUND for an unknown sweep id, here and in every call taking one.
+  virtual absl::StatusOr<SweepStatus> GetSweep(const std::string& sweep_id) = 0;
+  // Every sweep, oldest first.
+  virtual absl::StatusOr<std::vector<SweepStatus>> ListSweeps() = 0;
+  // The sweep's trials in plan order.
+  virtual absl::StatusOr<std::vector<TrialStatus>> Trials(const std::string& sweep_id) = 0;
+  // The accepted results (JSON objects, as the workers sent them) in plan order.
+  virtual absl::StatusOr<std::vector<std::string>> Results(const std::string& sweep_id) = 0;
+  virtual absl::StatusOr<SpecText> SweepSpecText(const std::string& sweep_id) = 0;
+
+  // ---- Workers and leases ----
+
+  // Records a worker (again: its capabilities are replaced). A worker leases only
+  // after registering.
+  virtual absl::Status RegisterWorker(const std::string& worker_id,
+                                      const std::string& capabilities_json, int64_t now_ms) = 0;
+  // The next leasable trial, or nullopt when there is none now. NOT_FOUND for a
+  // worker that never registered.
+  virtual absl::StatusOr<std::optional<Lease>> LeaseNext(const std::string& worker_id,
+                                                         int64_t now_ms) = 0;
+  // Renews a current attempt's deadline to now + lease_ms, unless its sweep was
+  // cancelled.
+  virtual absl::StatusOr<HeartbeatVerdict> Heartbeat(int64_t attempt_id, int64_t now_ms) = 0;
+  // Keeps one epoch's metrics (an EpochRecord as JSON) of a current attempt.
+  virtual absl::Status RecordEpoch(int64_t attempt_id, std::string_view epoch_json,
+                                   int64_t now_ms) = 0;
+  // Accepts a current attempt's result, once: true when accepted, false when the
+  // attempt is no longer current (a late or duplicate completion; nothing changes).
+  // result_json is the text result was read from and is stored as it is. A
+  // diverged trial blocks the trials that need its model, transitively.
+  // INVALID_ARGUMENT when the result is for another trial or is kBlocked; a
+  // completed pretrain trial's result.model_sha256 must name an artifact already
+  // put (FAILED_PRECONDITION otherwise; the attempt stays current).
+  virtual absl::StatusOr<bool> Complete(int64_t attempt_id, const TrialResult& result,
+                                        std::string_view result_json, int64_t now_ms) = 0;
+  // A current attempt failed: its trial is pending again, or after max_attempts
+  // failed or expired attempts failed, with every reason kept (Trials) and the
+  // trials that need its model blocked.
+  virtual absl::Status Fail(int64_t attempt_id, const std::string& reason, int64_t now_ms) = 0;
+  // A worker gives a current lease back (shutting down): its trial is pending
+  // again, and the attempt does not count towards max_attempts.
+  virtual absl::Status Release(int64_t attempt_id, int64_t now_ms) = 0;
+  // Ends every current attempt whose deadline is before now as Fail does, with
+  // the expiry as its reason. Returns how many expired.
+  virtual absl::StatusOr<int> ExpireLeases(int64_t now_ms) = 0;
+
+  // ---- Artifacts ----
+
+  // Stores bytes under their SHA-256 for a current attempt; a non-current
+  // attempt's upload is dropped. INVALID_ARGUMENT when sha256 is not 64 lowercase
+  // hex digits or is not the SHA-256 of bytes (nothing is stored).
+  virtual absl::Status PutArtifact(int64_t attempt_id, const std::string& sha256,
+                                   const std::string& bytes, int64_t now_ms) = 0;
+  // NOT_FOUND when no artifact has that hash; INVALID_ARGUMENT for a malformed one.
+  virtual absl::StatusOr<std::string> GetArtifact(const std::string& sha256) = 0;
+  // The model a completed pretrain trial produced; NOT_FOUND when it has none.
+  virtual absl::StatusOr<std::string> ArtifactOf(const std::string& sweep_id,
+                                                 const std::string& trial_id) = 0;
+};
+
+}  // namespace seedproof

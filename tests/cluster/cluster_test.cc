@@ -1,0 +1,432 @@
+// The distributed system as real processes on loopback: a coordinator with an
+// SQLite file, workers, and the submitting CLI. Studies are tiny (a few seconds
+// of training) so each test ends by itself in well under a minute.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "proto/seedproof.grpc.pb.h"
+#include "worker/rpc_client.h"
+
+namespace seedproof {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+const std::string kSeedproof = absl::StrCat(SEEDPROOF_BINARY_DIR, "/cli/seedproof");
+constexpr char kToken[] = "test-token-0123456789abcdef";
+
+// A child process, killed (SIGKILL) if the test leaves it running.
+class Process {
+ public:
+  Process(const std::vector<std::string>& args, const fs::path& log) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      FILE* out = std::fopen(log.c_str(), "w");
+      dup2(fileno(out), STDOUT_FILENO);
+      dup2(fileno(out), STDERR_FILENO);
+      std::vector<char*> argv;
+      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+  }
+  ~Process() {
+    if (pid_ > 0 && !exited_) {
+      kill(pid_, SIGKILL);
+      Wait();
+    }
+  }
+  void Signal(int sig) { kill(pid_, sig); }
+  int Wait() {
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    exited_ = true;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+ private:
+  pid_t pid_ = -1;
+  bool exited_ = false;
+};
+
+struct CommandRun {
+  int exit_code = -1;
+  std::string out;
+};
+
+CommandRun Seedproof(const std::string& args) {
+  CommandRun run;
+  FILE* pipe = popen(absl::StrCat(kSeedproof, " ", args, " 2>&1").c_str(), "r");
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) run.out.append(buffer, n);
+  const int status = pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+constexpr char kTinySpec[] = R"(name: cluster-tiny
+source: {classes: [0, 1, 2, 3, 4, 7, 8, 9], train_size: 1000}
+target: {positive: [6], negative: [5], train_size: 100}
+model: {input: [28, 28, 1], layers: [{dense: 32}, {dense: 16}], activation: selu}
+pretrain: {lr: 0.01, epochs: EPOCHS}
+transfer:
+  reuse: [1, 2]
+  schedules:
+    frozen: [{epochs: 2, train: head, lr: 1.0e-2}]
+    tuned: [{epochs: 1, train: head, lr: 1.0e-2}, {epochs: 2, train: all, lr: 1.0e-3}]
+baseline: {scratch: {epochs: 2, lr: 1.0e-2}}
+seeds: 2
+)";
+
+// A coordinator in its own folder with its own SQLite file, and the workers and
+// CLI calls that talk to it.
+class Cluster {
+ public:
+  explicit Cluster(const std::string& name, int64_t lease_ms = 30000, int64_t heartbeat_ms = 1000)
+      : dir_(fs::path(testing::TempDir()) / absl::StrCat("cluster_", name)),
+        lease_ms_(lease_ms),
+        heartbeat_ms_(heartbeat_ms) {
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::ofstream(dir_ / "token") << kToken << "\n";
+  }
+
+  void StartCoordinator(int port = 0) {
+    fs::remove(dir_ / "port");
+    coordinator_ = std::make_unique<Process>(
+        std::vector<std::string>{
+            kSeedproof, "coordinator", "--listen", absl::StrCat("127.0.0.1:", port), "--db",
+            (dir_ / "seedproof.db").string(), "--token-file", (dir_ / "token").string(),
+            "--port-file", (dir_ / "port").string(), "--lease-ms", std::to_string(lease_ms_),
+            "--heartbeat-ms", std::to_string(heartbeat_ms_)},
+        dir_ / absl::StrCat("coordinator", ++coordinators_, ".log"));
+    for (int i = 0; i < 200 && !fs::exists(dir_ / "port"); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    std::ifstream(dir_ / "port") >> port_;
+    ASSERT_GT(port_, 0) << "the coordinator did not start";
+  }
+  Process& coordinator() { return *coordinator_; }
+
+  std::unique_ptr<Process> StartWorker(const std::string& id) {
+    return std::make_unique<Process>(
+        std::vector<std::string>{kSeedproof, "worker", "--coordinator", address(), "--id", id,
+                                 "--token-file", (dir_ / "token").string()},
+        dir_ / absl::StrCat("worker-", id, ".log"));
+  }
+
+  CommandRun Cli(const std::string& command, const std::string& args) {
+    return Seedproof(absl::StrCat(command, " --coordinator ", address(), " --token-file ",
+                                  (dir_ / "token").string(), " ", args));
+  }
+
+  std::string Submit(int pretrain_epochs = 1) {
+    const std::string text =
+        absl::StrReplaceAll(kTinySpec, {{"EPOCHS", std::to_string(pretrain_epochs)}});
+    std::ofstream(dir_ / "spec.yaml") << text;
+    const CommandRun run = Cli("submit", (dir_ / "spec.yaml").string());
+    EXPECT_EQ(run.exit_code, 0) << run.out;
+    return std::string(absl::StripAsciiWhitespace(run.out));
+  }
+
+  // The `status` line's fields, e.g. {"done": 3, "state": "running"}.
+  std::map<std::string, std::string> Status(const std::string& sweep) {
+    const CommandRun run = Cli("status", sweep);
+    std::map<std::string, std::string> fields;
+    const std::vector<std::string> words = absl::StrSplit(run.out, ' ', absl::SkipEmpty());
+    if (words.size() > 2) fields["state"] = words[2];
+    for (size_t i = 0; i + 1 < words.size(); ++i) {
+      std::string key = words[i];
+      std::string value = words[i + 1];
+      if (absl::StartsWith(key, "(")) key.erase(0, 1);
+      while (!value.empty() && (value.back() == ',' || value.back() == ')')) value.pop_back();
+      fields[key] = value;
+    }
+    return fields;
+  }
+
+  bool WaitFor(const std::string& sweep,
+               const std::function<bool(std::map<std::string, std::string>&)>& done,
+               int seconds = 120) {
+    for (int i = 0; i < seconds * 10; ++i) {
+      auto status = Status(sweep);
+      if (done(status)) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+
+  // Results by trial id, timings removed (they differ run to run).
+  std::map<std::string, nlohmann::json> Results(const std::string& sweep) {
+    const fs::path out = dir_ / "results.jsonl";
+    const CommandRun run = Cli("results", absl::StrCat(sweep, " --out ", out.string()));
+    EXPECT_EQ(run.exit_code, 0) << run.out;
+    std::map<std::string, nlohmann::json> by_id;
+    std::ifstream in(out);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      nlohmann::json r = nlohmann::json::parse(line);
+      r.erase("wall_seconds");
+      r.erase("phase_seconds");
+      for (auto& e : r["epochs"]) e.erase("seconds");
+      EXPECT_EQ(by_id.count(r["trial_id"]), 0u) << "stored twice: " << r["trial_id"];
+      by_id[r["trial_id"]] = r;
+    }
+    return by_id;
+  }
+
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+  int port() const { return port_; }
+  const fs::path& dir() const { return dir_; }
+
+ private:
+  fs::path dir_;
+  int64_t lease_ms_, heartbeat_ms_;
+  std::unique_ptr<Process> coordinator_;
+  int coordinators_ = 0;
+  int port_ = 0;
+};
+
+bool Finished(std::map<std::string, std::string>& s) { return s["state"] == "done"; }
+
+// The same spec run by `seedproof run` in one process: the reference results.
+std::map<std::string, nlohmann::json> LocalResults(const fs::path& spec, const fs::path& out) {
+  fs::remove_all(out);
+  const CommandRun run = Seedproof(absl::StrCat("run ", spec.string(), " --out ", out.string()));
+  EXPECT_EQ(run.exit_code, 0) << run.out;
+  std::map<std::string, nlohmann::json> by_id;
+  std::ifstream in(out / "results.jsonl");
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    nlohmann::json r = nlohmann::json::parse(line);
+    r.erase("wall_seconds");
+    r.erase("phase_seconds");
+    for (auto& e : r["epochs"]) e.erase("seconds");
+    by_id[r["trial_id"]] = r;
+  }
+  return by_id;
+}
+
+TEST(Cluster, TwoWorkersCompleteASweepAndStatusAgreesWithTheResults) {
+  Cluster cluster("two_workers");
+  cluster.StartCoordinator();
+  const std::string sweep = cluster.Submit();
+  ASSERT_FALSE(sweep.empty());
+  auto a = cluster.StartWorker("a");
+  auto b = cluster.StartWorker("b");
+  ASSERT_TRUE(cluster.WaitFor(sweep, Finished));
+  auto status = cluster.Status(sweep);
+  EXPECT_EQ(status["done"], "11");  // pretrain, 2 scratch, 4 arms x 2 seeds
+  EXPECT_EQ(status["failed"], "0");
+  const auto results = cluster.Results(sweep);
+  EXPECT_EQ(results.size(), 11u);
+  // Bit-identical to the same study run in one process.
+  EXPECT_EQ(results, LocalResults(cluster.dir() / "spec.yaml", cluster.dir() / "local"));
+}
+
+TEST(Cluster, KilledWorkersTrialIsLeasedAgainAndStoredOnce) {
+  Cluster cluster("killed_worker", /*lease_ms=*/1500, /*heartbeat_ms=*/200);
+  cluster.StartCoordinator();
+  const std::string sweep = cluster.Submit(/*pretrain_epochs=*/20);  // a long first trial
+  auto doomed = cluster.StartWorker("doomed");
+  ASSERT_TRUE(cluster.WaitFor(
+      sweep, [](auto& s) { return s["leased"] == "1"; }, 30));
+  doomed->Signal(SIGKILL);
+  doomed->Wait();
+  auto rescuer = cluster.StartWorker("rescuer");
+  ASSERT_TRUE(cluster.WaitFor(sweep, Finished));
+  EXPECT_EQ(cluster.Status(sweep)["done"], "11");
+  const auto results = cluster.Results(sweep);  // fails on any trial stored twice
+  EXPECT_EQ(results.size(), 11u);
+}
+
+TEST(Cluster, SigtermedWorkerReleasesItsLeaseAndExits) {
+  Cluster cluster("sigterm");
+  cluster.StartCoordinator();
+  const std::string sweep = cluster.Submit(/*pretrain_epochs=*/40);
+  auto leaving = cluster.StartWorker("leaving");
+  ASSERT_TRUE(cluster.WaitFor(
+      sweep, [](auto& s) { return s["leased"] == "1"; }, 30));
+  leaving->Signal(SIGTERM);
+  EXPECT_EQ(leaving->Wait(), 0);
+  // Released at once (the lease is 30 s): nothing leased, nothing failed.
+  auto status = cluster.Status(sweep);
+  EXPECT_EQ(status["leased"], "0");
+  EXPECT_EQ(status["failed"], "0");
+  auto staying = cluster.StartWorker("staying");
+  ASSERT_TRUE(cluster.WaitFor(sweep, Finished));
+  EXPECT_EQ(cluster.Status(sweep)["done"], "11");
+}
+
+TEST(Cluster, SweepSurvivesACoordinatorCrashBitIdentically) {
+  Cluster cluster("coordinator_crash");
+  cluster.StartCoordinator();
+  const int port = cluster.port();
+  const std::string sweep = cluster.Submit(/*pretrain_epochs=*/3);
+  auto worker = cluster.StartWorker("w");
+  ASSERT_TRUE(cluster.WaitFor(
+      sweep, [](auto& s) { return std::stoi(s["done"]) >= 2; }, 60));
+  cluster.coordinator().Signal(SIGKILL);
+  cluster.coordinator().Wait();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  cluster.StartCoordinator(port);  // the worker retries until it is back
+  ASSERT_TRUE(cluster.WaitFor(sweep, Finished));
+  const auto results = cluster.Results(sweep);
+  EXPECT_EQ(results.size(), 11u);
+  EXPECT_EQ(results, LocalResults(cluster.dir() / "spec.yaml", cluster.dir() / "local"));
+}
+
+TEST(Cluster, CancelStopsLeasingAndTheStatusSaysSo) {
+  Cluster cluster("cancel");
+  cluster.StartCoordinator();
+  const std::string sweep = cluster.Submit();
+  const CommandRun cancel = cluster.Cli("cancel", sweep);
+  EXPECT_EQ(cancel.exit_code, 0) << cancel.out;
+  EXPECT_THAT(cancel.out, HasSubstr("cancelled"));
+  auto worker = cluster.StartWorker("idle");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  auto status = cluster.Status(sweep);
+  EXPECT_EQ(status["state"], "cancelled");
+  EXPECT_EQ(status["done"], "0");
+  EXPECT_EQ(status["leased"], "0");
+}
+
+TEST(Cluster, InvalidSpecIsRejectedWithItsPosition) {
+  Cluster cluster("bad_spec");
+  cluster.StartCoordinator();
+  std::ofstream(cluster.dir() / "bad.yaml") << "name: x\nseeds: zero\n";
+  const CommandRun run = cluster.Cli("submit", (cluster.dir() / "bad.yaml").string());
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.out, HasSubstr("bad.yaml:2:8: seeds: "));
+  EXPECT_EQ(cluster.Cli("status", "").out, "");  // nothing stored
+}
+
+// Direct gRPC calls: the security checks and malformed requests.
+class Rpc : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cluster_ =
+        std::make_unique<Cluster>(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    cluster_->StartCoordinator();
+    auto channel = *MakeChannel(cluster_->address(), "");
+    trials_ = rpc::Trials::NewStub(channel);
+    studies_ = rpc::Studies::NewStub(channel);
+  }
+  void Authorize(grpc::ClientContext& ctx, const std::string& token = kToken) {
+    RpcAuth{token}.Apply(ctx, 10000);
+  }
+  std::unique_ptr<Cluster> cluster_;
+  std::unique_ptr<rpc::Trials::Stub> trials_;
+  std::unique_ptr<rpc::Studies::Stub> studies_;
+};
+
+TEST_F(Rpc, NoTokenOrAWrongTokenIsUnauthenticated) {
+  rpc::ListReply reply;
+  {
+    grpc::ClientContext ctx;
+    EXPECT_EQ(studies_->List(&ctx, rpc::ListRequest(), &reply).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx, "test-token-0123456789abcdeX");
+    EXPECT_EQ(studies_->List(&ctx, rpc::ListRequest(), &reply).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx, "short");
+    rpc::SubmitRequest request;
+    request.set_spec_text("name: x\n");
+    rpc::SweepStatus status;
+    EXPECT_EQ(studies_->Submit(&ctx, request, &status).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  grpc::ClientContext ctx;
+  Authorize(ctx);
+  ASSERT_TRUE(studies_->List(&ctx, rpc::ListRequest(), &reply).ok());
+  EXPECT_EQ(reply.sweeps_size(), 0);  // nothing was stored
+}
+
+TEST_F(Rpc, MalformedRequestsNameTheField) {
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::RegisterRequest request;  // no worker id
+    rpc::RegisterReply reply;
+    const grpc::Status s = trials_->Register(&ctx, request, &reply);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr("worker_id"));
+  }
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::CompleteRequest request;
+    request.set_attempt_id(1);
+    request.set_result_json("{\"trial_id\": 5}");
+    rpc::CompleteReply reply;
+    const grpc::Status s = trials_->Complete(&ctx, request, &reply);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr("result_json"));
+  }
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::ArtifactRef ref;
+    ref.set_sha256("../../etc/passwd");
+    auto reader = trials_->DownloadArtifact(&ctx, ref);
+    rpc::ArtifactChunk chunk;
+    while (reader->Read(&chunk)) {
+    }
+    const grpc::Status s = reader->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr("sha256"));
+  }
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::SubmitRequest request;
+    request.set_spec_text(std::string(kMaxMessageBytes + 1024, '#'));
+    rpc::SweepStatus status;
+    EXPECT_EQ(studies_->Submit(&ctx, request, &status).error_code(),
+              grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::SweepRef ref;
+    ref.set_sweep_id("no-such-sweep");
+    rpc::SweepStatus status;
+    EXPECT_EQ(studies_->Get(&ctx, ref, &status).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  grpc::ClientContext ctx;
+  Authorize(ctx);
+  rpc::ListReply reply;
+  ASSERT_TRUE(studies_->List(&ctx, rpc::ListRequest(), &reply).ok());
+  EXPECT_EQ(reply.sweeps_size(), 0);
+}
+
+}  // namespace
+}  // namespace seedproof

@@ -1,0 +1,43 @@
+// What every client of the coordinator needs (workers and the submitting CLI):
+// a channel (TLS when a root certificate is given), the bearer token on each
+// call, gRPC statuses as absl ones, and retrying while the coordinator is away.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace seedproof {
+
+// Messages up to this size each way; artifacts travel in 1 MiB chunks.
+constexpr int kMaxMessageBytes = 8 << 20;
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& address,
+                                                           const std::string& root_cert_file);
+
+struct RpcAuth {
+  std::string token;
+  // Sets the bearer token and a deadline on one call's context.
+  void Apply(grpc::ClientContext& context, int64_t deadline_ms) const;
+};
+
+// The token from a file (first line) or, with an empty path, $SEEDPROOF_TOKEN.
+absl::StatusOr<std::string> ReadToken(const std::string& token_file);
+
+absl::Status FromGrpc(const grpc::Status& status, const std::string& what);
+
+// Calls `call` until it returns anything but UNAVAILABLE or DEADLINE_EXCEEDED,
+// waiting 0.1 s, 0.2 s, ... up to 5 s between tries. Gives up when *stop is set
+// or after max_seconds (0: never).
+absl::Status RetryWhileUnavailable(const std::function<absl::Status()>& call,
+                                   const std::atomic<bool>* stop = nullptr, double max_seconds = 0);
+
+std::string Hostname();
+
+}  // namespace seedproof

@@ -1,0 +1,31 @@
+// A worker: registers with the coordinator, leases trials, runs the trial
+// procedure on them, heartbeats from a background thread, streams epoch metrics,
+// uploads the models pretrain trials make, and reports results. A finished
+// result is never dropped: while the coordinator is unreachable the worker
+// retries with backoff.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace seedproof {
+
+struct WorkerOptions {
+  std::string coordinator = "127.0.0.1:50051";
+  std::string token;      // bearer token
+  std::string worker_id;  // empty: host:pid
+  std::string backend = "onednn";
+  int threads = 1;
+  std::string root_cert;        // PEM file: connect with TLS
+  int max_trials = 0;           // stop after this many (0: no limit)
+  bool exit_when_idle = false;  // stop when a lease finds nothing to do
+};
+
+// Runs until *stop is set (SIGTERM: the current trial stops at its next epoch
+// boundary and its lease is released), max_trials are done, or the worker is
+// idle with exit_when_idle.
+absl::Status RunWorker(const WorkerOptions& options, const std::atomic<bool>* stop);
+
+}  // namespace seedproof
