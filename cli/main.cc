@@ -7,6 +7,7 @@
 
 #include "CLI/CLI.hpp"
 #include "bench/cache_bench.h"
+#include "bench/coordinator_bench.h"
 #include "bench/engine_bench.h"
 #include "cli/cluster_commands.h"
 #include "cli/demo.h"
@@ -96,6 +97,17 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
 
+  seedproof::CoordinatorBenchOptions coordinator_bench;
+  CLI::App* coordinator_bench_cmd = bench_cmd->add_subcommand(
+      "coordinator",
+      "Trials/s and lease latency through gRPC + SQLite with workers that train nothing");
+  coordinator_bench_cmd->add_option("--workers", coordinator_bench.workers)
+      ->check(CLI::Range(1, 2000))
+      ->capture_default_str();
+  coordinator_bench_cmd->add_option("--trials", coordinator_bench.trials)
+      ->check(CLI::Range(2, 200000))
+      ->capture_default_str();
+
   // ---- The distributed system ----
   std::string token_file;
   auto add_token = [&](CLI::App* cmd) {
@@ -182,5 +194,8 @@ int main(int argc, char** argv) {
     return Finish(seedproof::RunEngineBench(engine));
   }
   if (cache_cmd->parsed()) return Finish(seedproof::RunCacheBench(cache));
+  if (coordinator_bench_cmd->parsed()) {
+    return Finish(seedproof::RunCoordinatorBench(coordinator_bench));
+  }
   return 2;
 }

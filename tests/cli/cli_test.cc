@@ -305,4 +305,16 @@ TEST(SeedproofBench, CacheBenchPrintsOneLinePerMode) {
   EXPECT_EQ(states, (std::vector<std::string>{"none", "cold", "warm"}));
 }
 
+TEST(SeedproofBench, CoordinatorBenchLosesAndDuplicatesNothing) {
+  const CommandRun run = Seedproof("bench coordinator --workers 8 --trials 400");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const nlohmann::json line = nlohmann::json::parse(run.out);
+  EXPECT_EQ(line["workers"], 8);
+  EXPECT_EQ(line["trials"], 401);  // a pretrain trial, then a scratch and a transfer per seed
+  EXPECT_EQ(line["lost"], 0);
+  EXPECT_EQ(line["duplicated"], 0);
+  EXPECT_GT(line["trials_per_s"].get<double>(), 0.0);
+  EXPECT_LE(line["lease_p50_ms"].get<double>(), line["lease_p99_ms"].get<double>());
+}
+
 }  // namespace
