@@ -10,6 +10,7 @@ packages=(
   libabsl-dev libdnnl-dev ocl-icd-opencl-dev zlib1g-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libssl-dev libsqlite3-dev
   protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgrpc++-dev
+  openssl
   dataset-fashion-mnist
 )
 if [[ "${1:-}" == "--bench" ]]; then

@@ -16,6 +16,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -111,15 +112,24 @@ class Cluster {
     std::ofstream(dir_ / "token") << kToken << "\n";
   }
 
+  // TLS from here on: the coordinator serves cert/key, clients trust cert.
+  void UseTls(const fs::path& cert, const fs::path& key) {
+    server_args_ = {"--tls-cert", cert.string(), "--tls-key", key.string()};
+    client_args_ = {"--tls-root", cert.string()};
+  }
+
   void StartCoordinator(int port = 0) {
     fs::remove(dir_ / "port");
+    std::vector<std::string> args = {kSeedproof,       "coordinator",
+                                     "--listen",       absl::StrCat("127.0.0.1:", port),
+                                     "--db",           (dir_ / "seedproof.db").string(),
+                                     "--token-file",   (dir_ / "token").string(),
+                                     "--port-file",    (dir_ / "port").string(),
+                                     "--lease-ms",     std::to_string(lease_ms_),
+                                     "--heartbeat-ms", std::to_string(heartbeat_ms_)};
+    args.insert(args.end(), server_args_.begin(), server_args_.end());
     coordinator_ = std::make_unique<Process>(
-        std::vector<std::string>{
-            kSeedproof, "coordinator", "--listen", absl::StrCat("127.0.0.1:", port), "--db",
-            (dir_ / "seedproof.db").string(), "--token-file", (dir_ / "token").string(),
-            "--port-file", (dir_ / "port").string(), "--lease-ms", std::to_string(lease_ms_),
-            "--heartbeat-ms", std::to_string(heartbeat_ms_)},
-        dir_ / absl::StrCat("coordinator", ++coordinators_, ".log"));
+        args, dir_ / absl::StrCat("coordinator", ++coordinators_, ".log"));
     for (int i = 0; i < 200 && !fs::exists(dir_ / "port"); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(25));
     }
@@ -129,15 +139,17 @@ class Cluster {
   Process& coordinator() { return *coordinator_; }
 
   std::unique_ptr<Process> StartWorker(const std::string& id) {
-    return std::make_unique<Process>(
-        std::vector<std::string>{kSeedproof, "worker", "--coordinator", address(), "--id", id,
-                                 "--token-file", (dir_ / "token").string()},
-        dir_ / absl::StrCat("worker-", id, ".log"));
+    std::vector<std::string> args = {
+        kSeedproof, "worker", "--coordinator", address(),
+        "--id",     id,       "--token-file",  (dir_ / "token").string()};
+    args.insert(args.end(), client_args_.begin(), client_args_.end());
+    return std::make_unique<Process>(args, dir_ / absl::StrCat("worker-", id, ".log"));
   }
 
   CommandRun Cli(const std::string& command, const std::string& args) {
     return Seedproof(absl::StrCat(command, " --coordinator ", address(), " --token-file ",
-                                  (dir_ / "token").string(), " ", args));
+                                  (dir_ / "token").string(), " ", absl::StrJoin(client_args_, " "),
+                                  " ", args));
   }
 
   std::string Submit(int pretrain_epochs = 1) {
@@ -203,6 +215,7 @@ class Cluster {
  private:
   fs::path dir_;
   int64_t lease_ms_, heartbeat_ms_;
+  std::vector<std::string> server_args_, client_args_;
   std::unique_ptr<Process> coordinator_;
   int coordinators_ = 0;
   int port_ = 0;
@@ -311,6 +324,47 @@ TEST(Cluster, CancelStopsLeasingAndTheStatusSaysSo) {
   EXPECT_EQ(status["state"], "cancelled");
   EXPECT_EQ(status["done"], "0");
   EXPECT_EQ(status["leased"], "0");
+}
+
+TEST(Cluster, CancelTellsARunningWorkerAtItsNextHeartbeat) {
+  Cluster cluster("cancel_running", /*lease_ms=*/30000, /*heartbeat_ms=*/200);
+  cluster.StartCoordinator();
+  const std::string sweep = cluster.Submit(/*pretrain_epochs=*/100);
+  auto worker = cluster.StartWorker("busy");
+  ASSERT_TRUE(cluster.WaitFor(
+      sweep, [](auto& s) { return s["leased"] == "1"; }, 30));
+  ASSERT_EQ(cluster.Cli("cancel", sweep).exit_code, 0);
+  // The worker hears it within a heartbeat or two, stops at an epoch boundary and
+  // releases: nothing stays leased, nothing was stored.
+  EXPECT_TRUE(cluster.WaitFor(
+      sweep, [](auto& s) { return s["leased"] == "0"; }, 10));
+  auto status = cluster.Status(sweep);
+  EXPECT_EQ(status["state"], "cancelled");
+  EXPECT_EQ(status["done"], "0");
+  EXPECT_EQ(status["cancelled"], "11");
+}
+
+TEST(Cluster, TlsWhenCertificatesAreGiven) {
+  Cluster cluster("tls");
+  const fs::path cert = cluster.dir() / "cert.pem", key = cluster.dir() / "key.pem";
+  ASSERT_EQ(std::system(absl::StrCat("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "
+                                     "/CN=localhost -addext subjectAltName=IP:127.0.0.1 -keyout ",
+                                     key.string(), " -out ", cert.string(), " 2>/dev/null")
+                            .c_str()),
+            0);
+  cluster.UseTls(cert, key);
+  cluster.StartCoordinator();
+  const std::string sweep = cluster.Submit();
+  ASSERT_FALSE(sweep.empty());
+  auto worker = cluster.StartWorker("tls");
+  ASSERT_TRUE(cluster.WaitFor(sweep, Finished));
+  EXPECT_EQ(cluster.Status(sweep)["done"], "11");
+  // A plaintext client gets nowhere.
+  const CommandRun plain =
+      Seedproof(absl::StrCat("status --coordinator ", cluster.address(), " --token-file ",
+                             (cluster.dir() / "token").string()));
+  EXPECT_NE(plain.exit_code, 0);
+  EXPECT_THAT(plain.out, HasSubstr("UNAVAILABLE"));
 }
 
 TEST(Cluster, InvalidSpecIsRejectedWithItsPosition) {
