@@ -142,13 +142,7 @@ absl::Status RunCoordinatorBench(const CoordinatorBenchOptions& options) {
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
                 .count());
         const TrialSpec& trial = trials.at(lease.trial_id());
-        TrialResult result;
-        result.trial_id = trial.id;
-        result.kind = trial.kind;
-        result.arm = trial.arm;
-        result.target = trial.target;
-        result.seed_index = trial.seed_index;
-        result.provenance.seeds = trial.seeds;
+        TrialResult result = ResultFor(trial);
         result.provenance.backend = "none";
         if (trial.kind == TrialKind::kPretrain) {
           grpc::ClientContext uctx;

@@ -145,16 +145,6 @@ std::string Hex128(const std::string& text) {
 
 // --- Formatting -------------------------------------------------------------
 
-std::string WithCommas(int64_t n) {
-  std::string digits = absl::StrCat(n < 0 ? -n : n);
-  std::string out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return n < 0 ? "-" + out : out;
-}
-
 std::string Gflop(double g) {
   if (g >= 100) return WithCommas(static_cast<int64_t>(g + 0.5));
   return absl::StrFormat("%.3g", g);

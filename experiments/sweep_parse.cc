@@ -417,16 +417,6 @@ const std::vector<std::string> kOptimizerNames = {"sgd", "adam"};
 const std::vector<std::string> kOptimizerKeys = {
     "optimizer", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "epsilon"};
 
-std::string WithCommas(int64_t n) {
-  std::string digits = absl::StrCat(n < 0 ? -n : n);
-  std::string out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return n < 0 ? "-" + out : out;
-}
-
 std::string ClassList(const std::vector<int32_t>& classes, const char* sep = ", ") {
   return absl::StrJoin(classes, sep);
 }
@@ -1842,6 +1832,16 @@ absl::StatusOr<std::vector<int64_t>> LoadTrainCountsPerClass(const DatasetSpec& 
   std::vector<int64_t> counts(static_cast<size_t>(facts->num_classes), 0);
   for (int64_t i = dataset.validation; i < n; ++i) ++counts[labels->data[static_cast<size_t>(i)]];
   return counts;
+}
+
+std::string WithCommas(int64_t n) {
+  std::string digits = absl::StrCat(n < 0 ? -n : n);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return n < 0 ? "-" + out : out;
 }
 
 }  // namespace seedproof

@@ -74,4 +74,7 @@ struct DatasetFacts {
 // nullptr for an unknown name. Known: "fashion-mnist".
 const DatasetFacts* FindDatasetFacts(std::string_view name);
 
+// 1234567 -> "1,234,567": counts in messages and plans.
+std::string WithCommas(int64_t n);
+
 }  // namespace seedproof

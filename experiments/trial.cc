@@ -406,15 +406,13 @@ absl::StatusOr<std::shared_ptr<const TaskSplits>> TrialCache::Features(
   return features_.emplace(key, shared).first->second;
 }
 
-TrialResult BlockedResult(const TrialSpec& trial, const std::string& cause) {
+TrialResult ResultFor(const TrialSpec& trial) {
   TrialResult result;
   result.trial_id = trial.id;
   result.kind = trial.kind;
   result.arm = trial.arm;
   result.target = trial.target;
   result.seed_index = trial.seed_index;
-  result.outcome = TrialOutcome::kBlocked;
-  result.blocked_by = cause;
   result.provenance.seeds = trial.seeds;
   return result;
 }
@@ -424,13 +422,7 @@ absl::StatusOr<TrialResult> RunTrial(const TrialSpec& trial, TrialContext& conte
     return absl::InvalidArgumentError("a trial needs a backend, an artifact store and a cache");
   }
   const auto start = std::chrono::steady_clock::now();
-  TrialResult result;
-  result.trial_id = trial.id;
-  result.kind = trial.kind;
-  result.arm = trial.arm;
-  result.target = trial.target;
-  result.seed_index = trial.seed_index;
-  result.provenance.seeds = trial.seeds;
+  TrialResult result = ResultFor(trial);
   result.provenance.threads = context.threads;
   result.provenance.cpu_isa = CpuIsa();
   result.provenance.backend = context.backend->name();

@@ -120,8 +120,9 @@ struct TrialContext {
 
 absl::StatusOr<TrialResult> RunTrial(const TrialSpec& trial, TrialContext& context);
 
-// The result recorded for a trial that cannot run because `cause` failed.
-TrialResult BlockedResult(const TrialSpec& trial, const std::string& cause);
+// A result naming the trial (id, kind, arm, target, seed index, seed streams),
+// nothing measured yet: what RunTrial starts from.
+TrialResult ResultFor(const TrialSpec& trial);
 
 // SHA-256 of bytes, 64 lowercase hex digits: how artifacts are named and checked.
 std::string Sha256Hex(const std::string& bytes);
