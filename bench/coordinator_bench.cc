@@ -62,6 +62,7 @@ absl::Status RunCoordinatorBench(const CoordinatorBenchOptions& options) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   CoordinatorOptions coordinator;
+  coordinator.listen = "127.0.0.1:0";
   coordinator.database = (dir / "bench.db").string();
   coordinator.token = kToken;
   auto server = CoordinatorServer::Start(coordinator);

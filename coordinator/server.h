@@ -11,7 +11,7 @@
 namespace seedproof {
 
 struct CoordinatorOptions {
-  std::string listen = "127.0.0.1:0";  // port 0: pick a free one (see port())
+  std::string listen = "127.0.0.1:50051";  // port 0: pick a free one (see port())
   std::string database;                // SQLite file
   std::string token;                   // every call must carry it
   std::string tls_cert, tls_key;       // PEM files: serve TLS when both are given

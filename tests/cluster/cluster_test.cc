@@ -482,5 +482,28 @@ TEST_F(Rpc, MalformedRequestsNameTheField) {
   EXPECT_EQ(reply.sweeps_size(), 0);
 }
 
+TEST_F(Rpc, WatchStreamsUntilTheSweepEnds) {
+  const std::string sweep = cluster_->Submit();
+  ASSERT_FALSE(sweep.empty());
+  std::thread cancel([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    cluster_->Cli("cancel", sweep);
+  });
+  grpc::ClientContext ctx;
+  Authorize(ctx);
+  rpc::SweepRef ref;
+  ref.set_sweep_id(sweep);
+  auto reader = studies_->Watch(&ctx, ref);
+  std::vector<std::string> states;
+  rpc::SweepStatus status;
+  while (reader->Read(&status)) states.push_back(status.state());
+  cancel.join();
+  EXPECT_TRUE(reader->Finish().ok());
+  ASSERT_GE(states.size(), 2u);
+  EXPECT_EQ(states.front(), "running");
+  EXPECT_EQ(states.back(), "cancelled");
+  EXPECT_EQ(status.cancelled(), 11);
+}
+
 }  // namespace
 }  // namespace seedproof
