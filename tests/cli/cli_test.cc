@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -69,7 +70,7 @@ constexpr char kTinySpec[] = R"(name: tiny
 source: {classes: [0, 1, 2, 3, 4, 7, 8, 9], train_size: 1000}
 target: {positive: [6], negative: [5], train_size: 100}
 model: {input: [28, 28, 1], layers: [{dense: 32}, {dense: 16}], activation: selu}
-pretrain: {lr: PRETRAIN_LR, epochs: 1}
+pretrain: {lr: PRETRAIN_LR, epochs: PRETRAIN_EPOCHS}
 transfer:
   reuse: [1, 2]
   schedules:
@@ -78,10 +79,9 @@ baseline: {scratch: {epochs: 2, lr: 1.0e-2}}
 seeds: 2
 )";
 
-std::string TinySpec(const std::string& pretrain_lr) {
-  std::string text = kTinySpec;
-  text.replace(text.find("PRETRAIN_LR"), 11, pretrain_lr);
-  return text;
+std::string TinySpec(const std::string& pretrain_lr, int pretrain_epochs = 1) {
+  return absl::StrReplaceAll(kTinySpec, {{"PRETRAIN_LR", pretrain_lr},
+                                         {"PRETRAIN_EPOCHS", std::to_string(pretrain_epochs)}});
 }
 
 TEST(SeedproofPlan, InvalidSpecExitsTwoWithOneFileLineColumnErrorPerLine) {
@@ -210,7 +210,8 @@ std::map<std::string, nlohmann::json> ByTrialId(const std::vector<nlohmann::json
 // Killed mid-study (SIGKILL: no cleanup), run again: the study resumes from its
 // SQLite file and ends with the results of an uninterrupted run.
 TEST(SeedproofRun, ResumesAKilledStudyWithTheSameResults) {
-  const fs::path spec = WriteSpec("cli_resume.yaml", TinySpec("0.01"));
+  // A pretrain trial of a few seconds, so the kill lands mid-study on any machine.
+  const fs::path spec = WriteSpec("cli_resume.yaml", TinySpec("0.01", /*pretrain_epochs=*/200));
   const fs::path full = fs::path(testing::TempDir()) / "cli_resume_full";
   const fs::path cut = fs::path(testing::TempDir()) / "cli_resume_cut";
   fs::remove_all(full);

@@ -262,7 +262,8 @@ TEST(Cluster, TwoWorkersCompleteASweepAndStatusAgreesWithTheResults) {
 TEST(Cluster, KilledWorkersTrialIsLeasedAgainAndStoredOnce) {
   Cluster cluster("killed_worker", /*lease_ms=*/1500, /*heartbeat_ms=*/200);
   cluster.StartCoordinator();
-  const std::string sweep = cluster.Submit(/*pretrain_epochs=*/20);  // a long first trial
+  // A pretrain trial of a few seconds: the kill lands in it.
+  const std::string sweep = cluster.Submit(/*pretrain_epochs=*/200);
   auto doomed = cluster.StartWorker("doomed");
   ASSERT_TRUE(cluster.WaitFor(
       sweep, [](auto& s) { return s["leased"] == "1"; }, 30));
