@@ -530,10 +530,6 @@ TEST(SweepSpecParse, MissingFileIsNotFound) {
 
 // --- Checks against the data ------------------------------------------------
 
-bool HaveFashionMnist() {
-  return fs::exists(fs::path(kFashionMnistDir) / "train-labels-idx1-ubyte.gz");
-}
-
 // Per-class counts of Debian's training labels after the first 5,000, computed
 // here with the IDX reader directly.
 std::vector<int64_t> CountsAfterValidation() {
@@ -546,7 +542,6 @@ std::vector<int64_t> CountsAfterValidation() {
 }
 
 TEST(SweepSpecData, TrainingSplitAfterValidationHas55000Images) {
-  if (!HaveFashionMnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
   const std::vector<int64_t> counts = CountsAfterValidation();
   EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), int64_t{0}), 55000);
   auto loaded = LoadTrainCountsPerClass(DatasetSpec{});
@@ -557,7 +552,6 @@ TEST(SweepSpecData, TrainingSplitAfterValidationHas55000Images) {
 }
 
 TEST(SweepSpecData, ShippedSpecsFitTheData) {
-  if (!HaveFashionMnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
   const std::vector<int64_t> counts = CountsAfterValidation();
   for (const char* name : {"geron.yaml", "geron-cnn.yaml", "change-the-classes.yaml"}) {
     auto spec = ParseSweepSpec(ShippedSpec(name));
@@ -567,7 +561,6 @@ TEST(SweepSpecData, ShippedSpecsFitTheData) {
 }
 
 TEST(SweepSpecData, TrainSizeLargerThanTheTaskIsReportedAtItsPosition) {
-  if (!HaveFashionMnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
   const std::vector<int64_t> counts = CountsAfterValidation();
   const int64_t available = counts[6] + counts[5];
   ASSERT_LT(available, 11500);  // fits the parse-time bound (12,000), not the data
