@@ -467,9 +467,11 @@ absl::Status ModelBase::RestoreState(std::span<const float> params,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<Model>> LoadModelFile(
-    const std::string& path,
-    const std::function<absl::StatusOr<std::unique_ptr<ModelBase>>(const ModelSpec&)>& make) {
+namespace {
+
+// Creates a model with `make` and fills it from a model file.
+absl::StatusOr<std::unique_ptr<Model>> LoadModelFile(const std::string& path,
+                                                     const ModelMaker& make) {
   auto contents = ReadModelFile(path);
   if (!contents.ok()) return contents.status();
   auto model = make(contents->spec);
@@ -480,6 +482,35 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModelFile(
     return s;
   }
   return std::unique_ptr<Model>(std::move(*model));
+}
+
+class ModelBaseBackend final : public Backend {
+ public:
+  ModelBaseBackend(std::string name, ModelMaker make)
+      : name_(std::move(name)), make_(std::move(make)) {}
+
+  std::string name() const override { return name_; }
+
+  absl::StatusOr<std::unique_ptr<Model>> Create(const ModelSpec& spec, uint64_t seed) override {
+    absl::StatusOr<std::unique_ptr<ModelBase>> model = make_(spec);
+    if (!model.ok()) return model.status();
+    (*model)->InitializeParameters(seed);
+    return std::unique_ptr<Model>(std::move(*model));
+  }
+
+  absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& path) override {
+    return LoadModelFile(path, make_);
+  }
+
+ private:
+  const std::string name_;
+  const ModelMaker make_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> MakeModelBaseBackend(std::string name, ModelMaker make) {
+  return std::make_unique<ModelBaseBackend>(std::move(name), std::move(make));
 }
 
 }  // namespace seedproof

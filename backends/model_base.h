@@ -112,9 +112,11 @@ class ModelBase : public Model {
   std::vector<float> dlogits_;  // (n, output_units) scratch for TrainStep
 };
 
-// Creates a model with `make` and fills it from a model file.
-absl::StatusOr<std::unique_ptr<Model>> LoadModelFile(
-    const std::string& path,
-    const std::function<absl::StatusOr<std::unique_ptr<ModelBase>>(const ModelSpec&)>& make);
+// Makes an untrained model of one backend (parameters not yet set) for a spec.
+using ModelMaker = std::function<absl::StatusOr<std::unique_ptr<ModelBase>>(const ModelSpec&)>;
+
+// The Backend of every ModelBase backend: Create makes a model and initialises it
+// from the seed; Load makes one and fills it from a model file.
+std::unique_ptr<Backend> MakeModelBaseBackend(std::string name, ModelMaker make);
 
 }  // namespace seedproof

@@ -285,37 +285,15 @@ absl::StatusOr<std::unique_ptr<ModelBase>> OnednnModel::MakeSibling(const ModelS
   return std::unique_ptr<ModelBase>(std::move(*model));
 }
 
-class OnednnBackend final : public Backend {
- public:
-  explicit OnednnBackend(const BackendOptions& options) : options_(options) {}
-
-  std::string name() const override { return "onednn"; }
-
-  absl::StatusOr<std::unique_ptr<Model>> Create(const ModelSpec& spec, uint64_t seed) override {
-    absl::StatusOr<std::unique_ptr<OnednnModel>> model = MakeOnednnModel(spec, options_);
-    if (!model.ok()) return model.status();
-    (*model)->InitializeParameters(seed);
-    return std::unique_ptr<Model>(std::move(*model));
-  }
-
-  absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& path) override {
-    const BackendOptions options = options_;
-    return LoadModelFile(
-        path, [options](const ModelSpec& spec) -> absl::StatusOr<std::unique_ptr<ModelBase>> {
-          absl::StatusOr<std::unique_ptr<OnednnModel>> model = MakeOnednnModel(spec, options);
-          if (!model.ok()) return model.status();
-          return std::unique_ptr<ModelBase>(std::move(*model));
-        });
-  }
-
- private:
-  const BackendOptions options_;
-};
-
 }  // namespace
 
 std::unique_ptr<Backend> MakeOnednnBackend(const BackendOptions& options) {
-  return std::make_unique<OnednnBackend>(options);
+  return MakeModelBaseBackend(
+      "onednn", [options](const ModelSpec& spec) -> absl::StatusOr<std::unique_ptr<ModelBase>> {
+        auto model = MakeOnednnModel(spec, options);
+        if (!model.ok()) return model.status();
+        return std::unique_ptr<ModelBase>(std::move(*model));
+      });
 }
 
 }  // namespace seedproof

@@ -333,37 +333,15 @@ absl::Status CheckSupported(const ModelSpec& spec, const ModelShapes& shapes) {
   return absl::OkStatus();
 }
 
-class ReferenceBackend : public Backend {
- public:
-  explicit ReferenceBackend(const BackendOptions& options) : options_(options) {}
-
-  std::string name() const override { return "reference"; }
-
-  absl::StatusOr<std::unique_ptr<Model>> Create(const ModelSpec& spec, uint64_t seed) override {
-    absl::StatusOr<std::unique_ptr<ReferenceModel>> model = MakeReferenceModel(spec, options_);
-    if (!model.ok()) return model.status();
-    (*model)->InitializeParameters(seed);
-    return std::unique_ptr<Model>(std::move(*model));
-  }
-
-  absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& path) override {
-    const BackendOptions options = options_;
-    return LoadModelFile(
-        path, [options](const ModelSpec& spec) -> absl::StatusOr<std::unique_ptr<ModelBase>> {
-          absl::StatusOr<std::unique_ptr<ReferenceModel>> model = MakeReferenceModel(spec, options);
-          if (!model.ok()) return model.status();
-          return std::unique_ptr<ModelBase>(std::move(*model));
-        });
-  }
-
- private:
-  BackendOptions options_;
-};
-
 }  // namespace
 
 std::unique_ptr<Backend> MakeReferenceBackend(const BackendOptions& options) {
-  return std::make_unique<ReferenceBackend>(options);
+  return MakeModelBaseBackend(
+      "reference", [options](const ModelSpec& spec) -> absl::StatusOr<std::unique_ptr<ModelBase>> {
+        auto model = MakeReferenceModel(spec, options);
+        if (!model.ok()) return model.status();
+        return std::unique_ptr<ModelBase>(std::move(*model));
+      });
 }
 
 absl::StatusOr<std::unique_ptr<ReferenceModel>> MakeReferenceModel(const ModelSpec& spec,
