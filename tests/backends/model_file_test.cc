@@ -1,5 +1,7 @@
 // The model file: bit-exact round trips, and a corpus of damaged files that must
 // each give an error naming the file and the problem, never a crash.
+#include "backends/model_file.h"
+
 #include <zlib.h>
 
 #include <cstring>
@@ -8,7 +10,6 @@
 #include <iterator>
 
 #include "backends/backend.h"
-#include "backends/model_file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -53,7 +54,8 @@ class ModelFileTest : public ::testing::Test {
 
   std::string Write(const std::string& name, const std::string& bytes) {
     const std::string path = (dir_ / name).string();
-    std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    std::ofstream(path, std::ios::binary)
+        .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     return path;
   }
   // Replaces the trailing CRC so a deliberately inconsistent body passes the checksum.

@@ -7,23 +7,14 @@
 #include "backends/random.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/backends/backend_testing.h"
 
 namespace seedproof {
 namespace {
 
-using ::testing::HasSubstr;
+using testing_support::CapturingReducer;
 
-// Copies the gradient buffer the step hands to the reducer.
-class CapturingReducer : public GradientReducer {
- public:
-  absl::StatusOr<int64_t> Reduce(std::span<float> g, int64_t local_examples) override {
-    gradients.assign(g.begin(), g.end());
-    ++calls;
-    return local_examples;
-  }
-  std::vector<float> gradients;
-  int calls = 0;
-};
+using ::testing::HasSubstr;
 
 ModelSpec DenseSpec() {
   ModelSpec spec;

@@ -28,9 +28,14 @@
 #include "backends/random.h"
 #include "backends/reference/reference_backend.h"
 #include "gtest/gtest.h"
+#include "tests/backends/backend_testing.h"
 
 namespace seedproof {
 namespace {
+
+using testing_support::Batch;
+using testing_support::CapturingReducer;
+using testing_support::RandomBatch;
 
 // Probabilities out of Predict, in [0, 1]: measured worst |diff| ~1e-7.
 constexpr double kProbAtol = 2e-6;
@@ -51,34 +56,6 @@ constexpr double kSgdWeightAtol = 2e-6;
 // gets more room. Measured worst |diff| ~8e-7 (lr 1e-3).
 constexpr double kAdamWeightAtol = 1e-5;
 constexpr double kWeightRtol = 1e-5;
-
-struct Batch {
-  std::vector<float> x;
-  std::vector<int32_t> y;
-  int64_t n = 0;
-};
-
-Batch RandomBatch(const ModelSpec& spec, int64_t n, uint64_t seed) {
-  Rng rng(seed);
-  Batch b;
-  b.n = n;
-  const int64_t features = ElementCount(spec.input);
-  b.x.resize(n * features);
-  for (float& v : b.x) v = rng.Uniform(-1.0f, 1.0f);
-  const int classes = spec.loss == Loss::kBinaryCrossEntropy ? 2 : spec.layers.back().units;
-  for (int64_t i = 0; i < n; ++i) b.y.push_back(static_cast<int32_t>(rng.Below(classes)));
-  return b;
-}
-
-// Copies the gradient buffer each step hands to the reducer.
-class CapturingReducer : public GradientReducer {
- public:
-  absl::StatusOr<int64_t> Reduce(std::span<float> g, int64_t local_examples) override {
-    gradients.assign(g.begin(), g.end());
-    return local_examples;
-  }
-  std::vector<float> gradients;
-};
 
 // A small Géron model A: SELU stack, LeCun init, softmax output.
 ModelSpec DenseSpec(Loss loss) {

@@ -1,6 +1,7 @@
 // Backends by name and by plugin path, and the errors for everything else.
-#include "backends/backend.h"
 #include "backends/plugin.h"
+
+#include "backends/backend.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -55,8 +56,8 @@ TEST(BackendPlugin, LoadsAndTrainsLikeTheBuiltin) {
   auto lb = (*b)->TrainStep(x, y, 2);
   ASSERT_TRUE(la.ok() && lb.ok());
   EXPECT_EQ(*la, *lb);
-  EXPECT_TRUE(std::equal((*a)->parameters().begin(), (*a)->parameters().end(),
-                         (*b)->parameters().begin()));
+  EXPECT_TRUE(
+      std::equal((*a)->parameters().begin(), (*a)->parameters().end(), (*b)->parameters().begin()));
 }
 
 TEST(BackendPlugin, MissingFileIsNamed) {
@@ -75,9 +76,10 @@ TEST(BackendPlugin, LibraryWithoutEntryPointIsNotAPlugin) {
 TEST(BackendPlugin, AbiVersionMismatchIsRefused) {
   auto backend = MakeBackend(PluginPath("wrong_abi_plugin"));
   EXPECT_EQ(backend.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(backend.status().message(),
-              HasSubstr("backend plugin ABI version " + std::to_string(kSeedproofBackendAbiVersion + 1) +
-                        ", this build needs version " + std::to_string(kSeedproofBackendAbiVersion)));
+  EXPECT_THAT(
+      backend.status().message(),
+      HasSubstr("backend plugin ABI version " + std::to_string(kSeedproofBackendAbiVersion + 1) +
+                ", this build needs version " + std::to_string(kSeedproofBackendAbiVersion)));
 }
 
 }  // namespace

@@ -22,45 +22,17 @@
 #include "backends/random.h"
 #include "backends/reference/reference_backend.h"
 #include "gtest/gtest.h"
+#include "tests/backends/backend_testing.h"
 
 namespace seedproof {
 namespace {
 
+using testing_support::Batch;
+using testing_support::CapturingReducer;
+using testing_support::RandomBatch;
+
 // ---------------------------------------------------------------------------
 // Helpers.
-
-// Keeps a copy of what TrainStep hands the reducer: every trainable gradient,
-// packed in layer order (kernel, then bias), summed over the batch.
-class CapturingReducer : public GradientReducer {
- public:
-  absl::StatusOr<int64_t> Reduce(std::span<float> gradients, int64_t local_examples) override {
-    captured.assign(gradients.begin(), gradients.end());
-    return local_examples;
-  }
-  std::vector<float> captured;
-};
-
-struct Batch {
-  std::vector<float> x;
-  std::vector<int32_t> y;
-  int64_t n = 0;
-};
-
-// Inputs uniform in [-1, 1), labels uniform over the classes. With continuous
-// random inputs, relu and selu sit exactly at 0 and max pool windows tie with
-// probability zero; kinks merely near the weights are the finite-difference
-// check's business.
-Batch RandomBatch(const ModelSpec& spec, int64_t n, uint64_t seed) {
-  Rng rng(seed);
-  Batch batch;
-  batch.n = n;
-  batch.x.resize(n * ElementCount(spec.input));
-  for (float& v : batch.x) v = rng.Uniform(-1.0f, 1.0f);
-  const uint64_t classes =
-      spec.loss == Loss::kBinaryCrossEntropy ? 2 : static_cast<uint64_t>(spec.layers.back().units);
-  for (int64_t i = 0; i < n; ++i) batch.y.push_back(static_cast<int32_t>(rng.Below(classes)));
-  return batch;
-}
 
 bool HasWeights(const Model& model, int layer) { return model.spec().layers[layer].has_weights(); }
 
@@ -104,7 +76,7 @@ std::vector<float> ReducedGradients(Model& model, const Batch& batch) {
   model.SetGradientReducer(nullptr);
   EXPECT_TRUE(loss.ok()) << loss.status();
   SetAllWeights(model, saved);
-  return reducer.captured;
+  return reducer.gradients;
 }
 
 double MeanLoss(Model& model, const Batch& batch) {
