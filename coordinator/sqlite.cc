@@ -58,6 +58,15 @@ absl::StatusOr<bool> Query::Step() {
   return status_;
 }
 
+absl::Status Query::ForEachRow(const std::function<absl::Status()>& on_row) {
+  for (;;) {
+    auto row = Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return absl::OkStatus();
+    if (auto s = on_row(); !s.ok()) return s;
+  }
+}
+
 absl::Status Query::Run() {
   for (;;) {
     auto row = Step();

@@ -51,6 +51,9 @@ class Query {
   absl::StatusOr<bool> Step();
   // Runs a statement to its end, ignoring any rows (INSERT, UPDATE, PRAGMA x = y).
   absl::Status Run();
+  // Calls on_row for each row (read the columns inside it); stops at the first
+  // error, its own or on_row's.
+  absl::Status ForEachRow(const std::function<absl::Status()>& on_row);
 
   // Columns of the current row, 0-based. NULL reads as 0 and "".
   int64_t Int(int column) const;

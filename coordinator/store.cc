@@ -216,10 +216,7 @@ absl::Status SqliteStore::Load() {
 
   Query sweeps = db_->Prepare(
       "SELECT seq, id, name, spec_path, state, created_ms, IFNULL(finished_ms, 0) FROM sweeps");
-  for (;;) {
-    auto row = sweeps.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  const absl::Status sweeps_read = sweeps.ForEachRow([&]() -> absl::Status {
     auto state = ParseSweepState(sweeps.Text(4));
     if (!state.ok()) return damaged(state.status().message());
     Sweep& sweep = sweeps_[sweeps.Int(0)];
@@ -231,17 +228,16 @@ absl::Status SqliteStore::Load() {
     sweep.created_ms = sweeps.Int(5);
     sweep.finished_ms = sweeps.Int(6);
     sweep_by_id_[sweep.id] = &sweep;
-  }
+    return absl::OkStatus();
+  });
+  if (!sweeps_read.ok()) return sweeps_read;
 
   // Plan order within each sweep; a trial's source always comes before it.
   Query trials = db_->Prepare(
       "SELECT sweep_id, trial_id, plan_index, kind, source_trial, state, failed_attempts, "
       "outcome, blocked_by, model_sha256, IFNULL(result_attempt_id, 0) FROM trials "
       "ORDER BY sweep_id, plan_index");
-  for (;;) {
-    auto row = trials.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  const absl::Status trials_read = trials.ForEachRow([&]() -> absl::Status {
     const std::string trial_id = trials.Text(1);
     auto sweep = sweep_by_id_.find(trials.Text(0));
     if (sweep == sweep_by_id_.end() ||
@@ -280,7 +276,9 @@ absl::Status SqliteStore::Load() {
     ++s.counts[static_cast<size_t>(trial.state)];
     s.index[trial.id] = index;
     s.trials.push_back(std::move(trial));
-  }
+    return absl::OkStatus();
+  });
+  if (!trials_read.ok()) return trials_read;
   for (auto& [seq, sweep] : sweeps_) {
     for (int t = 0; t < static_cast<int>(sweep.trials.size()); ++t) Requeue(sweep, t);
   }
@@ -288,10 +286,7 @@ absl::Status SqliteStore::Load() {
   Query attempts = db_->Prepare(
       "SELECT id, sweep_id, trial_id, worker_id, deadline_ms FROM attempts "
       "WHERE state = 'leased'");
-  for (;;) {
-    auto row = attempts.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  const absl::Status attempts_read = attempts.ForEachRow([&]() -> absl::Status {
     auto sweep = sweep_by_id_.find(attempts.Text(1));
     if (sweep == sweep_by_id_.end() || !sweep->second->index.contains(attempts.Text(2))) {
       return damaged(absl::StrCat("attempt ", attempts.Int(0), " is for trial ", attempts.Text(2),
@@ -300,15 +295,16 @@ absl::Status SqliteStore::Load() {
     live_[attempts.Int(0)] = {sweep->second, sweep->second->index.at(attempts.Text(2)),
                               attempts.Text(3), attempts.Int(4)};
     deadlines_.emplace(attempts.Int(4), attempts.Int(0));
-  }
+    return absl::OkStatus();
+  });
+  if (!attempts_read.ok()) return attempts_read;
 
   Query workers = db_->Prepare("SELECT id, last_seen_ms FROM workers");
-  for (;;) {
-    auto row = workers.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  const absl::Status workers_read = workers.ForEachRow([&]() -> absl::Status {
     last_seen_[workers.Text(0)] = workers.Int(1);
-  }
+    return absl::OkStatus();
+  });
+  if (!workers_read.ok()) return workers_read;
   return absl::OkStatus();
 }
 
@@ -583,10 +579,7 @@ absl::StatusOr<std::vector<TrialStatus>> SqliteStore::Trials(const std::string& 
       "failed_attempts, outcome, blocked_by, model_sha256 FROM trials WHERE sweep_id = ?1 "
       "ORDER BY plan_index",
       sweep_id);
-  for (;;) {
-    auto row = trials.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  const absl::Status trials_read = trials.ForEachRow([&]() -> absl::Status {
     auto kind = ParseTrialKind(trials.Text(2));
     if (!kind.ok()) return kind.status();
     auto state = ParseTrialState(trials.Text(7));
@@ -610,18 +603,19 @@ absl::StatusOr<std::vector<TrialStatus>> SqliteStore::Trials(const std::string& 
     trial.model_sha256 = trials.Text(11);
     index[trial.trial_id] = list.size();
     list.push_back(std::move(trial));
-  }
+    return absl::OkStatus();
+  });
+  if (!trials_read.ok()) return trials_read;
   Query failures = db_->Prepare(
       "SELECT trial_id, number, worker_id, reason FROM attempts "
       "WHERE sweep_id = ?1 AND state IN ('failed', 'expired') ORDER BY id",
       sweep_id);
-  for (;;) {
-    auto row = failures.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  const absl::Status failures_read = failures.ForEachRow([&]() -> absl::Status {
     list[index.at(failures.Text(0))].failures.push_back(absl::StrCat(
         "attempt ", failures.Int(1), " (worker ", failures.Text(2), "): ", failures.Text(3)));
-  }
+    return absl::OkStatus();
+  });
+  if (!failures_read.ok()) return failures_read;
   return list;
 }
 
@@ -634,12 +628,11 @@ absl::StatusOr<std::vector<std::string>> SqliteStore::Results(const std::string&
       "SELECT r.result_json FROM trials t JOIN results r ON r.attempt_id = t.result_attempt_id "
       "WHERE t.sweep_id = ?1 ORDER BY t.plan_index",
       sweep_id);
-  for (;;) {
-    auto row = query.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  const absl::Status query_read = query.ForEachRow([&]() -> absl::Status {
     results.push_back(query.Text(0));
-  }
+    return absl::OkStatus();
+  });
+  if (!query_read.ok()) return query_read;
   return results;
 }
 
