@@ -19,51 +19,23 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/seedproof_cli.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using seedproof::testing_support::CommandRun;
+using seedproof::testing_support::kSeedproof;
+using seedproof::testing_support::ReadJsonLines;
+using seedproof::testing_support::ResultsById;
+using seedproof::testing_support::RunSeedproof;
 using ::testing::HasSubstr;
 
 const fs::path kRepo = fs::path(__FILE__).parent_path().parent_path().parent_path();
-const std::string kSeedproof = absl::StrCat(SEEDPROOF_BINARY_DIR, "/cli/seedproof");
-
-struct CommandRun {
-  int exit_code = -1;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
-
-CommandRun Seedproof(const std::string& args) {
-  // CTest runs tests in parallel processes: each call gets its own file.
-  static int calls = 0;
-  const fs::path err_file = fs::path(testing::TempDir()) /
-                            absl::StrCat("cli_test_stderr_", getpid(), "_", ++calls, ".txt");
-  const std::string command = absl::StrCat(kSeedproof, " ", args, " 2>", err_file.string());
-  CommandRun run;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return run;
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) run.out.append(buffer, n);
-  const int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream err(err_file);
-  run.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
-  fs::remove(err_file);
-  return run;
-}
-
 fs::path WriteSpec(const std::string& name, const std::string& text) {
   const fs::path path = fs::path(testing::TempDir()) / name;
   std::ofstream(path) << text;
   return path;
-}
-
-std::vector<nlohmann::json> ReadJsonLines(const fs::path& path) {
-  std::ifstream in(path);
-  std::vector<nlohmann::json> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
-  return lines;
 }
 
 constexpr char kTinySpec[] = R"(name: tiny
@@ -93,7 +65,7 @@ pretrain: {lr: -1, epochs: 0}
 transfer: {reuse: [3], schedules: {a: [{epochs: 1, train: head}]}}
 seeds: 1
 )");
-  const CommandRun run = Seedproof(absl::StrCat("plan ", spec.string()));
+  const CommandRun run = RunSeedproof(absl::StrCat("plan ", spec.string()));
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_TRUE(run.out.empty()) << run.out;
   const std::regex line_format(R"(^.+:\d+:\d+: [a-z_.\[\]0-9]+: .+$)");
@@ -109,14 +81,14 @@ seeds: 1
 }
 
 TEST(SeedproofPlan, MissingSpecFileIsNamed) {
-  const CommandRun run = Seedproof("plan /nonexistent/spec.yaml");
+  const CommandRun run = RunSeedproof("plan /nonexistent/spec.yaml");
   EXPECT_NE(run.exit_code, 0);
   EXPECT_THAT(run.err, HasSubstr("/nonexistent/spec.yaml"));
 }
 
 TEST(SeedproofPlan, JsonHasTrialsByKindAndArms) {
   const CommandRun run =
-      Seedproof(absl::StrCat("plan --json ", (kRepo / "experiments/specs/geron.yaml").string()));
+      RunSeedproof(absl::StrCat("plan --json ", (kRepo / "experiments/specs/geron.yaml").string()));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const nlohmann::json plan = nlohmann::json::parse(run.out);
   EXPECT_EQ(plan["trials_by_kind"]["pretrain"], 1);
@@ -128,7 +100,7 @@ TEST(SeedproofPlan, JsonHasTrialsByKindAndArms) {
 
 TEST(SeedproofPlan, TextPlanNamesTrialsArmsAndCompute) {
   const CommandRun run =
-      Seedproof(absl::StrCat("plan ", (kRepo / "experiments/specs/geron.yaml").string()));
+      RunSeedproof(absl::StrCat("plan ", (kRepo / "experiments/specs/geron.yaml").string()));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_THAT(run.out, HasSubstr("321: pretrain 1, scratch 20, transfer 300"));
   EXPECT_THAT(run.out, HasSubstr("reuse5/gentle/dense"));
@@ -139,7 +111,7 @@ TEST(SeedproofRun, WritesAHeaderAndOneResultPerTrial) {
   const fs::path spec = WriteSpec("cli_tiny.yaml", TinySpec("0.01"));
   const fs::path out = fs::path(testing::TempDir()) / "cli_tiny_run";
   fs::remove_all(out);
-  const CommandRun run = Seedproof(absl::StrCat("run ", spec.string(), " --out ", out.string()));
+  const CommandRun run = RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", out.string()));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const auto lines = ReadJsonLines(out / "results.jsonl");
   ASSERT_EQ(lines.size(), 1u + 1u + 2u + 4u);  // header, pretrain, 2 scratch, 2 arms x 2 seeds
@@ -165,7 +137,7 @@ TEST(SeedproofRun, DivergedPretrainBlocksItsTransfersButNotTheBaseline) {
   const fs::path spec = WriteSpec("cli_diverge.yaml", TinySpec("1.0e+30"));
   const fs::path out = fs::path(testing::TempDir()) / "cli_diverge_run";
   fs::remove_all(out);
-  const CommandRun run = Seedproof(absl::StrCat("run ", spec.string(), " --out ", out.string()));
+  const CommandRun run = RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", out.string()));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const auto lines = ReadJsonLines(out / "results.jsonl");
   ASSERT_EQ(lines.size(), 8u);
@@ -194,19 +166,6 @@ TEST(SeedproofRun, DivergedPretrainBlocksItsTransfersButNotTheBaseline) {
   }
 }
 
-std::map<std::string, nlohmann::json> ByTrialId(const std::vector<nlohmann::json>& lines) {
-  std::map<std::string, nlohmann::json> m;
-  for (size_t i = 1; i < lines.size(); ++i) {
-    nlohmann::json r = lines[i];
-    r.erase("wall_seconds");
-    r.erase("phase_seconds");
-    for (auto& e : r["epochs"]) e.erase("seconds");
-    EXPECT_EQ(m.count(r["trial_id"]), 0u) << "recorded twice: " << r["trial_id"];
-    m[r["trial_id"]] = r;
-  }
-  return m;
-}
-
 // Killed mid-study (SIGKILL: no cleanup), run again: the study resumes from its
 // SQLite file and ends with the results of an uninterrupted run.
 TEST(SeedproofRun, ResumesAKilledStudyWithTheSameResults) {
@@ -216,7 +175,8 @@ TEST(SeedproofRun, ResumesAKilledStudyWithTheSameResults) {
   const fs::path cut = fs::path(testing::TempDir()) / "cli_resume_cut";
   fs::remove_all(full);
   fs::remove_all(cut);
-  ASSERT_EQ(Seedproof(absl::StrCat("run ", spec.string(), " --out ", full.string())).exit_code, 0);
+  ASSERT_EQ(RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", full.string())).exit_code,
+            0);
 
   const pid_t pid = fork();
   if (pid == 0) {
@@ -229,18 +189,17 @@ TEST(SeedproofRun, ResumesAKilledStudyWithTheSameResults) {
   EXPECT_FALSE(fs::exists(cut / "results.jsonl"));  // written only at the end
 
   const CommandRun resumed =
-      Seedproof(absl::StrCat("run ", spec.string(), " --out ", cut.string()));
+      RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", cut.string()));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_THAT(resumed.err, HasSubstr("resuming"));
-  EXPECT_EQ(ByTrialId(ReadJsonLines(cut / "results.jsonl")),
-            ByTrialId(ReadJsonLines(full / "results.jsonl")));
+  EXPECT_EQ(ResultsById(cut / "results.jsonl"), ResultsById(full / "results.jsonl"));
 
   // Once finished, running it again runs nothing and changes nothing.
-  const CommandRun again = Seedproof(absl::StrCat("run ", spec.string(), " --out ", cut.string()));
+  const CommandRun again =
+      RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", cut.string()));
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_THAT(again.err, HasSubstr("7 of 7 trials already finished"));
-  EXPECT_EQ(ByTrialId(ReadJsonLines(cut / "results.jsonl")),
-            ByTrialId(ReadJsonLines(full / "results.jsonl")));
+  EXPECT_EQ(ResultsById(cut / "results.jsonl"), ResultsById(full / "results.jsonl"));
 }
 
 TEST(SeedproofRun, AnotherStudysFolderIsNeverTouched) {
@@ -250,11 +209,13 @@ TEST(SeedproofRun, AnotherStudysFolderIsNeverTouched) {
   const fs::path other = WriteSpec("cli_other.yaml", other_text);
   const fs::path out = fs::path(testing::TempDir()) / "cli_other_run";
   fs::remove_all(out);
-  ASSERT_EQ(Seedproof(absl::StrCat("run ", spec.string(), " --out ", out.string())).exit_code, 0);
+  ASSERT_EQ(RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", out.string())).exit_code,
+            0);
   std::ifstream before_file(out / "results.jsonl");
   const std::string before((std::istreambuf_iterator<char>(before_file)),
                            std::istreambuf_iterator<char>());
-  const CommandRun run = Seedproof(absl::StrCat("run ", other.string(), " --out ", out.string()));
+  const CommandRun run =
+      RunSeedproof(absl::StrCat("run ", other.string(), " --out ", out.string()));
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_THAT(run.err, HasSubstr("holds another study (tiny)"));
   std::ifstream after_file(out / "results.jsonl");
@@ -270,7 +231,7 @@ TEST(SeedproofRun, DamagedDatabaseIsNamedAndLeftAlone) {
   fs::create_directories(out);
   const std::string garbage(4096, 'x');
   std::ofstream(out / "seedproof.db") << garbage;
-  const CommandRun run = Seedproof(absl::StrCat("run ", spec.string(), " --out ", out.string()));
+  const CommandRun run = RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", out.string()));
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_THAT(run.err, HasSubstr("seedproof.db"));
   std::ifstream in(out / "seedproof.db");
@@ -282,15 +243,15 @@ TEST(SeedproofRun, InvalidSpecRunsNothing) {
   const fs::path spec = WriteSpec("cli_run_bad.yaml", "name: x\nseeds: zero\n");
   const fs::path out = fs::path(testing::TempDir()) / "cli_run_bad";
   fs::remove_all(out);
-  const CommandRun run = Seedproof(absl::StrCat("run ", spec.string(), " --out ", out.string()));
+  const CommandRun run = RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", out.string()));
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_THAT(run.err, HasSubstr("cli_run_bad.yaml:2:8: seeds: "));
   EXPECT_FALSE(fs::exists(out));
 }
 
 TEST(SeedproofBench, CacheBenchPrintsOneLinePerMode) {
-  const CommandRun run = Seedproof(absl::StrCat("bench cache --repeats 1 --spec ",
-                                                (kRepo / "experiments/specs/geron.yaml").string()));
+  const CommandRun run = RunSeedproof(absl::StrCat(
+      "bench cache --repeats 1 --spec ", (kRepo / "experiments/specs/geron.yaml").string()));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   std::vector<std::string> lines = absl::StrSplit(run.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 3u) << run.out;
@@ -307,7 +268,7 @@ TEST(SeedproofBench, CacheBenchPrintsOneLinePerMode) {
 }
 
 TEST(SeedproofBench, CoordinatorBenchLosesAndDuplicatesNothing) {
-  const CommandRun run = Seedproof("bench coordinator --workers 8 --trials 400");
+  const CommandRun run = RunSeedproof("bench coordinator --workers 8 --trials 400");
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const nlohmann::json line = nlohmann::json::parse(run.out);
   EXPECT_EQ(line["workers"], 8);

@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "proto/seedproof.grpc.pb.h"
+#include "tests/testing/seedproof_cli.h"
 #include "worker/rpc_client.h"
 
 namespace seedproof {
@@ -31,8 +32,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using testing_support::CommandRun;
+using testing_support::kSeedproof;
+using testing_support::ResultsById;
+using testing_support::RunSeedproof;
 
-const std::string kSeedproof = absl::StrCat(SEEDPROOF_BINARY_DIR, "/cli/seedproof");
 constexpr char kToken[] = "test-token-0123456789abcdef";
 
 // A child process, killed (SIGKILL) if the test leaves it running.
@@ -69,21 +73,6 @@ class Process {
   pid_t pid_ = -1;
   bool exited_ = false;
 };
-
-struct CommandRun {
-  int exit_code = -1;
-  std::string out;
-};
-
-CommandRun Seedproof(const std::string& args) {
-  CommandRun run;
-  FILE* pipe = popen(absl::StrCat(kSeedproof, " ", args, " 2>&1").c_str(), "r");
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) run.out.append(buffer, n);
-  const int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
 
 constexpr char kTinySpec[] = R"(name: cluster-tiny
 source: {classes: [0, 1, 2, 3, 4, 7, 8, 9], train_size: 1000}
@@ -147,9 +136,9 @@ class Cluster {
   }
 
   CommandRun Cli(const std::string& command, const std::string& args) {
-    return Seedproof(absl::StrCat(command, " --coordinator ", address(), " --token-file ",
-                                  (dir_ / "token").string(), " ", absl::StrJoin(client_args_, " "),
-                                  " ", args));
+    return RunSeedproof(absl::StrCat(command, " --coordinator ", address(), " --token-file ",
+                                     (dir_ / "token").string(), " ",
+                                     absl::StrJoin(client_args_, " "), " ", args));
   }
 
   std::string Submit(int pretrain_epochs = 1) {
@@ -157,7 +146,7 @@ class Cluster {
         absl::StrReplaceAll(kTinySpec, {{"EPOCHS", std::to_string(pretrain_epochs)}});
     std::ofstream(dir_ / "spec.yaml") << text;
     const CommandRun run = Cli("submit", (dir_ / "spec.yaml").string());
-    EXPECT_EQ(run.exit_code, 0) << run.out;
+    EXPECT_EQ(run.exit_code, 0) << run.err;
     return std::string(absl::StripAsciiWhitespace(run.out));
   }
 
@@ -192,20 +181,8 @@ class Cluster {
   std::map<std::string, nlohmann::json> Results(const std::string& sweep) {
     const fs::path out = dir_ / "results.jsonl";
     const CommandRun run = Cli("results", absl::StrCat(sweep, " --out ", out.string()));
-    EXPECT_EQ(run.exit_code, 0) << run.out;
-    std::map<std::string, nlohmann::json> by_id;
-    std::ifstream in(out);
-    std::string line;
-    std::getline(in, line);  // header
-    while (std::getline(in, line)) {
-      nlohmann::json r = nlohmann::json::parse(line);
-      r.erase("wall_seconds");
-      r.erase("phase_seconds");
-      for (auto& e : r["epochs"]) e.erase("seconds");
-      EXPECT_EQ(by_id.count(r["trial_id"]), 0u) << "stored twice: " << r["trial_id"];
-      by_id[r["trial_id"]] = r;
-    }
-    return by_id;
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    return ResultsById(out);
   }
 
   std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
@@ -226,20 +203,9 @@ bool Finished(std::map<std::string, std::string>& s) { return s["state"] == "don
 // The same spec run by `seedproof run` in one process: the reference results.
 std::map<std::string, nlohmann::json> LocalResults(const fs::path& spec, const fs::path& out) {
   fs::remove_all(out);
-  const CommandRun run = Seedproof(absl::StrCat("run ", spec.string(), " --out ", out.string()));
-  EXPECT_EQ(run.exit_code, 0) << run.out;
-  std::map<std::string, nlohmann::json> by_id;
-  std::ifstream in(out / "results.jsonl");
-  std::string line;
-  std::getline(in, line);
-  while (std::getline(in, line)) {
-    nlohmann::json r = nlohmann::json::parse(line);
-    r.erase("wall_seconds");
-    r.erase("phase_seconds");
-    for (auto& e : r["epochs"]) e.erase("seconds");
-    by_id[r["trial_id"]] = r;
-  }
-  return by_id;
+  const CommandRun run = RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", out.string()));
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  return ResultsById(out / "results.jsonl");
 }
 
 TEST(Cluster, TwoWorkersCompleteASweepAndStatusAgreesWithTheResults) {
@@ -317,7 +283,7 @@ TEST(Cluster, CancelStopsLeasingAndTheStatusSaysSo) {
   cluster.StartCoordinator();
   const std::string sweep = cluster.Submit();
   const CommandRun cancel = cluster.Cli("cancel", sweep);
-  EXPECT_EQ(cancel.exit_code, 0) << cancel.out;
+  EXPECT_EQ(cancel.exit_code, 0) << cancel.err;
   EXPECT_THAT(cancel.out, HasSubstr("cancelled"));
   auto worker = cluster.StartWorker("idle");
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
@@ -362,10 +328,10 @@ TEST(Cluster, TlsWhenCertificatesAreGiven) {
   EXPECT_EQ(cluster.Status(sweep)["done"], "11");
   // A plaintext client gets nowhere.
   const CommandRun plain =
-      Seedproof(absl::StrCat("status --coordinator ", cluster.address(), " --token-file ",
-                             (cluster.dir() / "token").string()));
+      RunSeedproof(absl::StrCat("status --coordinator ", cluster.address(), " --token-file ",
+                                (cluster.dir() / "token").string()));
   EXPECT_NE(plain.exit_code, 0);
-  EXPECT_THAT(plain.out, HasSubstr("UNAVAILABLE"));
+  EXPECT_THAT(plain.err, HasSubstr("UNAVAILABLE"));
 }
 
 TEST(Cluster, InvalidSpecIsRejectedWithItsPosition) {
@@ -374,7 +340,7 @@ TEST(Cluster, InvalidSpecIsRejectedWithItsPosition) {
   std::ofstream(cluster.dir() / "bad.yaml") << "name: x\nseeds: zero\n";
   const CommandRun run = cluster.Cli("submit", (cluster.dir() / "bad.yaml").string());
   EXPECT_EQ(run.exit_code, 2);
-  EXPECT_THAT(run.out, HasSubstr("bad.yaml:2:8: seeds: "));
+  EXPECT_THAT(run.err, HasSubstr("bad.yaml:2:8: seeds: "));
   EXPECT_EQ(cluster.Cli("status", "").out, "");  // nothing stored
 }
 
