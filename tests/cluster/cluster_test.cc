@@ -334,6 +334,34 @@ TEST(Cluster, TlsWhenCertificatesAreGiven) {
   EXPECT_THAT(plain.err, HasSubstr("UNAVAILABLE"));
 }
 
+TEST(Cluster, TokenAndCertificateProblemsAreNamed) {
+  const fs::path dir = fs::path(testing::TempDir()) / "cluster_token_problems";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "short") << "abc\n";
+  const std::string db = (dir / "x.db").string();
+  CommandRun run = RunSeedproof(
+      absl::StrCat("coordinator --db ", db, " --token-file ", (dir / "missing").string()));
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_THAT(run.err, HasSubstr((dir / "missing").string()));
+  run = RunSeedproof(
+      absl::StrCat("coordinator --db ", db, " --token-file ", (dir / "short").string()));
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.err, HasSubstr("at least 16 characters"));
+  EXPECT_FALSE(fs::exists(db));  // nothing was created
+  std::ofstream(dir / "token") << kToken << "\n";
+  run = RunSeedproof(absl::StrCat("status --token-file ", (dir / "token").string(), " --tls-root ",
+                                  (dir / "no-cert.pem").string()));
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_THAT(run.err, HasSubstr("no-cert.pem"));
+  run =
+      RunSeedproof(absl::StrCat("coordinator --db ", db, " --token-file ", (dir / "token").string(),
+                                " --listen 127.0.0.1:0 --tls-cert ", (dir / "no-cert.pem").string(),
+                                " --tls-key ", (dir / "no-key.pem").string()));
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_THAT(run.err, HasSubstr("no-cert.pem"));
+}
+
 TEST(Cluster, InvalidSpecIsRejectedWithItsPosition) {
   Cluster cluster("bad_spec");
   cluster.StartCoordinator();
