@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "cli/results_file.h"
 #include "nlohmann/json.hpp"
 #include "proto/seedproof.grpc.pb.h"
 #include "worker/rpc_client.h"
@@ -157,39 +158,17 @@ int CancelCommand(const ClientOptions& client_options, const std::string& sweep_
 
 int ResultsCommand(const ClientOptions& client_options, const std::string& sweep_id,
                    const std::string& out_path) {
-  auto client = Connect(client_options);
-  if (!client.ok()) return Fail(client.status());
-  rpc::SweepRef ref;
-  ref.set_sweep_id(sweep_id);
-  rpc::SweepStatus status;
-  {
-    grpc::ClientContext ctx;
-    client->auth.Apply(ctx, 10000);
-    const grpc::Status s = client->stub->Get(&ctx, ref, &status);
-    if (!s.ok()) return Fail(FromGrpc(s, "status"));
-  }
-  std::string text = absl::StrCat(
-      nlohmann::json(
-          {{"sweep", {{"name", status.name()}, {"id", sweep_id}, {"trials", status.total()}}}})
-          .dump(),
-      "\n");
-  grpc::ClientContext ctx;
-  client->auth.Apply(ctx, 600000);
-  auto reader = client->stub->Results(&ctx, ref);
-  rpc::ResultLine line;
-  while (reader->Read(&line)) absl::StrAppend(&text, line.json(), "\n");
-  if (auto s = FromGrpc(reader->Finish(), "results"); !s.ok()) return Fail(s);
+  auto token = ReadToken(client_options.token_file);
+  if (!token.ok()) return Fail(token.status());
+  auto channel = MakeChannel(client_options.coordinator, client_options.root_cert);
+  if (!channel.ok()) return Fail(channel.status());
+  auto text = FetchResultsFile(*channel, RpcAuth{*token}, sweep_id);
+  if (!text.ok()) return Fail(text.status());
   if (out_path.empty() || out_path == "-") {
-    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fwrite(text->data(), 1, text->size(), stdout);
     return 0;
   }
-  const std::string tmp = out_path + ".tmp";
-  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out || std::rename(tmp.c_str(), out_path.c_str()) != 0) {
-    return Fail(absl::PermissionDeniedError(absl::StrCat(out_path, ": cannot write")));
-  }
+  if (auto s = WriteFileAtomically(out_path, *text); !s.ok()) return Fail(s);
   return 0;
 }
 

@@ -11,6 +11,7 @@
 #include "bench/engine_bench.h"
 #include "cli/cluster_commands.h"
 #include "cli/demo.h"
+#include "cli/report_command.h"
 #include "cli/run_command.h"
 #include "cli/study_commands.h"
 
@@ -169,6 +170,27 @@ int main(int argc, char** argv) {
   results_cmd->add_option("--out", results_out, "File (default: stdout)");
   add_client(results_cmd);
 
+  seedproof::ReportCommandOptions report;
+  CLI::App* report_cmd = app.add_subcommand(
+      "report", "Which arms are robust gains, robust losses, seed-dependent or no effect");
+  report_cmd
+      ->add_option("source", report.source,
+                   "A results file, a `seedproof run` folder, or a sweep id on a coordinator")
+      ->required();
+  report_cmd->add_option("--format", report.format, "table, json, md or html")
+      ->capture_default_str();
+  report_cmd->add_option("-o,--out", report.out, "File (default: stdout)");
+  report_cmd->add_option("--level", report.level, "Confidence level (default: the spec's)")
+      ->check(CLI::Range(0.5, 0.9999));
+  report_cmd->add_option("--correction", report.correction,
+                         "holm, bh or none (default: the spec's)");
+  report_cmd->add_option("--compare", report.compare,
+                         "ARM,OTHER_ARM: also compare two arms, paired by seed; all: every pair");
+  report_cmd->add_option("--resamples", report.resamples, "Bootstrap resamples")
+      ->check(CLI::Range(1000, 10000000))
+      ->capture_default_str();
+  add_client(report_cmd);
+
   CLI11_PARSE(app, argc, argv);
 
   if (coordinator_cmd->parsed()) {
@@ -180,6 +202,10 @@ int main(int argc, char** argv) {
   if (status_cmd->parsed()) return seedproof::StatusCommand(client, sweep_id);
   if (cancel_cmd->parsed()) return seedproof::CancelCommand(client, sweep_id);
   if (results_cmd->parsed()) return seedproof::ResultsCommand(client, sweep_id, results_out);
+  if (report_cmd->parsed()) {
+    report.client = client;
+    return seedproof::ReportCommand(report);
+  }
 
   if (demo_cmd->parsed()) return Finish(seedproof::RunDemo(demo));
   if (plan_cmd->parsed()) return seedproof::PlanCommand(plan_spec, plan_json);

@@ -17,9 +17,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "cli/report_command.h"
+#include "cli/results_file.h"
 #include "cli/study_commands.h"
 #include "coordinator/server.h"
-#include "nlohmann/json.hpp"
 #include "proto/seedproof.grpc.pb.h"
 #include "worker/rpc_client.h"
 
@@ -228,43 +229,28 @@ int RunCommand(RunCommandOptions options) {
   }
   if (!failure.empty()) return Fail(failure);
 
-  // The results file, written whole and then renamed into place.
-  std::string text = absl::StrCat(nlohmann::json({{"sweep",
-                                                   {{"name", spec.name},
-                                                    {"id", sweep_id},
-                                                    {"spec", options.spec_path},
-                                                    {"trials", status.total()},
-                                                    {"arms", loaded->second.arms},
-                                                    {"targets", loaded->second.targets},
-                                                    {"seeds", spec.seeds.count}}}})
-                                      .dump(),
-                                  "\n");
-  {
-    grpc::ClientContext ctx;
-    auth.Apply(ctx, 600000);
-    rpc::SweepRef ref;
-    ref.set_sweep_id(sweep_id);
-    auto reader = stub->Results(&ctx, ref);
-    rpc::ResultLine line;
-    while (reader->Read(&line)) absl::StrAppend(&text, line.json(), "\n");
-    if (auto s = FromGrpc(reader->Finish(), "results"); !s.ok())
-      return Fail(std::string(s.message()));
-  }
+  // The results file, written whole and then renamed into place, and the report.
+  auto text = FetchResultsFile(*channel, auth, sweep_id);
+  if (!text.ok()) return Fail(std::string(text.status().message()));
   const fs::path results = out / "results.jsonl";
-  const fs::path tmp = out / "results.jsonl.tmp";
-  {
-    std::ofstream file(tmp, std::ios::binary | std::ios::trunc);
-    file << text;
-    if (!file) return Fail(absl::StrCat(tmp.string(), ": cannot write"));
+  if (auto s = WriteFileAtomically(results.string(), *text); !s.ok()) {
+    return Fail(std::string(s.message()));
   }
-  fs::rename(tmp, results, ec);
-  if (ec) return Fail(absl::StrCat(results.string(), ": cannot write: ", ec.message()));
+  std::string report_line;
+  if (auto study = ParseResultsFile(*text, results.string()); !study.ok()) {
+    return Fail(std::string(study.status().message()));
+  } else if (auto report = WriteRunReports(*study, out.string()); !report.ok()) {
+    return Fail(std::string(report.status().message()));
+  } else {
+    report_line = absl::StrCat("report: ", *report, " (and `seedproof report ", out.string(),
+                               " --format table|json|md|html`)\n");
+  }
   (*server)->Shutdown();
   std::printf(
-      "%s: %d done, %d failed, %d blocked, %d cancelled of %d trials\nresults: %s\n"
-      "database: %s\n",
+      "\n%s: %d done, %d failed, %d blocked, %d cancelled of %d trials\nresults: %s\n"
+      "database: %s\n%s",
       sweep_id.c_str(), status.done(), status.failed(), status.blocked(), status.cancelled(),
-      status.total(), results.c_str(), (out / "seedproof.db").c_str());
+      status.total(), results.c_str(), (out / "seedproof.db").c_str(), report_line.c_str());
   return status.failed() > 0 ? 1 : 0;
 }
 

@@ -16,6 +16,18 @@ const char* TrialKindName(TrialKind kind) {
   return "unknown";
 }
 
+const char* CorrectionName(Correction correction) {
+  switch (correction) {
+    case Correction::kHolm:
+      return "holm";
+    case Correction::kBenjaminiHochberg:
+      return "bh";
+    case Correction::kNone:
+      return "none";
+  }
+  return "unknown";
+}
+
 std::string HeadSpec::name() const {
   std::string base;
   switch (kind) {

@@ -92,6 +92,22 @@ struct SeedPolicy {
   uint64_t base = 0;  // mixed into every stream: another base gives other seeds
 };
 
+// How the report judges the arms (docs/REPORTS.md).
+enum class Correction { kHolm, kBenjaminiHochberg, kNone };
+const char* CorrectionName(Correction correction);  // "holm", "bh", "none"
+
+// Re-running arms on fresh seeds once the exploration seeds are done.
+struct ConfirmationSpec {
+  int seeds = 0;  // 0: no confirmation; else seeds count..count+seeds-1, never looked at before
+  enum class Arms { kRobust, kBest } arms = Arms::kRobust;  // every robust gain, or the best arm
+};
+
+struct AnalysisSpec {
+  double level = 0.95;  // of the confidence intervals; 1 - level is the test's alpha
+  Correction correction = Correction::kHolm;  // across the arms of the sweep
+  ConfirmationSpec confirmation;
+};
+
 // Where a value sits in the spec file (1-based line and column; 0 when unknown)
 // and its field path, for errors found after parsing (ValidateAgainstData).
 struct SpecPosition {
@@ -122,6 +138,7 @@ struct SweepSpec {
   std::vector<ArmSpec> arms;  // the cross product of the transfer axes
   PhaseSpec scratch;          // baseline: the target model from scratch
   SeedPolicy seeds;
+  AnalysisSpec analysis;
 
   // Per-target source tasks, set only by `source: {classes: others}`: then
   // target_sources[i] is the source task of targets[i] (every dataset class outside

@@ -7,6 +7,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -590,6 +591,7 @@ class SpecParser {
   std::optional<PhaseSpec> ParsePretrain(const Field& f);
   void ParseBaseline(const Field& f);
   void ParseSeeds(const Field& f);
+  void ParseAnalysis(const Field& f);
   void ParseTransfer(const Field& f);
   std::vector<int> ParseReuse(const Field& f);
   std::vector<NewLayerSet> ParseNewLayerSets(const Field& f);
@@ -1097,6 +1099,40 @@ void SpecParser::ParseSeeds(const Field& f) {
   }
 }
 
+void SpecParser::ParseAnalysis(const Field& f) {
+  if (!f.present) return;
+  auto m = r_.Map(f, {"level", "correction", "confirmation"},
+                  "a mapping like {level: 0.95, correction: holm}", /*null_is_empty=*/true);
+  if (!m) return;
+  AnalysisSpec& analysis = spec_.analysis;
+  const Field level = m->Get("level");
+  if (auto v = r_.Number(level, Reader::Bound::kUnitInterval)) {
+    if (*v < 0.5) {
+      r_.errors().Add(level, absl::StrFormat("expected a confidence level in [0.5, 1), like 0.95; "
+                                             "got %g",
+                                             *v));
+    } else {
+      analysis.level = *v;
+    }
+  }
+  if (auto c = r_.Choice(m->Get("correction"), "correction", {"holm", "bh", "none"})) {
+    analysis.correction = std::array{Correction::kHolm, Correction::kBenjaminiHochberg,
+                                     Correction::kNone}[*c];
+  }
+  auto confirm = r_.Map(m->Get("confirmation"), {"seeds", "arms"},
+                        "a mapping like {seeds: 10, arms: robust}");
+  if (!confirm) return;
+  r_.Require(confirm->Get("seeds"));
+  // Fewer than 5 paired seeds can never be called anything (docs/REPORTS.md).
+  if (auto n = r_.Int(confirm->Get("seeds"), 5, 100000)) {
+    analysis.confirmation.seeds = static_cast<int>(*n);
+  }
+  if (auto a = r_.Choice(confirm->Get("arms"), "arms to confirm", {"robust", "best"})) {
+    analysis.confirmation.arms = *a == 0 ? ConfirmationSpec::Arms::kRobust
+                                         : ConfirmationSpec::Arms::kBest;
+  }
+}
+
 void SpecParser::ParseTransfer(const Field& f) {
   auto m = r_.Map(f, {"reuse", "new_layers", "heads", "schedules", "optimizers", "lr_scale"},
                   "a mapping like {reuse: [1, 2], schedules: {...}}");
@@ -1494,7 +1530,7 @@ std::optional<SweepSpec> SpecParser::Parse(const YAML::Node& root) {
   top_field.where = At(root.Mark());
   auto top = r_.Map(top_field,
                     {"name", "description", "dataset", "source", "target", "targets", "model",
-                     "pretrain", "transfer", "baseline", "seeds"},
+                     "pretrain", "transfer", "baseline", "seeds", "analysis"},
                     "a mapping (the sweep spec)");
   if (!top) return std::nullopt;
 
@@ -1697,10 +1733,12 @@ std::optional<SweepSpec> SpecParser::Parse(const YAML::Node& root) {
   if (r_.Require(seeds)) ParseSeeds(seeds);
   const Field transfer = top->Get("transfer");
   if (r_.Require(transfer)) ParseTransfer(transfer);
+  ParseAnalysis(top->Get("analysis"));
 
   // A typo in seeds or an axis can multiply a sweep beyond any cluster.
   const double trials = (1.0 + static_cast<double>(spec_.arms.size())) *
-                        static_cast<double>(spec_.targets.size()) * spec_.seeds.count;
+                        static_cast<double>(spec_.targets.size()) *
+                        (spec_.seeds.count + spec_.analysis.confirmation.seeds);
   if (errors_.size() == 0 && trials > kMaxTrials) {
     r_.errors().Add(seeds, absl::StrFormat("the sweep expands to %.0f trials; a sweep may have at "
                                            "most %.0f (fewer seeds, arms or targets)",

@@ -1,0 +1,336 @@
+#include "coordinator/analysis.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace seedproof {
+
+const char* VerdictName(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::kRobustGain:
+      return "robust_gain";
+    case Verdict::kRobustLoss:
+      return "robust_loss";
+    case Verdict::kSeedDependent:
+      return "seed_dependent";
+    case Verdict::kNoEffect:
+      return "no_effect";
+    case Verdict::kTooFewSeeds:
+      return "too_few_seeds";
+  }
+  return "unknown";
+}
+
+AnalysisOptions OptionsFromSpec(const AnalysisSpec& spec) {
+  AnalysisOptions options;
+  options.level = spec.level;
+  options.correction = spec.correction;
+  return options;
+}
+
+ArmAnalysis ComparePaired(std::string name, std::string against, std::vector<int> seeds,
+                          std::vector<double> scores, std::vector<double> against_scores,
+                          double large_step, const AnalysisOptions& options) {
+  ArmAnalysis a;
+  a.name = std::move(name);
+  a.against = std::move(against);
+  a.seeds = std::move(seeds);
+  a.scores = std::move(scores);
+  a.against_scores = std::move(against_scores);
+  a.n_seeds = static_cast<int>(a.seeds.size());
+  a.large_step = large_step;
+  for (int i = 0; i < a.n_seeds; ++i) {
+    const double gain = a.scores[i] - a.against_scores[i];
+    a.gains.push_back(gain);
+    a.wins += gain > 0;
+    a.ties += gain == 0;
+    a.losses += gain < 0;
+    a.large_gains += gain > large_step;
+    a.large_losses += gain < -large_step;
+    if (a.best_seed < 0 || gain > a.best_seed_gain) {
+      a.best_seed_gain = gain;
+      a.best_seed = a.seeds[i];
+    }
+  }
+  if (a.n_seeds == 0) return a;
+  a.mean = Mean(a.scores);
+  a.against_mean = Mean(a.against_scores);
+  a.mean_gain = Mean(a.gains);
+  a.iqm_gain = InterquartileMean(a.gains);
+  const PairedBootstrap bootstrap =
+      BootstrapPaired(a.scores, a.against_scores,
+                      {.resamples = options.resamples, .level = options.level,
+                       .seed = options.bootstrap_seed});
+  a.gain_ci = bootstrap.mean_difference;
+  a.p_improvement = ProbabilityOfImprovement(a.scores, a.against_scores);
+  a.p_improvement_ci = bootstrap.probability_of_improvement;
+  a.wilcoxon = WilcoxonSignedRank(a.gains);
+  a.wilcoxon_p_adjusted = a.wilcoxon.p_value;
+  a.sign_p = SignTestP(a.wins, a.losses);
+  a.share_seeds_gain = static_cast<double>(a.wins) / a.n_seeds;
+  return a;
+}
+
+namespace {
+
+std::string Points(double fraction) { return absl::StrFormat("%+.2f points", 100 * fraction); }
+
+// The rules of docs/REPORTS.md, in order; the first that holds decides.
+void Decide(ArmAnalysis& a, const AnalysisOptions& options) {
+  const double alpha = 1 - options.level;
+  if (a.n_seeds < options.min_seeds) {
+    a.verdict = Verdict::kTooFewSeeds;
+    a.reason = absl::StrCat(a.n_seeds, " paired seeds; at least ", options.min_seeds,
+                            " are needed to call anything");
+    return;
+  }
+  const bool significant = a.wilcoxon_p_adjusted < alpha;
+  const std::string test = absl::StrFormat("Wilcoxon p = %.3g (%s-corrected)",
+                                           a.wilcoxon_p_adjusted, CorrectionName(options.correction));
+  const std::string interval = absl::StrFormat("%.0f%% interval [%s, %s]", 100 * options.level,
+                                               Points(a.gain_ci.low), Points(a.gain_ci.high));
+  if (significant && a.gain_ci.low > 0 && a.diverged == 0) {
+    a.verdict = Verdict::kRobustGain;
+    a.reason = absl::StrCat(test, " < ", absl::StrFormat("%g", alpha), " and ", interval,
+                            " above zero");
+  } else if (significant && a.gain_ci.high < 0) {
+    a.verdict = Verdict::kRobustLoss;
+    a.reason = absl::StrCat(test, " < ", absl::StrFormat("%g", alpha), " and ", interval,
+                            " below zero");
+  } else if (a.large_gains > 0 && a.large_losses > 0) {
+    a.verdict = Verdict::kSeedDependent;
+    a.reason = absl::StrCat("gains beyond ", Points(a.large_step), " on ", a.large_gains,
+                            " seeds, losses beyond ", Points(-a.large_step), " on ",
+                            a.large_losses);
+  } else if (a.gain_ci.low <= 0 && a.gain_ci.high >= 0 && a.best_seed_gain > a.large_step) {
+    a.verdict = Verdict::kSeedDependent;
+    a.reason = absl::StrCat(interval, " straddles zero while seed ", a.best_seed, " alone shows ",
+                            Points(a.best_seed_gain));
+  } else if (a.diverged > 0 && a.mean_gain > 0) {
+    a.verdict = Verdict::kSeedDependent;
+    a.reason = absl::StrCat("gains where it trained, but diverged on ", a.diverged, " seeds");
+  } else {
+    a.verdict = Verdict::kNoEffect;
+    a.reason = absl::StrCat(significant ? "" : "not significant: ", test, "; ", interval);
+  }
+}
+
+}  // namespace
+
+void DecideFamily(std::vector<ArmAnalysis>& family, const AnalysisOptions& options) {
+  // Only comparisons that can be called anything are in the family.
+  std::vector<double> p;
+  std::vector<ArmAnalysis*> members;
+  for (ArmAnalysis& a : family) {
+    if (a.n_seeds < options.min_seeds) continue;
+    p.push_back(a.wilcoxon.p_value);
+    members.push_back(&a);
+  }
+  const std::vector<double> adjusted = AdjustPValues(p, options.correction);
+  for (size_t i = 0; i < members.size(); ++i) members[i]->wilcoxon_p_adjusted = adjusted[i];
+  for (ArmAnalysis& a : family) Decide(a, options);
+}
+
+namespace {
+
+// One side of a comparison: its results by seed index.
+using BySeed = std::map<int, const TrialResult*>;
+
+// An accuracy on n test items is a count / n; rounding to it makes equal counts
+// equal doubles, so tied gains tie exactly in the rank tests.
+double Score(const TrialResult& r) {
+  if (r.test_examples <= 0) return r.test_accuracy;
+  const double n = static_cast<double>(r.test_examples);
+  return std::round(r.test_accuracy * n) / n;
+}
+
+// `side` against `other` on the seeds in [first, last) where both completed.
+ArmAnalysis Pair(const std::string& name, const std::string& against, const std::string& target,
+                 const BySeed& side, const BySeed& other, int first, int last, double large_step,
+                 const AnalysisOptions& options) {
+  std::vector<int> seeds;
+  std::vector<double> scores, against_scores;
+  int diverged = 0;
+  for (const auto& [seed, result] : side) {
+    if (seed < first || seed >= last) continue;
+    auto it = other.find(seed);
+    if (it == other.end() || it->second->outcome != TrialOutcome::kCompleted) continue;
+    if (result->outcome == TrialOutcome::kDiverged) ++diverged;
+    if (result->outcome != TrialOutcome::kCompleted) continue;
+    seeds.push_back(seed);
+    scores.push_back(Score(*result));
+    against_scores.push_back(Score(*it->second));
+  }
+  ArmAnalysis a = ComparePaired(name, against, std::move(seeds), std::move(scores),
+                                std::move(against_scores), large_step, options);
+  a.target = target;
+  a.diverged = diverged;
+  return a;
+}
+
+LearningCurve CurveOf(const std::string& name, const std::string& target, const BySeed& side,
+                      int last_seed) {
+  LearningCurve curve;
+  curve.name = name;
+  curve.target = target;
+  std::vector<std::vector<double>> by_epoch;
+  for (const auto& [seed, result] : side) {
+    if (seed >= last_seed || result->outcome != TrialOutcome::kCompleted) continue;
+    ++curve.seeds;
+    if (by_epoch.size() < result->epochs.size()) by_epoch.resize(result->epochs.size());
+    for (size_t e = 0; e < result->epochs.size(); ++e) {
+      by_epoch[e].push_back(result->epochs[e].val_accuracy);
+    }
+  }
+  for (std::vector<double>& values : by_epoch) {
+    std::sort(values.begin(), values.end());
+    curve.mean.push_back(Mean(values));
+    curve.low.push_back(QuantileOfSorted(values, 0.25));
+    curve.high.push_back(QuantileOfSorted(values, 0.75));
+  }
+  return curve;
+}
+
+}  // namespace
+
+absl::StatusOr<StudyAnalysis> AnalyzeStudy(const StudyResults& study,
+                                           const AnalysisOptions& options) {
+  const SweepSpec& spec = study.spec;
+  StudyAnalysis out;
+  out.sweep = study.sweep;
+  out.sweep_id = study.sweep_id;
+  out.options = options;
+  out.exploration_seeds = spec.seeds.count;
+  out.confirmation = spec.analysis.confirmation;
+  out.trials_total = study.trials_total;
+  out.complete = study.finished;
+
+  // results[target][arm][seed]; the baseline is the arm "baseline".
+  std::map<std::string, std::map<std::string, BySeed>> results;
+  for (const TrialResult& r : study.results) {
+    ++out.trials_finished;
+    if (r.kind == TrialKind::kPretrain || r.outcome == TrialOutcome::kBlocked) continue;
+    results[r.target][r.arm][r.seed_index] = &r;
+  }
+  std::vector<std::string> arm_names;
+  for (const ArmSpec& arm : spec.arms) arm_names.push_back(arm.name);
+  for (const auto& [a, b] : options.comparisons) {
+    for (const std::string& name : {a, b}) {
+      if (name != "*" && std::find(arm_names.begin(), arm_names.end(), name) == arm_names.end()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("compare: the study has no arm '", name, "'"));
+      }
+    }
+  }
+
+  // "*" stands for every arm; a pair is compared once, in the order asked.
+  std::vector<std::pair<std::string, std::string>> comparison_pairs;
+  for (const auto& [a, b] : options.comparisons) {
+    for (const std::string& first : arm_names) {
+      for (const std::string& second : arm_names) {
+        if ((a != "*" && a != first) || (b != "*" && b != second) || first == second) continue;
+        const bool seen = std::any_of(
+            comparison_pairs.begin(), comparison_pairs.end(), [&](const auto& p) {
+              return (p.first == first && p.second == second) ||
+                     (p.first == second && p.second == first);
+            });
+        if (!seen) comparison_pairs.emplace_back(first, second);
+      }
+    }
+  }
+
+  const int explore = spec.seeds.count;
+  const int confirm_end = explore + spec.analysis.confirmation.seeds;
+  std::vector<double> null_gains;  // baseline seed j - baseline seed i, i != j
+  std::vector<ArmAnalysis> confirmations;
+  std::vector<size_t> confirmation_arm;  // index into out.arms
+  for (const TaskSpec& task : spec.targets) {
+    auto& by_arm = results[task.name];
+    const BySeed& baseline = by_arm["baseline"];
+    TargetSummary summary{.name = task.name};
+    std::vector<double> baseline_scores;
+    for (const auto& [seed, r] : baseline) {
+      if (seed >= explore || r->outcome != TrialOutcome::kCompleted) continue;
+      baseline_scores.push_back(Score(*r));
+      summary.test_examples = r->test_examples;
+    }
+    summary.baseline_mean = Mean(baseline_scores);
+    for (size_t i = 0; i < baseline_scores.size(); ++i) {
+      for (size_t j = 0; j < baseline_scores.size(); ++j) {
+        if (i != j) null_gains.push_back(baseline_scores[j] - baseline_scores[i]);
+      }
+    }
+    if (summary.test_examples > 0) {
+      const double p = summary.baseline_mean;
+      summary.noise_floor = std::sqrt(p * (1 - p) / static_cast<double>(summary.test_examples));
+    }
+    const double large_step = 2 * summary.noise_floor;
+    out.targets.push_back(summary);
+    out.curves.push_back(CurveOf("baseline", task.name, baseline, explore));
+
+    for (const std::string& name : arm_names) {
+      const BySeed& side = by_arm[name];
+      out.arms.push_back(
+          Pair(name, "baseline", task.name, side, baseline, 0, explore, large_step, options));
+      out.curves.push_back(CurveOf(name, task.name, side, explore));
+      if (spec.analysis.confirmation.seeds > 0 &&
+          std::any_of(side.begin(), side.end(), [&](const auto& s) { return s.first >= explore; })) {
+        confirmations.push_back(
+            Pair(name, "baseline", task.name, side, baseline, explore, confirm_end, large_step,
+                 options));
+        confirmation_arm.push_back(out.arms.size() - 1);
+      }
+    }
+    for (const auto& [first, second] : comparison_pairs) {
+      out.comparisons.push_back(Pair(first, second, task.name, by_arm[first], by_arm[second], 0,
+                                     explore, large_step, options));
+    }
+  }
+  DecideFamily(out.arms, options);
+  DecideFamily(out.comparisons, options);
+  DecideFamily(confirmations, options);
+  out.confirmations.resize(out.arms.size());
+  for (size_t i = 0; i < confirmations.size(); ++i) {
+    const bool replicated = confirmations[i].verdict == Verdict::kRobustGain;
+    out.confirmations[confirmation_arm[i]] = Confirmation{std::move(confirmations[i]), replicated};
+  }
+  out.expected_best_under_luck =
+      ExpectedMaxOfN(null_gains, static_cast<int>(out.arms.size()));
+  return out;
+}
+
+const ArmAnalysis* BestSingleSeed(const StudyAnalysis& analysis) {
+  const ArmAnalysis* best = nullptr;
+  for (const ArmAnalysis& a : analysis.arms) {
+    if (a.n_seeds > 0 && (best == nullptr || a.best_seed_gain > best->best_seed_gain)) best = &a;
+  }
+  return best;
+}
+
+std::vector<std::pair<std::string, std::string>> ArmsToConfirm(const StudyAnalysis& analysis) {
+  std::vector<std::pair<std::string, std::string>> chosen;
+  if (analysis.confirmation.seeds == 0) return chosen;
+  if (analysis.confirmation.arms == ConfirmationSpec::Arms::kRobust) {
+    for (const ArmAnalysis& a : analysis.arms) {
+      if (a.verdict == Verdict::kRobustGain) chosen.emplace_back(a.target, a.name);
+    }
+    return chosen;
+  }
+  std::map<std::string, const ArmAnalysis*> best;  // by target
+  for (const ArmAnalysis& a : analysis.arms) {
+    if (a.n_seeds == 0) continue;
+    const ArmAnalysis*& b = best[a.target];
+    if (b == nullptr || a.mean_gain > b->mean_gain) b = &a;
+  }
+  for (const ArmAnalysis& a : analysis.arms) {
+    if (best[a.target] == &a) chosen.emplace_back(a.target, a.name);
+  }
+  return chosen;
+}
+
+}  // namespace seedproof

@@ -1,0 +1,144 @@
+// From a sweep's trial results to a verdict per arm: each arm against its
+// baseline (or another arm), paired by seed, with the statistics behind the call.
+// The rules are documented in docs/REPORTS.md; this is their one implementation.
+//
+//   StudyResults study = ...;              // spec + results (cli/report_command.cc)
+//   auto analysis = AnalyzeStudy(study, {});
+//   for (const ArmAnalysis& arm : analysis->arms) ... arm.verdict ...
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "coordinator/statistics.h"
+#include "experiments/sweep.h"
+#include "experiments/trial.h"
+
+namespace seedproof {
+
+enum class Verdict { kRobustGain, kRobustLoss, kSeedDependent, kNoEffect, kTooFewSeeds };
+// "robust_gain", "robust_loss", "seed_dependent", "no_effect", "too_few_seeds".
+const char* VerdictName(Verdict verdict);
+
+struct AnalysisOptions {
+  double level = 0.95;  // of every interval; alpha = 1 - level for the tests
+  Correction correction = Correction::kHolm;
+  int resamples = 10000;  // bootstrap resamples
+  uint64_t bootstrap_seed = 0x5eed5eedULL;
+  int min_seeds = 5;  // fewer paired seeds: too_few_seeds
+  // Arm-against-arm comparisons asked for ("arm", "other arm"); {"*", "*"}: every pair.
+  std::vector<std::pair<std::string, std::string>> comparisons;
+};
+
+// One paired comparison: `name` against `against` ("baseline" or an arm) on the
+// seeds where both completed. Scores and gains are test accuracies (fractions:
+// 0.01 is one percentage point).
+struct ArmAnalysis {
+  std::string name;                 // the arm
+  std::string target;               // the target task
+  std::string against = "baseline";
+  Verdict verdict = Verdict::kTooFewSeeds;
+  std::string reason;  // the rule that decided, in words
+
+  std::vector<int> seeds;  // paired seed indices, ascending
+  std::vector<double> scores, against_scores, gains;  // parallel to seeds
+  int n_seeds = 0;
+  int diverged = 0;  // seeds on which this arm diverged and `against` did not (not paired)
+
+  double mean = 0, against_mean = 0;   // mean score of each side over the paired seeds
+  double mean_gain = 0, iqm_gain = 0;  // of the per-seed gains
+  Interval gain_ci;                    // percentile bootstrap of mean_gain
+  double p_improvement = 0.5;          // P(arm > against), Mann–Whitney U / n^2
+  Interval p_improvement_ci;
+  SignedRankResult wilcoxon;
+  double wilcoxon_p_adjusted = 1;  // corrected across the family (AnalysisOptions::correction)
+  double sign_p = 1;
+  int wins = 0, ties = 0, losses = 0;
+
+  // What one seed would have claimed.
+  double best_seed_gain = 0;
+  int best_seed = -1;
+  double share_seeds_gain = 0;  // seeds on which the arm beat `against`
+  double large_step = 0;        // a gain larger than this looks real from one seed:
+                                // 2 x the target's test-set noise floor
+  int large_gains = 0, large_losses = 0;
+};
+
+struct TargetSummary {
+  std::string name;
+  double baseline_mean = 0;  // mean test accuracy of the baseline
+  int64_t test_examples = 0;
+  double noise_floor = 0;    // sqrt(p (1 - p) / n): one standard error of a test accuracy
+};
+
+// Mean and spread of a validation-accuracy curve across seeds, per epoch.
+struct LearningCurve {
+  std::string name, target;  // an arm, or "baseline"
+  std::vector<double> mean, low, high;  // low/high: the 25th and 75th percentiles
+  int seeds = 0;
+};
+
+// Confirmation: an arm re-run on fresh seeds, judged on those seeds alone.
+struct Confirmation {
+  ArmAnalysis analysis;   // on the confirmation seeds; family = the confirmed arms
+  bool replicated = false;  // analysis.verdict == robust_gain
+};
+
+struct StudyAnalysis {
+  std::string sweep, sweep_id;
+  std::string metric = "test_accuracy";
+  AnalysisOptions options;
+  int exploration_seeds = 0;     // seeds 0..n-1 explore; later ones confirm
+  ConfirmationSpec confirmation;  // from the spec
+  int trials_total = 0, trials_finished = 0;
+  bool complete = false;         // every trial of the sweep has finished
+  std::vector<TargetSummary> targets;
+  std::vector<ArmAnalysis> arms;          // against the baseline, in spec order per target
+  std::vector<ArmAnalysis> comparisons;   // arm against arm, as asked for
+  std::vector<std::optional<Confirmation>> confirmations;  // parallel to arms
+  // Luck alone: the expected best of arms.size() one-seed comparisons if every arm
+  // were the baseline itself on another seed (Dodge's expected maximum over the
+  // differences between the baseline's seeds, every ordered pair of them).
+  double expected_best_under_luck = 0;
+  std::vector<LearningCurve> curves;  // baseline first, then arms
+};
+
+// What a report reads: the sweep's spec and its trial results so far.
+struct StudyResults {
+  std::string sweep, sweep_id;
+  SweepSpec spec;
+  int trials_total = 0;       // in the sweep now (confirmation trials join later)
+  bool finished = false;      // the sweep is done or cancelled
+  std::vector<TrialResult> results;  // pretrain results are ignored
+};
+
+// The spec's level and correction, the defaults for everything else.
+AnalysisOptions OptionsFromSpec(const AnalysisSpec& spec);
+
+// The exploration seeds against the baseline, the requested arm comparisons, and
+// the confirmation seeds of the arms that have them. INVALID_ARGUMENT naming the
+// arm when a requested comparison names an arm the study does not have.
+absl::StatusOr<StudyAnalysis> AnalyzeStudy(const StudyResults& study,
+                                           const AnalysisOptions& options);
+
+// The building blocks, for the simulation tests: one paired comparison (without
+// the correction), and the correction with the verdicts over a family.
+ArmAnalysis ComparePaired(std::string name, std::string against, std::vector<int> seeds,
+                          std::vector<double> scores, std::vector<double> against_scores,
+                          double large_step, const AnalysisOptions& options);
+void DecideFamily(std::vector<ArmAnalysis>& family, const AnalysisOptions& options);
+
+// The arm with the largest single-seed gain over the baseline: what a one-seed
+// study would have reported. nullptr when no arm has a paired seed.
+const ArmAnalysis* BestSingleSeed(const StudyAnalysis& analysis);
+
+// The arms the coordinator re-runs on confirmation seeds, by the spec's rule:
+// every robust gain, or the arm with the largest mean gain (per target). As
+// (target, arm) pairs in the order of StudyAnalysis::arms; empty without a
+// confirmation in the spec.
+std::vector<std::pair<std::string, std::string>> ArmsToConfirm(const StudyAnalysis& analysis);
+
+}  // namespace seedproof

@@ -1,0 +1,347 @@
+#include "coordinator/report.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "nlohmann/json.hpp"
+
+namespace seedproof {
+
+std::optional<ReportFormat> ParseReportFormat(std::string_view name) {
+  if (name == "table") return ReportFormat::kTable;
+  if (name == "json") return ReportFormat::kJson;
+  if (name == "md" || name == "markdown") return ReportFormat::kMarkdown;
+  if (name == "html") return ReportFormat::kHtml;
+  return std::nullopt;
+}
+
+const char* VerdictWords(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::kRobustGain:
+      return "robust gain";
+    case Verdict::kRobustLoss:
+      return "robust loss";
+    case Verdict::kSeedDependent:
+      return "seed-dependent";
+    case Verdict::kNoEffect:
+      return "no effect";
+    case Verdict::kTooFewSeeds:
+      return "too few seeds";
+  }
+  return "?";
+}
+
+std::string ArmLabel(const StudyAnalysis& analysis, const ArmAnalysis& arm) {
+  return analysis.targets.size() > 1 ? absl::StrCat(arm.target, ": ", arm.name) : arm.name;
+}
+
+std::string FormatPoints(double fraction, int decimals) {
+  return absl::StrFormat("%+.*f", decimals, 100 * fraction);
+}
+
+namespace {
+
+nlohmann::json ArmJson(const ArmAnalysis& a) {
+  return {
+      {"name", a.name},
+      {"target", a.target},
+      {"against", a.against},
+      {"verdict", VerdictName(a.verdict)},
+      {"reason", a.reason},
+      {"n_seeds", a.n_seeds},
+      {"diverged", a.diverged},
+      {"mean", a.mean},
+      {"against_mean", a.against_mean},
+      {"mean_gain", a.mean_gain},
+      {"iqm_gain", a.iqm_gain},
+      {"ci_low", a.gain_ci.low},
+      {"ci_high", a.gain_ci.high},
+      {"p_improvement", a.p_improvement},
+      {"p_improvement_low", a.p_improvement_ci.low},
+      {"p_improvement_high", a.p_improvement_ci.high},
+      {"wilcoxon_w_plus", a.wilcoxon.w_plus},
+      {"wilcoxon_n", a.wilcoxon.n},
+      {"wilcoxon_exact", a.wilcoxon.exact},
+      {"wilcoxon_p", a.wilcoxon.p_value},
+      {"wilcoxon_p_adjusted", a.wilcoxon_p_adjusted},
+      {"sign_p", a.sign_p},
+      {"wins", a.wins},
+      {"ties", a.ties},
+      {"losses", a.losses},
+      {"best_seed_gain", a.best_seed_gain},
+      {"best_seed", a.best_seed},
+      {"share_seeds_gain", a.share_seeds_gain},
+      {"large_step", a.large_step},
+      {"large_gains", a.large_gains},
+      {"large_losses", a.large_losses},
+      {"seeds", a.seeds},
+      {"scores", a.scores},
+      {"against_scores", a.against_scores},
+      {"gains", a.gains},
+  };
+}
+
+// The lines above every table: what was compared and how.
+std::vector<std::string> Preamble(const StudyAnalysis& s) {
+  std::vector<std::string> lines;
+  lines.push_back(absl::StrFormat(
+      "%s (%s): test accuracy, each arm against the baseline, paired by seed; %.0f%% "
+      "percentile-bootstrap intervals (%d resamples), Wilcoxon signed-rank tests, %s correction "
+      "across %d arms",
+      s.sweep, s.sweep_id, 100 * s.options.level, s.options.resamples,
+      CorrectionName(s.options.correction), static_cast<int>(s.arms.size())));
+  if (!s.complete) {
+    lines.push_back(absl::StrFormat(
+        "RUNNING: %d of %d trials finished; verdicts are on the seeds done so far",
+        s.trials_finished, s.trials_total));
+  }
+  for (const TargetSummary& t : s.targets) {
+    lines.push_back(absl::StrFormat(
+        "target %s: baseline %.2f%% test accuracy on %d test examples; noise floor %.2f points "
+        "(one standard error), so one seed's gain above %s looks real",
+        t.name, 100 * t.baseline_mean, t.test_examples, 100 * t.noise_floor,
+        FormatPoints(2 * t.noise_floor)));
+  }
+  return lines;
+}
+
+std::vector<std::string> OneSeedLines(const StudyAnalysis& s) {
+  std::vector<std::string> lines;
+  const ArmAnalysis* best = BestSingleSeed(s);
+  if (best == nullptr) return lines;
+  lines.push_back(absl::StrFormat(
+      "What one seed would have claimed: %s points for %s (seed %d). Were each of the %d arms "
+      "the baseline itself on another seed, the best one-seed comparison would be expected at "
+      "%s points (Dodge's expected maximum): luck alone.",
+      FormatPoints(best->best_seed_gain), ArmLabel(s, *best), best->best_seed,
+      static_cast<int>(s.arms.size()), FormatPoints(s.expected_best_under_luck)));
+  return lines;
+}
+
+std::string Colour(Verdict v) {
+  switch (v) {
+    case Verdict::kRobustGain:
+      return "\033[1;32m";
+    case Verdict::kRobustLoss:
+      return "\033[1;31m";
+    case Verdict::kSeedDependent:
+      return "\033[1;33m";
+    case Verdict::kNoEffect:
+      return "\033[2m";
+    case Verdict::kTooFewSeeds:
+      return "\033[2m";
+  }
+  return "";
+}
+
+struct Row {
+  std::vector<std::string> cells;
+  Verdict verdict;
+};
+
+std::vector<std::string> RowCells(const StudyAnalysis& s, const ArmAnalysis& a) {
+  const std::string best =
+      a.best_seed >= 0 ? absl::StrFormat("%s (seed %d)", FormatPoints(a.best_seed_gain), a.best_seed)
+                       : "-";
+  return {ArmLabel(s, a),
+          VerdictWords(a.verdict),
+          absl::StrFormat("%s [%s, %s]", FormatPoints(a.mean_gain), FormatPoints(a.gain_ci.low),
+                          FormatPoints(a.gain_ci.high)),
+          absl::StrFormat("%.2f [%.2f, %.2f]", a.p_improvement, a.p_improvement_ci.low,
+                          a.p_improvement_ci.high),
+          absl::StrFormat("%.2g", a.wilcoxon_p_adjusted),
+          absl::StrFormat("%d/%d/%d", a.wins, a.ties, a.losses),
+          best,
+          absl::StrFormat("%.0f%%", 100 * a.share_seeds_gain)};
+}
+
+const std::vector<std::string> kHeader = {
+    "arm", "verdict", "gain, points [CI]", "P(>base) [CI]", "p adj", "W/T/L", "best seed",
+    "seeds gaining"};
+
+std::string Table(const std::vector<std::string>& header, const std::vector<Row>& rows,
+                  bool color) {
+  std::vector<size_t> width(header.size());
+  for (size_t c = 0; c < header.size(); ++c) width[c] = header[c].size();
+  for (const Row& r : rows) {
+    for (size_t c = 0; c < r.cells.size(); ++c) width[c] = std::max(width[c], r.cells[c].size());
+  }
+  std::string out;
+  auto line = [&](const std::vector<std::string>& cells, const Row* row) {
+    std::string text;
+    for (size_t c = 0; c < cells.size(); ++c) {
+      std::string cell = absl::StrFormat("%-*s", static_cast<int>(width[c]), cells[c]);
+      if (row != nullptr && c == 1 && color) cell = absl::StrCat(Colour(row->verdict), cell, "\033[0m");
+      absl::StrAppend(&text, c == 0 ? "" : "  ", cell);
+    }
+    text.erase(text.find_last_not_of(' ') + 1);
+    absl::StrAppend(&out, text, "\n");
+  };
+  line(header, nullptr);
+  for (const Row& r : rows) line(r.cells, &r);
+  return out;
+}
+
+std::string RenderTable(const StudyAnalysis& s, const ReportOptions& options) {
+  std::string out = absl::StrCat(absl::StrJoin(Preamble(s), "\n"), "\n\n");
+  std::vector<Row> rows;
+  for (const ArmAnalysis& a : s.arms) rows.push_back({RowCells(s, a), a.verdict});
+  absl::StrAppend(&out, Table(kHeader, rows, options.color));
+  for (const ArmAnalysis& a : s.arms) {
+    if (a.diverged > 0) {
+      absl::StrAppend(&out, ArmLabel(s, a), ": diverged on ", a.diverged,
+                      " seeds (left out of the pairs)\n");
+    }
+  }
+  absl::StrAppend(&out, "\n", absl::StrJoin(OneSeedLines(s), "\n"), "\n");
+  bool any_confirmation = false;
+  for (size_t i = 0; i < s.arms.size(); ++i) {
+    if (!s.confirmations[i]) continue;
+    if (!any_confirmation) {
+      absl::StrAppend(&out, "\nConfirmation on fresh seeds ", s.exploration_seeds, "..",
+                      s.exploration_seeds + s.confirmation.seeds - 1, ":\n");
+      any_confirmation = true;
+    }
+    const ArmAnalysis& c = s.confirmations[i]->analysis;
+    absl::StrAppend(&out, "  ", ArmLabel(s, s.arms[i]), ": ",
+                    s.confirmations[i]->replicated ? "replicated" : "did not replicate", " (",
+                    absl::StrFormat("%s [%s, %s] points on %d seeds; %s)",
+                                    FormatPoints(c.mean_gain), FormatPoints(c.gain_ci.low),
+                                    FormatPoints(c.gain_ci.high), c.n_seeds, c.reason),
+                    "\n");
+  }
+  if (!s.comparisons.empty()) {
+    absl::StrAppend(&out, "\nArm against arm (", CorrectionName(s.options.correction),
+                    " across these comparisons):\n");
+    std::vector<Row> comparison_rows;
+    for (const ArmAnalysis& a : s.comparisons) {
+      std::vector<std::string> cells = RowCells(s, a);
+      cells[0] = absl::StrCat(cells[0], " vs ", a.against);
+      comparison_rows.push_back({cells, a.verdict});
+    }
+    std::vector<std::string> header = kHeader;
+    header[0] = "arm vs arm";
+    header[3] = "P(>other) [CI]";
+    absl::StrAppend(&out, Table(header, comparison_rows, options.color));
+  }
+  return out;
+}
+
+std::string MarkdownTable(const StudyAnalysis& s, const std::vector<ArmAnalysis>& arms,
+                          bool against_column) {
+  std::vector<std::string> header = kHeader;
+  if (against_column) header.insert(header.begin() + 1, "against");
+  std::string out = absl::StrCat("| ", absl::StrJoin(header, " | "), " |\n|");
+  for (size_t c = 0; c < header.size(); ++c) absl::StrAppend(&out, c < 2 ? "---|" : "---:|");
+  absl::StrAppend(&out, "\n");
+  for (const ArmAnalysis& a : arms) {
+    std::vector<std::string> cells = RowCells(s, a);
+    cells[0] = absl::StrCat("`", cells[0], "`");
+    cells[1] = absl::StrCat("**", cells[1], "**");
+    if (against_column) cells.insert(cells.begin() + 1, absl::StrCat("`", a.against, "`"));
+    absl::StrAppend(&out, "| ", absl::StrJoin(cells, " | "), " |\n");
+  }
+  return out;
+}
+
+std::string RenderMarkdown(const StudyAnalysis& s) {
+  std::vector<std::string> preamble = Preamble(s);
+  std::string out = absl::StrCat("# ", s.sweep, ": which gains survive the seeds\n\n");
+  for (const std::string& line : preamble) absl::StrAppend(&out, line, ".\n\n");
+  absl::StrAppend(&out, MarkdownTable(s, s.arms, false), "\n");
+  for (const std::string& line : OneSeedLines(s)) absl::StrAppend(&out, line, "\n\n");
+  for (size_t i = 0; i < s.arms.size(); ++i) {
+    if (!s.confirmations[i]) continue;
+    const ArmAnalysis& c = s.confirmations[i]->analysis;
+    absl::StrAppend(&out, "- Confirmation of `", ArmLabel(s, s.arms[i]), "` on ", c.n_seeds,
+                    " fresh seeds: **",
+                    s.confirmations[i]->replicated ? "replicated" : "did not replicate", "** (",
+                    FormatPoints(c.mean_gain), " points; ", c.reason, ")\n");
+  }
+  if (!s.comparisons.empty()) {
+    absl::StrAppend(&out, "\n## Arm against arm\n\n", MarkdownTable(s, s.comparisons, true));
+  }
+  absl::StrAppend(&out,
+                  "\nGains are percentage points of test accuracy (arm minus baseline on the same "
+                  "seed). Verdict rules: docs/REPORTS.md.\n");
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json ReportJson(const StudyAnalysis& s) {
+  nlohmann::json arms = nlohmann::json::array();
+  for (size_t i = 0; i < s.arms.size(); ++i) {
+    nlohmann::json arm = ArmJson(s.arms[i]);
+    arm["confirmation"] = nullptr;
+    if (s.confirmations[i]) {
+      arm["confirmation"] = ArmJson(s.confirmations[i]->analysis);
+      arm["confirmation"]["replicated"] = s.confirmations[i]->replicated;
+    }
+    arms.push_back(std::move(arm));
+  }
+  nlohmann::json comparisons = nlohmann::json::array();
+  for (const ArmAnalysis& a : s.comparisons) comparisons.push_back(ArmJson(a));
+  nlohmann::json targets = nlohmann::json::array();
+  for (const TargetSummary& t : s.targets) {
+    targets.push_back({{"name", t.name},
+                       {"baseline_mean", t.baseline_mean},
+                       {"test_examples", t.test_examples},
+                       {"noise_floor", t.noise_floor}});
+  }
+  nlohmann::json curves = nlohmann::json::array();
+  for (const LearningCurve& c : s.curves) {
+    curves.push_back({{"name", c.name},
+                      {"target", c.target},
+                      {"seeds", c.seeds},
+                      {"val_accuracy_mean", c.mean},
+                      {"val_accuracy_q25", c.low},
+                      {"val_accuracy_q75", c.high}});
+  }
+  nlohmann::json one_seed = {{"expected_best_under_luck", s.expected_best_under_luck},
+                             {"n_arms", s.arms.size()}};
+  if (const ArmAnalysis* best = BestSingleSeed(s)) {
+    one_seed["best_seed_gain"] = best->best_seed_gain;
+    one_seed["arm"] = best->name;
+    one_seed["target"] = best->target;
+    one_seed["seed"] = best->best_seed;
+  }
+  return {{"schema", "seedproof-report/1"},
+          {"sweep", {{"name", s.sweep}, {"id", s.sweep_id}}},
+          {"metric", s.metric},
+          {"complete", s.complete},
+          {"trials_finished", s.trials_finished},
+          {"trials_total", s.trials_total},
+          {"level", s.options.level},
+          {"correction", CorrectionName(s.options.correction)},
+          {"resamples", s.options.resamples},
+          {"bootstrap_seed", s.options.bootstrap_seed},
+          {"min_seeds", s.options.min_seeds},
+          {"exploration_seeds", s.exploration_seeds},
+          {"confirmation_seeds", s.confirmation.seeds},
+          {"targets", targets},
+          {"arms", arms},
+          {"comparisons", comparisons},
+          {"one_seed", one_seed},
+          {"curves", curves}};
+}
+
+std::string RenderReport(const StudyAnalysis& analysis, ReportFormat format,
+                         const ReportOptions& options) {
+  switch (format) {
+    case ReportFormat::kTable:
+      return RenderTable(analysis, options);
+    case ReportFormat::kJson:
+      return ReportJson(analysis).dump(2) + "\n";
+    case ReportFormat::kMarkdown:
+      return RenderMarkdown(analysis);
+    case ReportFormat::kHtml:
+      return ReportHtml(analysis);
+  }
+  return "";
+}
+
+}  // namespace seedproof

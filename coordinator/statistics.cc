@@ -1,0 +1,198 @@
+#include "coordinator/statistics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "backends/random.h"
+
+namespace seedproof {
+
+double Mean(std::span<const double> x) {
+  if (x.empty()) return 0;
+  return std::accumulate(x.begin(), x.end(), 0.0) / static_cast<double>(x.size());
+}
+
+double InterquartileMean(std::span<const double> x) {
+  std::vector<double> sorted(x.begin(), x.end());
+  std::sort(sorted.begin(), sorted.end());
+  const size_t cut = sorted.size() / 4;
+  return Mean(std::span<const double>(sorted).subspan(cut, sorted.size() - 2 * cut));
+}
+
+double QuantileOfSorted(std::span<const double> sorted, double q) {
+  if (sorted.empty()) return 0;
+  const double position = q * static_cast<double>(sorted.size() - 1);
+  const size_t below = static_cast<size_t>(std::floor(position));
+  if (below + 1 >= sorted.size()) return sorted.back();
+  const double fraction = position - static_cast<double>(below);
+  return sorted[below] + fraction * (sorted[below + 1] - sorted[below]);
+}
+
+namespace {
+
+// 1 when x > y, 1/2 when equal: one pair's share of U.
+double Beats(double x, double y) { return x > y ? 1.0 : (x == y ? 0.5 : 0.0); }
+
+}  // namespace
+
+double MannWhitneyU(std::span<const double> a, std::span<const double> b) {
+  double u = 0;
+  for (double x : a) {
+    for (double y : b) u += Beats(x, y);
+  }
+  return u;
+}
+
+double ProbabilityOfImprovement(std::span<const double> a, std::span<const double> b) {
+  if (a.empty() || b.empty()) return 0.5;
+  return MannWhitneyU(a, b) / (static_cast<double>(a.size()) * static_cast<double>(b.size()));
+}
+
+SignedRankResult WilcoxonSignedRank(std::span<const double> differences) {
+  std::vector<double> nonzero;
+  for (double d : differences) {
+    if (d != 0) nonzero.push_back(d);
+  }
+  SignedRankResult result;
+  const int n = static_cast<int>(nonzero.size());
+  result.n = n;
+  if (n == 0) return result;
+  std::sort(nonzero.begin(), nonzero.end(),
+            [](double x, double y) { return std::fabs(x) < std::fabs(y); });
+  // Doubled mid-ranks are integers: a tie group at 1-based positions k..m gets k + m.
+  std::vector<int> doubled_rank(n);
+  double tie_term = 0;  // sum of t^3 - t over tie groups, for the normal approximation
+  for (int k = 0; k < n;) {
+    int m = k;
+    while (m + 1 < n && std::fabs(nonzero[m + 1]) == std::fabs(nonzero[k])) ++m;
+    for (int i = k; i <= m; ++i) doubled_rank[i] = (k + 1) + (m + 1);
+    const double t = m - k + 1;
+    tie_term += t * t * t - t;
+    k = m + 1;
+  }
+  int doubled_w_plus = 0;
+  for (int i = 0; i < n; ++i) {
+    if (nonzero[i] > 0) doubled_w_plus += doubled_rank[i];
+  }
+  result.w_plus = doubled_w_plus / 2.0;
+
+  if (n <= kExactSignedRankLimit) {
+    // P(doubled W+ = s) when each rank's sign is a fair coin.
+    const int total = std::accumulate(doubled_rank.begin(), doubled_rank.end(), 0);
+    std::vector<double> probability(total + 1, 0.0);
+    probability[0] = 1.0;
+    int reach = 0;
+    for (int r : doubled_rank) {
+      reach += r;
+      for (int s = reach; s >= 0; --s) {
+        probability[s] = 0.5 * probability[s] + (s >= r ? 0.5 * probability[s - r] : 0.0);
+      }
+    }
+    double at_most = 0, at_least = 0;
+    for (int s = 0; s <= total; ++s) {
+      if (s <= doubled_w_plus) at_most += probability[s];
+      if (s >= doubled_w_plus) at_least += probability[s];
+    }
+    result.p_value = std::min(1.0, 2.0 * std::min(at_most, at_least));
+    result.exact = true;
+    return result;
+  }
+  const double nn = n;
+  const double mean = nn * (nn + 1) / 4;
+  const double variance = nn * (nn + 1) * (2 * nn + 1) / 24 - tie_term / 48;
+  const double distance = std::max(0.0, std::fabs(result.w_plus - mean) - 0.5);
+  result.p_value = variance > 0 ? std::min(1.0, std::erfc(distance / std::sqrt(2 * variance)))
+                                : 1.0;
+  return result;
+}
+
+double SignTestP(int wins, int losses) {
+  const int n = wins + losses;
+  if (n == 0) return 1.0;
+  const int k = std::min(wins, losses);
+  double tail = 0;
+  for (int i = 0; i <= k; ++i) {
+    tail += std::exp(std::lgamma(n + 1.0) - std::lgamma(i + 1.0) - std::lgamma(n - i + 1.0) -
+                     n * std::log(2.0));
+  }
+  return std::min(1.0, 2.0 * tail);
+}
+
+std::vector<double> AdjustPValues(std::span<const double> p, Correction correction) {
+  const size_t m = p.size();
+  std::vector<double> adjusted(p.begin(), p.end());
+  if (correction == Correction::kNone || m == 0) return adjusted;
+  std::vector<size_t> order(m);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return p[x] < p[y]; });
+  if (correction == Correction::kHolm) {
+    double running = 0;  // adjusted values never decrease along the sorted order
+    for (size_t k = 0; k < m; ++k) {
+      running = std::max(running, std::min(1.0, static_cast<double>(m - k) * p[order[k]]));
+      adjusted[order[k]] = running;
+    }
+  } else {
+    double running = 1;  // adjusted values never increase from the largest down
+    for (size_t k = m; k-- > 0;) {
+      running = std::min(running,
+                         std::min(1.0, static_cast<double>(m) / static_cast<double>(k + 1) *
+                                           p[order[k]]));
+      adjusted[order[k]] = running;
+    }
+  }
+  return adjusted;
+}
+
+double ExpectedMaxOfN(std::span<const double> values, int n) {
+  if (values.empty() || n < 1) return 0;
+  std::vector<double> sorted(values.begin(), values.end());
+  std::sort(sorted.begin(), sorted.end());
+  const double size = static_cast<double>(sorted.size());
+  double expected = 0;
+  for (size_t i = 1; i <= sorted.size(); ++i) {
+    expected += sorted[i - 1] * (std::pow(static_cast<double>(i) / size, n) -
+                                 std::pow(static_cast<double>(i - 1) / size, n));
+  }
+  return expected;
+}
+
+PairedBootstrap BootstrapPaired(std::span<const double> a, std::span<const double> b,
+                                const BootstrapOptions& options) {
+  const size_t n = std::min(a.size(), b.size());
+  PairedBootstrap result;
+  if (n == 0) return result;
+  // beats[i * n + j]: seed i's arm score against seed j's baseline score.
+  std::vector<double> beats(n * n);
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t j = 0; j < n; ++j) beats[i * n + j] = Beats(a[i], b[j]);
+  }
+  Rng rng(options.seed);
+  const int resamples = std::max(1, options.resamples);
+  std::vector<double> means(resamples), improvements(resamples);
+  std::vector<int> count(n);
+  const double size = static_cast<double>(n);
+  for (int r = 0; r < resamples; ++r) {
+    std::fill(count.begin(), count.end(), 0);
+    for (size_t k = 0; k < n; ++k) ++count[rng.Below(n)];
+    double difference = 0, u = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (count[i] == 0) continue;
+      difference += count[i] * (a[i] - b[i]);
+      double row = 0;
+      for (size_t j = 0; j < n; ++j) row += count[j] * beats[i * n + j];
+      u += count[i] * row;
+    }
+    means[r] = difference / size;
+    improvements[r] = u / (size * size);
+  }
+  std::sort(means.begin(), means.end());
+  std::sort(improvements.begin(), improvements.end());
+  const double low = (1 - options.level) / 2, high = (1 + options.level) / 2;
+  result.mean_difference = {QuantileOfSorted(means, low), QuantileOfSorted(means, high)};
+  result.probability_of_improvement = {QuantileOfSorted(improvements, low),
+                                       QuantileOfSorted(improvements, high)};
+  return result;
+}
+
+}  // namespace seedproof
