@@ -1,0 +1,91 @@
+#!/usr/bin/python3
+"""seedproof's statistics against scipy (Debian's python3-scipy), an independent
+implementation. Usage: scipy_check.py PATH/TO/statistics_probe
+
+Random cases go to the probe; every answer is compared with scipy's:
+  - Wilcoxon signed-rank p-values: exact (no ties, no zeros; n = 5..40) and the
+    normal approximation (n = 250, continuity correction);
+  - Wilcoxon with ties and zeros: the exact conditional distribution, by
+    enumerating all 2^n sign assignments of scipy's mid-ranks (n <= 14);
+  - Mann-Whitney U (scipy's U1 of the first sample, ties counting 1/2);
+  - the paired percentile bootstrap interval of the mean difference, within
+    Monte-Carlo error (the two use different random draws);
+  - the sign test against scipy's exact binomial test.
+Exit 1 with every mismatch listed."""
+import itertools, json, subprocess, sys
+
+import numpy as np
+from scipy import stats
+
+rng = np.random.default_rng(20261123)
+cases, expected = [], []
+
+
+def add(case, check):
+    cases.append(case)
+    expected.append(check)
+
+
+for n in [5, 6, 8, 10, 13, 20, 25, 40]:
+    d = rng.normal(0.3, 1.0, n)
+    ref = stats.wilcoxon(d, method="exact")
+    add({"kind": "wilcoxon", "d": d.tolist()}, ("wilcoxon exact n=%d" % n, "p", ref.pvalue, 1e-9))
+
+d = rng.normal(0.15, 1.0, 250)
+ref = stats.wilcoxon(d, method="approx", correction=True)
+add({"kind": "wilcoxon", "d": d.tolist()}, ("wilcoxon approx n=250", "p", ref.pvalue, 1e-6))
+
+for n in [6, 9, 12, 14]:
+    # Accuracy-like differences: multiples of 1/2000 with ties and zeros.
+    d = rng.integers(-4, 7, n) / 2000.0
+    nz = d[d != 0]
+    ranks = stats.rankdata(np.abs(nz))
+    w = ranks[nz > 0].sum()
+    sums = [sum(r for r, s in zip(ranks, signs) if s) for signs in
+            itertools.product([0, 1], repeat=len(nz))]
+    sums = np.array(sums)
+    p = min(1.0, 2 * min(np.mean(sums <= w + 1e-9), np.mean(sums >= w - 1e-9)))
+    add({"kind": "wilcoxon", "d": d.tolist()}, ("wilcoxon ties n=%d" % n, "p", p, 1e-9))
+
+for n, m in [(5, 5), (20, 20), (7, 13)]:
+    a = np.round(rng.normal(0.9, 0.02, n), 3)
+    b = np.round(rng.normal(0.9, 0.02, m), 3)
+    ref = stats.mannwhitneyu(a, b)
+    add({"kind": "mannwhitney", "a": a.tolist(), "b": b.tolist()},
+        ("mann-whitney %dx%d" % (n, m), "u", ref.statistic, 1e-9))
+
+for n, level in [(10, 0.95), (20, 0.95), (20, 0.9), (40, 0.99)]:
+    b = rng.normal(0.95, 0.01, n)
+    a = b + rng.normal(0.004, 0.006, n)
+    ref = stats.bootstrap((a, b), lambda x, y, axis: np.mean(x - y, axis=axis), paired=True,
+                          vectorized=True, method="percentile", n_resamples=100000,
+                          confidence_level=level, random_state=rng)
+    se = np.std(a - b, ddof=1) / np.sqrt(n)
+    # Two bootstraps with 10,000 and 100,000 resamples: their quantiles differ by
+    # Monte-Carlo error, well under a fifth of a standard error.
+    tol = 0.2 * se
+    case = {"kind": "bootstrap", "a": a.tolist(), "b": b.tolist(), "level": level,
+            "resamples": 10000}
+    add(case, ("bootstrap n=%d level=%g" % (n, level), "low", ref.confidence_interval.low, tol))
+    add(case, ("bootstrap n=%d level=%g" % (n, level), "high", ref.confidence_interval.high, tol))
+
+for wins, losses in [(9, 1), (15, 5), (3, 3), (0, 12), (14, 6)]:
+    ref = stats.binomtest(wins, wins + losses, 0.5).pvalue
+    add({"kind": "sign", "wins": wins, "losses": losses},
+        ("sign %d/%d" % (wins, losses), "p", ref, 1e-9))
+
+probe = subprocess.run([sys.argv[1]], input=json.dumps(cases), capture_output=True, text=True,
+                       check=True, timeout=120)
+answers = json.loads(probe.stdout)
+failures = 0
+for (name, field, want, tol), answer in zip(expected, answers):
+    got = answer[field]
+    ok = abs(got - want) <= tol * (1 if field in ("low", "high") else max(1.0, abs(want)))
+    print("%-6s %-28s %-5s seedproof %.10g  scipy %.10g" % ("ok" if ok else "DIFFER", name,
+                                                          field, got, want))
+    failures += not ok
+if len(answers) != len(expected):
+    print("probe answered %d of %d cases" % (len(answers), len(expected)))
+    failures += 1
+print("%d checks, %d mismatches" % (len(expected), failures))
+sys.exit(1 if failures else 0)

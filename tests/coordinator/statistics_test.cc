@@ -1,0 +1,248 @@
+// The statistics behind the verdicts: values from tables and hand computation,
+// and simulated studies with no effect and with a planted one. scipy checks the
+// same functions independently (scipy_check.py).
+#include "coordinator/statistics.h"
+
+#include <cmath>
+#include <vector>
+
+#include "backends/random.h"
+#include "coordinator/analysis.h"
+#include "gtest/gtest.h"
+
+namespace seedproof {
+namespace {
+
+TEST(Statistics, InterquartileMeanCutsAQuarterFromEachEnd) {
+  // n = 8: two values cut from each end.
+  EXPECT_DOUBLE_EQ(InterquartileMean(std::vector<double>{100, 1, 2, 3, 4, 5, 6, -100}), 3.5);
+  // n = 5: floor(5 / 4) = 1 from each end.
+  EXPECT_DOUBLE_EQ(InterquartileMean(std::vector<double>{9, 1, 2, 3, -9}), 2.0);
+}
+
+TEST(Statistics, QuantileInterpolatesLikeNumpy) {
+  const std::vector<double> v = {1, 2, 3, 4};
+  EXPECT_DOUBLE_EQ(QuantileOfSorted(v, 0.0), 1);
+  EXPECT_DOUBLE_EQ(QuantileOfSorted(v, 0.5), 2.5);
+  EXPECT_DOUBLE_EQ(QuantileOfSorted(v, 0.25), 1.75);
+  EXPECT_DOUBLE_EQ(QuantileOfSorted(v, 1.0), 4);
+}
+
+TEST(Statistics, MannWhitneyCountsTiesAsHalf) {
+  const std::vector<double> a = {3, 2, 1}, b = {2, 0};
+  // 3 beats both, 2 ties 2 and beats 0, 1 beats 0: 2 + 1.5 + 1.
+  EXPECT_DOUBLE_EQ(MannWhitneyU(a, b), 4.5);
+  EXPECT_DOUBLE_EQ(ProbabilityOfImprovement(a, b), 0.75);
+}
+
+TEST(Statistics, WilcoxonExactMatchesTheTable) {
+  // All ten differences positive: W+ = 55, two-sided p = 2 / 2^10.
+  std::vector<double> all_positive;
+  for (int i = 1; i <= 10; ++i) all_positive.push_back(i * 0.1);
+  const SignedRankResult r = WilcoxonSignedRank(all_positive);
+  EXPECT_TRUE(r.exact);
+  EXPECT_EQ(r.n, 10);
+  EXPECT_DOUBLE_EQ(r.w_plus, 55);
+  EXPECT_NEAR(r.p_value, 2.0 / 1024, 1e-15);
+  // n = 6, W+ = 2 (ranks 1 and ... only rank 2 positive): P(W+ <= 2) = 3 / 64.
+  const SignedRankResult s = WilcoxonSignedRank(std::vector<double>{-1, 2, -3, -4, -5, -6});
+  EXPECT_DOUBLE_EQ(s.w_plus, 2);
+  EXPECT_NEAR(s.p_value, 2 * 3.0 / 64, 1e-15);
+}
+
+TEST(Statistics, WilcoxonDropsZerosAndHandlesTiesExactly) {
+  // Zeros are dropped; |d| = 1, 1, 2 have mid-ranks 1.5, 1.5, 3.
+  const SignedRankResult r = WilcoxonSignedRank(std::vector<double>{0, 1, -1, 2, 0});
+  EXPECT_EQ(r.n, 3);
+  EXPECT_DOUBLE_EQ(r.w_plus, 4.5);
+  // The 8 sign assignments give W+ in {0, 1.5, 1.5, 3, 3, 4.5, 4.5, 6}: P(W+ >= 4.5) = 3/8.
+  EXPECT_NEAR(r.p_value, 0.75, 1e-15);
+  EXPECT_DOUBLE_EQ(WilcoxonSignedRank(std::vector<double>{0, 0}).p_value, 1.0);
+}
+
+TEST(Statistics, WilcoxonNormalApproximationAboveTheExactLimit) {
+  std::vector<double> d;
+  Rng rng(3);
+  for (int i = 0; i < kExactSignedRankLimit + 50; ++i) d.push_back(rng.Normal() + 0.3);
+  const SignedRankResult r = WilcoxonSignedRank(d);
+  EXPECT_FALSE(r.exact);
+  EXPECT_GT(r.p_value, 0);
+  EXPECT_LT(r.p_value, 0.01);
+}
+
+TEST(Statistics, SignTestIsTheTwoSidedBinomial) {
+  EXPECT_NEAR(SignTestP(9, 1), 2 * 11.0 / 1024, 1e-12);
+  EXPECT_DOUBLE_EQ(SignTestP(5, 5), 1.0);
+  EXPECT_DOUBLE_EQ(SignTestP(0, 0), 1.0);
+  EXPECT_NEAR(SignTestP(0, 20), 2.0 / (1 << 20), 1e-15);
+}
+
+TEST(Statistics, HolmAndBenjaminiHochbergByHand) {
+  const std::vector<double> p = {0.01, 0.04, 0.03, 0.005};
+  // Holm, sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1: 0.02, 0.03, 0.06, 0.06 (monotone).
+  const std::vector<double> holm = AdjustPValues(p, Correction::kHolm);
+  EXPECT_NEAR(holm[3], 0.02, 1e-15);
+  EXPECT_NEAR(holm[0], 0.03, 1e-15);
+  EXPECT_NEAR(holm[2], 0.06, 1e-15);
+  EXPECT_NEAR(holm[1], 0.06, 1e-15);
+  // BH: p * 4 / rank = 0.02, 0.02, 0.04, 0.04, then the running minimum from the top.
+  const std::vector<double> bh = AdjustPValues(p, Correction::kBenjaminiHochberg);
+  EXPECT_NEAR(bh[3], 0.02, 1e-15);
+  EXPECT_NEAR(bh[0], 0.02, 1e-15);
+  EXPECT_NEAR(bh[2], 0.04, 1e-15);
+  EXPECT_NEAR(bh[1], 0.04, 1e-15);
+  EXPECT_EQ(AdjustPValues(p, Correction::kNone), p);
+  EXPECT_DOUBLE_EQ(AdjustPValues(std::vector<double>{0.6, 0.7}, Correction::kHolm)[1], 1.0);
+}
+
+TEST(Statistics, DodgeExpectedMaximum) {
+  const std::vector<double> v = {1, 2, 3, 4};
+  EXPECT_DOUBLE_EQ(ExpectedMaxOfN(v, 1), 2.5);  // the mean
+  // n = 2: sum v(i) [(i/4)^2 - ((i-1)/4)^2] = (1*1 + 2*3 + 3*5 + 4*7) / 16.
+  EXPECT_DOUBLE_EQ(ExpectedMaxOfN(v, 2), 50.0 / 16);
+  EXPECT_NEAR(ExpectedMaxOfN(v, 1000), 4, 1e-9);
+}
+
+TEST(Statistics, BootstrapIsReproducibleAndCoversTheMean) {
+  std::vector<double> a, b;
+  Rng rng(11);
+  for (int i = 0; i < 20; ++i) {
+    b.push_back(rng.Normal());
+    a.push_back(b.back() + 1 + 0.5 * rng.Normal());
+  }
+  const PairedBootstrap first = BootstrapPaired(a, b, {});
+  const PairedBootstrap second = BootstrapPaired(a, b, {});
+  EXPECT_EQ(first.mean_difference.low, second.mean_difference.low);
+  EXPECT_EQ(first.probability_of_improvement.high, second.probability_of_improvement.high);
+  std::vector<double> d;
+  for (int i = 0; i < 20; ++i) d.push_back(a[i] - b[i]);
+  EXPECT_LT(first.mean_difference.low, Mean(d));
+  EXPECT_GT(first.mean_difference.high, Mean(d));
+  // The standard error is about 0.5 / sqrt(20): a 95% interval about 0.45 wide.
+  EXPECT_NEAR(first.mean_difference.high - first.mean_difference.low, 0.44, 0.15);
+  const PairedBootstrap other = BootstrapPaired(a, b, {.seed = 99});
+  EXPECT_NE(first.mean_difference.low, other.mean_difference.low);
+}
+
+// A study of `arms` arms on `seeds` paired seeds. Every score is a shared seed
+// effect plus independent noise; arm 0 gets `planted` times the standard
+// deviation of the within-seed difference (arm minus baseline on one seed).
+std::vector<ArmAnalysis> SimulateStudy(Rng& rng, int arms, int seeds, double planted,
+                                       const AnalysisOptions& options) {
+  std::vector<double> seed_effect(seeds), baseline(seeds);
+  for (int s = 0; s < seeds; ++s) {
+    seed_effect[s] = 2 * rng.Normal();
+    baseline[s] = seed_effect[s] + rng.Normal();
+  }
+  const double difference_sd = std::sqrt(2.0);  // two independent unit noises
+  std::vector<ArmAnalysis> family;
+  for (int a = 0; a < arms; ++a) {
+    std::vector<int> seed_index(seeds);
+    std::vector<double> scores(seeds);
+    for (int s = 0; s < seeds; ++s) {
+      seed_index[s] = s;
+      scores[s] = seed_effect[s] + rng.Normal() + (a == 0 ? planted * difference_sd : 0.0);
+    }
+    family.push_back(
+        ComparePaired("arm", "baseline", seed_index, scores, baseline, 1.0, options));
+  }
+  DecideFamily(family, options);
+  return family;
+}
+
+// 1,000 studies of 10 arms, 20 seeds each. 1,000 resamples per interval keep the
+// test fast; the verdict's test (Wilcoxon) does not resample.
+constexpr int kStudies = 1000;
+AnalysisOptions SimulationOptions() {
+  AnalysisOptions options;
+  options.resamples = 1000;
+  return options;
+}
+
+TEST(StatisticsSimulation, NoEffectIsCalledRobustInAtMostFivePercentOfStudies) {
+  Rng rng(2024);
+  int studies_with_a_robust_call = 0;
+  for (int study = 0; study < kStudies; ++study) {
+    bool robust = false;
+    for (const ArmAnalysis& a : SimulateStudy(rng, 10, 20, 0.0, SimulationOptions())) {
+      robust |= a.verdict == Verdict::kRobustGain || a.verdict == Verdict::kRobustLoss;
+    }
+    studies_with_a_robust_call += robust;
+  }
+  std::printf("no effect: %d of %d studies had a robust call\n", studies_with_a_robust_call,
+              kStudies);
+  EXPECT_LE(studies_with_a_robust_call, kStudies * 5 / 100);
+}
+
+TEST(StatisticsSimulation, APlantedGainOfOneStandardDeviationIsFoundInEightyPercent) {
+  Rng rng(2025);
+  int found = 0, false_calls = 0;
+  for (int study = 0; study < kStudies; ++study) {
+    const std::vector<ArmAnalysis> family = SimulateStudy(rng, 10, 20, 1.0, SimulationOptions());
+    found += family[0].verdict == Verdict::kRobustGain;
+    for (size_t a = 1; a < family.size(); ++a) {
+      false_calls += family[a].verdict == Verdict::kRobustGain ||
+                     family[a].verdict == Verdict::kRobustLoss;
+    }
+  }
+  std::printf("planted gain found in %d of %d studies; %d false robust calls among %d null arms\n",
+              found, kStudies, false_calls, 9 * kStudies);
+  EXPECT_GE(found, kStudies * 80 / 100);
+  EXPECT_LE(false_calls, 9 * kStudies * 5 / 100);
+}
+
+TEST(Verdicts, TooFewSeedsBelowFive) {
+  const AnalysisOptions options;
+  std::vector<ArmAnalysis> family = {ComparePaired("a", "baseline", {0, 1, 2, 3},
+                                                   {1, 1, 1, 1}, {0, 0, 0, 0}, 0.1, options)};
+  DecideFamily(family, options);
+  EXPECT_EQ(family[0].verdict, Verdict::kTooFewSeeds);
+}
+
+TEST(Verdicts, GainsOnSomeSeedsAndLossesOnOthersAreSeedDependent) {
+  const AnalysisOptions options;
+  std::vector<int> seeds = {0, 1, 2, 3, 4, 5, 6, 7};
+  std::vector<double> base(8, 0.9);
+  std::vector<double> arm = {0.95, 0.85, 0.96, 0.84, 0.95, 0.86, 0.94, 0.85};
+  std::vector<ArmAnalysis> family = {
+      ComparePaired("a", "baseline", seeds, arm, base, 0.01, options)};
+  DecideFamily(family, options);
+  EXPECT_EQ(family[0].verdict, Verdict::kSeedDependent) << family[0].reason;
+  EXPECT_EQ(family[0].large_gains, 4);
+  EXPECT_EQ(family[0].large_losses, 4);
+}
+
+TEST(Verdicts, SmallWobbleInsideTheNoiseIsNoEffect) {
+  const AnalysisOptions options;
+  std::vector<int> seeds = {0, 1, 2, 3, 4, 5, 6, 7};
+  std::vector<double> base(8, 0.9);
+  std::vector<double> arm = {0.901, 0.899, 0.902, 0.9, 0.898, 0.901, 0.899, 0.9};
+  std::vector<ArmAnalysis> family = {
+      ComparePaired("a", "baseline", seeds, arm, base, 0.01, options)};
+  DecideFamily(family, options);
+  EXPECT_EQ(family[0].verdict, Verdict::kNoEffect) << family[0].reason;
+}
+
+TEST(Verdicts, ConsistentGainIsRobustUnlessTheArmDivergedOnSomeSeeds) {
+  const AnalysisOptions options;
+  std::vector<int> seeds;
+  std::vector<double> base, arm;
+  for (int s = 0; s < 10; ++s) {
+    seeds.push_back(s);
+    base.push_back(0.9 + 0.001 * s);
+    arm.push_back(0.92 + 0.001 * s + 0.0001 * (s % 3));
+  }
+  std::vector<ArmAnalysis> family = {ComparePaired("a", "baseline", seeds, arm, base, 0.01, options)};
+  DecideFamily(family, options);
+  EXPECT_EQ(family[0].verdict, Verdict::kRobustGain) << family[0].reason;
+  family[0].diverged = 2;
+  DecideFamily(family, options);
+  EXPECT_EQ(family[0].verdict, Verdict::kSeedDependent) << family[0].reason;
+  // And the mirror image is a robust loss.
+  std::vector<ArmAnalysis> loss = {ComparePaired("b", "baseline", seeds, base, arm, 0.01, options)};
+  DecideFamily(loss, options);
+  EXPECT_EQ(loss[0].verdict, Verdict::kRobustLoss) << loss[0].reason;
+}
+
+}  // namespace
+}  // namespace seedproof
