@@ -80,13 +80,31 @@ namespace {
 
 std::string Points(double fraction) { return absl::StrFormat("%+.2f points", 100 * fraction); }
 
+// The smallest p-value the signed-rank test can give on n seeds (every seed
+// agreeing), after the correction over a family of m comparisons.
+double SmallestAttainableP(int n, int m, Correction correction) {
+  const double p = std::min(1.0, 2 * std::pow(0.5, n));
+  return correction == Correction::kHolm ? std::min(1.0, m * p) : p;
+}
+
 // The rules of docs/REPORTS.md, in order; the first that holds decides.
-void Decide(ArmAnalysis& a, const AnalysisOptions& options) {
+void Decide(ArmAnalysis& a, int family_size, const AnalysisOptions& options) {
   const double alpha = 1 - options.level;
   if (a.n_seeds < options.min_seeds) {
     a.verdict = Verdict::kTooFewSeeds;
     a.reason = absl::StrCat(a.n_seeds, " paired seeds; at least ", options.min_seeds,
                             " are needed to call anything");
+    return;
+  }
+  if (const double floor = SmallestAttainableP(a.n_seeds, family_size, options.correction);
+      floor >= alpha) {
+    int needed = a.n_seeds;
+    while (SmallestAttainableP(needed, family_size, options.correction) >= alpha) ++needed;
+    a.verdict = Verdict::kTooFewSeeds;
+    a.reason = absl::StrFormat(
+        "on %d paired seeds the signed-rank test cannot go below p = %.3g (%s over %d "
+        "comparisons) even if every seed agrees; %d seeds are needed",
+        a.n_seeds, floor, CorrectionName(options.correction), family_size, needed);
     return;
   }
   const bool significant = a.wilcoxon_p_adjusted < alpha;
@@ -133,7 +151,7 @@ void DecideFamily(std::vector<ArmAnalysis>& family, const AnalysisOptions& optio
   }
   const std::vector<double> adjusted = AdjustPValues(p, options.correction);
   for (size_t i = 0; i < members.size(); ++i) members[i]->wilcoxon_p_adjusted = adjusted[i];
-  for (ArmAnalysis& a : family) Decide(a, options);
+  for (ArmAnalysis& a : family) Decide(a, static_cast<int>(members.size()), options);
 }
 
 namespace {

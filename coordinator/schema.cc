@@ -97,6 +97,13 @@ CREATE TABLE artifacts (
   stored_ms INTEGER NOT NULL
 ) STRICT;
 )sql",
+    // 1 -> 2: confirmation seeds. A sweep whose spec asks for them is not done when
+    // its exploration trials are: the coordinator first adds the confirmation trials
+    // of the arms the analysis picks (AddConfirmation), then clears the flag.
+    R"sql(
+ALTER TABLE sweeps ADD COLUMN awaiting_confirmation INTEGER NOT NULL DEFAULT 0
+    CHECK (awaiting_confirmation IN (0, 1));
+)sql",
 };
 
 absl::StatusOr<int64_t> PragmaValue(Database& db, const char* pragma) {

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "coordinator/confirmation.h"
 #include "coordinator/store.h"
 #include "experiments/plan.h"
 #include "experiments/results.h"
@@ -328,6 +329,7 @@ class TrialsService final : public rpc::Trials::Service {
         store_.Complete(request->attempt_id(), *result, request->result_json(), NowMs());
     if (!accepted.ok()) return ToGrpc(accepted.status());
     reply->set_accepted(*accepted);
+    StartConfirmations(store_, NowMs()).IgnoreError();  // logged; the sweep ends without them
     bell_.Ring();
     return grpc::Status::OK;
   }
@@ -338,6 +340,7 @@ class TrialsService final : public rpc::Trials::Service {
     if (auto s = store_.Fail(request->attempt_id(), request->reason(), NowMs()); !s.ok()) {
       return ToGrpc(s);
     }
+    StartConfirmations(store_, NowMs()).IgnoreError();
     bell_.Ring();
     return grpc::Status::OK;
   }
@@ -452,13 +455,18 @@ class Server final : public CoordinatorServer {
       auto expired = store_->ExpireLeases(std::numeric_limits<int64_t>::max());
       if (!expired.ok()) return expired.status();
     }
+    // A crash between the last result and the confirmation trials.
+    StartConfirmations(*store_, NowMs()).IgnoreError();
     // Leases whose deadline passed go back to the queue.
     expiry_ = std::thread([this] {
       std::unique_lock<std::mutex> lock(mu_);
       const auto period = std::chrono::milliseconds(std::max<int64_t>(options_.lease_ms / 4, 20));
       while (!cv_.wait_for(lock, period, [&] { return stopping_; })) {
         auto expired = store_->ExpireLeases(NowMs());
-        if (expired.ok() && *expired > 0) bell_.Ring();
+        if (expired.ok() && *expired > 0) {
+          StartConfirmations(*store_, NowMs()).IgnoreError();
+          bell_.Ring();
+        }
       }
     });
     return absl::OkStatus();

@@ -108,6 +108,9 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<TrialStatus>> Trials(const std::string& sweep_id) override;
   absl::StatusOr<std::vector<std::string>> Results(const std::string& sweep_id) override;
   absl::StatusOr<SpecText> SweepSpecText(const std::string& sweep_id) override;
+  std::vector<std::string> SweepsReadyForConfirmation() override;
+  absl::Status AddConfirmation(const std::string& sweep_id, const std::vector<TrialSpec>& trials,
+                               int64_t now_ms) override;
 
   absl::Status RegisterWorker(const std::string& worker_id, const std::string& capabilities_json,
                               int64_t now_ms) override;
@@ -146,6 +149,7 @@ class SqliteStore final : public Store {
     std::string id, name, spec_path;
     SweepState state = SweepState::kRunning;
     int64_t created_ms = 0, finished_ms = 0;
+    bool awaiting_confirmation = false;
     std::vector<Trial> trials;                   // in plan order
     std::unordered_map<std::string, int> index;  // trial id -> plan index
     std::array<int, kTrialStates> counts{};      // trials by TrialState
@@ -174,8 +178,15 @@ class SqliteStore final : public Store {
   absl::Status MoveTrial(Sweep& sweep, int trial, TrialState state);
   // Blocks every pending trial that needs trial's model, directly or not.
   absl::Status BlockDependents(Sweep& sweep, int trial, const std::string& cause);
-  // A running sweep whose trials have all ended is done.
+  // A running sweep whose trials have all ended is done (unless it awaits confirmation).
   absl::Status FinishIfDone(Sweep& sweep, int64_t now_ms);
+  // Appends specs to the sweep's trials in memory (pending, sources wired) and
+  // returns the ones added; with skip_known, specs whose trial the sweep has are
+  // skipped, else they are an error. INVALID_ARGUMENT as SubmitSweep says.
+  static absl::StatusOr<std::vector<const TrialSpec*>> AppendTrials(
+      Sweep& sweep, const std::vector<TrialSpec>& specs, bool skip_known);
+  // Writes the rows of the trials AppendTrials added (the sweep's last ones).
+  absl::Status InsertTrialRows(const Sweep& sweep, const std::vector<const TrialSpec*>& added);
   // Records that the worker was seen now (see kLastSeenResolutionMs).
   absl::Status SeeWorker(const std::string& worker_id, int64_t now_ms);
   // Ends a current attempt's row and forgets it.
@@ -215,7 +226,8 @@ absl::Status SqliteStore::Load() {
   };
 
   Query sweeps = db_->Prepare(
-      "SELECT seq, id, name, spec_path, state, created_ms, IFNULL(finished_ms, 0) FROM sweeps");
+      "SELECT seq, id, name, spec_path, state, created_ms, IFNULL(finished_ms, 0), "
+      "awaiting_confirmation FROM sweeps");
   const absl::Status sweeps_read = sweeps.ForEachRow([&]() -> absl::Status {
     auto state = ParseSweepState(sweeps.Text(4));
     if (!state.ok()) return damaged(state.status().message());
@@ -227,6 +239,7 @@ absl::Status SqliteStore::Load() {
     sweep.state = *state;
     sweep.created_ms = sweeps.Int(5);
     sweep.finished_ms = sweeps.Int(6);
+    sweep.awaiting_confirmation = sweeps.Int(7) != 0;
     sweep_by_id_[sweep.id] = &sweep;
     return absl::OkStatus();
   });
@@ -380,7 +393,7 @@ absl::Status SqliteStore::BlockDependents(Sweep& sweep, int trial, const std::st
 }
 
 absl::Status SqliteStore::FinishIfDone(Sweep& sweep, int64_t now_ms) {
-  if (sweep.state != SweepState::kRunning ||
+  if (sweep.state != SweepState::kRunning || sweep.awaiting_confirmation ||
       sweep.counts[static_cast<size_t>(TrialState::kPending)] > 0 ||
       sweep.counts[static_cast<size_t>(TrialState::kLeased)] > 0) {
     return absl::OkStatus();
@@ -469,11 +482,39 @@ absl::StatusOr<std::string> SqliteStore::SubmitSweep(const std::string& name,
   sweep.name = name;
   sweep.spec_path = spec_path;
   sweep.created_ms = now_ms;
-  for (const TrialSpec& spec : plan.trials) {
+  sweep.awaiting_confirmation = !plan.confirmation_candidates.empty();
+  auto added = AppendTrials(sweep, plan.trials, /*skip_known=*/false);
+  if (!added.ok()) return added.status();
+
+  auto status = Change([&]() -> absl::Status {
+    if (auto s = db_->Prepare("INSERT INTO sweeps (seq, id, name, spec_text, spec_path, state, "
+                              "created_ms, awaiting_confirmation) VALUES (?1, ?2, ?3, ?4, ?5, "
+                              "'running', ?6, ?7)",
+                              seq, sweep.id, name, spec_text, spec_path, now_ms,
+                              int64_t{sweep.awaiting_confirmation})
+                     .Run();
+        !s.ok()) {
+      return s;
+    }
+    if (auto s = InsertTrialRows(sweep, *added); !s.ok()) return s;
+    Sweep& stored = sweeps_[seq] = std::move(sweep);
+    sweep_by_id_[stored.id] = &stored;
+    for (int t = 0; t < static_cast<int>(stored.trials.size()); ++t) Requeue(stored, t);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return sweeps_.at(seq).id;
+}
+
+absl::StatusOr<std::vector<const TrialSpec*>> SqliteStore::AppendTrials(
+    Sweep& sweep, const std::vector<TrialSpec>& specs, bool skip_known) {
+  std::vector<const TrialSpec*> added;
+  for (const TrialSpec& spec : specs) {
     const int index = static_cast<int>(sweep.trials.size());
     const std::string field = absl::StrCat("plan.trials[", index, "]");
     if (spec.id.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ".id: empty"));
-    if (auto [it, added] = sweep.index.emplace(spec.id, index); !added) {
+    if (auto [it, inserted] = sweep.index.emplace(spec.id, index); !inserted) {
+      if (skip_known) continue;
       return absl::InvalidArgumentError(
           absl::StrCat(field, ": trial ", spec.id, " is also plan.trials[", it->second, "]"));
     }
@@ -491,37 +532,87 @@ absl::StatusOr<std::string> SqliteStore::SubmitSweep(const std::string& name,
       sweep.trials[source->second].dependents.push_back(index);
     }
     sweep.trials.push_back(std::move(trial));
+    ++sweep.counts[static_cast<size_t>(TrialState::kPending)];
+    added.push_back(&spec);
   }
-  sweep.counts[static_cast<size_t>(TrialState::kPending)] = static_cast<int>(sweep.trials.size());
+  return added;
+}
 
-  auto status = Change([&]() -> absl::Status {
-    if (auto s = db_->Prepare("INSERT INTO sweeps (seq, id, name, spec_text, spec_path, state, "
-                              "created_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)",
-                              seq, sweep.id, name, spec_text, spec_path, now_ms)
+absl::Status SqliteStore::InsertTrialRows(const Sweep& sweep,
+                                          const std::vector<const TrialSpec*>& added) {
+  const size_t first = sweep.trials.size() - added.size();
+  for (size_t i = 0; i < added.size(); ++i) {
+    const TrialSpec& spec = *added[i];
+    if (auto s = db_->Prepare("INSERT INTO trials (sweep_id, trial_id, plan_index, kind, arm, "
+                              "target, seed_index, source_trial, state) VALUES "
+                              "(?1, ?2, ?3, ?4, ?5, ?6, ?7, NULLIF(?8, ''), 'pending')",
+                              sweep.id, spec.id, static_cast<int64_t>(first + i),
+                              TrialKindName(spec.kind), spec.arm, spec.target, spec.seed_index,
+                              spec.source_trial)
                      .Run();
         !s.ok()) {
       return s;
     }
-    for (size_t i = 0; i < plan.trials.size(); ++i) {
-      const TrialSpec& spec = plan.trials[i];
-      if (auto s =
-              db_->Prepare("INSERT INTO trials (sweep_id, trial_id, plan_index, kind, arm, "
-                           "target, seed_index, source_trial, state) VALUES "
-                           "(?1, ?2, ?3, ?4, ?5, ?6, ?7, NULLIF(?8, ''), 'pending')",
-                           sweep.id, spec.id, static_cast<int64_t>(i), TrialKindName(spec.kind),
-                           spec.arm, spec.target, spec.seed_index, spec.source_trial)
-                  .Run();
-          !s.ok()) {
-        return s;
-      }
+  }
+  return absl::OkStatus();
+}
+
+std::vector<std::string> SqliteStore::SweepsReadyForConfirmation() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> ready;
+  for (const auto& [seq, sweep] : sweeps_) {
+    if (sweep.state == SweepState::kRunning && sweep.awaiting_confirmation &&
+        sweep.counts[static_cast<size_t>(TrialState::kPending)] == 0 &&
+        sweep.counts[static_cast<size_t>(TrialState::kLeased)] == 0) {
+      ready.push_back(sweep.id);
     }
-    Sweep& stored = sweeps_[seq] = std::move(sweep);
-    sweep_by_id_[stored.id] = &stored;
-    for (int t = 0; t < static_cast<int>(stored.trials.size()); ++t) Requeue(stored, t);
-    return absl::OkStatus();
+  }
+  return ready;
+}
+
+absl::Status SqliteStore::AddConfirmation(const std::string& sweep_id,
+                                          const std::vector<TrialSpec>& trials, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto s = Usable(); !s.ok()) return s;
+  auto found = FindSweep(sweep_id);
+  if (!found.ok()) return found.status();
+  Sweep& sweep = **found;
+  if (sweep.state != SweepState::kRunning || !sweep.awaiting_confirmation) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("sweep ", sweep_id, " is not awaiting confirmation trials"));
+  }
+  // A failed write reloads the mirror from the database (Change), undoing this too.
+  return Change([&]() -> absl::Status {
+    auto added = AppendTrials(sweep, trials, /*skip_known=*/true);
+    if (!added.ok()) return added.status();
+    if (auto s = InsertTrialRows(sweep, *added); !s.ok()) return s;
+    sweep.awaiting_confirmation = false;
+    if (auto s = db_->Prepare("UPDATE sweeps SET awaiting_confirmation = 0 WHERE id = ?1",
+                              sweep_id)
+                     .Run();
+        !s.ok()) {
+      return s;
+    }
+    for (int t = static_cast<int>(sweep.trials.size() - added->size());
+         t < static_cast<int>(sweep.trials.size()); ++t) {
+      const Trial& trial = sweep.trials[t];
+      if (trial.source >= 0) {
+        const Trial& source = sweep.trials[trial.source];
+        const bool unusable = source.state == TrialState::kFailed ||
+                              source.state == TrialState::kBlocked ||
+                              source.state == TrialState::kCancelled ||
+                              source.outcome == TrialOutcome::kDiverged;
+        if (unusable) {
+          sweep.trials[t].blocked_by =
+              source.state == TrialState::kBlocked ? source.blocked_by : source.id;
+          if (auto s = MoveTrial(sweep, t, TrialState::kBlocked); !s.ok()) return s;
+          continue;
+        }
+      }
+      Requeue(sweep, t);
+    }
+    return FinishIfDone(sweep, now_ms);
   });
-  if (!status.ok()) return status;
-  return sweeps_.at(seq).id;
 }
 
 absl::Status SqliteStore::Cancel(const std::string& sweep_id, int64_t now_ms) {

@@ -19,7 +19,8 @@
 //   pending --> cancelled  its sweep was cancelled; so does a leased trial whose
 //                          attempt then fails, expires or is released
 //
-// A sweep is running until every trial is done, failed, blocked or cancelled, then
+// A sweep is running until every trial is done, failed, blocked or cancelled (and,
+// with confirmation seeds, the confirmation trials are added: AddConfirmation), then
 // done; or cancelled. Only a pending trial of a running sweep whose source trial
 // (if any) completed is leased: the oldest sweep's first such trial in plan order.
 //
@@ -142,6 +143,21 @@ class Store {
   // The accepted results (JSON objects, as the workers sent them) in plan order.
   virtual absl::StatusOr<std::vector<std::string>> Results(const std::string& sweep_id) = 0;
   virtual absl::StatusOr<SpecText> SweepSpecText(const std::string& sweep_id) = 0;
+
+  // ---- Confirmation seeds ----
+  //
+  // A sweep submitted with plan.confirmation_candidates is awaiting confirmation:
+  // it stays running when its trials have all ended, until AddConfirmation.
+
+  // Running sweeps awaiting confirmation whose trials have all ended.
+  virtual std::vector<std::string> SweepsReadyForConfirmation() = 0;
+  // Appends the trials (of the sweep's confirmation candidates) to the sweep in one
+  // transaction and ends its wait; with no trials the sweep is done. A trial whose
+  // source failed, diverged or was blocked is blocked at once. FAILED_PRECONDITION
+  // when the sweep is not awaiting confirmation (another call came first);
+  // INVALID_ARGUMENT as SubmitSweep for a bad trial.
+  virtual absl::Status AddConfirmation(const std::string& sweep_id,
+                                       const std::vector<TrialSpec>& trials, int64_t now_ms) = 0;
 
   // ---- Workers and leases ----
 

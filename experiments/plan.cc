@@ -367,6 +367,10 @@ Plan ExpandSweep(const SweepSpec& spec, const std::vector<int64_t>& counts) {
     plan.trials.push_back(std::move(trial));
     return id;
   };
+  auto add_candidate = [&](TrialSpec trial) {
+    trial.id = TrialId(trial);
+    plan.confirmation_candidates.push_back(std::move(trial));
+  };
 
   // Pretrain: per target's source task and source seed; equal ones are one trial.
   const int source_seeds = std::max(1, spec.seeds.source_seeds);
@@ -387,46 +391,58 @@ Plan ExpandSweep(const SweepSpec& spec, const std::vector<int64_t>& counts) {
     }
   }
 
-  // Scratch baselines, seed by seed.
-  for (int s = 0; s < spec.seeds.count; ++s) {
-    for (const TaskSpec& target : spec.targets) {
-      TrialSpec b;
-      b.kind = TrialKind::kScratch;
-      b.arm = "baseline";
-      b.target = target.name;
-      b.seed_index = s;
-      b.seeds = TrialSeedStreams(spec.seeds, s, TrialKind::kScratch);
-      b.dataset = spec.dataset;
-      b.task = target;
-      b.model = ScratchModel(spec.source_model, target);
-      b.phases = {spec.scratch};
-      b.phases[0].train = TrainSelection{};
-      add(std::move(b));
-    }
-  }
-
-  // Transfer trials, seed by seed; seed s reuses source model s % source_seeds.
-  for (int s = 0; s < spec.seeds.count; ++s) {
-    for (size_t t = 0; t < spec.targets.size(); ++t) {
-      for (const ArmSpec& arm : spec.arms) {
-        TrialSpec x;
-        x.kind = TrialKind::kTransfer;
-        x.arm = arm.name;
-        x.target = spec.targets[t].name;
-        x.seed_index = s;
-        x.seeds = TrialSeedStreams(spec.seeds, s, TrialKind::kTransfer);
-        x.dataset = spec.dataset;
-        x.task = spec.targets[t];
-        x.model = spec.SourceModelOf(t);
-        x.phases = arm.phases;
-        x.source_trial = source_ids[t][static_cast<size_t>(s % source_seeds)];
-        x.keep_layers = arm.keep_layers;
-        x.new_layers = arm.new_layers;
-        x.head = arm.head;
-        add(std::move(x));
+  // Scratch baselines and transfer trials, seed by seed; seed s reuses source model
+  // s % source_seeds. `out` is plan.trials, or the confirmation candidates, which
+  // the estimate leaves out.
+  auto add_seeds = [&](int first, int last, bool confirmation) {
+    for (int s = first; s < last; ++s) {
+      for (const TaskSpec& target : spec.targets) {
+        TrialSpec b;
+        b.kind = TrialKind::kScratch;
+        b.arm = "baseline";
+        b.target = target.name;
+        b.seed_index = s;
+        b.seeds = TrialSeedStreams(spec.seeds, s, TrialKind::kScratch);
+        b.dataset = spec.dataset;
+        b.task = target;
+        b.model = ScratchModel(spec.source_model, target);
+        b.phases = {spec.scratch};
+        b.phases[0].train = TrainSelection{};
+        if (confirmation) {
+          add_candidate(std::move(b));
+        } else {
+          add(std::move(b));
+        }
       }
     }
-  }
+    for (int s = first; s < last; ++s) {
+      for (size_t t = 0; t < spec.targets.size(); ++t) {
+        for (const ArmSpec& arm : spec.arms) {
+          TrialSpec x;
+          x.kind = TrialKind::kTransfer;
+          x.arm = arm.name;
+          x.target = spec.targets[t].name;
+          x.seed_index = s;
+          x.seeds = TrialSeedStreams(spec.seeds, s, TrialKind::kTransfer);
+          x.dataset = spec.dataset;
+          x.task = spec.targets[t];
+          x.model = spec.SourceModelOf(t);
+          x.phases = arm.phases;
+          x.source_trial = source_ids[t][static_cast<size_t>(s % source_seeds)];
+          x.keep_layers = arm.keep_layers;
+          x.new_layers = arm.new_layers;
+          x.head = arm.head;
+          if (confirmation) {
+          add_candidate(std::move(x));
+        } else {
+          add(std::move(x));
+        }
+        }
+      }
+    }
+  };
+  add_seeds(0, spec.seeds.count, false);
+  add_seeds(spec.seeds.count, spec.seeds.count + spec.analysis.confirmation.seeds, true);
   return plan;
 }
 

@@ -191,6 +191,10 @@ struct TrialSpec {
 
 struct Plan {
   std::vector<TrialSpec> trials;  // dependencies come before their dependents
+  // analysis.confirmation: the scratch and transfer trials of every arm on the
+  // confirmation seeds (baselines first). The coordinator adds those of the arms
+  // the exploration seeds call for, once they are done; their sources are in trials.
+  std::vector<TrialSpec> confirmation_candidates;
   std::map<TrialKind, int> trials_by_kind;
   std::vector<std::string> arms;     // arm names, baseline excluded
   std::vector<std::string> targets;  // target task names

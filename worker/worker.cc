@@ -251,7 +251,9 @@ absl::Status RunWorker(const WorkerOptions& options, const std::atomic<bool>* st
       auto spec = ParseSweepSpecText(spec_reply.spec_text(), spec_reply.spec_path());
       SweepPlan sweep_plan;
       if (spec.ok()) {
-        for (TrialSpec& t : ExpandSweep(*spec).trials) sweep_plan.trials[t.id] = std::move(t);
+        Plan plan = ExpandSweep(*spec);
+        for (TrialSpec& t : plan.trials) sweep_plan.trials[t.id] = std::move(t);
+        for (TrialSpec& t : plan.confirmation_candidates) sweep_plan.trials[t.id] = std::move(t);
       }
       plan_it = plans.emplace(lease.sweep_id(), std::move(sweep_plan)).first;
     }

@@ -495,6 +495,21 @@ TEST(SweepSpecParse, SeedsLongForm) {
   EXPECT_EQ(spec.seeds.fixed_subset, 0u);
 }
 
+TEST(SweepSpecParse, AnalysisDefaultsAndSettings) {
+  const SweepSpec defaults = MustParse(MinimalSpec());
+  EXPECT_EQ(defaults.analysis.level, 0.95);
+  EXPECT_EQ(defaults.analysis.correction, Correction::kHolm);
+  EXPECT_EQ(defaults.analysis.confirmation.seeds, 0);
+  const SweepSpec spec = MustParse(MinimalSpec(
+      "", "analysis: {level: 0.9, correction: bh, confirmation: {seeds: 10, arms: best}}\n"));
+  EXPECT_EQ(spec.analysis.level, 0.9);
+  EXPECT_EQ(spec.analysis.correction, Correction::kBenjaminiHochberg);
+  EXPECT_EQ(spec.analysis.confirmation.seeds, 10);
+  EXPECT_EQ(spec.analysis.confirmation.arms, ConfirmationSpec::Arms::kBest);
+  EXPECT_EQ(MustParse(MinimalSpec("", "analysis: {correction: none}\n")).analysis.correction,
+            Correction::kNone);
+}
+
 TEST(SweepSpecParse, DeclaredResizeReachesEveryTask) {
   std::string text = MinimalSpec("", "dataset: {resize: true}\n");
   text.replace(text.find("model:\n"), 7, "model:\n  input: [32, 32, 1]\n");

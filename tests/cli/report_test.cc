@@ -1,0 +1,307 @@
+// `seedproof report` as a user runs it: on a real small study (run once, shared
+// by the tests), in every format, from a run folder, a results file and a
+// running study; confirmation seeds end to end; bad input of every kind; and the
+// HTML page in headless Chromium.
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing/seedproof_cli.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using seedproof::testing_support::CommandRun;
+using seedproof::testing_support::ReadJsonLines;
+using seedproof::testing_support::RunSeedproof;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+const fs::path kRepo = fs::path(__FILE__).parent_path().parent_path().parent_path();
+
+// Seven seeds: with two arms under Holm the signed-rank test can reach p < 0.05
+// (2 x 2 / 2^7). Frozen heads on a barely pretrained source lose clearly.
+constexpr char kSpec[] = R"(name: report-study
+source: {classes: [0, 1, 2, 3, 4, 7, 8, 9], train_size: 1000}
+target: {positive: [6], negative: [5], train_size: 100}
+model: {input: [28, 28, 1], layers: [{dense: 32}, {dense: 16}], activation: selu}
+pretrain: {lr: 0.01, epochs: 1}
+transfer:
+  reuse: [1, 2]
+  schedules:
+    frozen: [{epochs: 2, train: head, lr: 1.0e-2}]
+baseline: {scratch: {epochs: 2, lr: 1.0e-2}}
+seeds: 7
+EXTRA)";
+
+fs::path Temp(const std::string& name) { return fs::path(testing::TempDir()) / name; }
+
+fs::path WriteFile(const std::string& name, const std::string& text) {
+  const fs::path path = Temp(name);
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Runs the study into a folder once per test process (CTest runs each test in its
+// own process, several at once: each has its own folder).
+const fs::path& StudyFolder() {
+  static const fs::path out = [] {
+    const fs::path spec = WriteFile(absl::StrCat("report_study_", getpid(), ".yaml"),
+                                    absl::StrReplaceAll(kSpec, {{"EXTRA", ""}}));
+    const fs::path dir = Temp(absl::StrCat("report_study_run_", getpid()));
+    fs::remove_all(dir);
+    const CommandRun run = RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", dir.string()));
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    // The run ends with the verdict table and where the report is.
+    EXPECT_THAT(run.out, HasSubstr("reuse1/frozen/dense"));
+    EXPECT_THAT(run.out, HasSubstr(absl::StrCat("report: ", (dir / "report.html").string())));
+    return dir;
+  }();
+  return out;
+}
+
+nlohmann::json ReportJson(const std::string& source, const std::string& extra = "") {
+  const CommandRun run = RunSeedproof(absl::StrCat("report ", source, " --format json ", extra));
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  return nlohmann::json::parse(run.out, nullptr, false);
+}
+
+TEST(SeedproofReport, JsonHasEveryFieldTheInterfacePromises) {
+  const nlohmann::json report = ReportJson(StudyFolder().string());
+  ASSERT_TRUE(report.is_object());
+  ASSERT_EQ(report["arms"].size(), 2u);
+  const std::set<std::string> verdicts = {"robust_gain", "robust_loss", "seed_dependent",
+                                          "no_effect", "too_few_seeds"};
+  for (const nlohmann::json& arm : report["arms"]) {
+    for (const char* field : {"name", "verdict", "n_seeds", "mean_gain", "ci_low", "ci_high",
+                              "p_improvement", "best_seed_gain"}) {
+      EXPECT_TRUE(arm.contains(field)) << field;
+    }
+    EXPECT_TRUE(verdicts.contains(arm["verdict"].get<std::string>())) << arm["verdict"];
+    EXPECT_EQ(arm["n_seeds"], 7);
+    EXPECT_LE(arm["ci_low"].get<double>(), arm["mean_gain"].get<double>());
+    EXPECT_GE(arm["ci_high"].get<double>(), arm["mean_gain"].get<double>());
+    // The gains are the per-seed differences of the stored accuracies.
+    double sum = 0;
+    for (size_t i = 0; i < arm["gains"].size(); ++i) {
+      EXPECT_NEAR(arm["gains"][i].get<double>(),
+                  arm["scores"][i].get<double>() - arm["against_scores"][i].get<double>(), 1e-12);
+      sum += arm["gains"][i].get<double>();
+    }
+    EXPECT_NEAR(sum / 7, arm["mean_gain"].get<double>(), 1e-12);
+  }
+  // A frozen head on a source trained for one epoch on 1,000 images loses on every seed.
+  EXPECT_EQ(report["arms"][0]["verdict"], "robust_loss") << report["arms"][0]["reason"];
+  EXPECT_EQ(report["complete"], true);
+  EXPECT_EQ(report["level"], 0.95);
+  EXPECT_EQ(report["correction"], "holm");
+  EXPECT_EQ(report["targets"][0]["test_examples"], 2000);
+  EXPECT_EQ(report["curves"].size(), 3u);  // baseline + 2 arms
+}
+
+TEST(SeedproofReport, SameNumbersFromTheFolderTheResultsFileAndTheRunsOwnReport) {
+  const nlohmann::json from_folder = ReportJson(StudyFolder().string());
+  const nlohmann::json from_file = ReportJson((StudyFolder() / "results.jsonl").string());
+  EXPECT_EQ(from_folder, from_file);
+  EXPECT_EQ(from_folder, nlohmann::json::parse(ReadFile(StudyFolder() / "report.json")));
+}
+
+TEST(SeedproofReport, TableAndMarkdownNameEveryArmAndVerdict) {
+  const CommandRun table = RunSeedproof(absl::StrCat("report ", StudyFolder().string()));
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr("reuse2/frozen/dense"));
+  EXPECT_THAT(table.out, HasSubstr("robust loss"));
+  EXPECT_THAT(table.out, HasSubstr("What one seed would have claimed"));
+  EXPECT_THAT(table.out, Not(HasSubstr("\033[")));  // piped: no colours
+  const CommandRun md = RunSeedproof(absl::StrCat("report ", StudyFolder().string(), " --format md"));
+  ASSERT_EQ(md.exit_code, 0) << md.err;
+  EXPECT_THAT(md.out, HasSubstr("| arm | verdict |"));
+  EXPECT_THAT(md.out, HasSubstr("| `reuse1/frozen/dense` | **robust loss** |"));
+}
+
+TEST(SeedproofReport, OptionsChangeTheAnalysisAsAsked) {
+  const nlohmann::json none = ReportJson(StudyFolder().string(), "--correction none --level 0.9");
+  EXPECT_EQ(none["correction"], "none");
+  EXPECT_EQ(none["level"], 0.9);
+  for (const nlohmann::json& arm : none["arms"]) {
+    EXPECT_EQ(arm["wilcoxon_p_adjusted"], arm["wilcoxon_p"]);
+  }
+  const nlohmann::json compared =
+      ReportJson(StudyFolder().string(), "--compare reuse2/frozen/dense,reuse1/frozen/dense");
+  ASSERT_EQ(compared["comparisons"].size(), 1u);
+  EXPECT_EQ(compared["comparisons"][0]["name"], "reuse2/frozen/dense");
+  EXPECT_EQ(compared["comparisons"][0]["against"], "reuse1/frozen/dense");
+  EXPECT_EQ(ReportJson(StudyFolder().string(), "--compare all")["comparisons"].size(), 1u);
+}
+
+TEST(SeedproofReport, WritesToAFileWithOut) {
+  const fs::path out = Temp("report_out.md");
+  fs::remove(out);
+  const CommandRun run =
+      RunSeedproof(absl::StrCat("report ", StudyFolder().string(), " --format md -o ", out.string()));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_THAT(ReadFile(out), HasSubstr("which gains survive the seeds"));
+}
+
+TEST(SeedproofReport, ARunningStudyIsReportedOnTheSeedsDoneSoFar) {
+  // The results of a study still running: its header says so, and half its trials.
+  const auto lines = ReadJsonLines(StudyFolder() / "results.jsonl");
+  nlohmann::json header = lines[0];
+  header["sweep"]["state"] = "running";
+  std::string text = header.dump() + "\n";
+  for (size_t i = 1; i < lines.size(); ++i) {
+    if (lines[i]["kind"] == "pretrain" || lines[i]["seed_index"].get<int>() < 3) {
+      text += lines[i].dump() + "\n";
+    }
+  }
+  const fs::path partial = WriteFile("report_partial.jsonl", text);
+  const nlohmann::json report = ReportJson(partial.string());
+  EXPECT_EQ(report["complete"], false);
+  EXPECT_EQ(report["arms"][0]["n_seeds"], 3);
+  EXPECT_EQ(report["arms"][0]["verdict"], "too_few_seeds");
+  const CommandRun table = RunSeedproof(absl::StrCat("report ", partial.string()));
+  EXPECT_THAT(table.out, HasSubstr("RUNNING: "));
+  EXPECT_THAT(table.out, HasSubstr("on the seeds done so far"));
+}
+
+TEST(SeedproofReport, HtmlRendersInHeadlessChromiumWithoutErrors) {
+  const fs::path page = Temp("report_page.html");
+  const CommandRun run = RunSeedproof(
+      absl::StrCat("report ", StudyFolder().string(), " --format html -o ", page.string()));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const std::string html = ReadFile(page);
+  EXPECT_THAT(html, HasSubstr("<svg"));
+  EXPECT_THAT(html, Not(HasSubstr("http://")));
+  EXPECT_THAT(html, Not(HasSubstr("https://")));
+  // The screenshot is kept next to the build for people to look at.
+  const fs::path screenshot = fs::path(SEEDPROOF_BINARY_DIR) / "report_screenshot.png";
+  const std::string command = absl::StrCat(
+      "/usr/bin/python3 ", (kRepo / "tests/report/check_html.py").string(),
+      " --full-page --expect 'robust loss' --expect 'reuse2/frozen/dense' --expect "
+      "'Learning curves' --expect 'What one seed would have claimed' ",
+      page.string(), " ", screenshot.string(), " 2>&1");
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+  const int status = pclose(pipe);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+  EXPECT_THAT(output, HasSubstr("rendered, no console errors"));
+  EXPECT_GT(fs::file_size(screenshot), 10000u);
+}
+
+TEST(SeedproofReport, ConfirmationSeedsRunTheBestArmAgainOnFreshSeeds) {
+  const fs::path spec = WriteFile(
+      "report_confirm.yaml",
+      absl::StrReplaceAll(kSpec, {{"EXTRA", "analysis: {confirmation: {seeds: 6, arms: best}}\n"}}));
+  const fs::path dir = Temp("report_confirm_run");
+  fs::remove_all(dir);
+  const CommandRun run = RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", dir.string()));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto lines = ReadJsonLines(dir / "results.jsonl");
+  // 1 pretrain + 7 x (baseline + 2 arms) exploration + 6 x (baseline + the best arm).
+  ASSERT_EQ(lines.size(), 1u + 1u + 21u + 12u);
+  std::set<std::string> confirmed_arms;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    if (lines[i]["seed_index"].get<int>() >= 7) {
+      EXPECT_LT(lines[i]["seed_index"].get<int>(), 13);
+      confirmed_arms.insert(lines[i]["arm"].get<std::string>());
+    }
+  }
+  EXPECT_EQ(confirmed_arms.size(), 2u);  // the baseline and one arm
+  const nlohmann::json report = ReportJson(dir.string());
+  int with_confirmation = 0;
+  for (const nlohmann::json& arm : report["arms"]) {
+    EXPECT_EQ(arm["n_seeds"], 7) << "exploration seeds only";
+    if (arm["confirmation"].is_null()) continue;
+    ++with_confirmation;
+    EXPECT_TRUE(confirmed_arms.contains(arm["name"].get<std::string>()));
+    EXPECT_EQ(arm["confirmation"]["n_seeds"], 6);
+    EXPECT_EQ(arm["confirmation"]["seeds"][0], 7);
+    // A loss is not a replicated gain.
+    EXPECT_EQ(arm["confirmation"]["replicated"], arm["confirmation"]["verdict"] == "robust_gain");
+  }
+  EXPECT_EQ(with_confirmation, 1);
+  EXPECT_THAT(RunSeedproof(absl::StrCat("report ", dir.string())).out,
+              HasSubstr("Confirmation on fresh seeds 7..12"));
+}
+
+// ---- Bad input ----------------------------------------------------------------
+
+TEST(SeedproofReportBadInput, MissingSourceIsNamed) {
+  const CommandRun run = RunSeedproof("report /nonexistent/results.jsonl");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.err, HasSubstr("/nonexistent/results.jsonl: no such file or folder"));
+  const fs::path empty_dir = Temp("report_empty_dir");
+  fs::create_directories(empty_dir);
+  const CommandRun folder = RunSeedproof(absl::StrCat("report ", empty_dir.string()));
+  EXPECT_EQ(folder.exit_code, 1);
+  EXPECT_THAT(folder.err, HasSubstr("neither seedproof.db nor results.jsonl"));
+}
+
+TEST(SeedproofReportBadInput, DamagedResultsFilesNameTheLine) {
+  const auto lines = ReadJsonLines(StudyFolder() / "results.jsonl");
+  struct Case {
+    std::string name, text, error;
+  };
+  nlohmann::json no_spec = lines[0];
+  no_spec["sweep"].erase("spec_text");
+  nlohmann::json bad_spec = lines[0];
+  bad_spec["sweep"]["spec_text"] = "name: x\nseeds: zero\n";
+  nlohmann::json no_accuracy = lines[2];
+  no_accuracy.erase("test_accuracy");
+  const std::string header = lines[0].dump() + "\n";
+  const std::vector<Case> cases = {
+      {"empty", "", "empty; expected a results file"},
+      {"not_json", "{oops\n", ":1: expected the header {\"sweep\": {...}}"},
+      {"no_spec", no_spec.dump() + "\n", ":1: sweep.spec_text: missing or not a string"},
+      {"bad_spec", bad_spec.dump() + "\n", ":1: sweep.spec_text: "},
+      {"torn_line", header + lines[1].dump() + "\n{\"trial_id\": \"ab", ":3: not a JSON object"},
+      {"missing_field", header + lines[1].dump() + "\n" + no_accuracy.dump() + "\n",
+       ":3: result: test_accuracy"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const fs::path file = WriteFile(absl::StrCat("report_bad_", c.name, ".jsonl"), c.text);
+    const CommandRun run = RunSeedproof(absl::StrCat("report ", file.string()));
+    EXPECT_EQ(run.exit_code, 2) << run.err;
+    EXPECT_THAT(run.err, HasSubstr(file.string()));
+    EXPECT_THAT(run.err, HasSubstr(c.error));
+  }
+}
+
+TEST(SeedproofReportBadInput, BadOptionsAreNamed) {
+  const std::string source = StudyFolder().string();
+  struct Case {
+    std::string args, error;
+  };
+  const std::vector<Case> cases = {
+      {"--format pdf", "--format: unknown 'pdf'; expected one of: table, json, md, html"},
+      {"--correction bonferroni", "--correction: unknown 'bonferroni'; expected one of: holm, bh, none"},
+      {"--compare reuse1/frozen/dense", "--compare: expected ARM,OTHER_ARM or all"},
+      {"--compare reuse1/frozen/dense,reuse9/x", "compare: the study has no arm 'reuse9/x'"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.args);
+    const CommandRun run = RunSeedproof(absl::StrCat("report ", source, " ", c.args));
+    EXPECT_EQ(run.exit_code, 2) << run.err;
+    EXPECT_THAT(run.err, HasSubstr(c.error));
+  }
+  const CommandRun level = RunSeedproof(absl::StrCat("report ", source, " --level 95"));
+  EXPECT_NE(level.exit_code, 0);
+  EXPECT_THAT(level.err, HasSubstr("--level"));
+}
+
+}  // namespace
