@@ -19,6 +19,7 @@ demo: build
 	$(BUILD)/cli/seedproof run experiments/specs/geron.yaml --out runs/geron
 
 test: build
+	deploy/install-deps.sh --test
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 bench: build

@@ -2,6 +2,8 @@
 # Installs every Debian package seedproof needs that this machine lacks.
 # Idempotent: a machine that has everything runs no apt command at all.
 #   deploy/install-deps.sh          build + test dependencies
+#   deploy/install-deps.sh --test   also what the tests check against: scipy (the
+#                                   statistics), headless Chromium (the HTML report)
 #   deploy/install-deps.sh --bench  also the peers the benchmarks measure against
 set -euo pipefail
 
@@ -13,6 +15,9 @@ packages=(
   openssl
   dataset-fashion-mnist
 )
+if [[ "${1:-}" == "--test" ]]; then
+  packages+=(python3 python3-scipy chromium)
+fi
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-torch python3-numpy libopenblas0-pthread)
 fi

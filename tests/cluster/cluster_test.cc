@@ -225,6 +225,39 @@ TEST(Cluster, TwoWorkersCompleteASweepAndStatusAgreesWithTheResults) {
   EXPECT_EQ(results, LocalResults(cluster.dir() / "spec.yaml", cluster.dir() / "local"));
 }
 
+TEST(Cluster, ReportOfASweepIdWhileItRunsAndWhenItIsDone) {
+  Cluster cluster("report");
+  cluster.StartCoordinator();
+  const std::string sweep = cluster.Submit();
+  ASSERT_FALSE(sweep.empty());
+  // No worker yet: the report says the sweep is running and has no seeds.
+  CommandRun early = cluster.Cli("report", sweep + " --format json");
+  ASSERT_EQ(early.exit_code, 0) << early.err;
+  nlohmann::json report = nlohmann::json::parse(early.out);
+  EXPECT_EQ(report["complete"], false);
+  EXPECT_EQ(report["trials_finished"], 0);
+  EXPECT_EQ(report["arms"][0]["n_seeds"], 0);
+  EXPECT_EQ(report["arms"][0]["verdict"], "too_few_seeds");
+  auto worker = cluster.StartWorker("a");
+  ASSERT_TRUE(cluster.WaitFor(sweep, Finished));
+  const CommandRun done = cluster.Cli("report", sweep + " --format json");
+  ASSERT_EQ(done.exit_code, 0) << done.err;
+  report = nlohmann::json::parse(done.out);
+  EXPECT_EQ(report["complete"], true);
+  EXPECT_EQ(report["arms"].size(), 4u);
+  EXPECT_EQ(report["arms"][0]["n_seeds"], 2);
+  // The same analysis from the results file `seedproof results` writes.
+  cluster.Results(sweep);
+  const CommandRun from_file =
+      RunSeedproof(absl::StrCat("report ", (cluster.dir() / "results.jsonl").string(),
+                                " --format json"));
+  ASSERT_EQ(from_file.exit_code, 0) << from_file.err;
+  EXPECT_EQ(nlohmann::json::parse(from_file.out), report);
+  const CommandRun unknown = cluster.Cli("report", "s000000000000");
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.err, HasSubstr("s000000000000"));
+}
+
 TEST(Cluster, KilledWorkersTrialIsLeasedAgainAndStoredOnce) {
   Cluster cluster("killed_worker", /*lease_ms=*/1500, /*heartbeat_ms=*/200);
   cluster.StartCoordinator();

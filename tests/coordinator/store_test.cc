@@ -211,6 +211,20 @@ TEST_F(StoreTest, CreatesAVersionedSchemaInWalMode) {
   EXPECT_EQ(RawInt("PRAGMA user_version"), kSchemaVersion);
 }
 
+TEST_F(StoreTest, MigratesAVersionOneDatabaseKeepingItsSweeps) {
+  const std::string id = Submit(ScratchPlan(2));
+  store_.reset();
+  // What version 1 wrote: no awaiting_confirmation column.
+  ASSERT_TRUE(Raw()->Exec("ALTER TABLE sweeps DROP COLUMN awaiting_confirmation;"
+                          "PRAGMA user_version = 1;").ok());
+  Reopen();
+  EXPECT_EQ(RawInt("PRAGMA user_version"), kSchemaVersion);
+  EXPECT_EQ(Status(id).total, 2);
+  EXPECT_TRUE(Complete(LeaseOf("x0")));
+  EXPECT_TRUE(Complete(LeaseOf("x1")));
+  EXPECT_EQ(Status(id).state, SweepState::kDone);  // a v1 sweep never awaits confirmation
+}
+
 TEST_F(StoreTest, NewerSchemaIsAClearErrorNamingFileAndVersions) {
   store_.reset();
   ASSERT_TRUE(Raw()->Prepare("PRAGMA user_version = 99").Run().ok());
@@ -608,6 +622,76 @@ TEST_F(StoreTest, DivergedPretrainBlocksItsDependentsTransitively) {
   EXPECT_EQ(status.done, 2);
   EXPECT_EQ(status.blocked, 3);
   EXPECT_EQ(Results(id).size(), 2u);
+}
+
+// ---------------------------------------------------------------------------
+// Confirmation seeds
+
+TEST_F(StoreTest, ASweepAwaitingConfirmationRunsOnUntilItsTrialsAreAdded) {
+  Plan plan = ScratchPlan(2);
+  plan.confirmation_candidates = {Trial("c0", TrialKind::kScratch),
+                                  Trial("c1", TrialKind::kScratch)};
+  const std::string id = Submit(plan);
+  EXPECT_TRUE(store_->SweepsReadyForConfirmation().empty());  // exploration not done
+  EXPECT_TRUE(Complete(LeaseOf("x0")));
+  EXPECT_TRUE(Complete(LeaseOf("x1")));
+  EXPECT_EQ(Status(id).state, SweepState::kRunning);
+  EXPECT_EQ(store_->SweepsReadyForConfirmation(), std::vector<std::string>{id});
+  Reopen();  // the wait survives a restart
+  EXPECT_EQ(store_->SweepsReadyForConfirmation(), std::vector<std::string>{id});
+  // A trial the sweep has is skipped; the new one joins in plan order.
+  ASSERT_TRUE(store_
+                  ->AddConfirmation(id, {Trial("x1", TrialKind::kScratch),
+                                         Trial("c1", TrialKind::kScratch)},
+                                    kT0)
+                  .ok());
+  EXPECT_TRUE(store_->SweepsReadyForConfirmation().empty());
+  SweepStatus status = Status(id);
+  EXPECT_EQ(status.total, 3);
+  EXPECT_EQ(status.pending, 1);
+  EXPECT_EQ(TrialOf(id, "c1").plan_index, 2);
+  // Once only: a second extension (another thread, a restart) is refused.
+  const absl::Status again = store_->AddConfirmation(id, {Trial("c0", TrialKind::kScratch)}, kT0);
+  EXPECT_EQ(again.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(again.message(), HasSubstr(id));
+  EXPECT_TRUE(Complete(LeaseOf("c1")));
+  status = Status(id);
+  EXPECT_EQ(status.state, SweepState::kDone);
+  EXPECT_EQ(status.done, 3);
+  EXPECT_EQ(Results(id).size(), 3u);
+}
+
+TEST_F(StoreTest, NothingToConfirmEndsTheSweep) {
+  Plan plan = ScratchPlan(1);
+  plan.confirmation_candidates = {Trial("c0", TrialKind::kScratch)};
+  const std::string id = Submit(plan);
+  EXPECT_TRUE(Complete(LeaseOf("x0")));
+  ASSERT_TRUE(store_->AddConfirmation(id, {}, kT0 + 5).ok());
+  EXPECT_EQ(Status(id).state, SweepState::kDone);
+  EXPECT_EQ(Status(id).finished_ms, kT0 + 5);
+}
+
+TEST_F(StoreTest, ConfirmationTrialsWhoseSourceDivergedAreBlockedAtOnce) {
+  Plan plan = PretrainPlan(0);
+  plan.confirmation_candidates = {Trial("t9", TrialKind::kTransfer, "p")};
+  const std::string id = Submit(plan);
+  EXPECT_TRUE(Complete(LeaseOf("p"), TrialOutcome::kDiverged));
+  EXPECT_TRUE(Complete(LeaseOf("s")));
+  ASSERT_TRUE(store_->AddConfirmation(id, plan.confirmation_candidates, kT0).ok());
+  EXPECT_EQ(TrialOf(id, "t9").state, TrialState::kBlocked);
+  EXPECT_EQ(TrialOf(id, "t9").blocked_by, "p");
+  EXPECT_EQ(Status(id).state, SweepState::kDone);
+  // A confirmation trial needing a trial the sweep does not have is refused whole.
+  Plan other = ScratchPlan(1);
+  other.confirmation_candidates = {Trial("c", TrialKind::kScratch)};
+  const std::string second = Submit(other, "second");
+  EXPECT_TRUE(Complete(LeaseOf("x0")));
+  const absl::Status bad =
+      store_->AddConfirmation(second, {Trial("u", TrialKind::kTransfer, "nowhere")}, kT0);
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.message(), HasSubstr("nowhere"));
+  EXPECT_EQ(Status(second).total, 1);
+  EXPECT_EQ(store_->SweepsReadyForConfirmation(), std::vector<std::string>{second});
 }
 
 TEST_F(StoreTest, CancelStopsLeasingAndHeartbeatsSayCancelled) {
