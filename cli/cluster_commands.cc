@@ -71,10 +71,14 @@ int CoordinatorCommand(CoordinatorOptions options, const std::string& token_file
   if (!server.ok()) return Fail(server.status());
   std::fprintf(stderr, "coordinator listening on port %d, database %s\n", (*server)->port(),
                options.database.c_str());
+  if ((*server)->metrics_port() > 0) {
+    std::fprintf(stderr, "metrics on port %d\n", (*server)->metrics_port());
+  }
   if (!port_file.empty()) {
     // Written whole under another name, then renamed: a reader never sees half.
+    // Line 1: the gRPC port; line 2: the metrics port (0: not served).
     const std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << (*server)->port() << "\n";
+    std::ofstream(tmp) << (*server)->port() << "\n" << (*server)->metrics_port() << "\n";
     std::rename(tmp.c_str(), port_file.c_str());
   }
   std::thread stopper([&] {

@@ -23,6 +23,38 @@ int Finish(const absl::Status& status) {
   return 1;
 }
 
+// HOST:PORT for a listening socket: an IPv4 address (each part <= 255), a
+// bracketed IPv6 address or a host name, and a port in [0, 65535]; "" (none).
+// The HTTP server behind /metrics would take 999.1.1.1 as 231.1.1.1.
+const CLI::Validator kListenAddress(
+    [](std::string& address) -> std::string {
+      if (address.empty()) return "";
+      const size_t colon = address.rfind(':');
+      const std::string host = colon == std::string::npos ? "" : address.substr(0, colon);
+      const std::string port = colon == std::string::npos ? "" : address.substr(colon + 1);
+      const std::string expected = "expected HOST:PORT like 127.0.0.1:9464, got '" + address + "'";
+      if (host.empty() || port.empty() || port.size() > 5 ||
+          port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
+        return expected;
+      }
+      if (host.front() == '[') return host.back() == ']' ? "" : expected;
+      if (host.find_first_not_of("0123456789.") == std::string::npos) {
+        int parts = 0;
+        for (size_t begin = 0; begin <= host.size(); ++parts) {
+          const size_t end = std::min(host.find('.', begin), host.size());
+          const std::string part = host.substr(begin, end - begin);
+          if (part.empty() || part.size() > 3 || std::stoi(part) > 255) return expected;
+          begin = end + 1;
+        }
+        return parts == 4 ? "" : expected;
+      }
+      return host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") ==
+                     std::string::npos
+                 ? ""
+                 : expected;
+    },
+    "HOST:PORT");
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -64,6 +96,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   run_cmd->add_option("--backend", run.backend)->capture_default_str();
+  run_cmd->add_option("--metrics-listen", run.metrics_listen,
+                      "Serve Prometheus /metrics here (coordinator; workers on free ports)")
+      ->check(kListenAddress);
 
   CLI::App* bench_cmd = app.add_subcommand("bench", "Benchmarks (JSON lines on stdout)");
   bench_cmd->require_subcommand(1);
@@ -132,7 +167,16 @@ int main(int argc, char** argv) {
   coordinator_cmd->add_option("--max-attempts", coordinator.max_attempts)
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
-  coordinator_cmd->add_option("--port-file", port_file, "Write the bound port here once serving");
+  coordinator.metrics_listen = "127.0.0.1:9464";
+  coordinator_cmd
+      ->add_option("--metrics-listen", coordinator.metrics_listen,
+                   "Prometheus /metrics address (port 0: any free one; \"\": none)")
+      ->check(kListenAddress)
+      ->capture_default_str();
+  coordinator_cmd->add_option("--worker-sd-file", coordinator.worker_sd_file,
+                              "Write the workers' /metrics addresses here (Prometheus file_sd)");
+  coordinator_cmd->add_option("--port-file", port_file,
+                              "Write the bound ports here once serving (gRPC, then metrics)");
   add_token(coordinator_cmd);
 
   seedproof::WorkerOptions worker;
@@ -146,6 +190,12 @@ int main(int argc, char** argv) {
   worker_cmd->add_option("--tls-root", worker.root_cert, "PEM root certificate: use TLS");
   worker_cmd->add_option("--max-trials", worker.max_trials)->check(CLI::Range(0, 1 << 30));
   worker_cmd->add_flag("--exit-when-idle", worker.exit_when_idle, "Stop when nothing is ready");
+  worker.metrics_listen = "127.0.0.1:0";
+  worker_cmd
+      ->add_option("--metrics-listen", worker.metrics_listen,
+                   "Prometheus /metrics address (port 0: any free one; \"\": none)")
+      ->check(kListenAddress)
+      ->capture_default_str();
   add_token(worker_cmd);
 
   seedproof::ClientOptions client;

@@ -132,6 +132,8 @@ int RunCommand(RunCommandOptions options) {
   coordinator.heartbeat_ms = 2000;
   // Only this command's workers use this database, and they died with it.
   coordinator.expire_leases_on_start = true;
+  coordinator.metrics_listen = options.metrics_listen;
+  if (!options.metrics_listen.empty()) coordinator.worker_sd_file = (out / "workers.json").string();
   auto server = CoordinatorServer::Start(coordinator);
   if (!server.ok()) return Fail(std::string(server.status().message()));
   const std::string address = absl::StrCat("127.0.0.1:", (*server)->port());
@@ -185,13 +187,18 @@ int RunCommand(RunCommandOptions options) {
   std::fprintf(stderr, "%s: sweep %s, %zu trials, %d worker process(es) x %d thread(s)\n",
                spec.name.c_str(), sweep_id.c_str(), loaded->second.trials.size(), options.workers,
                options.threads);
+  if ((*server)->metrics_port() > 0) {
+    std::fprintf(stderr, "metrics: http://127.0.0.1:%d/metrics, workers in %s\n",
+                 (*server)->metrics_port(), coordinator.worker_sd_file.c_str());
+  }
 
   std::vector<pid_t> workers;
   for (int i = 0; i < options.workers; ++i) {
     workers.push_back(
         StartWorker({"seedproof", "worker", "--coordinator", address, "--token-file",
                      (out / "token").string(), "--id", absl::StrCat("local-", i), "--backend",
-                     options.backend, "--threads", std::to_string(options.threads)},
+                     options.backend, "--threads", std::to_string(options.threads),
+                     "--metrics-listen", options.metrics_listen.empty() ? "" : "127.0.0.1:0"},
                     out / absl::StrCat("worker-", i, ".log")));
   }
 

@@ -14,6 +14,9 @@ struct RunCommandOptions {
   int workers = 0;      // 0: one per core
   int threads = 1;      // backend threads per worker
   std::string backend = "onednn";
+  // Prometheus /metrics of the embedded coordinator; empty: none. When given, the
+  // workers serve theirs on free loopback ports, listed in DIR/workers.json (file_sd).
+  std::string metrics_listen;
 };
 
 // 0 done, 1 failed, 2 the spec is invalid (nothing runs).

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "coordinator/confirmation.h"
+#include "coordinator/metrics.h"
 #include "coordinator/store.h"
 #include "experiments/plan.h"
 #include "experiments/results.h"
@@ -238,6 +239,9 @@ class TrialsService final : public rpc::Trials::Service {
                 const CoordinatorOptions& options)
       : store_(store), auth_(auth), bell_(bell), options_(options) {}
 
+  // Before serving: where the events go.
+  void UseMetrics(CoordinatorMetrics* metrics) { metrics_ = metrics; }
+
   grpc::Status Register(grpc::ServerContext* context, const rpc::RegisterRequest* request,
                         rpc::RegisterReply* reply) override {
     if (auto s = auth_(context); !s.ok()) return s;
@@ -251,10 +255,15 @@ class TrialsService final : public rpc::Trials::Service {
         {"threads", request->threads()},
         {"cpu_isa", request->cpu_isa()},
         {"mpi_size", request->mpi_size()}};
+    if (!request->metrics_address().empty()) {
+      if (request->metrics_address().size() > 256) return Invalid("metrics_address", "too long");
+      capabilities["metrics"] = request->metrics_address();
+    }
     if (auto s = store_.RegisterWorker(request->worker_id(), capabilities.dump(), NowMs());
         !s.ok()) {
       return ToGrpc(s);
     }
+    if (metrics_ != nullptr) metrics_->WorkerRegistered();
     reply->set_lease_ms(options_.lease_ms);
     reply->set_heartbeat_ms(options_.heartbeat_ms);
     return grpc::Status::OK;
@@ -265,8 +274,9 @@ class TrialsService final : public rpc::Trials::Service {
     if (auto s = auth_(context); !s.ok()) return s;
     if (request->worker_id().empty()) return Invalid("worker_id", "empty");
     if (request->wait_ms() < 0) return Invalid("wait_ms", "negative");
-    const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::milliseconds(std::min(request->wait_ms(), kMaxLeaseWaitMs));
+    const auto start = std::chrono::steady_clock::now();
+    const auto deadline =
+        start + std::chrono::milliseconds(std::min(request->wait_ms(), kMaxLeaseWaitMs));
     for (;;) {
       const uint64_t seen = bell_.generation();
       auto lease = store_.LeaseNext(request->worker_id(), NowMs());
@@ -279,6 +289,10 @@ class TrialsService final : public rpc::Trials::Service {
         reply->set_attempt_id(l.attempt_id);
         reply->set_attempt(l.attempt);
         reply->set_source_sha256(l.source_sha256);
+        if (metrics_ != nullptr) {
+          metrics_->LeaseGranted(
+              l, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        }
         return grpc::Status::OK;
       }
       if (std::chrono::steady_clock::now() >= deadline || context->IsCancelled()) {
@@ -329,6 +343,7 @@ class TrialsService final : public rpc::Trials::Service {
         store_.Complete(request->attempt_id(), *result, request->result_json(), NowMs());
     if (!accepted.ok()) return ToGrpc(accepted.status());
     reply->set_accepted(*accepted);
+    if (*accepted && metrics_ != nullptr) metrics_->TrialCompleted(request->attempt_id(), *result);
     StartConfirmations(store_, NowMs()).IgnoreError();  // logged; the sweep ends without them
     bell_.Ring();
     return grpc::Status::OK;
@@ -340,6 +355,7 @@ class TrialsService final : public rpc::Trials::Service {
     if (auto s = store_.Fail(request->attempt_id(), request->reason(), NowMs()); !s.ok()) {
       return ToGrpc(s);
     }
+    if (metrics_ != nullptr) metrics_->AttemptFailed(request->attempt_id());
     StartConfirmations(store_, NowMs()).IgnoreError();
     bell_.Ring();
     return grpc::Status::OK;
@@ -349,6 +365,7 @@ class TrialsService final : public rpc::Trials::Service {
                        rpc::Ack*) override {
     if (auto s = auth_(context); !s.ok()) return s;
     if (auto s = store_.Release(request->attempt_id(), NowMs()); !s.ok()) return ToGrpc(s);
+    if (metrics_ != nullptr) metrics_->AttemptReleased(request->attempt_id());
     bell_.Ring();
     return grpc::Status::OK;
   }
@@ -408,6 +425,7 @@ class TrialsService final : public rpc::Trials::Service {
   const TokenCheck& auth_;
   Doorbell& bell_;
   const CoordinatorOptions& options_;
+  CoordinatorMetrics* metrics_ = nullptr;  // set before serving; nullptr: no metrics
 };
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
@@ -441,6 +459,16 @@ class Server final : public CoordinatorServer {
       ssl.pem_key_cert_pairs.push_back({*key, *cert});
       credentials = grpc::SslServerCredentials(ssl);
     }
+    if (!options_.metrics_listen.empty()) {
+      auto metrics = CoordinatorMetrics::Start(
+          {.listen = options_.metrics_listen,
+           .worker_sd_file = options_.worker_sd_file,
+           .live_window_ms = std::max<int64_t>(3 * options_.heartbeat_ms, 15000)},
+          *store_);
+      if (!metrics.ok()) return metrics.status();
+      metrics_ = std::move(*metrics);
+      trials_.UseMetrics(metrics_.get());
+    }
     grpc::ServerBuilder builder;
     builder.AddListeningPort(options_.listen, credentials, &port_);
     builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
@@ -464,6 +492,7 @@ class Server final : public CoordinatorServer {
       while (!cv_.wait_for(lock, period, [&] { return stopping_; })) {
         auto expired = store_->ExpireLeases(NowMs());
         if (expired.ok() && *expired > 0) {
+          if (metrics_) metrics_->LeasesExpired(*expired);
           StartConfirmations(*store_, NowMs()).IgnoreError();
           bell_.Ring();
         }
@@ -473,6 +502,7 @@ class Server final : public CoordinatorServer {
   }
 
   int port() const override { return port_; }
+  int metrics_port() const override { return metrics_ ? metrics_->port() : 0; }
   void Wait() override { server_->Wait(); }
   void Shutdown() override {
     {
@@ -488,6 +518,7 @@ class Server final : public CoordinatorServer {
  private:
   CoordinatorOptions options_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<CoordinatorMetrics> metrics_;
   TokenCheck auth_;
   Doorbell bell_;
   StudiesService studies_;

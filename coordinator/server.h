@@ -21,6 +21,10 @@ struct CoordinatorOptions {
   // Every lease in the database belongs to a worker that is gone (`seedproof run`
   // restarting with its own workers): expire them now instead of at their deadline.
   bool expire_leases_on_start = false;
+  // Prometheus /metrics (docs/OBSERVABILITY.md); empty: not served.
+  std::string metrics_listen;
+  // A Prometheus file_sd file of the workers' /metrics addresses; empty: none.
+  std::string worker_sd_file;
 };
 
 class CoordinatorServer {
@@ -29,6 +33,7 @@ class CoordinatorServer {
       const CoordinatorOptions& options);
   virtual ~CoordinatorServer() = default;
   virtual int port() const = 0;
+  virtual int metrics_port() const = 0;  // 0 when metrics are not served
   // Blocks until Shutdown (from another thread or a signal handler's thread).
   virtual void Wait() = 0;
   virtual void Shutdown() = 0;

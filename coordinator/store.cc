@@ -114,6 +114,7 @@ class SqliteStore final : public Store {
 
   absl::Status RegisterWorker(const std::string& worker_id, const std::string& capabilities_json,
                               int64_t now_ms) override;
+  absl::StatusOr<std::vector<WorkerInfo>> Workers() override;
   absl::StatusOr<std::optional<Lease>> LeaseNext(const std::string& worker_id,
                                                  int64_t now_ms) override;
   absl::StatusOr<HeartbeatVerdict> Heartbeat(int64_t attempt_id, int64_t now_ms) override;
@@ -741,6 +742,20 @@ absl::StatusOr<SpecText> SqliteStore::SweepSpecText(const std::string& sweep_id)
 // ---------------------------------------------------------------------------
 // Workers and leases
 
+absl::StatusOr<std::vector<WorkerInfo>> SqliteStore::Workers() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto s = Usable(); !s.ok()) return s;
+  std::vector<WorkerInfo> workers;
+  Query query = db_->Prepare("SELECT id, capabilities_json FROM workers ORDER BY id");
+  const absl::Status read = query.ForEachRow([&]() -> absl::Status {
+    auto seen = last_seen_.find(query.Text(0));
+    workers.push_back({query.Text(0), query.Text(1), seen == last_seen_.end() ? 0 : seen->second});
+    return absl::OkStatus();
+  });
+  if (!read.ok()) return read;
+  return workers;
+}
+
 absl::Status SqliteStore::RegisterWorker(const std::string& worker_id,
                                          const std::string& capabilities_json, int64_t now_ms) {
   if (worker_id.empty()) return absl::InvalidArgumentError("worker_id: empty");
@@ -772,6 +787,7 @@ absl::StatusOr<std::optional<Lease>> SqliteStore::LeaseNext(const std::string& w
   Lease lease;
   lease.sweep_id = sweep.id;
   lease.trial_id = trial.id;
+  lease.kind = trial.kind;
   lease.attempt = trial.failed_attempts + 1;
   lease.deadline_ms = now_ms + options_.lease_ms;
   if (trial.source >= 0) lease.source_sha256 = sweep.trials[trial.source].model_sha256;

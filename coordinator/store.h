@@ -90,6 +90,7 @@ struct TrialStatus {
 
 struct Lease {
   std::string sweep_id, trial_id;
+  TrialKind kind = TrialKind::kPretrain;
   int64_t attempt_id = 0;  // names this attempt in every later call
   int attempt = 1;         // 1-based: the trial's failed or expired attempts + 1
   int64_t deadline_ms = 0;
@@ -101,6 +102,13 @@ enum class HeartbeatVerdict {
   kContinue,   // the lease is renewed
   kCancelled,  // the sweep was cancelled: stop and Release
   kLost,       // the attempt is no longer current (expired, or superseded): stop
+};
+
+// A registered worker.
+struct WorkerInfo {
+  std::string worker_id;
+  std::string capabilities_json;  // as it registered
+  int64_t last_seen_ms = 0;       // registration, lease or heartbeat
 };
 
 // A sweep's spec as it was submitted.
@@ -165,6 +173,8 @@ class Store {
   // after registering.
   virtual absl::Status RegisterWorker(const std::string& worker_id,
                                       const std::string& capabilities_json, int64_t now_ms) = 0;
+  // Every registered worker, by id.
+  virtual absl::StatusOr<std::vector<WorkerInfo>> Workers() = 0;
   // The next leasable trial, or nullopt when there is none now. NOT_FOUND for a
   // worker that never registered.
   virtual absl::StatusOr<std::optional<Lease>> LeaseNext(const std::string& worker_id,

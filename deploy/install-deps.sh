@@ -3,7 +3,8 @@
 # Idempotent: a machine that has everything runs no apt command at all.
 #   deploy/install-deps.sh          build + test dependencies
 #   deploy/install-deps.sh --test   also what the tests check against: scipy (the
-#                                   statistics), headless Chromium (the HTML report)
+#                                   statistics), headless Chromium (the HTML report),
+#                                   the Prometheus server (metrics, dashboard, alerts)
 #   deploy/install-deps.sh --bench  also the peers the benchmarks measure against
 set -euo pipefail
 
@@ -12,11 +13,12 @@ packages=(
   libabsl-dev libdnnl-dev ocl-icd-opencl-dev zlib1g-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libssl-dev libsqlite3-dev
   protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgrpc++-dev
+  prometheus-cpp-dev libcivetweb-dev libcurl4-openssl-dev
   openssl
   dataset-fashion-mnist
 )
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(python3 python3-scipy chromium)
+  packages+=(python3 python3-scipy chromium prometheus)
 fi
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-torch python3-numpy libopenblas0-pthread)

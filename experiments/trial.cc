@@ -176,6 +176,8 @@ class TrialRunner {
       record.val_loss = val->loss;
       record.val_accuracy = val->accuracy;
       record.seconds = stats->seconds;
+      record.steps = stats->steps;
+      record.examples = stats->examples;
       if (!std::isfinite(record.val_loss)) {
         result_.outcome = TrialOutcome::kDiverged;
         result_.diverged_epoch = record.epoch;

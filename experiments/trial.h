@@ -24,6 +24,9 @@ struct EpochRecord {
   double train_loss = 0, train_accuracy = 0;
   double val_loss = 0, val_accuracy = 0;
   double seconds = 0;
+  // Training steps and examples of the epoch, for throughput metrics; not in the
+  // results file.
+  int64_t steps = 0, examples = 0;
 };
 
 // kBlocked: never ran because a trial it depends on did not produce its model.

@@ -21,6 +21,7 @@
 #include "experiments/trial.h"
 #include "nlohmann/json.hpp"
 #include "proto/seedproof.grpc.pb.h"
+#include "worker/metrics.h"
 #include "worker/rpc_client.h"
 
 namespace seedproof {
@@ -117,9 +118,10 @@ class CoordinatorArtifactStore final : public ArtifactStore {
 class HeartbeatThread {
  public:
   HeartbeatThread(rpc::Trials::Stub& stub, const RpcAuth& auth, int64_t attempt_id,
-                  std::chrono::milliseconds period, std::atomic<bool>& end_trial)
+                  std::chrono::milliseconds period, std::atomic<bool>& end_trial,
+                  WorkerMetrics* metrics)
       : stub_(stub), auth_(auth), attempt_id_(attempt_id) {
-    thread_ = std::thread([this, period, &end_trial] {
+    thread_ = std::thread([this, period, &end_trial, metrics] {
       std::unique_lock<std::mutex> lock(mu_);
       while (!cv_.wait_for(lock, period, [&] { return done_; })) {
         lock.unlock();
@@ -130,9 +132,9 @@ class HeartbeatThread {
         ref.set_attempt_id(attempt_id_);
         rpc::HeartbeatReply reply;
         // An unreachable coordinator is not a verdict: keep training and beating.
-        if (stub_.Heartbeat(&ctx, ref, &reply).ok() &&
-            reply.verdict() != rpc::HeartbeatReply::CONTINUE) {
-          end_trial = true;
+        if (stub_.Heartbeat(&ctx, ref, &reply).ok()) {
+          if (metrics != nullptr) metrics->CoordinatorAnswered();
+          if (reply.verdict() != rpc::HeartbeatReply::CONTINUE) end_trial = true;
         }
         lock.lock();
       }
@@ -195,6 +197,20 @@ absl::Status RunWorker(const WorkerOptions& options, const std::atomic<bool>* st
 
   auto backend = MakeBackend(options.backend, {.threads = options.threads});
   if (!backend.ok()) return backend.status();
+  std::unique_ptr<WorkerMetrics> metrics;
+  std::string metrics_address;
+  if (!options.metrics_listen.empty()) {
+    auto started = WorkerMetrics::Start(options.metrics_listen);
+    if (!started.ok()) return started.status();
+    metrics = std::move(*started);
+    // Where Prometheus finds it: the host it listens on (or this host's name when
+    // it listens on every interface) and the port it got.
+    std::string host = options.metrics_listen.substr(0, options.metrics_listen.rfind(':'));
+    if (host.empty() || host == "0.0.0.0" || host == "[::]") host = Hostname();
+    metrics_address = absl::StrCat(host, ":", metrics->port());
+  }
+  const std::unique_ptr<GradientReducer> reducer =
+      metrics ? metrics->TimedReducer(nullptr) : nullptr;
 
   rpc::RegisterReply registered;
   auto do_register = [&]() -> absl::Status {
@@ -206,6 +222,7 @@ absl::Status RunWorker(const WorkerOptions& options, const std::atomic<bool>* st
     request.set_threads(options.threads);
     request.set_cpu_isa(CpuIsa());
     request.set_mpi_size(1);
+    request.set_metrics_address(metrics_address);
     return FromGrpc(stub->Register(&ctx, request, &registered), "register");
   };
   if (auto s = RetryWhileUnavailable(do_register, stop); !s.ok()) return s;
@@ -230,6 +247,7 @@ absl::Status RunWorker(const WorkerOptions& options, const std::atomic<bool>* st
       return FromGrpc(stub->Lease(&ctx, request, &lease), "lease");
     };
     if (auto s = RetryWhileUnavailable(do_lease, stop); !s.ok()) return s;
+    if (metrics) metrics->CoordinatorAnswered();
     if (!lease.leased()) {
       if (options.exit_when_idle) break;
       continue;
@@ -267,9 +285,12 @@ absl::Status RunWorker(const WorkerOptions& options, const std::atomic<bool>* st
       const TrialSpec& trial = trial_it->second;
       artifacts.BeginAttempt(lease.attempt_id(), trial.source_trial, lease.source_sha256());
       HeartbeatThread heartbeat(*stub, auth, lease.attempt_id(),
-                                std::chrono::milliseconds(registered.heartbeat_ms()), end_trial);
+                                std::chrono::milliseconds(registered.heartbeat_ms()), end_trial,
+                                metrics.get());
+      if (metrics) metrics->TrialStarted(trial.kind);
       TrialContext ctx;
       ctx.backend = backend->get();
+      ctx.reducer = reducer.get();
       ctx.artifacts = &artifacts;
       ctx.cache = &cache;
       ctx.threads = options.threads;
@@ -279,10 +300,17 @@ absl::Status RunWorker(const WorkerOptions& options, const std::atomic<bool>* st
         TrialResult one;
         one.epochs = {e};
         heartbeat.QueueEpoch(TrialResultToJson(one)["epochs"][0].dump());
+        if (metrics) metrics->EpochDone(e);
       };
       result = RunTrial(trial, ctx);
     }
 
+    if (metrics) {
+      metrics->TrialEnded(!result.ok() ? (result.status().code() == absl::StatusCode::kCancelled
+                                              ? "released"
+                                              : "failed")
+                                       : TrialOutcomeName(result->outcome));
+    }
     if (!result.ok() && result.status().code() == absl::StatusCode::kCancelled) {
       // Stopped (SIGTERM, cancelled sweep, lost lease): give the lease back.
       auto release = [&]() -> absl::Status {

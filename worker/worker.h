@@ -21,6 +21,9 @@ struct WorkerOptions {
   std::string root_cert;        // PEM file: connect with TLS
   int max_trials = 0;           // stop after this many (0: no limit)
   bool exit_when_idle = false;  // stop when a lease finds nothing to do
+  // Prometheus /metrics (host:port, port 0: any free one), advertised to the
+  // coordinator for its file_sd file; empty: not served.
+  std::string metrics_listen;
 };
 
 // Runs until *stop is set (SIGTERM: the current trial stops at its next epoch

@@ -1,6 +1,8 @@
 // The command line as users and scripts see it: exit codes, error lines, JSON,
 // and a whole (tiny) study run by `seedproof run` on the real Fashion-MNIST.
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -277,6 +279,41 @@ TEST(SeedproofBench, CoordinatorBenchLosesAndDuplicatesNothing) {
   EXPECT_EQ(line["duplicated"], 0);
   EXPECT_GT(line["trials_per_s"].get<double>(), 0.0);
   EXPECT_LE(line["lease_p50_ms"].get<double>(), line["lease_p99_ms"].get<double>());
+}
+
+TEST(SeedproofMetrics, BadOrBusyMetricsAddressesAreNamed) {
+  const fs::path token = WriteSpec("metrics_token", "metrics-test-token-0123456789\n");
+  const std::string common = absl::StrCat("--listen 127.0.0.1:0 --token-file ", token.string(),
+                                          " --db ", (fs::path(testing::TempDir()) /
+                                                     "metrics_bad.db").string());
+  for (const char* address : {"999.1.1.1:5", "nonsense", "127.0.0.1:99999", "1.2.3:4"}) {
+    SCOPED_TRACE(address);
+    const CommandRun run =
+        RunSeedproof(absl::StrCat("coordinator ", common, " --metrics-listen '", address, "'"));
+    EXPECT_NE(run.exit_code, 0);
+    EXPECT_THAT(run.err, HasSubstr(absl::StrCat("--metrics-listen: expected HOST:PORT like "
+                                                "127.0.0.1:9464, got '",
+                                                address, "'")));
+    const CommandRun worker = RunSeedproof(absl::StrCat(
+        "worker --token-file ", token.string(), " --metrics-listen '", address, "'"));
+    EXPECT_NE(worker.exit_code, 0);
+    EXPECT_THAT(worker.err, HasSubstr("--metrics-listen: expected HOST:PORT"));
+  }
+  // A port something else holds.
+  const int busy = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(busy, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(busy, 1), 0);
+  socklen_t size = sizeof addr;
+  getsockname(busy, reinterpret_cast<sockaddr*>(&addr), &size);
+  const std::string taken = absl::StrCat("127.0.0.1:", ntohs(addr.sin_port));
+  const CommandRun run =
+      RunSeedproof(absl::StrCat("coordinator ", common, " --metrics-listen ", taken));
+  close(busy);
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.err, HasSubstr(absl::StrCat("metrics: cannot listen on ", taken)));
 }
 
 }  // namespace

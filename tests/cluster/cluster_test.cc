@@ -115,7 +115,8 @@ class Cluster {
                                      "--token-file",   (dir_ / "token").string(),
                                      "--port-file",    (dir_ / "port").string(),
                                      "--lease-ms",     std::to_string(lease_ms_),
-                                     "--heartbeat-ms", std::to_string(heartbeat_ms_)};
+                                     "--heartbeat-ms", std::to_string(heartbeat_ms_),
+                                     "--metrics-listen", "127.0.0.1:0"};
     args.insert(args.end(), server_args_.begin(), server_args_.end());
     coordinator_ = std::make_unique<Process>(
         args, dir_ / absl::StrCat("coordinator", ++coordinators_, ".log"));
