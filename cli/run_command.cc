@@ -188,8 +188,9 @@ int RunCommand(RunCommandOptions options) {
                spec.name.c_str(), sweep_id.c_str(), loaded->second.trials.size(), options.workers,
                options.threads);
   if ((*server)->metrics_port() > 0) {
-    std::fprintf(stderr, "metrics: http://127.0.0.1:%d/metrics, workers in %s\n",
-                 (*server)->metrics_port(), coordinator.worker_sd_file.c_str());
+    std::fprintf(stderr, "metrics: %s (port %d), workers' addresses in %s\n",
+                 options.metrics_listen.c_str(), (*server)->metrics_port(),
+                 coordinator.worker_sd_file.c_str());
   }
 
   std::vector<pid_t> workers;
