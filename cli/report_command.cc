@@ -25,16 +25,17 @@ int Fail(const absl::Status& status) {
 // The results text and the name to give errors in it.
 absl::StatusOr<std::pair<std::string, std::string>> LoadSource(const ReportCommandOptions& o) {
   const fs::path path = o.source;
-  if (fs::is_directory(path)) {
+  std::error_code ec;  // an unreadable or too-long path reads as "not there"
+  if (fs::is_directory(path, ec)) {
     // A run folder: its database is current even while the run goes on.
     const fs::path database = path / "seedproof.db";
-    if (fs::exists(database)) {
+    if (fs::exists(database, ec)) {
       auto text = ResultsFileFromDatabase(database.string());
       if (!text.ok()) return text.status();
       return std::make_pair(*std::move(text), database.string());
     }
     const fs::path results = path / "results.jsonl";
-    if (!fs::exists(results)) {
+    if (!fs::exists(results, ec)) {
       return absl::NotFoundError(absl::StrCat(
           o.source, ": neither seedproof.db nor results.jsonl; expected a `seedproof run` folder"));
     }
@@ -42,7 +43,7 @@ absl::StatusOr<std::pair<std::string, std::string>> LoadSource(const ReportComma
     file.source = results.string();
     return LoadSource(file);
   }
-  if (fs::exists(path)) {
+  if (fs::exists(path, ec)) {
     std::ifstream in(path, std::ios::binary);
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (!in && !in.eof()) return absl::NotFoundError(absl::StrCat(o.source, ": cannot read"));

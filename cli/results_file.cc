@@ -62,10 +62,12 @@ absl::StatusOr<std::string> FetchResultsFile(const std::shared_ptr<grpc::Channel
 }
 
 absl::StatusOr<std::string> ResultsFileFromDatabase(const std::string& database_path) {
-  if (!std::filesystem::is_regular_file(database_path)) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(database_path, ec)) {
     return absl::NotFoundError(absl::StrCat(database_path, ": no such database"));
   }
-  auto store = Store::Open(database_path);
+  // A reader: an older run's database is not upgraded behind its owner's back.
+  auto store = Store::Open(database_path, {.migrate = false});
   if (!store.ok()) return store.status();
   auto sweeps = (*store)->ListSweeps();
   if (!sweeps.ok()) return sweeps.status();
@@ -84,43 +86,64 @@ absl::StatusOr<std::string> ResultsFileFromDatabase(const std::string& database_
 }
 
 absl::StatusOr<StudyResults> ParseResultsFile(const std::string& text, const std::string& source) {
-  std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
+  // Every line with its 1-based number; blank lines are skipped but counted.
+  std::vector<std::pair<size_t, std::string>> lines;
+  size_t number = 0;
+  for (std::string& line : std::vector<std::string>(absl::StrSplit(text, '\n'))) {
+    ++number;
+    if (line.find_first_not_of(" \t\r") != std::string::npos) lines.emplace_back(number, line);
+  }
   if (lines.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": empty; expected a results file (docs/RESULTS_FORMAT.md)"));
   }
   auto error = [&](size_t line, const std::string& message) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ":", line + 1, ": ", message));
+    return absl::InvalidArgumentError(absl::StrCat(source, ":", line, ": ", message));
   };
-  StudyResults study;
-  const nlohmann::json header = nlohmann::json::parse(lines[0], nullptr, /*allow_exceptions=*/false);
+  const size_t header_line = lines[0].first;
+  const nlohmann::json header = nlohmann::json::parse(lines[0].second, nullptr, false);
   if (!header.is_object() || !header.contains("sweep") || !header["sweep"].is_object()) {
-    return error(0, "expected the header {\"sweep\": {...}} of a results file");
+    return error(header_line, "expected the header {\"sweep\": {...}} of a results file");
   }
   const nlohmann::json& sweep = header["sweep"];
   for (const char* field : {"name", "id", "spec_text"}) {
     if (!sweep.contains(field) || !sweep[field].is_string()) {
-      return error(0, absl::StrCat("sweep.", field, ": missing or not a string",
-                                   std::string(field) == "spec_text"
-                                       ? " (a file from before reports existed: fetch it again "
-                                         "with `seedproof results`)"
-                                       : ""));
+      return error(header_line,
+                   absl::StrCat("sweep.", field, ": missing or not a string",
+                                std::string(field) == "spec_text"
+                                    ? " (a file from before reports existed: fetch it again "
+                                      "with `seedproof results`)"
+                                    : ""));
     }
   }
-  study.sweep = sweep["name"];
-  study.sweep_id = sweep["id"];
+  for (const char* field : {"spec", "state"}) {
+    if (sweep.contains(field) && !sweep[field].is_string()) {
+      return error(header_line, absl::StrCat("sweep.", field, ": expected a string"));
+    }
+  }
+  if (sweep.contains("trials") &&
+      (!sweep["trials"].is_number_integer() || sweep["trials"].get<int64_t>() < 0 ||
+       sweep["trials"].get<int64_t>() > 1'000'000'000)) {
+    return error(header_line, "sweep.trials: expected a trial count");
+  }
+  StudyResults study;
+  study.sweep = sweep["name"].get<std::string>();
+  study.sweep_id = sweep["id"].get<std::string>();
   const std::string spec_path = sweep.value("spec", std::string());
   auto spec = ParseSweepSpecText(sweep["spec_text"].get<std::string>(),
                                  absl::StrCat(source, ": sweep.spec_text (", spec_path, ")"));
-  if (!spec.ok()) return error(0, absl::StrCat("sweep.spec_text: ", std::string(spec.status().message())));
+  if (!spec.ok()) {
+    return error(header_line,
+                 absl::StrCat("sweep.spec_text: ", std::string(spec.status().message())));
+  }
   study.spec = *std::move(spec);
-  study.trials_total = sweep.value("trials", 0);
+  study.trials_total = static_cast<int>(sweep.value("trials", int64_t{0}));
   study.finished = sweep.value("state", std::string("done")) != "running";
   for (size_t i = 1; i < lines.size(); ++i) {
-    const nlohmann::json json = nlohmann::json::parse(lines[i], nullptr, false);
-    if (json.is_discarded()) return error(i, "not a JSON object");
+    const nlohmann::json json = nlohmann::json::parse(lines[i].second, nullptr, false);
+    if (!json.is_object()) return error(lines[i].first, "not a JSON object");
     auto result = TrialResultFromJson(json);
-    if (!result.ok()) return error(i, std::string(result.status().message()));
+    if (!result.ok()) return error(lines[i].first, std::string(result.status().message()));
     study.results.push_back(*std::move(result));
   }
   return study;

@@ -35,7 +35,7 @@ AnalysisOptions OptionsFromSpec(const AnalysisSpec& spec) {
 
 ArmAnalysis ComparePaired(std::string name, std::string against, std::vector<int> seeds,
                           std::vector<double> scores, std::vector<double> against_scores,
-                          double large_step, const AnalysisOptions& options) {
+                          double large_step, const AnalysisOptions& options, double quantum) {
   ArmAnalysis a;
   a.name = std::move(name);
   a.against = std::move(against);
@@ -45,7 +45,8 @@ ArmAnalysis ComparePaired(std::string name, std::string against, std::vector<int
   a.n_seeds = static_cast<int>(a.seeds.size());
   a.large_step = large_step;
   for (int i = 0; i < a.n_seeds; ++i) {
-    const double gain = a.scores[i] - a.against_scores[i];
+    double gain = a.scores[i] - a.against_scores[i];
+    if (quantum > 0) gain = std::round(gain / quantum) * quantum;
     a.gains.push_back(gain);
     a.wins += gain > 0;
     a.ties += gain == 0;
@@ -159,8 +160,8 @@ namespace {
 // One side of a comparison: its results by seed index.
 using BySeed = std::map<int, const TrialResult*>;
 
-// An accuracy on n test items is a count / n; rounding to it makes equal counts
-// equal doubles, so tied gains tie exactly in the rank tests.
+// An accuracy on n test items is a count / n: rounded to it (and gains to
+// multiples of 1 / n, ComparePaired), equal counts are equal doubles.
 double Score(const TrialResult& r) {
   if (r.test_examples <= 0) return r.test_accuracy;
   const double n = static_cast<double>(r.test_examples);
@@ -174,6 +175,7 @@ ArmAnalysis Pair(const std::string& name, const std::string& against, const std:
   std::vector<int> seeds;
   std::vector<double> scores, against_scores;
   int diverged = 0;
+  int64_t test_examples = 0;
   for (const auto& [seed, result] : side) {
     if (seed < first || seed >= last) continue;
     auto it = other.find(seed);
@@ -181,11 +183,13 @@ ArmAnalysis Pair(const std::string& name, const std::string& against, const std:
     if (result->outcome == TrialOutcome::kDiverged) ++diverged;
     if (result->outcome != TrialOutcome::kCompleted) continue;
     seeds.push_back(seed);
+    test_examples = result->test_examples;
     scores.push_back(Score(*result));
     against_scores.push_back(Score(*it->second));
   }
   ArmAnalysis a = ComparePaired(name, against, std::move(seeds), std::move(scores),
-                                std::move(against_scores), large_step, options);
+                                std::move(against_scores), large_step, options,
+                                test_examples > 0 ? 1.0 / static_cast<double>(test_examples) : 0);
   a.target = target;
   a.diverged = diverged;
   return a;

@@ -125,10 +125,12 @@ absl::StatusOr<StudyAnalysis> AnalyzeStudy(const StudyResults& study,
                                            const AnalysisOptions& options);
 
 // The building blocks, for the simulation tests: one paired comparison (without
-// the correction), and the correction with the verdicts over a family.
+// the correction), and the correction with the verdicts over a family. With
+// quantum > 0 (1 / test examples) each gain is rounded to a multiple of it, so
+// equal count differences are equal doubles and tie in the rank tests.
 ArmAnalysis ComparePaired(std::string name, std::string against, std::vector<int> seeds,
                           std::vector<double> scores, std::vector<double> against_scores,
-                          double large_step, const AnalysisOptions& options);
+                          double large_step, const AnalysisOptions& options, double quantum = 0);
 void DecideFamily(std::vector<ArmAnalysis>& family, const AnalysisOptions& options);
 
 // The arm with the largest single-seed gain over the baseline: what a one-seed

@@ -58,7 +58,13 @@ absl::Status StartConfirmations(Store& store, int64_t now_ms) {
   for (const std::string& sweep_id : store.SweepsReadyForConfirmation()) {
     absl::Status s = Confirm(store, sweep_id, now_ms);
     if (s.ok()) continue;
-    // The sweep must not wait forever: it ends without confirmation trials.
+    if (s.code() != absl::StatusCode::kInvalidArgument &&
+        s.code() != absl::StatusCode::kDataLoss) {
+      if (first_error.ok()) first_error = s;  // perhaps passing: the caller tries again later
+      continue;
+    }
+    // It can never work (a spec or a stored result that does not parse): the
+    // sweep must not wait forever, so it ends without confirmation trials.
     std::fprintf(stderr, "seedproof coordinator: sweep %s: no confirmation trials: %s\n",
                  sweep_id.c_str(), std::string(s.message()).c_str());
     if (auto ended = store.AddConfirmation(sweep_id, {}, now_ms);

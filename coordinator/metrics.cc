@@ -148,17 +148,7 @@ class Metrics final : public CoordinatorMetrics, public prometheus::Collectable 
   }
 
   absl::Status Start() {
-    // Rebuild the per-arm figures from what is stored.
-    auto sweeps = store_.ListSweeps();
-    if (!sweeps.ok()) return sweeps.status();
-    for (const SweepStatus& sweep : *sweeps) {
-      auto results = store_.Results(sweep.sweep_id);
-      if (!results.ok()) return results.status();
-      for (const std::string& line : *results) {
-        auto result = TrialResultFromJson(nlohmann::json::parse(line, nullptr, false));
-        if (result.ok()) Record(sweep.sweep_id, *result);
-      }
-    }
+    if (auto s = Rebuild(); !s.ok()) return s;
     try {
       exposer_ = std::make_unique<prometheus::Exposer>(options_.listen, 1);
     } catch (const std::exception& e) {
@@ -176,6 +166,9 @@ class Metrics final : public CoordinatorMetrics, public prometheus::Collectable 
 
   // The exposer holds a weak pointer to this; the owner keeps the shared one.
   void Expose(const std::shared_ptr<Metrics>& self) { exposer_->RegisterCollectable(self); }
+  // Stops serving (joins the HTTP threads, so no scrape is running) before the
+  // owner lets go: the last reference must not be a scrape's.
+  void Stop() { exposer_.reset(); }
 
   int port() const override { return port_; }
 
@@ -184,7 +177,7 @@ class Metrics final : public CoordinatorMetrics, public prometheus::Collectable 
     if (lease.attempt > 1) retries_.Increment();
     lease_latency_by_kind_[static_cast<size_t>(lease.kind)]->Observe(seconds);
     std::lock_guard<std::mutex> lock(mu_);
-    attempts_[lease.attempt_id] = lease.sweep_id;
+    attempts_[lease.attempt_id] = {lease.sweep_id, NowMs()};
   }
 
   void TrialCompleted(int64_t attempt_id, const TrialResult& result) override {
@@ -193,8 +186,12 @@ class Metrics final : public CoordinatorMetrics, public prometheus::Collectable 
     trial_duration_by_kind_[static_cast<size_t>(result.kind)]->Observe(result.wall_seconds);
     std::lock_guard<std::mutex> lock(mu_);
     auto it = attempts_.find(attempt_id);
-    if (it == attempts_.end()) return;
-    Record(it->second, result);
+    if (it == attempts_.end()) {
+      // Leased before this process started (or forgotten): read the store again.
+      rebuild_ = true;
+      return;
+    }
+    Record(it->second.first, result);
     attempts_.erase(it);
   }
 
@@ -206,7 +203,15 @@ class Metrics final : public CoordinatorMetrics, public prometheus::Collectable 
     released_.Increment();
     Forget(attempt_id);
   }
-  void LeasesExpired(int count) override { expired_.Increment(count); }
+  void LeasesExpired(int count) override {
+    expired_.Increment(count);
+    // Expired attempts are not named: forget every attempt leased over an hour
+    // ago (one that still completes makes the next scrape re-read the store).
+    std::lock_guard<std::mutex> lock(mu_);
+    std::erase_if(attempts_, [now = NowMs()](const auto& a) {
+      return now - a.second.second > 3600 * 1000;
+    });
+  }
   void WorkerRegistered() override { WriteWorkerTargets(); }
 
   // Scrape: the state gauges from the store, then everything.
@@ -227,7 +232,24 @@ class Metrics final : public CoordinatorMetrics, public prometheus::Collectable 
     scores_[sweep_id][r.target][r.arm][r.seed_index] = r.test_accuracy;
   }
 
+  // The per-arm figures from every stored result. Called with mu_ held, or before serving.
+  absl::Status Rebuild() {
+    scores_.clear();
+    auto sweeps = store_.ListSweeps();
+    if (!sweeps.ok()) return sweeps.status();
+    for (const SweepStatus& sweep : *sweeps) {
+      auto results = store_.Results(sweep.sweep_id);
+      if (!results.ok()) return results.status();
+      for (const std::string& line : *results) {
+        auto result = TrialResultFromJson(nlohmann::json::parse(line, nullptr, false));
+        if (result.ok()) Record(sweep.sweep_id, *result);
+      }
+    }
+    return absl::OkStatus();
+  }
+
   void Refresh() {
+    WriteWorkerTargets();
     auto sweeps = store_.ListSweeps();
     if (sweeps.ok()) {
       for (const SweepStatus& s : *sweeps) {
@@ -253,6 +275,7 @@ class Metrics final : public CoordinatorMetrics, public prometheus::Collectable 
       workers_registered_.Set(static_cast<double>(workers->size()));
     }
     std::lock_guard<std::mutex> lock(mu_);
+    if (rebuild_ && Rebuild().ok()) rebuild_ = false;
     for (const auto& [sweep, targets] : scores_) {
       for (const auto& [target, arms] : targets) {
         const auto baseline = arms.find("baseline");
@@ -281,6 +304,7 @@ class Metrics final : public CoordinatorMetrics, public prometheus::Collectable 
   // The file_sd file: the /metrics address of every worker seen in the last hour.
   void WriteWorkerTargets() {
     if (options_.worker_sd_file.empty()) return;
+    std::lock_guard<std::mutex> lock(sd_mu_);  // read and write as one: the newest list wins
     auto workers = store_.Workers();
     if (!workers.ok()) return;
     std::vector<std::string> targets;
@@ -293,10 +317,12 @@ class Metrics final : public CoordinatorMetrics, public prometheus::Collectable 
     const std::string text =
         nlohmann::json::array({{{"targets", targets}, {"labels", nlohmann::json::object()}}})
             .dump(2);
-    std::lock_guard<std::mutex> lock(sd_mu_);
     if (text == written_sd_) return;
     const std::string tmp = options_.worker_sd_file + ".tmp";
-    std::ofstream(tmp) << text << "\n";
+    std::ofstream out(tmp);
+    out << text << "\n";
+    out.close();
+    if (!out) return;  // tried again at the next scrape or registration
     std::error_code ec;
     std::filesystem::rename(tmp, options_.worker_sd_file, ec);
     if (!ec) written_sd_ = text;
@@ -316,7 +342,9 @@ class Metrics final : public CoordinatorMetrics, public prometheus::Collectable 
   prometheus::Family<prometheus::Gauge>&arm_seeds_, &arm_accuracy_, &arm_gain_, &arm_paired_;
 
   std::mutex mu_;
-  std::unordered_map<int64_t, std::string> attempts_;  // current attempt -> sweep id
+  // Current attempts: sweep id and when they were leased (ms).
+  std::unordered_map<int64_t, std::pair<std::string, int64_t>> attempts_;
+  bool rebuild_ = false;  // a result of an unknown attempt came: re-read the store
   std::map<std::string, ArmScores> scores_;            // by sweep id
   std::mutex sd_mu_;
   std::string written_sd_;
@@ -328,6 +356,7 @@ class Metrics final : public CoordinatorMetrics, public prometheus::Collectable 
 class Handle final : public CoordinatorMetrics {
  public:
   explicit Handle(std::shared_ptr<Metrics> metrics) : metrics_(std::move(metrics)) {}
+  ~Handle() override { metrics_->Stop(); }
   int port() const override { return metrics_->port(); }
   void LeaseGranted(const Lease& lease, double seconds) override {
     metrics_->LeaseGranted(lease, seconds);

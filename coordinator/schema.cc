@@ -138,12 +138,17 @@ absl::Status CheckOwner(Database& db, int64_t version) {
 
 }  // namespace
 
-absl::Status MigrateSchema(Database& db) {
+absl::Status MigrateSchema(Database& db, bool migrate) {
   // Checked before anything is written, so a file this code must not touch stays as it was.
   auto version = PragmaValue(db, "user_version");
   if (!version.ok()) return version.status();
   if (auto s = CheckOwner(db, *version); !s.ok()) return s;
   if (*version == kSchemaVersion) return absl::OkStatus();
+  if (!migrate) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        db.path(), ": schema version ", *version, " is older than this seedproof's (",
+        kSchemaVersion, "); left as it is (run the study again with this seedproof to upgrade it)"));
+  }
   return db.Transaction([&]() -> absl::Status {
     // Another process may have migrated the file since the check; the write lock settles it.
     auto current = PragmaValue(db, "user_version");

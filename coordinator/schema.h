@@ -19,7 +19,8 @@ inline constexpr int32_t kApplicationId = 0x53505246;
 // Creates the tables in an empty database, or migrates an older schema, one
 // version at a time, in one transaction. FAILED_PRECONDITION naming the file when
 // the file's schema is newer than kSchemaVersion (both versions named), or when it
-// is another program's SQLite database.
-absl::Status MigrateSchema(Database& db);
+// is another program's SQLite database. With migrate false, a database of an
+// older (or no) schema is FAILED_PRECONDITION instead, and nothing is written.
+absl::Status MigrateSchema(Database& db, bool migrate = true);
 
 }  // namespace seedproof

@@ -241,6 +241,7 @@ class TrialsService final : public rpc::Trials::Service {
 
   // Before serving: where the events go.
   void UseMetrics(CoordinatorMetrics* metrics) { metrics_ = metrics; }
+  void OnTrialEnded(std::function<void()> callback) { trial_ended_ = std::move(callback); }
 
   grpc::Status Register(grpc::ServerContext* context, const rpc::RegisterRequest* request,
                         rpc::RegisterReply* reply) override {
@@ -344,7 +345,7 @@ class TrialsService final : public rpc::Trials::Service {
     if (!accepted.ok()) return ToGrpc(accepted.status());
     reply->set_accepted(*accepted);
     if (*accepted && metrics_ != nullptr) metrics_->TrialCompleted(request->attempt_id(), *result);
-    StartConfirmations(store_, NowMs()).IgnoreError();  // logged; the sweep ends without them
+    if (*accepted) trial_ended_();
     bell_.Ring();
     return grpc::Status::OK;
   }
@@ -356,7 +357,7 @@ class TrialsService final : public rpc::Trials::Service {
       return ToGrpc(s);
     }
     if (metrics_ != nullptr) metrics_->AttemptFailed(request->attempt_id());
-    StartConfirmations(store_, NowMs()).IgnoreError();
+    trial_ended_();
     bell_.Ring();
     return grpc::Status::OK;
   }
@@ -426,6 +427,7 @@ class TrialsService final : public rpc::Trials::Service {
   Doorbell& bell_;
   const CoordinatorOptions& options_;
   CoordinatorMetrics* metrics_ = nullptr;  // set before serving; nullptr: no metrics
+  std::function<void()> trial_ended_ = [] {};  // a trial may have ended: confirmations
 };
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
@@ -446,6 +448,7 @@ class Server final : public CoordinatorServer {
   ~Server() override {
     Shutdown();
     if (expiry_.joinable()) expiry_.join();
+    if (confirmer_.joinable()) confirmer_.join();
   }
 
   absl::Status Start() {
@@ -483,8 +486,28 @@ class Server final : public CoordinatorServer {
       auto expired = store_->ExpireLeases(std::numeric_limits<int64_t>::max());
       if (!expired.ok()) return expired.status();
     }
-    // A crash between the last result and the confirmation trials.
-    StartConfirmations(*store_, NowMs()).IgnoreError();
+    // Confirmation seeds: on one thread, off the RPC handlers (an analysis can take
+    // a while), woken when a trial ends, and every few seconds (after a crash
+    // between the last result and the confirmation trials, or an error).
+    trials_.OnTrialEnded([this] {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        confirm_ = true;
+      }
+      cv_.notify_all();
+    });
+    confirmer_ = std::thread([this] {
+      std::unique_lock<std::mutex> lock(mu_);
+      while (!stopping_) {
+        confirm_ = false;
+        lock.unlock();
+        // Errors leave the sweep ready: the next round tries again.
+        StartConfirmations(*store_, NowMs()).IgnoreError();
+        bell_.Ring();  // trials may have joined: wake the long polls
+        lock.lock();
+        cv_.wait_for(lock, std::chrono::seconds(5), [&] { return stopping_ || confirm_; });
+      }
+    });
     // Leases whose deadline passed go back to the queue.
     expiry_ = std::thread([this] {
       std::unique_lock<std::mutex> lock(mu_);
@@ -493,7 +516,8 @@ class Server final : public CoordinatorServer {
         auto expired = store_->ExpireLeases(NowMs());
         if (expired.ok() && *expired > 0) {
           if (metrics_) metrics_->LeasesExpired(*expired);
-          StartConfirmations(*store_, NowMs()).IgnoreError();
+          confirm_ = true;  // mu_ is held here
+          cv_.notify_all();
           bell_.Ring();
         }
       }
@@ -528,7 +552,8 @@ class Server final : public CoordinatorServer {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
-  std::thread expiry_;
+  bool confirm_ = false;  // a trial ended: look for sweeps ready for confirmation
+  std::thread expiry_, confirmer_;
 };
 
 }  // namespace

@@ -162,26 +162,37 @@ PairedBootstrap BootstrapPaired(std::span<const double> a, std::span<const doubl
   const size_t n = std::min(a.size(), b.size());
   PairedBootstrap result;
   if (n == 0) return result;
-  // beats[i * n + j]: seed i's arm score against seed j's baseline score.
-  std::vector<double> beats(n * n);
+  // U of a resample = sum_i w_i (weight of b below a_i + 1/2 weight of b equal to
+  // a_i), w the resample's counts. With b sorted once, the b's below and equal to
+  // each a_i are fixed ranges [0, below[i]) and [below[i], upto[i]): a resample
+  // costs one prefix sum of b's weights, O(n).
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return b[x] < b[y]; });
+  std::vector<double> sorted_b(n);
+  for (size_t k = 0; k < n; ++k) sorted_b[k] = b[order[k]];
+  std::vector<size_t> below(n), upto(n);
   for (size_t i = 0; i < n; ++i) {
-    for (size_t j = 0; j < n; ++j) beats[i * n + j] = Beats(a[i], b[j]);
+    below[i] = static_cast<size_t>(
+        std::lower_bound(sorted_b.begin(), sorted_b.end(), a[i]) - sorted_b.begin());
+    upto[i] = static_cast<size_t>(
+        std::upper_bound(sorted_b.begin(), sorted_b.end(), a[i]) - sorted_b.begin());
   }
   Rng rng(options.seed);
   const int resamples = std::max(1, options.resamples);
   std::vector<double> means(resamples), improvements(resamples);
   std::vector<int> count(n);
+  std::vector<double> prefix(n + 1);  // weight of the first k sorted b's
   const double size = static_cast<double>(n);
   for (int r = 0; r < resamples; ++r) {
     std::fill(count.begin(), count.end(), 0);
     for (size_t k = 0; k < n; ++k) ++count[rng.Below(n)];
+    for (size_t k = 0; k < n; ++k) prefix[k + 1] = prefix[k] + count[order[k]];
     double difference = 0, u = 0;
     for (size_t i = 0; i < n; ++i) {
       if (count[i] == 0) continue;
       difference += count[i] * (a[i] - b[i]);
-      double row = 0;
-      for (size_t j = 0; j < n; ++j) row += count[j] * beats[i * n + j];
-      u += count[i] * row;
+      u += count[i] * (prefix[below[i]] + 0.5 * (prefix[upto[i]] - prefix[below[i]]));
     }
     means[r] = difference / size;
     improvements[r] = u / (size * size);

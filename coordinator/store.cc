@@ -1050,7 +1050,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
   }
   auto db = Database::Open(path, kBusyTimeoutMs);
   if (!db.ok()) return db.status();
-  if (auto s = MigrateSchema(**db); !s.ok()) return s;
+  if (auto s = MigrateSchema(**db, options.migrate); !s.ok()) return s;
   if (auto s = UseWal(**db); !s.ok()) return s;
   if (auto s = (*db)->Prepare("PRAGMA foreign_keys = ON").Run(); !s.ok()) return s;
   auto store = std::make_unique<SqliteStore>(std::move(*db), options);

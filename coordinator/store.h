@@ -52,6 +52,9 @@ namespace seedproof {
 struct StoreOptions {
   int max_attempts = 3;      // failed or expired attempts after which a trial has failed
   int64_t lease_ms = 30000;  // a lease's deadline after its lease or last heartbeat
+  // Create or upgrade the schema. false (readers such as `seedproof report`): an
+  // older or empty database is FAILED_PRECONDITION and stays as it was.
+  bool migrate = true;
 };
 
 enum class SweepState { kRunning, kCancelled, kDone };

@@ -1123,9 +1123,21 @@ void SpecParser::ParseAnalysis(const Field& f) {
                         "a mapping like {seeds: 10, arms: robust}");
   if (!confirm) return;
   r_.Require(confirm->Get("seeds"));
-  // Fewer than 5 paired seeds can never be called anything (docs/REPORTS.md).
-  if (auto n = r_.Int(confirm->Get("seeds"), 5, 100000)) {
-    analysis.confirmation.seeds = static_cast<int>(*n);
+  // Fewer than 5 paired seeds can never be called anything (docs/REPORTS.md); nor
+  // can so few that the signed-rank test's smallest p (2 / 2^n) is not below alpha.
+  const Field seeds = confirm->Get("seeds");
+  if (auto n = r_.Int(seeds, 5, 100000)) {
+    int needed = 5;
+    while (2 * std::pow(0.5, needed) >= 1 - analysis.level) ++needed;
+    if (*n < needed) {
+      r_.errors().Add(seeds, absl::StrFormat("%d confirmation seeds can never show a gain at "
+                                             "level %g (the smallest p on %d seeds is %g); at "
+                                             "least %d are needed",
+                                             *n, analysis.level, *n, 2 * std::pow(0.5, *n),
+                                             needed));
+    } else {
+      analysis.confirmation.seeds = static_cast<int>(*n);
+    }
   }
   if (auto a = r_.Choice(confirm->Get("arms"), "arms to confirm", {"robust", "best"})) {
     analysis.confirmation.arms = *a == 0 ? ConfirmationSpec::Arms::kRobust

@@ -11,7 +11,8 @@
 namespace seedproof {
 
 absl::StatusOr<EpochStats> TrainEpoch(Model& model, const Dataset& data, int64_t batch_size,
-                                      uint64_t order_seed) {
+                                      uint64_t order_seed,
+                                      const std::function<void(double)>& on_step) {
   if (batch_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("batch_size must be >= 1, got ", batch_size));
   }
@@ -35,6 +36,7 @@ absl::StatusOr<EpochStats> TrainEpoch(Model& model, const Dataset& data, int64_t
   double loss_sum = 0.0;
   int64_t correct = 0;
   const auto start = std::chrono::steady_clock::now();
+  auto step_start = start;
   for (int64_t first = 0; first < n; first += batch_size) {
     const int64_t m = std::min(batch_size, n - first);
     for (int64_t i = 0; i < m; ++i) {
@@ -47,6 +49,11 @@ absl::StatusOr<EpochStats> TrainEpoch(Model& model, const Dataset& data, int64_t
     if (!loss.ok()) return loss.status();
     ++stats.steps;
     stats.examples += m;
+    if (on_step) {
+      const auto now = std::chrono::steady_clock::now();
+      on_step(std::chrono::duration<double>(now - step_start).count());
+      step_start = now;
+    }
     if (!std::isfinite(*loss)) {
       stats.finite = false;
       break;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "absl/status/statusor.h"
 #include "backends/backend.h"
@@ -22,7 +23,9 @@ struct EpochStats {
 // One pass over `data` in batches of batch_size (the last one may be smaller), in
 // an order drawn from order_seed (Fisher-Yates with seedproof::Rng: the same seed
 // gives the same order everywhere). Stops at the first non-finite loss.
+// on_step, when given, gets each step's wall time (batch gathering included).
 absl::StatusOr<EpochStats> TrainEpoch(Model& model, const Dataset& data, int64_t batch_size,
-                                      uint64_t order_seed);
+                                      uint64_t order_seed,
+                                      const std::function<void(double)>& on_step = {});
 
 }  // namespace seedproof

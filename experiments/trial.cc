@@ -162,7 +162,8 @@ class TrialRunner {
       record.phase = phase_index;
       record.epoch = static_cast<int>(result_.epochs.size()) + 1;
       auto stats = TrainEpoch(model, train, phase.batch_size,
-                              StreamSeed(trial_.seeds.order, static_cast<uint64_t>(record.epoch)));
+                              StreamSeed(trial_.seeds.order, static_cast<uint64_t>(record.epoch)),
+                              ctx_.on_step);
       if (!stats.ok()) return stats.status();
       if (!stats->finite) {
         result_.outcome = TrialOutcome::kDiverged;

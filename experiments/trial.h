@@ -116,6 +116,8 @@ struct TrialContext {
   bool feature_cache = true;
   // Called after each epoch (progress, metrics streaming); may be empty.
   std::function<void(const EpochRecord&)> on_epoch;
+  // Called after each training step with its wall time (metrics); may be empty.
+  std::function<void(double)> on_step;
   // Asked before every epoch; true ends the trial with CANCELLED (a worker
   // stopping, or a lease the coordinator took back). May be empty.
   std::function<bool()> should_stop;

@@ -55,7 +55,7 @@ class Metrics final : public WorkerMetrics, public prometheus::Collectable {
                      .Add({})),
         step_(BuildHistogram()
                   .Name("seedproof_worker_step_seconds")
-                  .Help("Mean training-step time of each epoch (one observation per epoch)")
+                  .Help("Wall time of each training step (batch gathering included)")
                   .Register(*registry_)
                   .Add({}, kStepBuckets)),
         allreduce_(BuildHistogram()
@@ -99,6 +99,8 @@ class Metrics final : public WorkerMetrics, public prometheus::Collectable {
     return absl::OkStatus();
   }
   void Expose(const std::shared_ptr<Metrics>& self) { exposer_->RegisterCollectable(self); }
+  // Stops serving (joins the HTTP threads) before the owner lets go.
+  void Stop() { exposer_.reset(); }
 
   int port() const override { return port_; }
   void TrialStarted(TrialKind kind) override { SetKind(TrialKindName(kind)); }
@@ -109,8 +111,8 @@ class Metrics final : public WorkerMetrics, public prometheus::Collectable {
   void EpochDone(const EpochRecord& e) override {
     if (e.seconds <= 0 || e.steps <= 0) return;
     samples_.Set(static_cast<double>(e.examples) / e.seconds);
-    step_.Observe(e.seconds / static_cast<double>(e.steps));
   }
+  void StepDone(double seconds) override { step_.Observe(seconds); }
   void CoordinatorAnswered() override { last_answer_ = SteadySeconds(); }
   std::unique_ptr<GradientReducer> TimedReducer(GradientReducer* inner) override {
     return std::make_unique<Timed>(inner ? *inner : LocalGradientReducer(), allreduce_);
@@ -143,10 +145,12 @@ class Metrics final : public WorkerMetrics, public prometheus::Collectable {
 class Handle final : public WorkerMetrics {
  public:
   explicit Handle(std::shared_ptr<Metrics> m) : m_(std::move(m)) {}
+  ~Handle() override { m_->Stop(); }
   int port() const override { return m_->port(); }
   void TrialStarted(TrialKind kind) override { m_->TrialStarted(kind); }
   void TrialEnded(const std::string& outcome) override { m_->TrialEnded(outcome); }
   void EpochDone(const EpochRecord& epoch) override { m_->EpochDone(epoch); }
+  void StepDone(double seconds) override { m_->StepDone(seconds); }
   void CoordinatorAnswered() override { m_->CoordinatorAnswered(); }
   std::unique_ptr<GradientReducer> TimedReducer(GradientReducer* inner) override {
     return m_->TimedReducer(inner);

@@ -22,8 +22,10 @@ class WorkerMetrics {
 
   virtual void TrialStarted(TrialKind kind) = 0;
   virtual void TrialEnded(const std::string& outcome) = 0;  // completed, diverged, failed, released
-  // The epoch's throughput and its mean training-step time.
+  // The epoch's throughput.
   virtual void EpochDone(const EpochRecord& epoch) = 0;
+  // One training step's wall time.
+  virtual void StepDone(double seconds) = 0;
   // The coordinator answered a heartbeat or a lease poll.
   virtual void CoordinatorAnswered() = 0;
   // A reducer that times each Reduce of `inner` (nullptr: the local one).

@@ -302,6 +302,7 @@ absl::Status RunWorker(const WorkerOptions& options, const std::atomic<bool>* st
         heartbeat.QueueEpoch(TrialResultToJson(one)["epochs"][0].dump());
         if (metrics) metrics->EpochDone(e);
       };
+      if (metrics) ctx.on_step = [&](double seconds) { metrics->StepDone(seconds); };
       result = RunTrial(trial, ctx);
     }
 

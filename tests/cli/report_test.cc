@@ -2,6 +2,10 @@
 // by the tests), in every format, from a run folder, a results file and a
 // running study; confirmation seeds end to end; bad input of every kind; and the
 // HTML page in headless Chromium.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -53,19 +57,29 @@ std::string ReadFile(const fs::path& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-// Runs the study into a folder once per test process (CTest runs each test in its
-// own process, several at once: each has its own folder).
+// Runs the study once per CTest run: CTest runs each test in its own process,
+// several at once, so the first one (under a file lock) runs it into a folder
+// named by CTest's pid and the seedproof binary's build time; the others reuse it.
 const fs::path& StudyFolder() {
   static const fs::path out = [] {
-    const fs::path spec = WriteFile(absl::StrCat("report_study_", getpid(), ".yaml"),
-                                    absl::StrReplaceAll(kSpec, {{"EXTRA", ""}}));
-    const fs::path dir = Temp(absl::StrCat("report_study_run_", getpid()));
-    fs::remove_all(dir);
-    const CommandRun run = RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", dir.string()));
-    EXPECT_EQ(run.exit_code, 0) << run.err;
-    // The run ends with the verdict table and where the report is.
-    EXPECT_THAT(run.out, HasSubstr("reuse1/frozen/dense"));
-    EXPECT_THAT(run.out, HasSubstr(absl::StrCat("report: ", (dir / "report.html").string())));
+    const auto built = fs::last_write_time(seedproof::testing_support::kSeedproof);
+    const fs::path dir = Temp(absl::StrCat("report_study_run_", getppid(), "_",
+                                           built.time_since_epoch().count()));
+    const int lock = open((dir.string() + ".lock").c_str(), O_CREAT | O_RDWR, 0644);
+    flock(lock, LOCK_EX);
+    if (!fs::exists(dir / "report.json")) {
+      fs::remove_all(dir);
+      const fs::path spec = WriteFile(absl::StrCat("report_study_", getpid(), ".yaml"),
+                                      absl::StrReplaceAll(kSpec, {{"EXTRA", ""}}));
+      const CommandRun run =
+          RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", dir.string()));
+      EXPECT_EQ(run.exit_code, 0) << run.err;
+      // The run ends with the verdict table and where the report is.
+      EXPECT_THAT(run.out, HasSubstr("reuse1/frozen/dense"));
+      EXPECT_THAT(run.out, HasSubstr(absl::StrCat("report: ", (dir / "report.html").string())));
+    }
+    flock(lock, LOCK_UN);
+    close(lock);
     return dir;
   }();
   return out;
@@ -260,6 +274,12 @@ TEST(SeedproofReportBadInput, DamagedResultsFilesNameTheLine) {
   no_spec["sweep"].erase("spec_text");
   nlohmann::json bad_spec = lines[0];
   bad_spec["sweep"]["spec_text"] = "name: x\nseeds: zero\n";
+  nlohmann::json trials_text = lines[0];
+  trials_text["sweep"]["trials"] = "x";
+  nlohmann::json state_number = lines[0];
+  state_number["sweep"]["state"] = 5;
+  nlohmann::json spec_list = lines[0];
+  spec_list["sweep"]["spec"] = nlohmann::json::array();
   nlohmann::json no_accuracy = lines[2];
   no_accuracy.erase("test_accuracy");
   const std::string header = lines[0].dump() + "\n";
@@ -271,6 +291,11 @@ TEST(SeedproofReportBadInput, DamagedResultsFilesNameTheLine) {
       {"torn_line", header + lines[1].dump() + "\n{\"trial_id\": \"ab", ":3: not a JSON object"},
       {"missing_field", header + lines[1].dump() + "\n" + no_accuracy.dump() + "\n",
        ":3: result: test_accuracy"},
+      // Blank lines are skipped, but the line numbers are the file's.
+      {"blank_lines", header + "\n\n" + lines[1].dump() + "\n[1, 2]\n", ":5: not a JSON object"},
+      {"trials_text", trials_text.dump() + "\n", ":1: sweep.trials: expected a trial count"},
+      {"state_number", state_number.dump() + "\n", ":1: sweep.state: expected a string"},
+      {"spec_list", spec_list.dump() + "\n", ":1: sweep.spec: expected a string"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);

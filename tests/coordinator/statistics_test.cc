@@ -3,6 +3,7 @@
 // same functions independently (scipy_check.py).
 #include "coordinator/statistics.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -124,6 +125,31 @@ TEST(Statistics, BootstrapIsReproducibleAndCoversTheMean) {
   EXPECT_NE(first.mean_difference.low, other.mean_difference.low);
 }
 
+TEST(Statistics, BootstrapProbabilityOfImprovementIsUOfEachResample) {
+  // Ties inside a, inside b and across them.
+  const std::vector<double> a = {0.90, 0.95, 0.95, 0.97, 0.91, 0.93, 0.93};
+  const std::vector<double> b = {0.93, 0.90, 0.96, 0.95, 0.92, 0.93, 0.89};
+  const BootstrapOptions options{.resamples = 500, .level = 0.9, .seed = 7};
+  // The same resamples drawn here, U counted pair by pair.
+  Rng rng(options.seed);
+  std::vector<double> improvements;
+  for (int r = 0; r < options.resamples; ++r) {
+    std::vector<double> ra, rb;
+    for (size_t k = 0; k < a.size(); ++k) {
+      const size_t i = rng.Below(a.size());
+      ra.push_back(a[i]);
+      rb.push_back(b[i]);
+    }
+    improvements.push_back(ProbabilityOfImprovement(ra, rb));
+  }
+  std::sort(improvements.begin(), improvements.end());
+  const PairedBootstrap bootstrap = BootstrapPaired(a, b, options);
+  EXPECT_DOUBLE_EQ(bootstrap.probability_of_improvement.low,
+                   QuantileOfSorted(improvements, 0.05));
+  EXPECT_DOUBLE_EQ(bootstrap.probability_of_improvement.high,
+                   QuantileOfSorted(improvements, 0.95));
+}
+
 // A study of `arms` arms on `seeds` paired seeds. Every score is a shared seed
 // effect plus independent noise; arm 0 gets `planted` times the standard
 // deviation of the within-seed difference (arm minus baseline on one seed).
@@ -189,6 +215,28 @@ TEST(StatisticsSimulation, APlantedGainOfOneStandardDeviationIsFoundInEightyPerc
               found, kStudies, false_calls, 9 * kStudies);
   EXPECT_GE(found, kStudies * 80 / 100);
   EXPECT_LE(false_calls, 9 * kStudies * 5 / 100);
+}
+
+TEST(Verdicts, EqualCountDifferencesTieWhateverTheAccuraciesAre) {
+  // Gains of k test examples out of 2,000, each from two accuracies rounded to
+  // counts: (base + k) / 2000 - base / 2000 is not always k / 2000 in doubles.
+  const std::vector<int> k = {3, -3, -1, 0, -3, 1, 3, -2, -1, -3};
+  std::vector<int> seeds;
+  std::vector<double> arm, base, exact;
+  for (size_t i = 0; i < k.size(); ++i) {
+    seeds.push_back(static_cast<int>(i));
+    const int b = 1900 + 7 * static_cast<int>(i);
+    base.push_back(b / 2000.0);
+    arm.push_back((b + k[i]) / 2000.0);
+    exact.push_back(k[i] / 2000.0);
+  }
+  const AnalysisOptions options;
+  const ArmAnalysis a = ComparePaired("a", "baseline", seeds, arm, base, 0.01, options, 1 / 2000.0);
+  const SignedRankResult reference = WilcoxonSignedRank(exact);
+  EXPECT_DOUBLE_EQ(a.wilcoxon.w_plus, 16);  // mid-ranks: |1| 2, |2| 4, |3| 7
+  EXPECT_DOUBLE_EQ(a.wilcoxon.w_plus, reference.w_plus);
+  EXPECT_DOUBLE_EQ(a.wilcoxon.p_value, reference.p_value);
+  EXPECT_EQ(a.ties, 1);
 }
 
 TEST(Verdicts, TooFewSeedsBelowFive) {

@@ -225,6 +225,23 @@ TEST_F(StoreTest, MigratesAVersionOneDatabaseKeepingItsSweeps) {
   EXPECT_EQ(Status(id).state, SweepState::kDone);  // a v1 sweep never awaits confirmation
 }
 
+TEST_F(StoreTest, AReaderLeavesAnOlderDatabaseAsItIs) {
+  Submit(ScratchPlan(1));
+  store_.reset();
+  ASSERT_TRUE(Raw()->Exec("ALTER TABLE sweeps DROP COLUMN awaiting_confirmation;"
+                          "PRAGMA user_version = 1;").ok());
+  StoreOptions reader;
+  reader.migrate = false;
+  auto store = Store::Open(path_, reader);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(store.status().message(), HasSubstr("schema version 1 is older"));
+  EXPECT_THAT(store.status().message(), HasSubstr(path_));
+  EXPECT_EQ(RawInt("PRAGMA user_version"), 1);
+  Reopen();  // the coordinator itself still upgrades it
+  EXPECT_EQ(RawInt("PRAGMA user_version"), kSchemaVersion);
+}
+
 TEST_F(StoreTest, NewerSchemaIsAClearErrorNamingFileAndVersions) {
   store_.reset();
   ASSERT_TRUE(Raw()->Prepare("PRAGMA user_version = 99").Run().ok());
