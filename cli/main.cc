@@ -48,7 +48,8 @@ const CLI::Validator kListenAddress(
         }
         return parts == 4 ? "" : expected;
       }
-      return host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") ==
+      return host.find_first_not_of(
+                 "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") ==
                      std::string::npos
                  ? ""
                  : expected;
@@ -96,8 +97,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   run_cmd->add_option("--backend", run.backend)->capture_default_str();
-  run_cmd->add_option("--metrics-listen", run.metrics_listen,
-                      "Serve Prometheus /metrics here (coordinator; workers on free ports)")
+  run_cmd
+      ->add_option("--metrics-listen", run.metrics_listen,
+                   "Serve Prometheus /metrics here (coordinator; workers on free ports)")
       ->check(kListenAddress);
 
   CLI::App* bench_cmd = app.add_subcommand("bench", "Benchmarks (JSON lines on stdout)");

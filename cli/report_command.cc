@@ -53,7 +53,8 @@ absl::StatusOr<std::pair<std::string, std::string>> LoadSource(const ReportComma
   if (o.source.empty() || o.source.find('/') != std::string::npos ||
       o.source.find('.') != std::string::npos) {
     return absl::NotFoundError(absl::StrCat(
-        o.source, ": no such file or folder (expected a results file, a run folder or a sweep id)"));
+        o.source,
+        ": no such file or folder (expected a results file, a run folder or a sweep id)"));
   }
   auto token = ReadToken(o.client.token_file);
   if (!token.ok()) return token.status();
@@ -77,8 +78,8 @@ absl::StatusOr<AnalysisOptions> OptionsFor(const ReportCommandOptions& o, const 
       }
     }
     if (!known) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--correction: unknown '", o.correction, "'; expected one of: holm, bh, none"));
+      return absl::InvalidArgumentError(absl::StrCat("--correction: unknown '", o.correction,
+                                                     "'; expected one of: holm, bh, none"));
     }
   }
   for (const std::string& pair : o.compare) {
@@ -88,8 +89,8 @@ absl::StatusOr<AnalysisOptions> OptionsFor(const ReportCommandOptions& o, const 
     }
     std::vector<std::string> arms = absl::StrSplit(pair, ',');
     if (arms.size() != 2 || arms[0].empty() || arms[1].empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--compare: expected ARM,OTHER_ARM or all, got '", pair, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--compare: expected ARM,OTHER_ARM or all, got '", pair, "'"));
     }
     options.comparisons.emplace_back(arms[0], arms[1]);
   }
@@ -101,8 +102,8 @@ absl::StatusOr<AnalysisOptions> OptionsFor(const ReportCommandOptions& o, const 
 int ReportCommand(const ReportCommandOptions& o) {
   const auto format = ParseReportFormat(o.format);
   if (!format) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("--format: unknown '", o.format, "'; expected one of: table, json, md, html")));
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--format: unknown '", o.format, "'; expected one of: table, json, md, html")));
   }
   auto source = LoadSource(o);
   if (!source.ok()) return Fail(source.status());

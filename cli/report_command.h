@@ -14,13 +14,13 @@ namespace seedproof {
 
 struct ReportCommandOptions {
   std::string source;
-  std::string format = "table";  // table, json, md, html
-  std::string out;               // file; empty or "-": stdout
-  std::optional<double> level;   // overrides the spec's analysis.level
-  std::string correction;        // overrides the spec's analysis.correction
+  std::string format = "table";      // table, json, md, html
+  std::string out;                   // file; empty or "-": stdout
+  std::optional<double> level;       // overrides the spec's analysis.level
+  std::string correction;            // overrides the spec's analysis.correction
   std::vector<std::string> compare;  // "ARM,OTHER" pairs; "all": every pair of arms
   int resamples = 10000;
-  ClientOptions client;          // when source is a sweep id
+  ClientOptions client;  // when source is a sweep id
 };
 
 // Exit 0; 1 when the results cannot be had; 2 for bad options or a bad file.

@@ -63,10 +63,9 @@ ArmAnalysis ComparePaired(std::string name, std::string against, std::vector<int
   a.against_mean = Mean(a.against_scores);
   a.mean_gain = Mean(a.gains);
   a.iqm_gain = InterquartileMean(a.gains);
-  const PairedBootstrap bootstrap =
-      BootstrapPaired(a.scores, a.against_scores,
-                      {.resamples = options.resamples, .level = options.level,
-                       .seed = options.bootstrap_seed});
+  const PairedBootstrap bootstrap = BootstrapPaired(
+      a.scores, a.against_scores,
+      {.resamples = options.resamples, .level = options.level, .seed = options.bootstrap_seed});
   a.gain_ci = bootstrap.mean_difference;
   a.p_improvement = ProbabilityOfImprovement(a.scores, a.against_scores);
   a.p_improvement_ci = bootstrap.probability_of_improvement;
@@ -109,23 +108,24 @@ void Decide(ArmAnalysis& a, int family_size, const AnalysisOptions& options) {
     return;
   }
   const bool significant = a.wilcoxon_p_adjusted < alpha;
-  const std::string test = absl::StrFormat("Wilcoxon p = %.3g (%s-corrected)",
-                                           a.wilcoxon_p_adjusted, CorrectionName(options.correction));
+  const std::string test =
+      absl::StrFormat("Wilcoxon p = %.3g (%s-corrected)", a.wilcoxon_p_adjusted,
+                      CorrectionName(options.correction));
   const std::string interval = absl::StrFormat("%.0f%% interval [%s, %s]", 100 * options.level,
                                                Points(a.gain_ci.low), Points(a.gain_ci.high));
   if (significant && a.gain_ci.low > 0 && a.diverged == 0) {
     a.verdict = Verdict::kRobustGain;
-    a.reason = absl::StrCat(test, " < ", absl::StrFormat("%g", alpha), " and ", interval,
-                            " above zero");
+    a.reason =
+        absl::StrCat(test, " < ", absl::StrFormat("%g", alpha), " and ", interval, " above zero");
   } else if (significant && a.gain_ci.high < 0) {
     a.verdict = Verdict::kRobustLoss;
-    a.reason = absl::StrCat(test, " < ", absl::StrFormat("%g", alpha), " and ", interval,
-                            " below zero");
+    a.reason =
+        absl::StrCat(test, " < ", absl::StrFormat("%g", alpha), " and ", interval, " below zero");
   } else if (a.large_gains > 0 && a.large_losses > 0) {
     a.verdict = Verdict::kSeedDependent;
-    a.reason = absl::StrCat("gains beyond ", Points(a.large_step), " on ", a.large_gains,
-                            " seeds, losses beyond ", Points(-a.large_step), " on ",
-                            a.large_losses);
+    a.reason =
+        absl::StrCat("gains beyond ", Points(a.large_step), " on ", a.large_gains,
+                     " seeds, losses beyond ", Points(-a.large_step), " on ", a.large_losses);
   } else if (a.gain_ci.low <= 0 && a.gain_ci.high >= 0 && a.best_seed_gain > a.large_step) {
     a.verdict = Verdict::kSeedDependent;
     a.reason = absl::StrCat(interval, " straddles zero while seed ", a.best_seed, " alone shows ",
@@ -256,8 +256,8 @@ absl::StatusOr<StudyAnalysis> AnalyzeStudy(const StudyResults& study,
     for (const std::string& first : arm_names) {
       for (const std::string& second : arm_names) {
         if ((a != "*" && a != first) || (b != "*" && b != second) || first == second) continue;
-        const bool seen = std::any_of(
-            comparison_pairs.begin(), comparison_pairs.end(), [&](const auto& p) {
+        const bool seen =
+            std::any_of(comparison_pairs.begin(), comparison_pairs.end(), [&](const auto& p) {
               return (p.first == first && p.second == second) ||
                      (p.first == second && p.second == first);
             });
@@ -301,10 +301,10 @@ absl::StatusOr<StudyAnalysis> AnalyzeStudy(const StudyResults& study,
           Pair(name, "baseline", task.name, side, baseline, 0, explore, large_step, options));
       out.curves.push_back(CurveOf(name, task.name, side, explore));
       if (spec.analysis.confirmation.seeds > 0 &&
-          std::any_of(side.begin(), side.end(), [&](const auto& s) { return s.first >= explore; })) {
-        confirmations.push_back(
-            Pair(name, "baseline", task.name, side, baseline, explore, confirm_end, large_step,
-                 options));
+          std::any_of(side.begin(), side.end(),
+                      [&](const auto& s) { return s.first >= explore; })) {
+        confirmations.push_back(Pair(name, "baseline", task.name, side, baseline, explore,
+                                     confirm_end, large_step, options));
         confirmation_arm.push_back(out.arms.size() - 1);
       }
     }
@@ -321,8 +321,7 @@ absl::StatusOr<StudyAnalysis> AnalyzeStudy(const StudyResults& study,
     const bool replicated = confirmations[i].verdict == Verdict::kRobustGain;
     out.confirmations[confirmation_arm[i]] = Confirmation{std::move(confirmations[i]), replicated};
   }
-  out.expected_best_under_luck =
-      ExpectedMaxOfN(null_gains, static_cast<int>(out.arms.size()));
+  out.expected_best_under_luck = ExpectedMaxOfN(null_gains, static_cast<int>(out.arms.size()));
   return out;
 }
 

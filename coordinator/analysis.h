@@ -37,13 +37,13 @@ struct AnalysisOptions {
 // seeds where both completed. Scores and gains are test accuracies (fractions:
 // 0.01 is one percentage point).
 struct ArmAnalysis {
-  std::string name;                 // the arm
-  std::string target;               // the target task
+  std::string name;    // the arm
+  std::string target;  // the target task
   std::string against = "baseline";
   Verdict verdict = Verdict::kTooFewSeeds;
   std::string reason;  // the rule that decided, in words
 
-  std::vector<int> seeds;  // paired seed indices, ascending
+  std::vector<int> seeds;                             // paired seed indices, ascending
   std::vector<double> scores, against_scores, gains;  // parallel to seeds
   int n_seeds = 0;
   int diverged = 0;  // seeds on which this arm diverged and `against` did not (not paired)
@@ -71,19 +71,19 @@ struct TargetSummary {
   std::string name;
   double baseline_mean = 0;  // mean test accuracy of the baseline
   int64_t test_examples = 0;
-  double noise_floor = 0;    // sqrt(p (1 - p) / n): one standard error of a test accuracy
+  double noise_floor = 0;  // sqrt(p (1 - p) / n): one standard error of a test accuracy
 };
 
 // Mean and spread of a validation-accuracy curve across seeds, per epoch.
 struct LearningCurve {
-  std::string name, target;  // an arm, or "baseline"
+  std::string name, target;             // an arm, or "baseline"
   std::vector<double> mean, low, high;  // low/high: the 25th and 75th percentiles
   int seeds = 0;
 };
 
 // Confirmation: an arm re-run on fresh seeds, judged on those seeds alone.
 struct Confirmation {
-  ArmAnalysis analysis;   // on the confirmation seeds; family = the confirmed arms
+  ArmAnalysis analysis;     // on the confirmation seeds; family = the confirmed arms
   bool replicated = false;  // analysis.verdict == robust_gain
 };
 
@@ -91,13 +91,13 @@ struct StudyAnalysis {
   std::string sweep, sweep_id;
   std::string metric = "test_accuracy";
   AnalysisOptions options;
-  int exploration_seeds = 0;     // seeds 0..n-1 explore; later ones confirm
+  int exploration_seeds = 0;      // seeds 0..n-1 explore; later ones confirm
   ConfirmationSpec confirmation;  // from the spec
   int trials_total = 0, trials_finished = 0;
-  bool complete = false;         // every trial of the sweep has finished
+  bool complete = false;  // every trial of the sweep has finished
   std::vector<TargetSummary> targets;
-  std::vector<ArmAnalysis> arms;          // against the baseline, in spec order per target
-  std::vector<ArmAnalysis> comparisons;   // arm against arm, as asked for
+  std::vector<ArmAnalysis> arms;         // against the baseline, in spec order per target
+  std::vector<ArmAnalysis> comparisons;  // arm against arm, as asked for
   std::vector<std::optional<Confirmation>> confirmations;  // parallel to arms
   // Luck alone: the expected best of arms.size() one-seed comparisons if every arm
   // were the baseline itself on another seed (Dodge's expected maximum over the
@@ -110,8 +110,8 @@ struct StudyAnalysis {
 struct StudyResults {
   std::string sweep, sweep_id;
   SweepSpec spec;
-  int trials_total = 0;       // in the sweep now (confirmation trials join later)
-  bool finished = false;      // the sweep is done or cancelled
+  int trials_total = 0;              // in the sweep now (confirmation trials join later)
+  bool finished = false;             // the sweep is done or cancelled
   std::vector<TrialResult> results;  // pretrain results are ignored
 };
 

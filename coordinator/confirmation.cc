@@ -29,8 +29,8 @@ absl::Status Confirm(Store& store, const std::string& sweep_id, int64_t now_ms) 
   for (const std::string& line : *lines) {
     auto result = TrialResultFromJson(nlohmann::json::parse(line, nullptr, false));
     if (!result.ok()) {
-      return absl::DataLossError(absl::StrCat("sweep ", sweep_id, ": a stored result: ",
-                                              result.status().message()));
+      return absl::DataLossError(
+          absl::StrCat("sweep ", sweep_id, ": a stored result: ", result.status().message()));
     }
     study.results.push_back(*std::move(result));
   }
@@ -58,8 +58,7 @@ absl::Status StartConfirmations(Store& store, int64_t now_ms) {
   for (const std::string& sweep_id : store.SweepsReadyForConfirmation()) {
     absl::Status s = Confirm(store, sweep_id, now_ms);
     if (s.ok()) continue;
-    if (s.code() != absl::StatusCode::kInvalidArgument &&
-        s.code() != absl::StatusCode::kDataLoss) {
+    if (s.code() != absl::StatusCode::kInvalidArgument && s.code() != absl::StatusCode::kDataLoss) {
       if (first_error.ok()) first_error = s;  // perhaps passing: the caller tries again later
       continue;
     }

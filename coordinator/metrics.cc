@@ -33,8 +33,9 @@ int64_t NowMs() {
 }
 
 constexpr TrialKind kKinds[] = {TrialKind::kPretrain, TrialKind::kScratch, TrialKind::kTransfer};
-constexpr TrialState kStates[] = {TrialState::kPending, TrialState::kLeased,  TrialState::kDone,
-                                  TrialState::kFailed,  TrialState::kBlocked, TrialState::kCancelled};
+constexpr TrialState kStates[] = {TrialState::kPending, TrialState::kLeased,
+                                  TrialState::kDone,    TrialState::kFailed,
+                                  TrialState::kBlocked, TrialState::kCancelled};
 
 // Test accuracies of completed trials, per sweep, target, arm ("baseline" too) and seed.
 using ArmScores = std::map<std::string, std::map<std::string, std::map<int, double>>>;
@@ -138,12 +139,13 @@ class Metrics final : public CoordinatorMetrics, public prometheus::Collectable 
       const std::string name = TrialKindName(kind);
       completions_.Add({{"kind", name}});
       const size_t k = static_cast<size_t>(kind);
-      lease_latency_by_kind_[k] = &lease_latency_.Add({{"kind", name}}, prometheus::Histogram::BucketBoundaries{
-                                               0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
-                                               0.1, 0.2, 0.5, 1, 2, 5, 10, 30});
-      trial_duration_by_kind_[k] = &trial_duration_.Add({{"kind", name}}, prometheus::Histogram::BucketBoundaries{
-                                                0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 300,
-                                                1000, 3000});
+      lease_latency_by_kind_[k] = &lease_latency_.Add(
+          {{"kind", name}},
+          prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
+                                                  0.1, 0.2, 0.5, 1, 2, 5, 10, 30});
+      trial_duration_by_kind_[k] = &trial_duration_.Add(
+          {{"kind", name}}, prometheus::Histogram::BucketBoundaries{0.01, 0.03, 0.1, 0.3, 1, 3, 10,
+                                                                    30, 100, 300, 1000, 3000});
     }
   }
 
@@ -208,9 +210,8 @@ class Metrics final : public CoordinatorMetrics, public prometheus::Collectable 
     // Expired attempts are not named: forget every attempt leased over an hour
     // ago (one that still completes makes the next scrape re-read the store).
     std::lock_guard<std::mutex> lock(mu_);
-    std::erase_if(attempts_, [now = NowMs()](const auto& a) {
-      return now - a.second.second > 3600 * 1000;
-    });
+    std::erase_if(attempts_,
+                  [now = NowMs()](const auto& a) { return now - a.second.second > 3600 * 1000; });
   }
   void WorkerRegistered() override { WriteWorkerTargets(); }
 
@@ -334,8 +335,8 @@ class Metrics final : public CoordinatorMetrics, public prometheus::Collectable 
   prometheus::Counter &leases_, &retries_, &failures_, &expired_, &released_;
   prometheus::Family<prometheus::Counter>& completions_;
   prometheus::Family<prometheus::Histogram>&lease_latency_, &trial_duration_;
-  prometheus::Family<prometheus::Gauge>&trials_, &sweep_total_, &sweep_finished_,
-      &sweep_progress_, &sweep_running_, &sweep_info_;
+  prometheus::Family<prometheus::Gauge>&trials_, &sweep_total_, &sweep_finished_, &sweep_progress_,
+      &sweep_running_, &sweep_info_;
   prometheus::Gauge &workers_live_, &workers_registered_;
   // By TrialKind's value (1..3).
   std::array<prometheus::Histogram*, 4> lease_latency_by_kind_{}, trial_duration_by_kind_{};
@@ -345,7 +346,7 @@ class Metrics final : public CoordinatorMetrics, public prometheus::Collectable 
   // Current attempts: sweep id and when they were leased (ms).
   std::unordered_map<int64_t, std::pair<std::string, int64_t>> attempts_;
   bool rebuild_ = false;  // a result of an unknown attempt came: re-read the store
-  std::map<std::string, ArmScores> scores_;            // by sweep id
+  std::map<std::string, ArmScores> scores_;  // by sweep id
   std::mutex sd_mu_;
   std::string written_sd_;
   std::unique_ptr<prometheus::Exposer> exposer_;

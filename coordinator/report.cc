@@ -94,9 +94,9 @@ std::vector<std::string> Preamble(const StudyAnalysis& s) {
       s.sweep, s.sweep_id, 100 * s.options.level, s.options.resamples,
       CorrectionName(s.options.correction), static_cast<int>(s.arms.size())));
   if (!s.complete) {
-    lines.push_back(absl::StrFormat(
-        "RUNNING: %d of %d trials finished; verdicts are on the seeds done so far",
-        s.trials_finished, s.trials_total));
+    lines.push_back(
+        absl::StrFormat("RUNNING: %d of %d trials finished; verdicts are on the seeds done so far",
+                        s.trials_finished, s.trials_total));
   }
   for (const TargetSummary& t : s.targets) {
     lines.push_back(absl::StrFormat(
@@ -144,8 +144,9 @@ struct Row {
 
 std::vector<std::string> RowCells(const StudyAnalysis& s, const ArmAnalysis& a) {
   const std::string best =
-      a.best_seed >= 0 ? absl::StrFormat("%s (seed %d)", FormatPoints(a.best_seed_gain), a.best_seed)
-                       : "-";
+      a.best_seed >= 0
+          ? absl::StrFormat("%s (seed %d)", FormatPoints(a.best_seed_gain), a.best_seed)
+          : "-";
   return {ArmLabel(s, a),
           VerdictWords(a.verdict),
           absl::StrFormat("%s [%s, %s]", FormatPoints(a.mean_gain), FormatPoints(a.gain_ci.low),
@@ -158,9 +159,8 @@ std::vector<std::string> RowCells(const StudyAnalysis& s, const ArmAnalysis& a) 
           absl::StrFormat("%.0f%%", 100 * a.share_seeds_gain)};
 }
 
-const std::vector<std::string> kHeader = {
-    "arm", "verdict", "gain, points [CI]", "P(>base) [CI]", "p adj", "W/T/L", "best seed",
-    "seeds gaining"};
+const std::vector<std::string> kHeader = {"arm",   "verdict", "gain, points [CI]", "P(>base) [CI]",
+                                          "p adj", "W/T/L",   "best seed",         "seeds gaining"};
 
 std::string Table(const std::vector<std::string>& header, const std::vector<Row>& rows,
                   bool color) {
@@ -174,7 +174,8 @@ std::string Table(const std::vector<std::string>& header, const std::vector<Row>
     std::string text;
     for (size_t c = 0; c < cells.size(); ++c) {
       std::string cell = absl::StrFormat("%-*s", static_cast<int>(width[c]), cells[c]);
-      if (row != nullptr && c == 1 && color) cell = absl::StrCat(Colour(row->verdict), cell, "\033[0m");
+      if (row != nullptr && c == 1 && color)
+        cell = absl::StrCat(Colour(row->verdict), cell, "\033[0m");
       absl::StrAppend(&text, c == 0 ? "" : "  ", cell);
     }
     text.erase(text.find_last_not_of(' ') + 1);

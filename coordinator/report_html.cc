@@ -13,8 +13,8 @@ namespace seedproof {
 namespace {
 
 std::string Escape(const std::string& text) {
-  return absl::StrReplaceAll(text, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"},
-                                    {"\"", "&quot;"}, {"'", "&#39;"}});
+  return absl::StrReplaceAll(
+      text, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"\"", "&quot;"}, {"'", "&#39;"}});
 }
 
 const char* VerdictColour(Verdict v) {
@@ -96,8 +96,8 @@ std::string ForestPlot(const StudyAnalysis& s) {
     const ArmAnalysis& a = s.arms[i];
     const double y = kTop + kRow * (static_cast<double>(i) + 0.5);
     const std::string label = ArmLabel(s, a);
-    absl::StrAppendFormat(&svg, "<text x=\"%.0f\" y=\"%.1f\" class=\"label\">%s</text>\n",
-                          kLabel, y + 4, Escape(label));
+    absl::StrAppendFormat(&svg, "<text x=\"%.0f\" y=\"%.1f\" class=\"label\">%s</text>\n", kLabel,
+                          y + 4, Escape(label));
     if (a.n_seeds == 0) continue;
     const char* colour = VerdictColour(a.verdict);
     for (size_t k = 0; k < a.gains.size(); ++k) {
@@ -105,15 +105,15 @@ std::string ForestPlot(const StudyAnalysis& s) {
       absl::StrAppendFormat(&svg,
                             "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.6\" class=\"seed\"><title>seed "
                             "%d: %s points</title></circle>\n",
-                            x(100 * a.gains[k]), y + jitter, a.seeds[k],
-                            FormatPoints(a.gains[k]));
+                            x(100 * a.gains[k]), y + jitter, a.seeds[k], FormatPoints(a.gains[k]));
     }
     absl::StrAppendFormat(
         &svg,
         "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"4\" "
         "stroke-linecap=\"round\" opacity=\"0.8\"/>\n"
         "<rect x=\"%.1f\" y=\"%.1f\" width=\"8\" height=\"8\" fill=\"%s\" "
-        "transform=\"rotate(45 %.1f %.1f)\"><title>%s: mean %s [%s, %s] points, %s</title></rect>\n",
+        "transform=\"rotate(45 %.1f %.1f)\"><title>%s: mean %s [%s, %s] points, "
+        "%s</title></rect>\n",
         x(100 * a.gain_ci.low), x(100 * a.gain_ci.high), y, y, colour, x(100 * a.mean_gain) - 4,
         y - 4, colour, x(100 * a.mean_gain), y, Escape(label), FormatPoints(a.mean_gain),
         FormatPoints(a.gain_ci.low), FormatPoints(a.gain_ci.high), VerdictWords(a.verdict));
@@ -187,13 +187,12 @@ std::string Curves(const StudyAnalysis& s) {
       if (a.name == c.name && a.target == c.target) verdict = a.verdict;
     }
     const bool is_baseline = c.name == "baseline";
-    const std::string title =
-        s.targets.size() > 1 ? absl::StrCat(c.target, ": ", c.name) : c.name;
-    absl::StrAppend(&html, "<figure><figcaption>", Escape(title), " <small>(", c.seeds,
-                    " seeds)</small></figcaption>\n",
-                    CurveChart(c, baseline, lo, hi,
-                               is_baseline ? "#57606a" : VerdictColour(verdict)),
-                    "</figure>\n");
+    const std::string title = s.targets.size() > 1 ? absl::StrCat(c.target, ": ", c.name) : c.name;
+    absl::StrAppend(
+        &html, "<figure><figcaption>", Escape(title), " <small>(", c.seeds,
+        " seeds)</small></figcaption>\n",
+        CurveChart(c, baseline, lo, hi, is_baseline ? "#57606a" : VerdictColour(verdict)),
+        "</figure>\n");
   }
   absl::StrAppend(&html, "</div>\n");
   return html;
@@ -219,11 +218,11 @@ std::string VerdictTable(const StudyAnalysis& s, const std::vector<ArmAnalysis>&
         comparisons ? absl::StrCat("<td><code>", Escape(a.against), "</code></td>") : "",
         VerdictColour(a.verdict), Escape(a.reason), VerdictWords(a.verdict),
         FormatPoints(a.mean_gain), FormatPoints(a.gain_ci.low), FormatPoints(a.gain_ci.high),
-        FormatPoints(a.iqm_gain), a.p_improvement, a.p_improvement_ci.low,
-        a.p_improvement_ci.high, a.wilcoxon_p_adjusted, a.sign_p, a.wins, a.ties, a.losses,
-        a.best_seed >= 0 ? absl::StrFormat("%s (seed %d)", FormatPoints(a.best_seed_gain),
-                                           a.best_seed)
-                         : "-",
+        FormatPoints(a.iqm_gain), a.p_improvement, a.p_improvement_ci.low, a.p_improvement_ci.high,
+        a.wilcoxon_p_adjusted, a.sign_p, a.wins, a.ties, a.losses,
+        a.best_seed >= 0
+            ? absl::StrFormat("%s (seed %d)", FormatPoints(a.best_seed_gain), a.best_seed)
+            : "-",
         100 * a.share_seeds_gain);
   }
   absl::StrAppend(&html, "</tbody>\n</table>\n");

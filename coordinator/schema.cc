@@ -145,9 +145,10 @@ absl::Status MigrateSchema(Database& db, bool migrate) {
   if (auto s = CheckOwner(db, *version); !s.ok()) return s;
   if (*version == kSchemaVersion) return absl::OkStatus();
   if (!migrate) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        db.path(), ": schema version ", *version, " is older than this seedproof's (",
-        kSchemaVersion, "); left as it is (run the study again with this seedproof to upgrade it)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(db.path(), ": schema version ", *version, " is older than this seedproof's (",
+                     kSchemaVersion,
+                     "); left as it is (run the study again with this seedproof to upgrade it)"));
   }
   return db.Transaction([&]() -> absl::Status {
     // Another process may have migrated the file since the check; the write lock settles it.

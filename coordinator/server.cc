@@ -426,7 +426,7 @@ class TrialsService final : public rpc::Trials::Service {
   const TokenCheck& auth_;
   Doorbell& bell_;
   const CoordinatorOptions& options_;
-  CoordinatorMetrics* metrics_ = nullptr;  // set before serving; nullptr: no metrics
+  CoordinatorMetrics* metrics_ = nullptr;      // set before serving; nullptr: no metrics
   std::function<void()> trial_ended_ = [] {};  // a trial may have ended: confirmations
 };
 

@@ -12,9 +12,9 @@ namespace seedproof {
 
 struct CoordinatorOptions {
   std::string listen = "127.0.0.1:50051";  // port 0: pick a free one (see port())
-  std::string database;                // SQLite file
-  std::string token;                   // every call must carry it
-  std::string tls_cert, tls_key;       // PEM files: serve TLS when both are given
+  std::string database;                    // SQLite file
+  std::string token;                       // every call must carry it
+  std::string tls_cert, tls_key;           // PEM files: serve TLS when both are given
   int64_t lease_ms = 30000;
   int64_t heartbeat_ms = 5000;
   int max_attempts = 3;

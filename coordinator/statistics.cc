@@ -102,8 +102,8 @@ SignedRankResult WilcoxonSignedRank(std::span<const double> differences) {
   const double mean = nn * (nn + 1) / 4;
   const double variance = nn * (nn + 1) * (2 * nn + 1) / 24 - tie_term / 48;
   const double distance = std::max(0.0, std::fabs(result.w_plus - mean) - 0.5);
-  result.p_value = variance > 0 ? std::min(1.0, std::erfc(distance / std::sqrt(2 * variance)))
-                                : 1.0;
+  result.p_value =
+      variance > 0 ? std::min(1.0, std::erfc(distance / std::sqrt(2 * variance))) : 1.0;
   return result;
 }
 
@@ -135,9 +135,8 @@ std::vector<double> AdjustPValues(std::span<const double> p, Correction correcti
   } else {
     double running = 1;  // adjusted values never increase from the largest down
     for (size_t k = m; k-- > 0;) {
-      running = std::min(running,
-                         std::min(1.0, static_cast<double>(m) / static_cast<double>(k + 1) *
-                                           p[order[k]]));
+      running = std::min(running, std::min(1.0, static_cast<double>(m) /
+                                                    static_cast<double>(k + 1) * p[order[k]]));
       adjusted[order[k]] = running;
     }
   }
@@ -173,10 +172,10 @@ PairedBootstrap BootstrapPaired(std::span<const double> a, std::span<const doubl
   for (size_t k = 0; k < n; ++k) sorted_b[k] = b[order[k]];
   std::vector<size_t> below(n), upto(n);
   for (size_t i = 0; i < n; ++i) {
-    below[i] = static_cast<size_t>(
-        std::lower_bound(sorted_b.begin(), sorted_b.end(), a[i]) - sorted_b.begin());
-    upto[i] = static_cast<size_t>(
-        std::upper_bound(sorted_b.begin(), sorted_b.end(), a[i]) - sorted_b.begin());
+    below[i] = static_cast<size_t>(std::lower_bound(sorted_b.begin(), sorted_b.end(), a[i]) -
+                                   sorted_b.begin());
+    upto[i] = static_cast<size_t>(std::upper_bound(sorted_b.begin(), sorted_b.end(), a[i]) -
+                                  sorted_b.begin());
   }
   Rng rng(options.seed);
   const int resamples = std::max(1, options.resamples);

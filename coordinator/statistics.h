@@ -30,10 +30,10 @@ double MannWhitneyU(std::span<const double> a, std::span<const double> b);
 double ProbabilityOfImprovement(std::span<const double> a, std::span<const double> b);
 
 struct SignedRankResult {
-  int n = 0;            // non-zero differences (zeros are dropped, as Wilcoxon did)
-  double w_plus = 0;    // sum of the ranks of the positive differences (ties: mean rank)
-  double p_value = 1;   // two-sided
-  bool exact = false;   // the exact permutation distribution, not the normal approximation
+  int n = 0;           // non-zero differences (zeros are dropped, as Wilcoxon did)
+  double w_plus = 0;   // sum of the ranks of the positive differences (ties: mean rank)
+  double p_value = 1;  // two-sided
+  bool exact = false;  // the exact permutation distribution, not the normal approximation
 };
 // Wilcoxon's signed-rank test of "the differences are symmetric about zero".
 // Exact for n <= kExactSignedRankLimit: the distribution of W+ over all 2^n sign
@@ -64,7 +64,7 @@ struct Interval {
   double low = 0, high = 0;
 };
 struct PairedBootstrap {
-  Interval mean_difference;          // mean of a[i] - b[i]
+  Interval mean_difference;             // mean of a[i] - b[i]
   Interval probability_of_improvement;  // P(a > b) of the resampled a and b
 };
 // Percentile bootstrap over seeds: each resample draws n seed indices with

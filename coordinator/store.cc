@@ -588,8 +588,7 @@ absl::Status SqliteStore::AddConfirmation(const std::string& sweep_id,
     if (!added.ok()) return added.status();
     if (auto s = InsertTrialRows(sweep, *added); !s.ok()) return s;
     sweep.awaiting_confirmation = false;
-    if (auto s = db_->Prepare("UPDATE sweeps SET awaiting_confirmation = 0 WHERE id = ?1",
-                              sweep_id)
+    if (auto s = db_->Prepare("UPDATE sweeps SET awaiting_confirmation = 0 WHERE id = ?1", sweep_id)
                      .Run();
         !s.ok()) {
       return s;
@@ -599,10 +598,9 @@ absl::Status SqliteStore::AddConfirmation(const std::string& sweep_id,
       const Trial& trial = sweep.trials[t];
       if (trial.source >= 0) {
         const Trial& source = sweep.trials[trial.source];
-        const bool unusable = source.state == TrialState::kFailed ||
-                              source.state == TrialState::kBlocked ||
-                              source.state == TrialState::kCancelled ||
-                              source.outcome == TrialOutcome::kDiverged;
+        const bool unusable =
+            source.state == TrialState::kFailed || source.state == TrialState::kBlocked ||
+            source.state == TrialState::kCancelled || source.outcome == TrialOutcome::kDiverged;
         if (unusable) {
           sweep.trials[t].blocked_by =
               source.state == TrialState::kBlocked ? source.blocked_by : source.id;

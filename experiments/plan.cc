@@ -433,10 +433,10 @@ Plan ExpandSweep(const SweepSpec& spec, const std::vector<int64_t>& counts) {
           x.new_layers = arm.new_layers;
           x.head = arm.head;
           if (confirmation) {
-          add_candidate(std::move(x));
-        } else {
-          add(std::move(x));
-        }
+            add_candidate(std::move(x));
+          } else {
+            add(std::move(x));
+          }
         }
       }
     }

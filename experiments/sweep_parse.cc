@@ -1116,11 +1116,11 @@ void SpecParser::ParseAnalysis(const Field& f) {
     }
   }
   if (auto c = r_.Choice(m->Get("correction"), "correction", {"holm", "bh", "none"})) {
-    analysis.correction = std::array{Correction::kHolm, Correction::kBenjaminiHochberg,
-                                     Correction::kNone}[*c];
+    analysis.correction =
+        std::array{Correction::kHolm, Correction::kBenjaminiHochberg, Correction::kNone}[*c];
   }
-  auto confirm = r_.Map(m->Get("confirmation"), {"seeds", "arms"},
-                        "a mapping like {seeds: 10, arms: robust}");
+  auto confirm =
+      r_.Map(m->Get("confirmation"), {"seeds", "arms"}, "a mapping like {seeds: 10, arms: robust}");
   if (!confirm) return;
   r_.Require(confirm->Get("seeds"));
   // Fewer than 5 paired seeds can never be called anything (docs/REPORTS.md); nor
@@ -1130,18 +1130,18 @@ void SpecParser::ParseAnalysis(const Field& f) {
     int needed = 5;
     while (2 * std::pow(0.5, needed) >= 1 - analysis.level) ++needed;
     if (*n < needed) {
-      r_.errors().Add(seeds, absl::StrFormat("%d confirmation seeds can never show a gain at "
-                                             "level %g (the smallest p on %d seeds is %g); at "
-                                             "least %d are needed",
-                                             *n, analysis.level, *n, 2 * std::pow(0.5, *n),
-                                             needed));
+      r_.errors().Add(seeds,
+                      absl::StrFormat("%d confirmation seeds can never show a gain at "
+                                      "level %g (the smallest p on %d seeds is %g); at "
+                                      "least %d are needed",
+                                      *n, analysis.level, *n, 2 * std::pow(0.5, *n), needed));
     } else {
       analysis.confirmation.seeds = static_cast<int>(*n);
     }
   }
   if (auto a = r_.Choice(confirm->Get("arms"), "arms to confirm", {"robust", "best"})) {
-    analysis.confirmation.arms = *a == 0 ? ConfirmationSpec::Arms::kRobust
-                                         : ConfirmationSpec::Arms::kBest;
+    analysis.confirmation.arms =
+        *a == 0 ? ConfirmationSpec::Arms::kRobust : ConfirmationSpec::Arms::kBest;
   }
 }
 

@@ -19,9 +19,9 @@ absl::StatusOr<EpochStats> TrainEpoch(Model& model, const Dataset& data, int64_t
   const int64_t n = data.size();
   const int64_t width = ElementCount(data.example_shape);
   if (ElementCount(model.spec().input) != width) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the data's examples are ", ShapeToString(data.example_shape), " but the model takes ",
-        ShapeToString(model.spec().input)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the data's examples are ", ShapeToString(data.example_shape),
+                     " but the model takes ", ShapeToString(model.spec().input)));
   }
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);

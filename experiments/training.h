@@ -16,8 +16,8 @@ struct EpochStats {
   double accuracy = 0.0;  // share of training examples right before their step's update
   int64_t examples = 0;
   int64_t steps = 0;
-  double seconds = 0.0;   // wall time of the steps, gathering included
-  bool finite = true;     // false if some batch's loss was NaN or infinite
+  double seconds = 0.0;  // wall time of the steps, gathering included
+  bool finite = true;    // false if some batch's loss was NaN or infinite
 };
 
 // One pass over `data` in batches of batch_size (the last one may be smaller), in

@@ -20,12 +20,11 @@ using prometheus::BuildGauge;
 using prometheus::BuildHistogram;
 
 double SteadySeconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-const prometheus::Histogram::BucketBoundaries kStepBuckets = {
-    1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1};
+const prometheus::Histogram::BucketBoundaries kStepBuckets = {1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3,
+                                                              0.01, 0.03, 0.1,  0.3,  1};
 
 class Timed final : public GradientReducer {
  public:
@@ -94,7 +93,8 @@ class Metrics final : public WorkerMetrics, public prometheus::Collectable {
           absl::StrCat("metrics: cannot listen on ", listen, ": ", e.what()));
     }
     const std::vector<int> ports = exposer_->GetListeningPorts();
-    if (ports.empty()) return absl::UnavailableError(absl::StrCat("metrics: cannot listen on ", listen));
+    if (ports.empty())
+      return absl::UnavailableError(absl::StrCat("metrics: cannot listen on ", listen));
     port_ = ports[0];
     return absl::OkStatus();
   }

@@ -307,10 +307,10 @@ absl::Status RunWorker(const WorkerOptions& options, const std::atomic<bool>* st
     }
 
     if (metrics) {
-      metrics->TrialEnded(!result.ok() ? (result.status().code() == absl::StatusCode::kCancelled
-                                              ? "released"
-                                              : "failed")
-                                       : TrialOutcomeName(result->outcome));
+      metrics->TrialEnded(
+          !result.ok()
+              ? (result.status().code() == absl::StatusCode::kCancelled ? "released" : "failed")
+              : TrialOutcomeName(result->outcome));
     }
     if (!result.ok() && result.status().code() == absl::StatusCode::kCancelled) {
       // Stopped (SIGTERM, cancelled sweep, lost lease): give the lease back.

@@ -283,9 +283,9 @@ TEST(SeedproofBench, CoordinatorBenchLosesAndDuplicatesNothing) {
 
 TEST(SeedproofMetrics, BadOrBusyMetricsAddressesAreNamed) {
   const fs::path token = WriteSpec("metrics_token", "metrics-test-token-0123456789\n");
-  const std::string common = absl::StrCat("--listen 127.0.0.1:0 --token-file ", token.string(),
-                                          " --db ", (fs::path(testing::TempDir()) /
-                                                     "metrics_bad.db").string());
+  const std::string common =
+      absl::StrCat("--listen 127.0.0.1:0 --token-file ", token.string(), " --db ",
+                   (fs::path(testing::TempDir()) / "metrics_bad.db").string());
   for (const char* address : {"999.1.1.1:5", "nonsense", "127.0.0.1:99999", "1.2.3:4"}) {
     SCOPED_TRACE(address);
     const CommandRun run =
@@ -294,8 +294,8 @@ TEST(SeedproofMetrics, BadOrBusyMetricsAddressesAreNamed) {
     EXPECT_THAT(run.err, HasSubstr(absl::StrCat("--metrics-listen: expected HOST:PORT like "
                                                 "127.0.0.1:9464, got '",
                                                 address, "'")));
-    const CommandRun worker = RunSeedproof(absl::StrCat(
-        "worker --token-file ", token.string(), " --metrics-listen '", address, "'"));
+    const CommandRun worker = RunSeedproof(
+        absl::StrCat("worker --token-file ", token.string(), " --metrics-listen '", address, "'"));
     EXPECT_NE(worker.exit_code, 0);
     EXPECT_THAT(worker.err, HasSubstr("--metrics-listen: expected HOST:PORT"));
   }

@@ -63,8 +63,8 @@ std::string ReadFile(const fs::path& path) {
 const fs::path& StudyFolder() {
   static const fs::path out = [] {
     const auto built = fs::last_write_time(seedproof::testing_support::kSeedproof);
-    const fs::path dir = Temp(absl::StrCat("report_study_run_", getppid(), "_",
-                                           built.time_since_epoch().count()));
+    const fs::path dir =
+        Temp(absl::StrCat("report_study_run_", getppid(), "_", built.time_since_epoch().count()));
     const int lock = open((dir.string() + ".lock").c_str(), O_CREAT | O_RDWR, 0644);
     flock(lock, LOCK_EX);
     if (!fs::exists(dir / "report.json")) {
@@ -138,7 +138,8 @@ TEST(SeedproofReport, TableAndMarkdownNameEveryArmAndVerdict) {
   EXPECT_THAT(table.out, HasSubstr("robust loss"));
   EXPECT_THAT(table.out, HasSubstr("What one seed would have claimed"));
   EXPECT_THAT(table.out, Not(HasSubstr("\033[")));  // piped: no colours
-  const CommandRun md = RunSeedproof(absl::StrCat("report ", StudyFolder().string(), " --format md"));
+  const CommandRun md =
+      RunSeedproof(absl::StrCat("report ", StudyFolder().string(), " --format md"));
   ASSERT_EQ(md.exit_code, 0) << md.err;
   EXPECT_THAT(md.out, HasSubstr("| arm | verdict |"));
   EXPECT_THAT(md.out, HasSubstr("| `reuse1/frozen/dense` | **robust loss** |"));
@@ -162,8 +163,8 @@ TEST(SeedproofReport, OptionsChangeTheAnalysisAsAsked) {
 TEST(SeedproofReport, WritesToAFileWithOut) {
   const fs::path out = Temp("report_out.md");
   fs::remove(out);
-  const CommandRun run =
-      RunSeedproof(absl::StrCat("report ", StudyFolder().string(), " --format md -o ", out.string()));
+  const CommandRun run = RunSeedproof(
+      absl::StrCat("report ", StudyFolder().string(), " --format md -o ", out.string()));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_THAT(ReadFile(out), HasSubstr("which gains survive the seeds"));
 }
@@ -200,11 +201,11 @@ TEST(SeedproofReport, HtmlRendersInHeadlessChromiumWithoutErrors) {
   EXPECT_THAT(html, Not(HasSubstr("https://")));
   // The screenshot is kept next to the build for people to look at.
   const fs::path screenshot = fs::path(SEEDPROOF_BINARY_DIR) / "report_screenshot.png";
-  const std::string command = absl::StrCat(
-      "/usr/bin/python3 ", (kRepo / "tests/report/check_html.py").string(),
-      " --full-page --expect 'robust loss' --expect 'reuse2/frozen/dense' --expect "
-      "'Learning curves' --expect 'What one seed would have claimed' ",
-      page.string(), " ", screenshot.string(), " 2>&1");
+  const std::string command =
+      absl::StrCat("/usr/bin/python3 ", (kRepo / "tests/report/check_html.py").string(),
+                   " --full-page --expect 'robust loss' --expect 'reuse2/frozen/dense' --expect "
+                   "'Learning curves' --expect 'What one seed would have claimed' ",
+                   page.string(), " ", screenshot.string(), " 2>&1");
   FILE* pipe = popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string output;
@@ -217,9 +218,10 @@ TEST(SeedproofReport, HtmlRendersInHeadlessChromiumWithoutErrors) {
 }
 
 TEST(SeedproofReport, ConfirmationSeedsRunTheBestArmAgainOnFreshSeeds) {
-  const fs::path spec = WriteFile(
-      "report_confirm.yaml",
-      absl::StrReplaceAll(kSpec, {{"EXTRA", "analysis: {confirmation: {seeds: 6, arms: best}}\n"}}));
+  const fs::path spec =
+      WriteFile("report_confirm.yaml",
+                absl::StrReplaceAll(
+                    kSpec, {{"EXTRA", "analysis: {confirmation: {seeds: 6, arms: best}}\n"}}));
   const fs::path dir = Temp("report_confirm_run");
   fs::remove_all(dir);
   const CommandRun run = RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", dir.string()));
@@ -314,7 +316,8 @@ TEST(SeedproofReportBadInput, BadOptionsAreNamed) {
   };
   const std::vector<Case> cases = {
       {"--format pdf", "--format: unknown 'pdf'; expected one of: table, json, md, html"},
-      {"--correction bonferroni", "--correction: unknown 'bonferroni'; expected one of: holm, bh, none"},
+      {"--correction bonferroni",
+       "--correction: unknown 'bonferroni'; expected one of: holm, bh, none"},
       {"--compare reuse1/frozen/dense", "--compare: expected ARM,OTHER_ARM or all"},
       {"--compare reuse1/frozen/dense,reuse9/x", "compare: the study has no arm 'reuse9/x'"},
   };

@@ -109,14 +109,22 @@ class Cluster {
 
   void StartCoordinator(int port = 0) {
     fs::remove(dir_ / "port");
-    std::vector<std::string> args = {kSeedproof,       "coordinator",
-                                     "--listen",       absl::StrCat("127.0.0.1:", port),
-                                     "--db",           (dir_ / "seedproof.db").string(),
-                                     "--token-file",   (dir_ / "token").string(),
-                                     "--port-file",    (dir_ / "port").string(),
-                                     "--lease-ms",     std::to_string(lease_ms_),
-                                     "--heartbeat-ms", std::to_string(heartbeat_ms_),
-                                     "--metrics-listen", "127.0.0.1:0"};
+    std::vector<std::string> args = {kSeedproof,
+                                     "coordinator",
+                                     "--listen",
+                                     absl::StrCat("127.0.0.1:", port),
+                                     "--db",
+                                     (dir_ / "seedproof.db").string(),
+                                     "--token-file",
+                                     (dir_ / "token").string(),
+                                     "--port-file",
+                                     (dir_ / "port").string(),
+                                     "--lease-ms",
+                                     std::to_string(lease_ms_),
+                                     "--heartbeat-ms",
+                                     std::to_string(heartbeat_ms_),
+                                     "--metrics-listen",
+                                     "127.0.0.1:0"};
     args.insert(args.end(), server_args_.begin(), server_args_.end());
     coordinator_ = std::make_unique<Process>(
         args, dir_ / absl::StrCat("coordinator", ++coordinators_, ".log"));
@@ -249,9 +257,8 @@ TEST(Cluster, ReportOfASweepIdWhileItRunsAndWhenItIsDone) {
   EXPECT_EQ(report["arms"][0]["n_seeds"], 2);
   // The same analysis from the results file `seedproof results` writes.
   cluster.Results(sweep);
-  const CommandRun from_file =
-      RunSeedproof(absl::StrCat("report ", (cluster.dir() / "results.jsonl").string(),
-                                " --format json"));
+  const CommandRun from_file = RunSeedproof(
+      absl::StrCat("report ", (cluster.dir() / "results.jsonl").string(), " --format json"));
   ASSERT_EQ(from_file.exit_code, 0) << from_file.err;
   EXPECT_EQ(nlohmann::json::parse(from_file.out), report);
   const CommandRun unknown = cluster.Cli("report", "s000000000000");

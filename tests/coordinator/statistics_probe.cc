@@ -22,7 +22,7 @@ int main() {
       answers.push_back({{"p", r.p_value}, {"w_plus", r.w_plus}, {"exact", r.exact}});
     } else if (kind == "mannwhitney") {
       answers.push_back({{"u", seedproof::MannWhitneyU(c.at("a").get<std::vector<double>>(),
-                                                      c.at("b").get<std::vector<double>>())}});
+                                                       c.at("b").get<std::vector<double>>())}});
     } else if (kind == "bootstrap") {
       const auto r = BootstrapPaired(c.at("a").get<std::vector<double>>(),
                                      c.at("b").get<std::vector<double>>(),

@@ -144,10 +144,8 @@ TEST(Statistics, BootstrapProbabilityOfImprovementIsUOfEachResample) {
   }
   std::sort(improvements.begin(), improvements.end());
   const PairedBootstrap bootstrap = BootstrapPaired(a, b, options);
-  EXPECT_DOUBLE_EQ(bootstrap.probability_of_improvement.low,
-                   QuantileOfSorted(improvements, 0.05));
-  EXPECT_DOUBLE_EQ(bootstrap.probability_of_improvement.high,
-                   QuantileOfSorted(improvements, 0.95));
+  EXPECT_DOUBLE_EQ(bootstrap.probability_of_improvement.low, QuantileOfSorted(improvements, 0.05));
+  EXPECT_DOUBLE_EQ(bootstrap.probability_of_improvement.high, QuantileOfSorted(improvements, 0.95));
 }
 
 // A study of `arms` arms on `seeds` paired seeds. Every score is a shared seed
@@ -169,8 +167,7 @@ std::vector<ArmAnalysis> SimulateStudy(Rng& rng, int arms, int seeds, double pla
       seed_index[s] = s;
       scores[s] = seed_effect[s] + rng.Normal() + (a == 0 ? planted * difference_sd : 0.0);
     }
-    family.push_back(
-        ComparePaired("arm", "baseline", seed_index, scores, baseline, 1.0, options));
+    family.push_back(ComparePaired("arm", "baseline", seed_index, scores, baseline, 1.0, options));
   }
   DecideFamily(family, options);
   return family;
@@ -207,8 +204,8 @@ TEST(StatisticsSimulation, APlantedGainOfOneStandardDeviationIsFoundInEightyPerc
     const std::vector<ArmAnalysis> family = SimulateStudy(rng, 10, 20, 1.0, SimulationOptions());
     found += family[0].verdict == Verdict::kRobustGain;
     for (size_t a = 1; a < family.size(); ++a) {
-      false_calls += family[a].verdict == Verdict::kRobustGain ||
-                     family[a].verdict == Verdict::kRobustLoss;
+      false_calls +=
+          family[a].verdict == Verdict::kRobustGain || family[a].verdict == Verdict::kRobustLoss;
     }
   }
   std::printf("planted gain found in %d of %d studies; %d false robust calls among %d null arms\n",
@@ -241,8 +238,8 @@ TEST(Verdicts, EqualCountDifferencesTieWhateverTheAccuraciesAre) {
 
 TEST(Verdicts, TooFewSeedsBelowFive) {
   const AnalysisOptions options;
-  std::vector<ArmAnalysis> family = {ComparePaired("a", "baseline", {0, 1, 2, 3},
-                                                   {1, 1, 1, 1}, {0, 0, 0, 0}, 0.1, options)};
+  std::vector<ArmAnalysis> family = {
+      ComparePaired("a", "baseline", {0, 1, 2, 3}, {1, 1, 1, 1}, {0, 0, 0, 0}, 0.1, options)};
   DecideFamily(family, options);
   EXPECT_EQ(family[0].verdict, Verdict::kTooFewSeeds);
 }
@@ -280,7 +277,8 @@ TEST(Verdicts, ConsistentGainIsRobustUnlessTheArmDivergedOnSomeSeeds) {
     base.push_back(0.9 + 0.001 * s);
     arm.push_back(0.92 + 0.001 * s + 0.0001 * (s % 3));
   }
-  std::vector<ArmAnalysis> family = {ComparePaired("a", "baseline", seeds, arm, base, 0.01, options)};
+  std::vector<ArmAnalysis> family = {
+      ComparePaired("a", "baseline", seeds, arm, base, 0.01, options)};
   DecideFamily(family, options);
   EXPECT_EQ(family[0].verdict, Verdict::kRobustGain) << family[0].reason;
   family[0].diverged = 2;

@@ -215,8 +215,10 @@ TEST_F(StoreTest, MigratesAVersionOneDatabaseKeepingItsSweeps) {
   const std::string id = Submit(ScratchPlan(2));
   store_.reset();
   // What version 1 wrote: no awaiting_confirmation column.
-  ASSERT_TRUE(Raw()->Exec("ALTER TABLE sweeps DROP COLUMN awaiting_confirmation;"
-                          "PRAGMA user_version = 1;").ok());
+  ASSERT_TRUE(Raw()
+                  ->Exec("ALTER TABLE sweeps DROP COLUMN awaiting_confirmation;"
+                         "PRAGMA user_version = 1;")
+                  .ok());
   Reopen();
   EXPECT_EQ(RawInt("PRAGMA user_version"), kSchemaVersion);
   EXPECT_EQ(Status(id).total, 2);
@@ -228,8 +230,10 @@ TEST_F(StoreTest, MigratesAVersionOneDatabaseKeepingItsSweeps) {
 TEST_F(StoreTest, AReaderLeavesAnOlderDatabaseAsItIs) {
   Submit(ScratchPlan(1));
   store_.reset();
-  ASSERT_TRUE(Raw()->Exec("ALTER TABLE sweeps DROP COLUMN awaiting_confirmation;"
-                          "PRAGMA user_version = 1;").ok());
+  ASSERT_TRUE(Raw()
+                  ->Exec("ALTER TABLE sweeps DROP COLUMN awaiting_confirmation;"
+                         "PRAGMA user_version = 1;")
+                  .ok());
   StoreOptions reader;
   reader.migrate = false;
   auto store = Store::Open(path_, reader);
@@ -658,9 +662,8 @@ TEST_F(StoreTest, ASweepAwaitingConfirmationRunsOnUntilItsTrialsAreAdded) {
   EXPECT_EQ(store_->SweepsReadyForConfirmation(), std::vector<std::string>{id});
   // A trial the sweep has is skipped; the new one joins in plan order.
   ASSERT_TRUE(store_
-                  ->AddConfirmation(id, {Trial("x1", TrialKind::kScratch),
-                                         Trial("c1", TrialKind::kScratch)},
-                                    kT0)
+                  ->AddConfirmation(
+                      id, {Trial("x1", TrialKind::kScratch), Trial("c1", TrialKind::kScratch)}, kT0)
                   .ok());
   EXPECT_TRUE(store_->SweepsReadyForConfirmation().empty());
   SweepStatus status = Status(id);
