@@ -472,6 +472,14 @@ class Server final : public CoordinatorServer {
       metrics_ = std::move(*metrics);
       trials_.UseMetrics(metrics_.get());
     }
+    // Before serving: handlers call it.
+    trials_.OnTrialEnded([this] {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        confirm_ = true;
+      }
+      cv_.notify_all();
+    });
     grpc::ServerBuilder builder;
     builder.AddListeningPort(options_.listen, credentials, &port_);
     builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
@@ -489,21 +497,16 @@ class Server final : public CoordinatorServer {
     // Confirmation seeds: on one thread, off the RPC handlers (an analysis can take
     // a while), woken when a trial ends, and every few seconds (after a crash
     // between the last result and the confirmation trials, or an error).
-    trials_.OnTrialEnded([this] {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        confirm_ = true;
-      }
-      cv_.notify_all();
-    });
     confirmer_ = std::thread([this] {
       std::unique_lock<std::mutex> lock(mu_);
       while (!stopping_) {
         confirm_ = false;
         lock.unlock();
-        // Errors leave the sweep ready: the next round tries again.
-        StartConfirmations(*store_, NowMs()).IgnoreError();
-        bell_.Ring();  // trials may have joined: wake the long polls
+        if (!store_->SweepsReadyForConfirmation().empty()) {
+          // Errors leave the sweep ready: the next round tries again.
+          StartConfirmations(*store_, NowMs()).IgnoreError();
+          bell_.Ring();  // trials may have joined: wake the long polls
+        }
         lock.lock();
         cv_.wait_for(lock, std::chrono::seconds(5), [&] { return stopping_ || confirm_; });
       }
