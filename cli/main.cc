@@ -9,6 +9,7 @@
 #include "bench/cache_bench.h"
 #include "bench/coordinator_bench.h"
 #include "bench/engine_bench.h"
+#include "bench/mpi_bench.h"
 #include "cli/cluster_commands.h"
 #include "cli/demo.h"
 #include "cli/report_command.h"
@@ -134,6 +135,24 @@ int main(int argc, char** argv) {
   cache_cmd->add_option("--repeats", cache.repeats)
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
+
+  seedproof::MpiBenchOptions mpi_bench;
+  CLI::App* mpi_bench_cmd = bench_cmd->add_subcommand(
+      "mpi", "Data-parallel pretraining of Géron's model A; run under mpirun -np R");
+  mpi_bench_cmd->add_option("--backend", mpi_bench.backend)->capture_default_str();
+  mpi_bench_cmd->add_option("--batch", mpi_bench.batch, "Global batch, split across the ranks")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
+      ->capture_default_str();
+  mpi_bench_cmd->add_option("--epochs", mpi_bench.epochs)
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  mpi_bench_cmd->add_option("--examples", mpi_bench.examples, "First N training images (0: all)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
+      ->capture_default_str();
+  mpi_bench_cmd->add_option("--threads", mpi_bench.threads, "Backend threads per rank")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  mpi_bench_cmd->add_option("--seed", mpi_bench.seed)->capture_default_str();
 
   seedproof::CoordinatorBenchOptions coordinator_bench;
   CLI::App* coordinator_bench_cmd = bench_cmd->add_subcommand(
@@ -272,6 +291,7 @@ int main(int argc, char** argv) {
     return Finish(seedproof::RunEngineBench(engine));
   }
   if (cache_cmd->parsed()) return Finish(seedproof::RunCacheBench(cache));
+  if (mpi_bench_cmd->parsed()) return Finish(seedproof::RunMpiBench(mpi_bench));
   if (coordinator_bench_cmd->parsed()) {
     return Finish(seedproof::RunCoordinatorBench(coordinator_bench));
   }

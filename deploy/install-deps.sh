@@ -4,7 +4,8 @@
 #   deploy/install-deps.sh          build + test dependencies
 #   deploy/install-deps.sh --test   also what the tests check against: scipy (the
 #                                   statistics), headless Chromium (the HTML report),
-#                                   the Prometheus server (metrics, dashboard, alerts)
+#                                   the Prometheus server (metrics, dashboard, alerts),
+#                                   iproute2 (mpirun runs in a loopback-only namespace)
 #   deploy/install-deps.sh --bench  also the peers the benchmarks measure against
 set -euo pipefail
 
@@ -14,11 +15,12 @@ packages=(
   libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libssl-dev libsqlite3-dev
   protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgrpc++-dev
   prometheus-cpp-dev libcivetweb-dev libcurl4-openssl-dev
+  libopenmpi-dev openmpi-bin
   openssl
   dataset-fashion-mnist
 )
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(python3 python3-scipy chromium prometheus)
+  packages+=(python3 python3-scipy chromium prometheus iproute2)
 fi
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-torch python3-numpy libopenblas0-pthread)

@@ -1,5 +1,6 @@
 #include "experiments/training.h"
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <numeric>
@@ -11,10 +12,15 @@
 namespace seedproof {
 
 absl::StatusOr<EpochStats> TrainEpoch(Model& model, const Dataset& data, int64_t batch_size,
-                                      uint64_t order_seed,
-                                      const std::function<void(double)>& on_step) {
+                                      uint64_t order_seed, const EpochOptions& options) {
   if (batch_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("batch_size must be >= 1, got ", batch_size));
+  }
+  const int64_t replicas = options.replicas, replica = options.replica;
+  if (replicas < 1 || replica < 0 || replica >= replicas ||
+      (replicas > 1 && options.reducer == nullptr)) {
+    return absl::InvalidArgumentError(absl::StrCat("replica ", replica, " of ", replicas,
+                                                   ": not a part of the batch (or no reducer)"));
   }
   const int64_t n = data.size();
   const int64_t width = ElementCount(data.example_shape);
@@ -37,8 +43,16 @@ absl::StatusOr<EpochStats> TrainEpoch(Model& model, const Dataset& data, int64_t
   int64_t correct = 0;
   const auto start = std::chrono::steady_clock::now();
   auto step_start = start;
-  for (int64_t first = 0; first < n; first += batch_size) {
-    const int64_t m = std::min(batch_size, n - first);
+  for (int64_t global_first = 0; global_first < n; global_first += batch_size) {
+    const int64_t global_m = std::min(batch_size, n - global_first);
+    // This replica's part of the global batch.
+    const int64_t first = global_first + global_m * replica / replicas;
+    const int64_t m = global_first + global_m * (replica + 1) / replicas - first;
+    if (m == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a batch of ", global_m, " examples cannot be split across ", replicas,
+                       " replicas (a smaller count of replicas, or a larger batch)"));
+    }
     for (int64_t i = 0; i < m; ++i) {
       const int64_t src = order[first + i];
       std::copy_n(data.x.data() + src * width, width, x.data() + i * width);
@@ -49,17 +63,28 @@ absl::StatusOr<EpochStats> TrainEpoch(Model& model, const Dataset& data, int64_t
     if (!loss.ok()) return loss.status();
     ++stats.steps;
     stats.examples += m;
-    if (on_step) {
+    if (options.on_step) {
       const auto now = std::chrono::steady_clock::now();
-      on_step(std::chrono::duration<double>(now - step_start).count());
+      options.on_step(std::chrono::duration<double>(now - step_start).count());
       step_start = now;
     }
     if (!std::isfinite(*loss)) {
       stats.finite = false;
-      break;
+      if (replicas == 1) break;
     }
     loss_sum += static_cast<double>(*loss) * static_cast<double>(m);
     correct += hits;
+  }
+  if (replicas > 1) {
+    // One more reduction: the epoch's loss, hits and finiteness over every replica.
+    std::array<float, 3> sums = {static_cast<float>(loss_sum), static_cast<float>(correct),
+                                 stats.finite ? 0.0f : 1.0f};
+    auto total = options.reducer->Reduce(sums, stats.examples);
+    if (!total.ok()) return total.status();
+    loss_sum = sums[0];
+    correct = static_cast<int64_t>(sums[1]);
+    stats.finite = sums[2] == 0.0f && std::isfinite(sums[0]);
+    stats.examples = *total;
   }
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (stats.examples > 0) {

@@ -20,12 +20,23 @@ struct EpochStats {
   bool finite = true;    // false if some batch's loss was NaN or infinite
 };
 
+struct EpochOptions {
+  // Each step's wall time (batch gathering included); may be empty.
+  std::function<void(double)> on_step;
+  // Data parallelism: this replica trains on part `replica` of `replicas`
+  // contiguous, nearly equal parts of every global batch (the model's gradient
+  // reducer sums the parts), and `reducer` sums the epoch's loss and hits across
+  // replicas at the end, so every replica returns the same EpochStats. With
+  // replicas > 1 a non-finite loss does not end the epoch early (every replica
+  // must take every step); the stats say finite = false.
+  int replica = 0, replicas = 1;
+  GradientReducer* reducer = nullptr;  // required when replicas > 1
+};
+
 // One pass over `data` in batches of batch_size (the last one may be smaller), in
 // an order drawn from order_seed (Fisher-Yates with seedproof::Rng: the same seed
 // gives the same order everywhere). Stops at the first non-finite loss.
-// on_step, when given, gets each step's wall time (batch gathering included).
 absl::StatusOr<EpochStats> TrainEpoch(Model& model, const Dataset& data, int64_t batch_size,
-                                      uint64_t order_seed,
-                                      const std::function<void(double)>& on_step = {});
+                                      uint64_t order_seed, const EpochOptions& options = {});
 
 }  // namespace seedproof

@@ -163,7 +163,10 @@ class TrialRunner {
       record.epoch = static_cast<int>(result_.epochs.size()) + 1;
       auto stats = TrainEpoch(model, train, phase.batch_size,
                               StreamSeed(trial_.seeds.order, static_cast<uint64_t>(record.epoch)),
-                              ctx_.on_step);
+                              {.on_step = ctx_.on_step,
+                               .replica = ctx_.replica,
+                               .replicas = ctx_.replicas,
+                               .reducer = ctx_.reducer});
       if (!stats.ok()) return stats.status();
       if (!stats->finite) {
         result_.outcome = TrialOutcome::kDiverged;
@@ -423,6 +426,18 @@ TrialResult ResultFor(const TrialSpec& trial) {
 absl::StatusOr<TrialResult> RunTrial(const TrialSpec& trial, TrialContext& context) {
   if (!context.backend || !context.artifacts || !context.cache) {
     return absl::InvalidArgumentError("a trial needs a backend, an artifact store and a cache");
+  }
+  if (context.replicas > 1) {
+    // Dropout masks are drawn per position in the local batch: replicas would drop
+    // other units than one process does. Refused rather than silently different.
+    for (const auto* layers : {&trial.model.layers, &trial.new_layers}) {
+      for (const LayerSpec& layer : *layers) {
+        if (layer.kind == LayerKind::kDropout) {
+          return absl::UnimplementedError(absl::StrCat(
+              "trial ", trial.id, ": dropout layers are not supported across replicas yet"));
+        }
+      }
+    }
   }
   const auto start = std::chrono::steady_clock::now();
   TrialResult result = ResultFor(trial);

@@ -118,6 +118,9 @@ struct TrialContext {
   std::function<void(const EpochRecord&)> on_epoch;
   // Called after each training step with its wall time (metrics); may be empty.
   std::function<void(double)> on_step;
+  // Data parallelism (EpochOptions): this process trains part `replica` of
+  // `replicas` of every global batch; `reducer` sums across the replicas.
+  int replica = 0, replicas = 1;
   // Asked before every epoch; true ends the trial with CANCELLED (a worker
   // stopping, or a lease the coordinator took back). May be empty.
   std::function<bool()> should_stop;

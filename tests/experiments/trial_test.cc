@@ -11,6 +11,7 @@
 #include "experiments/plan.h"
 #include "experiments/results.h"
 #include "experiments/sweep_parse.h"
+#include "experiments/training.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -183,6 +184,54 @@ TEST(Trial, NonFiniteLossEndsTheTrialAsDiverged) {
   EXPECT_EQ(pretrain->diverged_epoch, 1);
   EXPECT_TRUE(pretrain->model_sha256.empty());
   EXPECT_FALSE(fs::exists(runner.dir() / absl::StrCat(pretrain->trial_id, ".spm")));
+}
+
+TEST(Trial, DropoutAcrossReplicasIsRefusedNotSilentlyDifferent) {
+  std::string text = SmallSpec();
+  text.replace(text.find("[{dense: 64}, {dense: 32}]"), 26,
+               "[{dense: 64}, {dropout: 0.2}, {dense: 32}]");
+  const Plan plan = PlanOf(text);
+  Runner runner("dropout_replicas");
+  runner.context().replicas = 2;
+  runner.context().reducer = &LocalGradientReducer();
+  auto result = RunTrial(plan.trials.front(), runner.context());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(result.status().message(), HasSubstr("dropout layers are not supported across"));
+}
+
+// A reducer for one replica that stands for `replicas`: it scales nothing and
+// multiplies the example count, as if the others had sent zeros.
+class PretendGroup final : public GradientReducer {
+ public:
+  absl::StatusOr<int64_t> Reduce(std::span<float>, int64_t local_examples) override {
+    return local_examples * 4;
+  }
+};
+
+TEST(Training, ABatchTooSmallToSplitOrNoReducerIsAnError) {
+  Dataset data;
+  data.example_shape = {2};
+  data.x.assign(10, 0.5f);  // 5 examples
+  data.y = {0, 1, 0, 1, 0};
+  auto backend = *MakeBackend("reference");
+  ModelSpec spec;
+  spec.input = {2};
+  spec.layers.push_back(LayerSpec::Dense(2, Activation::kSoftmax));
+  spec.loss = Loss::kSparseCategoricalCrossEntropy;
+  auto model = backend->Create(spec, 1);
+  ASSERT_TRUE(model.ok()) << model.status();
+  PretendGroup group;
+  EpochOptions options;
+  options.replicas = 4;
+  EXPECT_THAT(TrainEpoch(**model, data, 4, 1, options).status().message(),
+              HasSubstr("no reducer"));
+  options.reducer = &group;
+  // Batches of 4 and 1: replica 0 gets nothing of the second.
+  EXPECT_THAT(TrainEpoch(**model, data, 4, 1, options).status().message(),
+              HasSubstr("a batch of 1 examples cannot be split across 4 replicas"));
+  options.replica = 4;
+  EXPECT_THAT(TrainEpoch(**model, data, 4, 1, options).status().message(),
+              HasSubstr("replica 4 of 4"));
 }
 
 TEST(Trial, StopFlagEndsTheTrialAsCancelled) {

@@ -1,0 +1,107 @@
+#include "bench/mpi_bench.h"
+
+#include <cstdio>
+
+#include <algorithm>
+#include <cmath>
+
+#include "backends/backend.h"
+#include "experiments/dataset.h"
+#include "experiments/geron.h"
+#include "experiments/training.h"
+#include "nlohmann/json.hpp"
+#include "worker/mpi.h"
+
+namespace seedproof {
+
+absl::Status RunMpiBench(const MpiBenchOptions& options) {
+  auto group = MpiGroup::Join();
+  if (!group.ok()) return group.status();
+  const int rank = (*group)->rank(), ranks = (*group)->size();
+
+  auto fashion =
+      options.dataset_dir.empty() ? LoadFashionMnist() : LoadFashionMnist(options.dataset_dir);
+  if (!fashion.ok()) return fashion.status();
+  auto task_a = GeronTaskA(*fashion);
+  if (!task_a.ok()) return task_a.status();
+  Dataset train = task_a->train;
+  if (options.examples > 0 && options.examples < train.size()) {
+    train.x.resize(options.examples * 784);
+    train.y.resize(options.examples);
+  }
+  auto backend = MakeBackend(options.backend, {.threads = options.threads});
+  if (!backend.ok()) return backend.status();
+  auto make_model = [&]() { return (*backend)->Create(GeronModelA(), options.seed); };
+
+  // Warm-up on every rank: primitives for the local batch sizes, caches.
+  {
+    auto model = make_model();
+    if (!model.ok()) return model.status();
+    Dataset warmup = train;
+    warmup.x.resize(std::min<int64_t>(warmup.size(), 20 * options.batch) * 784);
+    warmup.y.resize(warmup.x.size() / 784);
+    if (auto s = TrainEpoch(**model, warmup, options.batch, 1); !s.ok()) return s.status();
+  }
+
+  // One rank alone, the reference for the scaling efficiency (same run, same machine).
+  double single = 0;
+  if (ranks == 1 || rank == 0) {
+    auto model = make_model();
+    if (!model.ok()) return model.status();
+    auto stats = TrainEpoch(**model, train, options.batch, options.seed + 1);
+    if (!stats.ok()) return stats.status();
+    single = static_cast<double>(stats->examples) / stats->seconds;
+  }
+  (*group)->Barrier();
+
+  auto model = make_model();
+  if (!model.ok()) return model.status();
+  (*model)->SetGradientReducer(&(*group)->reducer());
+  EpochOptions parallel;
+  parallel.replica = rank;
+  parallel.replicas = ranks;
+  parallel.reducer = &(*group)->reducer();
+  for (int e = 1; e <= options.epochs; ++e) {
+    (*group)->ResetTiming();
+    auto stats = TrainEpoch(**model, train, options.batch, options.seed + e, parallel);
+    if (!stats.ok()) return stats.status();
+    if (rank != 0) continue;
+    const double per_s = static_cast<double>(stats->examples) / stats->seconds;
+    // The epoch's reductions: one per step and one for the epoch's loss.
+    const double allreduce_ms =
+        1000 * (*group)->allreduce_seconds() / static_cast<double>(std::max<int64_t>(1, stats->steps));
+    nlohmann::ordered_json line = {
+        {"ranks", ranks},
+        {"batch", options.batch},
+        {"epoch", e},
+        {"train_loss", stats->loss},
+        {"train_accuracy", stats->accuracy},
+        {"samples", stats->examples},
+        {"seconds", stats->seconds},
+        {"samples_per_s", per_s},
+        {"allreduce_ms_per_step", allreduce_ms},
+        {"single_rank_samples_per_s", single},
+        {"efficiency", per_s / (ranks * single)},
+    };
+    std::printf("%s\n", line.dump().c_str());
+    std::fflush(stdout);
+  }
+  // Every rank holds the same weights: rank 0 evaluates.
+  if (rank == 0) {
+    const Dataset& test = task_a->test;
+    auto eval = (*model)->Evaluate(test.x.data(), test.y.data(), test.size(), 1024);
+    if (!eval.ok()) return eval.status();
+    nlohmann::ordered_json line = {
+        {"ranks", ranks},
+        {"test_accuracy", eval->accuracy},
+        {"test_correct", static_cast<int64_t>(std::llround(eval->accuracy * test.size()))},
+        {"test_examples", test.size()},
+    };
+    std::printf("%s\n", line.dump().c_str());
+    std::fflush(stdout);
+  }
+  (*group)->Barrier();
+  return absl::OkStatus();
+}
+
+}  // namespace seedproof

@@ -1,0 +1,59 @@
+#!/usr/bin/python3
+"""Data parallelism across MPI ranks gives the single-process answer.
+
+Usage: data_parallel_test.py PATH/TO/seedproof
+
+Runs `mpirun -np R seedproof bench mpi` for R = 1, 2 and 4 (4 oversubscribes this
+2-core machine) on the first 4,096 task-A images, 2 epochs at global batch 256:
+the same global batches split across the ranks, gradients summed with
+MPI_Allreduce. Requires per-epoch training losses within 1e-5 relative of R = 1
+and test accuracies within one test example. Ranks talk over shared memory only
+(btl self,vader) inside a network namespace that has only loopback."""
+import json, os, subprocess, sys
+
+SEEDPROOF = sys.argv[1]
+env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_btl_vader_single_copy_mechanism="none", OMPI_MCA_oob_tcp_if_include="lo")
+# mpirun's PMIx server listens on every interface whatever it is told (Open MPI
+# 4.1); in a network namespace of its own, with only loopback up, nothing outside
+# can reach it.
+ISOLATE = ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "mpirun"]
+
+
+def run(ranks):
+    command = ISOLATE + ["mpirun", "--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader",
+               "-np", str(ranks), SEEDPROOF, "bench", "mpi", "--examples", "4096", "--epochs",
+               "2", "--batch", "256"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    if done.returncode != 0:
+        sys.exit("R=%d failed (exit %d):\n%s%s" % (ranks, done.returncode, done.stdout,
+                                                   done.stderr))
+    lines = [json.loads(l) for l in done.stdout.splitlines() if l.startswith("{")]
+    epochs = [l for l in lines if "epoch" in l]
+    test = [l for l in lines if "test_correct" in l]
+    if len(epochs) != 2 or len(test) != 1 or any(l["ranks"] != ranks for l in lines):
+        sys.exit("R=%d: expected 2 epoch lines and 1 test line from rank 0, got:\n%s" %
+                 (ranks, done.stdout))
+    return epochs, test[0]
+
+
+failures = 0
+reference_epochs, reference_test = run(1)
+for ranks in (2, 4):
+    epochs, test = run(ranks)
+    for ref, got in zip(reference_epochs, epochs):
+        relative = abs(got["train_loss"] - ref["train_loss"]) / abs(ref["train_loss"])
+        ok = relative <= 1e-5
+        failures += not ok
+        print("%-6s R=%d epoch %d train_loss %.9f vs %.9f (relative %.1e)" %
+              ("ok" if ok else "DIFFER", ranks, got["epoch"], got["train_loss"],
+               ref["train_loss"], relative))
+    gap = abs(test["test_correct"] - reference_test["test_correct"])
+    ok = gap <= 1
+    failures += not ok
+    print("%-6s R=%d test correct %d vs %d of %d" % ("ok" if ok else "DIFFER", ranks,
+                                                    test["test_correct"],
+                                                    reference_test["test_correct"],
+                                                    test["test_examples"]))
+print("%d mismatches" % failures)
+sys.exit(1 if failures else 0)
