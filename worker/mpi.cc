@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 
@@ -50,7 +51,37 @@ MpiGroup::MpiGroup(int rank, int size)
 
 MpiGroup::~MpiGroup() { MPI_Finalize(); }
 
+bool MpiGroup::Launched() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS"}) {
+    const char* value = std::getenv(name);
+    if (value != nullptr && std::atoi(value) > 1) return true;
+  }
+  return false;
+}
+
 void MpiGroup::Barrier() { MPI_Barrier(MPI_COMM_WORLD); }
+
+absl::Status MpiGroup::Broadcast(std::string& bytes) {
+  int64_t size = static_cast<int64_t>(bytes.size());
+  if (MPI_Bcast(&size, 1, MPI_INT64_T, 0, MPI_COMM_WORLD) != MPI_SUCCESS) {
+    return absl::InternalError("MPI_Bcast failed");
+  }
+  bytes.resize(static_cast<size_t>(size));
+  // In pieces below 2^31 bytes: MPI counts are ints.
+  for (int64_t offset = 0; offset < size; offset += 1 << 30) {
+    const int count = static_cast<int>(std::min<int64_t>(size - offset, 1 << 30));
+    if (MPI_Bcast(bytes.data() + offset, count, MPI_CHAR, 0, MPI_COMM_WORLD) != MPI_SUCCESS) {
+      return absl::InternalError("MPI_Bcast failed");
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool MpiGroup::AnyTrue(bool local) {
+  int value = local ? 1 : 0;
+  MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  return value != 0;
+}
 GradientReducer& MpiGroup::reducer() { return *reducer_; }
 double MpiGroup::allreduce_seconds() const { return reducer_->seconds_; }
 int64_t MpiGroup::allreduce_calls() const { return reducer_->calls_; }

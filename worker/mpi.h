@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -18,6 +19,8 @@ namespace seedproof {
 
 class MpiGroup {
  public:
+  // True when this process was started by mpirun (or srun) as one of several ranks.
+  static bool Launched();
   // Initialises MPI once for the process; MPI_Finalize when the group goes away.
   static absl::StatusOr<std::unique_ptr<MpiGroup>> Join();
   ~MpiGroup();
@@ -27,6 +30,10 @@ class MpiGroup {
   int rank() const { return rank_; }
   int size() const { return size_; }
   void Barrier();
+  // Rank 0's bytes to every rank (two MPI_Bcast: the length, then the bytes).
+  absl::Status Broadcast(std::string& bytes);
+  // True on every rank when `local` is true on any (MPI_Allreduce, MAX).
+  bool AnyTrue(bool local);
 
   // Sums each step's flat gradient buffer over the group with one MPI_Allreduce
   // (the local example count rides along as one more float: exact below 2^24)

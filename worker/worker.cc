@@ -22,6 +22,7 @@
 #include "nlohmann/json.hpp"
 #include "proto/seedproof.grpc.pb.h"
 #include "worker/metrics.h"
+#include "worker/mpi.h"
 #include "worker/rpc_client.h"
 
 namespace seedproof {
@@ -78,6 +79,19 @@ class CoordinatorArtifactStore final : public ArtifactStore {
     if (trial_id != source_trial_ || source_sha256_.empty()) {
       return absl::NotFoundError(absl::StrCat("no artifact of trial ", trial_id, " was leased"));
     }
+    auto bytes = Download();
+    if (!bytes.ok()) return bytes.status();
+    const std::string path = absl::StrCat(dir_, "/", source_sha256_, ".spm");
+    std::ofstream(path, std::ios::binary)
+        .write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
+    auto model = backend.Load(path);
+    fs::remove(path);
+    if (sha256) *sha256 = source_sha256_;
+    return model;
+  }
+
+  // The leased source model's file, checked against its SHA-256.
+  absl::StatusOr<std::string> Download() {
     std::string bytes;
     auto download = [&]() -> absl::Status {
       bytes.clear();
@@ -94,13 +108,7 @@ class CoordinatorArtifactStore final : public ArtifactStore {
     if (Sha256Hex(bytes) != source_sha256_) {
       return absl::DataLossError(absl::StrCat("model ", source_sha256_, " arrived damaged"));
     }
-    const std::string path = absl::StrCat(dir_, "/", source_sha256_, ".spm");
-    std::ofstream(path, std::ios::binary)
-        .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    auto model = backend.Load(path);
-    fs::remove(path);
-    if (sha256) *sha256 = source_sha256_;
-    return model;
+    return bytes;
   }
 
  private:
@@ -183,11 +191,95 @@ class HeartbeatThread {
 
 struct SweepPlan {
   std::map<std::string, TrialSpec> trials;  // by id
+  std::string spec_text, spec_path;
 };
+
+SweepPlan ExpandForWorker(const std::string& spec_text, const std::string& spec_path) {
+  SweepPlan sweep_plan{.trials = {}, .spec_text = spec_text, .spec_path = spec_path};
+  auto spec = ParseSweepSpecText(spec_text, spec_path);
+  if (spec.ok()) {
+    Plan plan = ExpandSweep(*spec);
+    for (TrialSpec& t : plan.trials) sweep_plan.trials[t.id] = std::move(t);
+    for (TrialSpec& t : plan.confirmation_candidates) sweep_plan.trials[t.id] = std::move(t);
+  }
+  return sweep_plan;
+}
+
+// Ranks 1..R-1 of a worker group: run each trial rank 0 broadcasts on their part
+// of every batch, until rank 0 says stop. Rank 0 alone talks to the coordinator.
+absl::Status RunFollower(const WorkerOptions& options, MpiGroup& group,
+                         const std::atomic<bool>* stop) {
+  auto backend = MakeBackend(options.backend, {.threads = options.threads});
+  if (!backend.ok()) return backend.status();
+  const fs::path scratch =
+      fs::temp_directory_path() / absl::StrCat("seedproof-worker-", getpid());
+  fs::create_directories(scratch);
+  DirectoryArtifactStore artifacts(scratch.string());
+  TrialCache cache;
+  std::map<std::string, SweepPlan> plans;  // by sweep id
+  for (;;) {
+    std::string header, source_model;
+    if (auto s = group.Broadcast(header); !s.ok()) return s;
+    const nlohmann::json command = nlohmann::json::parse(header, nullptr, false);
+    if (!command.is_object() || command.value("command", "") != "trial") break;
+    if (auto s = group.Broadcast(source_model); !s.ok()) return s;
+    const std::string sweep_id = command.value("sweep_id", "");
+    auto plan_it = plans.find(sweep_id);
+    if (plan_it == plans.end()) {
+      plan_it = plans
+                    .emplace(sweep_id, ExpandForWorker(command.value("spec_text", ""),
+                                                       command.value("spec_path", "")))
+                    .first;
+    }
+    auto trial = plan_it->second.trials.find(command.value("trial_id", ""));
+    if (trial == plan_it->second.trials.end()) {
+      // Rank 0 found it in the same expansion: this cannot go on in step with it.
+      return absl::InternalError(absl::StrCat("rank ", group.rank(), ": trial ",
+                                              command.value("trial_id", ""), " is not in the plan"));
+    }
+    if (!source_model.empty()) {
+      std::ofstream(artifacts.PathOf(trial->second.source_trial), std::ios::binary)
+          .write(source_model.data(), static_cast<std::streamsize>(source_model.size()));
+    }
+    TrialContext ctx;
+    ctx.backend = backend->get();
+    ctx.reducer = &group.reducer();
+    ctx.artifacts = &artifacts;
+    ctx.cache = &cache;
+    ctx.threads = options.threads;
+    ctx.replica = group.rank();
+    ctx.replicas = group.size();
+    ctx.should_stop = [&] { return group.AnyTrue(stop && stop->load()); };
+    auto result = RunTrial(trial->second, ctx);  // rank 0 reports it
+    if (!result.ok() && result.status().code() != absl::StatusCode::kCancelled) {
+      std::fprintf(stderr, "rank %d: %s\n", group.rank(),
+                   std::string(result.status().message()).c_str());
+    }
+  }
+  fs::remove_all(scratch);
+  return absl::OkStatus();
+}
 
 }  // namespace
 
 absl::Status RunWorker(const WorkerOptions& options, const std::atomic<bool>* stop) {
+  // Under mpirun with several ranks: one worker group, rank 0 its voice.
+  std::unique_ptr<MpiGroup> group;
+  if (MpiGroup::Launched()) {
+    auto joined = MpiGroup::Join();
+    if (!joined.ok()) return joined.status();
+    group = std::move(*joined);
+    if (group->rank() > 0) return RunFollower(options, *group, stop);
+  }
+  // Every way out of rank 0's loop tells the other ranks to stop.
+  struct StopFollowers {
+    MpiGroup* group;
+    ~StopFollowers() {
+      if (group == nullptr) return;
+      std::string stop_command = nlohmann::json({{"command", "stop"}}).dump();
+      group->Broadcast(stop_command).IgnoreError();
+    }
+  } stop_followers{group.get()};
   auto channel = MakeChannel(options.coordinator, options.root_cert);
   if (!channel.ok()) return channel.status();
   auto stub = rpc::Trials::NewStub(*channel);
@@ -209,8 +301,10 @@ absl::Status RunWorker(const WorkerOptions& options, const std::atomic<bool>* st
     if (host.empty() || host == "0.0.0.0" || host == "[::]") host = Hostname();
     metrics_address = absl::StrCat(host, ":", metrics->port());
   }
-  const std::unique_ptr<GradientReducer> reducer =
-      metrics ? metrics->TimedReducer(nullptr) : nullptr;
+  GradientReducer* group_reducer = group ? &group->reducer() : nullptr;
+  const std::unique_ptr<GradientReducer> timed_reducer =
+      metrics ? metrics->TimedReducer(group_reducer) : nullptr;
+  GradientReducer* reducer = timed_reducer ? timed_reducer.get() : group_reducer;
 
   rpc::RegisterReply registered;
   auto do_register = [&]() -> absl::Status {
@@ -221,7 +315,7 @@ absl::Status RunWorker(const WorkerOptions& options, const std::atomic<bool>* st
     request.add_backends((*backend)->name());
     request.set_threads(options.threads);
     request.set_cpu_isa(CpuIsa());
-    request.set_mpi_size(1);
+    request.set_mpi_size(group ? group->size() : 1);
     request.set_metrics_address(metrics_address);
     return FromGrpc(stub->Register(&ctx, request, &registered), "register");
   };
@@ -266,14 +360,10 @@ absl::Status RunWorker(const WorkerOptions& options, const std::atomic<bool>* st
         return FromGrpc(stub->SweepSpec(&ctx, ref, &spec_reply), "sweep spec");
       };
       if (auto s = RetryWhileUnavailable(fetch, stop); !s.ok()) return s;
-      auto spec = ParseSweepSpecText(spec_reply.spec_text(), spec_reply.spec_path());
-      SweepPlan sweep_plan;
-      if (spec.ok()) {
-        Plan plan = ExpandSweep(*spec);
-        for (TrialSpec& t : plan.trials) sweep_plan.trials[t.id] = std::move(t);
-        for (TrialSpec& t : plan.confirmation_candidates) sweep_plan.trials[t.id] = std::move(t);
-      }
-      plan_it = plans.emplace(lease.sweep_id(), std::move(sweep_plan)).first;
+      plan_it = plans
+                    .emplace(lease.sweep_id(),
+                             ExpandForWorker(spec_reply.spec_text(), spec_reply.spec_path()))
+                    .first;
     }
 
     std::atomic<bool> end_trial = false;
@@ -281,6 +371,26 @@ absl::Status RunWorker(const WorkerOptions& options, const std::atomic<bool>* st
         absl::NotFoundError(absl::StrCat("trial ", lease.trial_id(), " is not in sweep ",
                                          lease.sweep_id(), "'s plan as this worker expands it"));
     auto trial_it = plan_it->second.trials.find(lease.trial_id());
+    if (trial_it != plan_it->second.trials.end() && group) {
+      // The group's other ranks get the trial and its source model first.
+      const TrialSpec& trial = trial_it->second;
+      artifacts.BeginAttempt(lease.attempt_id(), trial.source_trial, lease.source_sha256());
+      absl::StatusOr<std::string> source_model = std::string();
+      if (!trial.source_trial.empty()) source_model = artifacts.Download();
+      if (source_model.ok()) {
+        std::string header = nlohmann::json({{"command", "trial"},
+                                             {"sweep_id", lease.sweep_id()},
+                                             {"trial_id", trial.id},
+                                             {"spec_text", plan_it->second.spec_text},
+                                             {"spec_path", plan_it->second.spec_path}})
+                                 .dump();
+        if (auto s = group->Broadcast(header); !s.ok()) return s;
+        if (auto s = group->Broadcast(*source_model); !s.ok()) return s;
+      } else {
+        result = source_model.status();
+        trial_it = plan_it->second.trials.end();  // reported as failed below
+      }
+    }
     if (trial_it != plan_it->second.trials.end()) {
       const TrialSpec& trial = trial_it->second;
       artifacts.BeginAttempt(lease.attempt_id(), trial.source_trial, lease.source_sha256());
@@ -290,12 +400,17 @@ absl::Status RunWorker(const WorkerOptions& options, const std::atomic<bool>* st
       if (metrics) metrics->TrialStarted(trial.kind);
       TrialContext ctx;
       ctx.backend = backend->get();
-      ctx.reducer = reducer.get();
+      ctx.reducer = reducer;
+      ctx.replica = 0;
+      ctx.replicas = group ? group->size() : 1;
       ctx.artifacts = &artifacts;
       ctx.cache = &cache;
       ctx.threads = options.threads;
-      // SIGTERM, or the coordinator taking the attempt back.
-      ctx.should_stop = [&] { return (stop && stop->load()) || end_trial.load(); };
+      // SIGTERM, or the coordinator taking the attempt back; a group stops together.
+      ctx.should_stop = [&] {
+        const bool local = (stop && stop->load()) || end_trial.load();
+        return group ? group->AnyTrue(local) : local;
+      };
       ctx.on_epoch = [&](const EpochRecord& e) {
         TrialResult one;
         one.epochs = {e};
