@@ -211,6 +211,11 @@ int main(int argc, char** argv) {
   worker_cmd->add_option("--tls-root", worker.root_cert, "PEM root certificate: use TLS");
   worker_cmd->add_option("--max-trials", worker.max_trials)->check(CLI::Range(0, 1 << 30));
   worker_cmd->add_flag("--exit-when-idle", worker.exit_when_idle, "Stop when nothing is ready");
+  worker_cmd
+      ->add_option("--split-min-examples", worker.split_min_examples,
+                   "Under mpirun: trials with fewer training examples run one per rank")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))
+      ->capture_default_str();
   worker.metrics_listen = "127.0.0.1:0";
   worker_cmd
       ->add_option("--metrics-listen", worker.metrics_listen,

@@ -52,7 +52,7 @@ MpiGroup::MpiGroup(int rank, int size)
 MpiGroup::~MpiGroup() { MPI_Finalize(); }
 
 bool MpiGroup::Launched() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS"}) {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"}) {
     const char* value = std::getenv(name);
     if (value != nullptr && std::atoi(value) > 1) return true;
   }
@@ -75,6 +75,31 @@ absl::Status MpiGroup::Broadcast(std::string& bytes) {
     }
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> MpiGroup::Gather(const std::string& bytes) {
+  const int size = static_cast<int>(bytes.size());
+  std::vector<int> sizes(rank_ == 0 ? size_ : 0), offsets(sizes.size());
+  if (MPI_Gather(&size, 1, MPI_INT, sizes.data(), 1, MPI_INT, 0, MPI_COMM_WORLD) != MPI_SUCCESS) {
+    return absl::InternalError("MPI_Gather failed");
+  }
+  std::string all;
+  if (rank_ == 0) {
+    int64_t total = 0;
+    for (int r = 0; r < size_; ++r) {
+      offsets[r] = static_cast<int>(total);
+      total += sizes[r];
+    }
+    if (total > (int64_t{1} << 31) - 1) return absl::ResourceExhaustedError("gather over 2 GiB");
+    all.resize(static_cast<size_t>(total));
+  }
+  if (MPI_Gatherv(bytes.data(), size, MPI_CHAR, all.data(), sizes.data(), offsets.data(), MPI_CHAR,
+                  0, MPI_COMM_WORLD) != MPI_SUCCESS) {
+    return absl::InternalError("MPI_Gatherv failed");
+  }
+  std::vector<std::string> parts;
+  for (int r = 0; r < static_cast<int>(sizes.size()); ++r) parts.push_back(all.substr(offsets[r], sizes[r]));
+  return parts;
 }
 
 bool MpiGroup::AnyTrue(bool local) {

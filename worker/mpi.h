@@ -34,6 +34,8 @@ class MpiGroup {
   absl::Status Broadcast(std::string& bytes);
   // True on every rank when `local` is true on any (MPI_Allreduce, MAX).
   bool AnyTrue(bool local);
+  // Every rank's bytes, on rank 0 in rank order (an empty list elsewhere).
+  absl::StatusOr<std::vector<std::string>> Gather(const std::string& bytes);
 
   // Sums each step's flat gradient buffer over the group with one MPI_Allreduce
   // (the local example count rides along as one more float: exact below 2^24)

@@ -51,6 +51,11 @@ class CoordinatorArtifactStore final : public ArtifactStore {
     std::ifstream in(path, std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     fs::remove(path);
+    return Upload(bytes, attempt_id_);
+  }
+
+  // A model file for an attempt (the current one, or one a group's rank ran).
+  absl::StatusOr<std::string> Upload(const std::string& bytes, int64_t attempt_id) {
     const std::string sha = Sha256Hex(bytes);
     auto upload = [&]() -> absl::Status {
       grpc::ClientContext ctx;
@@ -62,7 +67,7 @@ class CoordinatorArtifactStore final : public ArtifactStore {
         rpc::ArtifactChunk chunk;
         if (offset == 0) {
           chunk.set_sha256(sha);
-          chunk.set_attempt_id(attempt_id_);
+          chunk.set_attempt_id(attempt_id);
         }
         chunk.set_data(bytes.substr(offset, kChunkBytes));
         if (!writer->Write(chunk)) break;
@@ -205,8 +210,41 @@ SweepPlan ExpandForWorker(const std::string& spec_text, const std::string& spec_
   return sweep_plan;
 }
 
-// Ranks 1..R-1 of a worker group: run each trial rank 0 broadcasts on their part
-// of every batch, until rank 0 says stop. Rank 0 alone talks to the coordinator.
+// A worker group's messages from rank 0 (a JSON header, then source models):
+//   {"command": "trial", "items": [ITEM]} + 1 model: every rank trains the trial on its
+//       part of each batch (data parallel);
+//   {"command": "batch", "items": [ITEM, ...]} + 1 model per item: rank r runs items[r]
+//       alone, then the outcomes and models are gathered to rank 0;
+//   {"command": "stop"}.
+// ITEM = {"sweep_id", "trial_id", "spec_text", "spec_path"}; "" where there is no model.
+nlohmann::json GroupItem(const std::string& sweep_id, const std::string& trial_id,
+                         const SweepPlan& plan) {
+  return {{"sweep_id", sweep_id},
+          {"trial_id", trial_id},
+          {"spec_text", plan.spec_text},
+          {"spec_path", plan.spec_path}};
+}
+
+// A trial's outcome as it travels to rank 0 in batch mode.
+std::string PackOutcome(const absl::StatusOr<TrialResult>& result) {
+  if (result.ok()) return nlohmann::json({{"result", TrialResultToJson(*result)}}).dump();
+  return nlohmann::json({{"code", static_cast<int>(result.status().code())},
+                         {"message", std::string(result.status().message())}})
+      .dump();
+}
+
+absl::StatusOr<TrialResult> UnpackOutcome(const std::string& text) {
+  const nlohmann::json json = nlohmann::json::parse(text, nullptr, false);
+  if (json.is_object() && json.contains("result")) return TrialResultFromJson(json["result"]);
+  if (json.is_object() && json.contains("code") && json["code"].is_number_integer()) {
+    return absl::Status(static_cast<absl::StatusCode>(json["code"].get<int>()),
+                        json.value("message", std::string()));
+  }
+  return absl::InternalError("a rank sent no outcome");
+}
+
+// Ranks 1..R-1 of a worker group: run what rank 0 broadcasts until it says stop.
+// Rank 0 alone talks to the coordinator.
 absl::Status RunFollower(const WorkerOptions& options, MpiGroup& group,
                          const std::atomic<bool>* stop) {
   auto backend = MakeBackend(options.backend, {.threads = options.threads});
@@ -217,48 +255,407 @@ absl::Status RunFollower(const WorkerOptions& options, MpiGroup& group,
   DirectoryArtifactStore artifacts(scratch.string());
   TrialCache cache;
   std::map<std::string, SweepPlan> plans;  // by sweep id
+  auto find_trial = [&](const nlohmann::json& item) -> absl::StatusOr<const TrialSpec*> {
+    const std::string sweep_id = item.value("sweep_id", "");
+    auto plan = plans.find(sweep_id);
+    if (plan == plans.end()) {
+      plan = plans
+                 .emplace(sweep_id, ExpandForWorker(item.value("spec_text", ""),
+                                                    item.value("spec_path", "")))
+                 .first;
+    }
+    auto trial = plan->second.trials.find(item.value("trial_id", ""));
+    if (trial == plan->second.trials.end()) {
+      // Rank 0 found it in the same expansion: this rank cannot go on in step.
+      return absl::InternalError(absl::StrCat("rank ", group.rank(), ": trial ",
+                                              item.value("trial_id", ""), " is not in the plan"));
+    }
+    return &trial->second;
+  };
   for (;;) {
-    std::string header, source_model;
+    std::string header;
     if (auto s = group.Broadcast(header); !s.ok()) return s;
     const nlohmann::json command = nlohmann::json::parse(header, nullptr, false);
-    if (!command.is_object() || command.value("command", "") != "trial") break;
-    if (auto s = group.Broadcast(source_model); !s.ok()) return s;
-    const std::string sweep_id = command.value("sweep_id", "");
-    auto plan_it = plans.find(sweep_id);
-    if (plan_it == plans.end()) {
-      plan_it = plans
-                    .emplace(sweep_id, ExpandForWorker(command.value("spec_text", ""),
-                                                       command.value("spec_path", "")))
-                    .first;
+    const std::string kind = command.is_object() ? command.value("command", "") : "";
+    if (kind != "trial" && kind != "batch") break;
+    const nlohmann::json& items = command["items"];
+    // This rank's item: the one trial, or items[rank] of a batch (none when short).
+    const bool parallel = kind == "trial";
+    const size_t mine = parallel ? 0 : static_cast<size_t>(group.rank());
+    const TrialSpec* trial = nullptr;
+    for (size_t i = 0; i < items.size(); ++i) {
+      std::string source_model;
+      if (auto s = group.Broadcast(source_model); !s.ok()) return s;
+      if (i != mine) continue;
+      auto found = find_trial(items[i]);
+      if (!found.ok()) return found.status();
+      trial = *found;
+      if (!source_model.empty()) {
+        std::ofstream(artifacts.PathOf(trial->source_trial), std::ios::binary)
+            .write(source_model.data(), static_cast<std::streamsize>(source_model.size()));
+      }
     }
-    auto trial = plan_it->second.trials.find(command.value("trial_id", ""));
-    if (trial == plan_it->second.trials.end()) {
-      // Rank 0 found it in the same expansion: this cannot go on in step with it.
-      return absl::InternalError(absl::StrCat("rank ", group.rank(), ": trial ",
-                                              command.value("trial_id", ""), " is not in the plan"));
+    absl::StatusOr<TrialResult> result = absl::NotFoundError("no trial for this rank");
+    if (trial != nullptr) {
+      TrialContext ctx;
+      ctx.backend = backend->get();
+      ctx.artifacts = &artifacts;
+      ctx.cache = &cache;
+      ctx.threads = options.threads;
+      if (parallel) {
+        ctx.reducer = &group.reducer();
+        ctx.replica = group.rank();
+        ctx.replicas = group.size();
+        ctx.should_stop = [&] { return group.AnyTrue(stop && stop->load()); };
+      } else {
+        ctx.should_stop = [&] { return stop && stop->load(); };
+      }
+      result = RunTrial(*trial, ctx);
     }
-    if (!source_model.empty()) {
-      std::ofstream(artifacts.PathOf(trial->second.source_trial), std::ios::binary)
-          .write(source_model.data(), static_cast<std::streamsize>(source_model.size()));
+    if (parallel) {
+      // Rank 0 reports the trial.
+      if (!result.ok() && result.status().code() != absl::StatusCode::kCancelled) {
+        std::fprintf(stderr, "rank %d: %s\n", group.rank(),
+                     std::string(result.status().message()).c_str());
+      }
+      continue;
     }
-    TrialContext ctx;
-    ctx.backend = backend->get();
-    ctx.reducer = &group.reducer();
-    ctx.artifacts = &artifacts;
-    ctx.cache = &cache;
-    ctx.threads = options.threads;
-    ctx.replica = group.rank();
-    ctx.replicas = group.size();
-    ctx.should_stop = [&] { return group.AnyTrue(stop && stop->load()); };
-    auto result = RunTrial(trial->second, ctx);  // rank 0 reports it
-    if (!result.ok() && result.status().code() != absl::StatusCode::kCancelled) {
-      std::fprintf(stderr, "rank %d: %s\n", group.rank(),
-                   std::string(result.status().message()).c_str());
+    // Batch: the outcome, and the model a pretrain trial made, go to rank 0.
+    std::string model;
+    if (result.ok() && !result->model_sha256.empty()) {
+      std::ifstream in(artifacts.PathOf(result->trial_id), std::ios::binary);
+      model.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     }
+    if (auto s = group.Gather(trial != nullptr ? PackOutcome(result) : "").status(); !s.ok()) {
+      return s;
+    }
+    if (auto s = group.Gather(model).status(); !s.ok()) return s;
   }
   fs::remove_all(scratch);
   return absl::OkStatus();
 }
+
+// A worker that talks to the coordinator: a single process, or rank 0 of a group.
+class Worker {
+ public:
+  Worker(const WorkerOptions& options, const std::atomic<bool>* stop, MpiGroup* group)
+      : options_(options), stop_(stop), group_(group) {}
+
+  absl::Status Run() {
+    if (auto s = Setup(); !s.ok()) return s;
+    int trials_done = 0;
+    while (!stopping()) {
+      if (options_.max_trials > 0 && trials_done >= options_.max_trials) break;
+      auto lease = Lease(options_.exit_when_idle ? 200 : 500);
+      if (!lease.ok()) return lease.status();
+      if (!*lease) {
+        if (options_.exit_when_idle) break;
+        continue;
+      }
+      auto trial = TrialOf(**lease);
+      if (!trial.ok()) return trial.status();
+      absl::Status ran;
+      if (group_ == nullptr || *trial == nullptr || !Small(**trial)) {
+        ran = RunAlone(**lease, *trial);
+        ++trials_done;
+      } else {
+        // Small trials: one per rank, as many as the coordinator has ready now.
+        std::vector<std::pair<rpc::LeaseReply, const TrialSpec*>> batch = {{**lease, *trial}};
+        while (static_cast<int>(batch.size()) < group_->size()) {
+          auto more = Lease(0);
+          if (!more.ok()) return more.status();
+          if (!*more) break;
+          auto more_trial = TrialOf(**more);
+          if (!more_trial.ok()) return more_trial.status();
+          if (*more_trial == nullptr || !Small(**more_trial)) {
+            Release((*more)->attempt_id());  // the next round takes it, data parallel
+            break;
+          }
+          batch.emplace_back(**more, *more_trial);
+        }
+        trials_done += static_cast<int>(batch.size());
+        ran = RunBatch(batch);
+      }
+      if (!ran.ok()) return ran;
+    }
+    fs::remove_all(scratch_);
+    return absl::OkStatus();
+  }
+
+ private:
+  bool stopping() const { return stop_ && stop_->load(); }
+
+  // Small enough for one rank: fewer training examples than split_min_examples.
+  bool Small(const TrialSpec& trial) const {
+    return TaskTrainExamples(trial.task, trial.dataset, {}) < options_.split_min_examples;
+  }
+
+  absl::Status Setup() {
+    auto channel = MakeChannel(options_.coordinator, options_.root_cert);
+    if (!channel.ok()) return channel.status();
+    stub_ = rpc::Trials::NewStub(*channel);
+    auth_ = RpcAuth{options_.token};
+    worker_id_ = options_.worker_id.empty() ? absl::StrCat(Hostname(), ":", getpid())
+                                            : options_.worker_id;
+    auto backend = MakeBackend(options_.backend, {.threads = options_.threads});
+    if (!backend.ok()) return backend.status();
+    backend_ = std::move(*backend);
+    std::string metrics_address;
+    if (!options_.metrics_listen.empty()) {
+      auto started = WorkerMetrics::Start(options_.metrics_listen);
+      if (!started.ok()) return started.status();
+      metrics_ = std::move(*started);
+      // Where Prometheus finds it: the host it listens on (or this host's name when
+      // it listens on every interface) and the port it got.
+      std::string host = options_.metrics_listen.substr(0, options_.metrics_listen.rfind(':'));
+      if (host.empty() || host == "0.0.0.0" || host == "[::]") host = Hostname();
+      metrics_address = absl::StrCat(host, ":", metrics_->port());
+    }
+    GradientReducer* group_reducer = group_ ? &group_->reducer() : nullptr;
+    timed_reducer_ = metrics_ ? metrics_->TimedReducer(group_reducer) : nullptr;
+    reducer_ = timed_reducer_ ? timed_reducer_.get() : group_reducer;
+
+    auto do_register = [&]() -> absl::Status {
+      grpc::ClientContext ctx;
+      auth_.Apply(ctx, 5000);
+      rpc::RegisterRequest request;
+      request.set_worker_id(worker_id_);
+      request.add_backends(backend_->name());
+      request.set_threads(options_.threads);
+      request.set_cpu_isa(CpuIsa());
+      request.set_mpi_size(group_ ? group_->size() : 1);
+      request.set_metrics_address(metrics_address);
+      return FromGrpc(stub_->Register(&ctx, request, &registered_), "register");
+    };
+    if (auto s = RetryWhileUnavailable(do_register, stop_); !s.ok()) return s;
+    scratch_ = fs::temp_directory_path() / absl::StrCat("seedproof-worker-", getpid());
+    fs::create_directories(scratch_);
+    artifacts_ = std::make_unique<CoordinatorArtifactStore>(*stub_, auth_, scratch_.string());
+    return absl::OkStatus();
+  }
+
+  // The next trial, or nullopt when none is ready within wait_ms.
+  absl::StatusOr<std::optional<rpc::LeaseReply>> Lease(int64_t wait_ms) {
+    rpc::LeaseReply lease;
+    auto do_lease = [&]() -> absl::Status {
+      grpc::ClientContext ctx;
+      auth_.Apply(ctx, 10000);
+      rpc::LeaseRequest request;
+      request.set_worker_id(worker_id_);
+      // Short enough that SIGTERM is noticed promptly between polls.
+      request.set_wait_ms(wait_ms);
+      return FromGrpc(stub_->Lease(&ctx, request, &lease), "lease");
+    };
+    if (auto s = RetryWhileUnavailable(do_lease, stop_); !s.ok()) return s;
+    if (metrics_) metrics_->CoordinatorAnswered();
+    if (!lease.leased()) return std::nullopt;
+    return lease;
+  }
+
+  // The leased trial, from the sweep's spec expanded here exactly as the
+  // coordinator did (trial ids are content hashes, so both sides agree); nullptr
+  // when this worker's expansion does not have it (reported as a failure).
+  absl::StatusOr<const TrialSpec*> TrialOf(const rpc::LeaseReply& lease) {
+    auto plan = plans_.find(lease.sweep_id());
+    if (plan == plans_.end()) {
+      rpc::SpecReply spec_reply;
+      auto fetch = [&]() -> absl::Status {
+        grpc::ClientContext ctx;
+        auth_.Apply(ctx, 10000);
+        rpc::SweepRef ref;
+        ref.set_sweep_id(lease.sweep_id());
+        return FromGrpc(stub_->SweepSpec(&ctx, ref, &spec_reply), "sweep spec");
+      };
+      if (auto s = RetryWhileUnavailable(fetch, stop_); !s.ok()) return s;
+      plan = plans_
+                 .emplace(lease.sweep_id(),
+                          ExpandForWorker(spec_reply.spec_text(), spec_reply.spec_path()))
+                 .first;
+    }
+    auto trial = plan->second.trials.find(lease.trial_id());
+    return trial == plan->second.trials.end() ? nullptr : &trial->second;
+  }
+
+  absl::Status NotInPlan(const rpc::LeaseReply& lease) const {
+    return absl::NotFoundError(absl::StrCat("trial ", lease.trial_id(), " is not in sweep ",
+                                            lease.sweep_id(), "'s plan as this worker expands it"));
+  }
+
+  TrialContext ContextFor(HeartbeatThread& heartbeat, std::atomic<bool>& end_trial,
+                          bool parallel) {
+    TrialContext ctx;
+    ctx.backend = backend_.get();
+    ctx.artifacts = artifacts_.get();
+    ctx.cache = &cache_;
+    ctx.threads = options_.threads;
+    ctx.reducer = parallel ? reducer_ : timed_reducer_.get();
+    ctx.replica = 0;
+    ctx.replicas = parallel && group_ ? group_->size() : 1;
+    // SIGTERM, or the coordinator taking the attempt back; a group stops together.
+    ctx.should_stop = [this, &end_trial, parallel] {
+      const bool local = stopping() || end_trial.load();
+      return parallel && group_ ? group_->AnyTrue(local) : local;
+    };
+    ctx.on_epoch = [this, &heartbeat](const EpochRecord& e) {
+      TrialResult one;
+      one.epochs = {e};
+      heartbeat.QueueEpoch(TrialResultToJson(one)["epochs"][0].dump());
+      if (metrics_) metrics_->EpochDone(e);
+    };
+    if (metrics_) ctx.on_step = [this](double seconds) { metrics_->StepDone(seconds); };
+    return ctx;
+  }
+
+  // One trial here (or data parallel across the whole group), reported.
+  absl::Status RunAlone(const rpc::LeaseReply& lease, const TrialSpec* trial) {
+    absl::StatusOr<TrialResult> result = NotInPlan(lease);
+    if (trial != nullptr) {
+      artifacts_->BeginAttempt(lease.attempt_id(), trial->source_trial, lease.source_sha256());
+      absl::Status shared = absl::OkStatus();
+      if (group_ != nullptr) {
+        // The other ranks get the trial and its source model first.
+        absl::StatusOr<std::string> source_model = std::string();
+        if (!trial->source_trial.empty()) source_model = artifacts_->Download();
+        shared = source_model.status();
+        if (source_model.ok()) {
+          std::string header =
+              nlohmann::json({{"command", "trial"},
+                              {"items", {GroupItem(lease.sweep_id(), trial->id,
+                                                   plans_.at(lease.sweep_id()))}}})
+                  .dump();
+          if (auto s = group_->Broadcast(header); !s.ok()) return s;
+          if (auto s = group_->Broadcast(*source_model); !s.ok()) return s;
+        }
+      }
+      if (shared.ok()) {
+        std::atomic<bool> end_trial = false;
+        HeartbeatThread heartbeat(*stub_, auth_, lease.attempt_id(),
+                                  std::chrono::milliseconds(registered_.heartbeat_ms()),
+                                  end_trial, metrics_.get());
+        if (metrics_) metrics_->TrialStarted(trial->kind);
+        TrialContext ctx = ContextFor(heartbeat, end_trial, /*parallel=*/true);
+        result = RunTrial(*trial, ctx);
+      } else {
+        result = shared;
+      }
+    }
+    return Finish(lease.attempt_id(), result, "");
+  }
+
+  // Small trials, items[r] on rank r at once; rank 0 heartbeats and reports all.
+  absl::Status RunBatch(const std::vector<std::pair<rpc::LeaseReply, const TrialSpec*>>& batch) {
+    nlohmann::json items = nlohmann::json::array();
+    std::vector<std::string> source_models;
+    for (const auto& [lease, trial] : batch) {
+      items.push_back(GroupItem(lease.sweep_id(), trial->id, plans_.at(lease.sweep_id())));
+      artifacts_->BeginAttempt(lease.attempt_id(), trial->source_trial, lease.source_sha256());
+      absl::StatusOr<std::string> model = std::string();
+      if (!trial->source_trial.empty()) model = artifacts_->Download();
+      if (!model.ok()) return model.status();  // the coordinator is gone: leases expire
+      source_models.push_back(*std::move(model));
+    }
+    std::fprintf(stderr, "worker %s: %zu trials, one per rank\n", worker_id_.c_str(),
+                 batch.size());
+    std::string header = nlohmann::json({{"command", "batch"}, {"items", items}}).dump();
+    if (auto s = group_->Broadcast(header); !s.ok()) return s;
+    for (std::string& model : source_models) {
+      if (auto s = group_->Broadcast(model); !s.ok()) return s;
+    }
+    // Every attempt beats while its rank trains; rank 0 runs items[0].
+    std::vector<std::unique_ptr<std::atomic<bool>>> ends;
+    std::vector<std::unique_ptr<HeartbeatThread>> heartbeats;
+    for (const auto& [lease, trial] : batch) {
+      ends.push_back(std::make_unique<std::atomic<bool>>(false));
+      heartbeats.push_back(std::make_unique<HeartbeatThread>(
+          *stub_, auth_, lease.attempt_id(),
+          std::chrono::milliseconds(registered_.heartbeat_ms()), *ends.back(), metrics_.get()));
+    }
+    const auto& [lease, trial] = batch.front();
+    artifacts_->BeginAttempt(lease.attempt_id(), trial->source_trial, lease.source_sha256());
+    if (metrics_) metrics_->TrialStarted(trial->kind);
+    TrialContext ctx = ContextFor(*heartbeats.front(), *ends.front(), /*parallel=*/false);
+    const absl::StatusOr<TrialResult> own = RunTrial(*trial, ctx);
+    auto outcomes = group_->Gather("");
+    if (!outcomes.ok()) return outcomes.status();
+    auto models = group_->Gather("");
+    if (!models.ok()) return models.status();
+    heartbeats.clear();
+    if (auto s = Finish(lease.attempt_id(), own, ""); !s.ok()) return s;
+    for (size_t r = 1; r < batch.size(); ++r) {
+      if (auto s = Finish(batch[r].first.attempt_id(), UnpackOutcome((*outcomes)[r]), (*models)[r]);
+          !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  void Release(int64_t attempt_id) {
+    auto release = [&]() -> absl::Status {
+      grpc::ClientContext ctx;
+      auth_.Apply(ctx, 5000);
+      rpc::AttemptRef ref;
+      ref.set_attempt_id(attempt_id);
+      rpc::Ack ack;
+      return FromGrpc(stub_->Release(&ctx, ref, &ack), "release");
+    };
+    RetryWhileUnavailable(release, nullptr, /*max_seconds=*/10).IgnoreError();
+  }
+
+  // Gives the lease back (stopped), or fails or completes the attempt; a model
+  // another rank made is uploaded first. A finished result is never dropped:
+  // reporting retries until the coordinator takes it.
+  absl::Status Finish(int64_t attempt_id, const absl::StatusOr<TrialResult>& result,
+                      const std::string& model) {
+    if (metrics_) {
+      metrics_->TrialEnded(
+          !result.ok()
+              ? (result.status().code() == absl::StatusCode::kCancelled ? "released" : "failed")
+              : TrialOutcomeName(result->outcome));
+    }
+    if (!result.ok() && result.status().code() == absl::StatusCode::kCancelled) {
+      Release(attempt_id);
+      return absl::OkStatus();
+    }
+    if (result.ok() && !model.empty()) {
+      if (auto s = artifacts_->Upload(model, attempt_id); !s.ok()) return s.status();
+    }
+    auto report = [&]() -> absl::Status {
+      grpc::ClientContext ctx;
+      auth_.Apply(ctx, 10000);
+      if (!result.ok()) {
+        rpc::FailRequest request;
+        request.set_attempt_id(attempt_id);
+        request.set_reason(std::string(result.status().message()));
+        rpc::Ack ack;
+        return FromGrpc(stub_->Fail(&ctx, request, &ack), "fail");
+      }
+      rpc::CompleteRequest request;
+      request.set_attempt_id(attempt_id);
+      request.set_result_json(TrialResultToJson(*result).dump());
+      request.set_model_sha256(result->model_sha256);
+      rpc::CompleteReply reply;
+      return FromGrpc(stub_->Complete(&ctx, request, &reply), "complete");
+    };
+    return RetryWhileUnavailable(report);
+  }
+
+  const WorkerOptions& options_;
+  const std::atomic<bool>* stop_;
+  MpiGroup* group_;  // nullptr: a single process
+  std::unique_ptr<rpc::Trials::Stub> stub_;
+  RpcAuth auth_;
+  std::string worker_id_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<WorkerMetrics> metrics_;
+  std::unique_ptr<GradientReducer> timed_reducer_;
+  GradientReducer* reducer_ = nullptr;  // data parallel: the group's (timed when metrics)
+  rpc::RegisterReply registered_;
+  fs::path scratch_;
+  std::unique_ptr<CoordinatorArtifactStore> artifacts_;
+  TrialCache cache_;
+  std::map<std::string, SweepPlan> plans_;  // by sweep id
+};
 
 }  // namespace
 
@@ -271,198 +668,13 @@ absl::Status RunWorker(const WorkerOptions& options, const std::atomic<bool>* st
     group = std::move(*joined);
     if (group->rank() > 0) return RunFollower(options, *group, stop);
   }
-  // Every way out of rank 0's loop tells the other ranks to stop.
-  struct StopFollowers {
-    MpiGroup* group;
-    ~StopFollowers() {
-      if (group == nullptr) return;
-      std::string stop_command = nlohmann::json({{"command", "stop"}}).dump();
-      group->Broadcast(stop_command).IgnoreError();
-    }
-  } stop_followers{group.get()};
-  auto channel = MakeChannel(options.coordinator, options.root_cert);
-  if (!channel.ok()) return channel.status();
-  auto stub = rpc::Trials::NewStub(*channel);
-  const RpcAuth auth{options.token};
-  const std::string worker_id =
-      options.worker_id.empty() ? absl::StrCat(Hostname(), ":", getpid()) : options.worker_id;
-
-  auto backend = MakeBackend(options.backend, {.threads = options.threads});
-  if (!backend.ok()) return backend.status();
-  std::unique_ptr<WorkerMetrics> metrics;
-  std::string metrics_address;
-  if (!options.metrics_listen.empty()) {
-    auto started = WorkerMetrics::Start(options.metrics_listen);
-    if (!started.ok()) return started.status();
-    metrics = std::move(*started);
-    // Where Prometheus finds it: the host it listens on (or this host's name when
-    // it listens on every interface) and the port it got.
-    std::string host = options.metrics_listen.substr(0, options.metrics_listen.rfind(':'));
-    if (host.empty() || host == "0.0.0.0" || host == "[::]") host = Hostname();
-    metrics_address = absl::StrCat(host, ":", metrics->port());
+  absl::Status status = Worker(options, stop, group.get()).Run();
+  if (group) {
+    // However rank 0's loop ended, the other ranks stop too.
+    std::string stop_command = nlohmann::json({{"command", "stop"}}).dump();
+    group->Broadcast(stop_command).IgnoreError();
   }
-  GradientReducer* group_reducer = group ? &group->reducer() : nullptr;
-  const std::unique_ptr<GradientReducer> timed_reducer =
-      metrics ? metrics->TimedReducer(group_reducer) : nullptr;
-  GradientReducer* reducer = timed_reducer ? timed_reducer.get() : group_reducer;
-
-  rpc::RegisterReply registered;
-  auto do_register = [&]() -> absl::Status {
-    grpc::ClientContext ctx;
-    auth.Apply(ctx, 5000);
-    rpc::RegisterRequest request;
-    request.set_worker_id(worker_id);
-    request.add_backends((*backend)->name());
-    request.set_threads(options.threads);
-    request.set_cpu_isa(CpuIsa());
-    request.set_mpi_size(group ? group->size() : 1);
-    request.set_metrics_address(metrics_address);
-    return FromGrpc(stub->Register(&ctx, request, &registered), "register");
-  };
-  if (auto s = RetryWhileUnavailable(do_register, stop); !s.ok()) return s;
-
-  const fs::path scratch = fs::temp_directory_path() / absl::StrCat("seedproof-worker-", getpid());
-  fs::create_directories(scratch);
-  CoordinatorArtifactStore artifacts(*stub, auth, scratch.string());
-  TrialCache cache;
-  std::map<std::string, SweepPlan> plans;  // by sweep id
-
-  int trials_done = 0;
-  while (!(stop && stop->load())) {
-    if (options.max_trials > 0 && trials_done >= options.max_trials) break;
-    rpc::LeaseReply lease;
-    auto do_lease = [&]() -> absl::Status {
-      grpc::ClientContext ctx;
-      auth.Apply(ctx, 10000);
-      rpc::LeaseRequest request;
-      request.set_worker_id(worker_id);
-      // Short enough that SIGTERM is noticed promptly between polls.
-      request.set_wait_ms(options.exit_when_idle ? 200 : 500);
-      return FromGrpc(stub->Lease(&ctx, request, &lease), "lease");
-    };
-    if (auto s = RetryWhileUnavailable(do_lease, stop); !s.ok()) return s;
-    if (metrics) metrics->CoordinatorAnswered();
-    if (!lease.leased()) {
-      if (options.exit_when_idle) break;
-      continue;
-    }
-
-    // The trial comes from the sweep's spec, expanded here exactly as the
-    // coordinator did: trial ids are content hashes, so both sides agree.
-    auto plan_it = plans.find(lease.sweep_id());
-    if (plan_it == plans.end()) {
-      rpc::SpecReply spec_reply;
-      auto fetch = [&]() -> absl::Status {
-        grpc::ClientContext ctx;
-        auth.Apply(ctx, 10000);
-        rpc::SweepRef ref;
-        ref.set_sweep_id(lease.sweep_id());
-        return FromGrpc(stub->SweepSpec(&ctx, ref, &spec_reply), "sweep spec");
-      };
-      if (auto s = RetryWhileUnavailable(fetch, stop); !s.ok()) return s;
-      plan_it = plans
-                    .emplace(lease.sweep_id(),
-                             ExpandForWorker(spec_reply.spec_text(), spec_reply.spec_path()))
-                    .first;
-    }
-
-    std::atomic<bool> end_trial = false;
-    absl::StatusOr<TrialResult> result =
-        absl::NotFoundError(absl::StrCat("trial ", lease.trial_id(), " is not in sweep ",
-                                         lease.sweep_id(), "'s plan as this worker expands it"));
-    auto trial_it = plan_it->second.trials.find(lease.trial_id());
-    if (trial_it != plan_it->second.trials.end() && group) {
-      // The group's other ranks get the trial and its source model first.
-      const TrialSpec& trial = trial_it->second;
-      artifacts.BeginAttempt(lease.attempt_id(), trial.source_trial, lease.source_sha256());
-      absl::StatusOr<std::string> source_model = std::string();
-      if (!trial.source_trial.empty()) source_model = artifacts.Download();
-      if (source_model.ok()) {
-        std::string header = nlohmann::json({{"command", "trial"},
-                                             {"sweep_id", lease.sweep_id()},
-                                             {"trial_id", trial.id},
-                                             {"spec_text", plan_it->second.spec_text},
-                                             {"spec_path", plan_it->second.spec_path}})
-                                 .dump();
-        if (auto s = group->Broadcast(header); !s.ok()) return s;
-        if (auto s = group->Broadcast(*source_model); !s.ok()) return s;
-      } else {
-        result = source_model.status();
-        trial_it = plan_it->second.trials.end();  // reported as failed below
-      }
-    }
-    if (trial_it != plan_it->second.trials.end()) {
-      const TrialSpec& trial = trial_it->second;
-      artifacts.BeginAttempt(lease.attempt_id(), trial.source_trial, lease.source_sha256());
-      HeartbeatThread heartbeat(*stub, auth, lease.attempt_id(),
-                                std::chrono::milliseconds(registered.heartbeat_ms()), end_trial,
-                                metrics.get());
-      if (metrics) metrics->TrialStarted(trial.kind);
-      TrialContext ctx;
-      ctx.backend = backend->get();
-      ctx.reducer = reducer;
-      ctx.replica = 0;
-      ctx.replicas = group ? group->size() : 1;
-      ctx.artifacts = &artifacts;
-      ctx.cache = &cache;
-      ctx.threads = options.threads;
-      // SIGTERM, or the coordinator taking the attempt back; a group stops together.
-      ctx.should_stop = [&] {
-        const bool local = (stop && stop->load()) || end_trial.load();
-        return group ? group->AnyTrue(local) : local;
-      };
-      ctx.on_epoch = [&](const EpochRecord& e) {
-        TrialResult one;
-        one.epochs = {e};
-        heartbeat.QueueEpoch(TrialResultToJson(one)["epochs"][0].dump());
-        if (metrics) metrics->EpochDone(e);
-      };
-      if (metrics) ctx.on_step = [&](double seconds) { metrics->StepDone(seconds); };
-      result = RunTrial(trial, ctx);
-    }
-
-    if (metrics) {
-      metrics->TrialEnded(
-          !result.ok()
-              ? (result.status().code() == absl::StatusCode::kCancelled ? "released" : "failed")
-              : TrialOutcomeName(result->outcome));
-    }
-    if (!result.ok() && result.status().code() == absl::StatusCode::kCancelled) {
-      // Stopped (SIGTERM, cancelled sweep, lost lease): give the lease back.
-      auto release = [&]() -> absl::Status {
-        grpc::ClientContext ctx;
-        auth.Apply(ctx, 5000);
-        rpc::AttemptRef ref;
-        ref.set_attempt_id(lease.attempt_id());
-        rpc::Ack ack;
-        return FromGrpc(stub->Release(&ctx, ref, &ack), "release");
-      };
-      RetryWhileUnavailable(release, nullptr, /*max_seconds=*/10).IgnoreError();
-      continue;
-    }
-    auto report = [&]() -> absl::Status {
-      grpc::ClientContext ctx;
-      auth.Apply(ctx, 10000);
-      if (!result.ok()) {
-        rpc::FailRequest request;
-        request.set_attempt_id(lease.attempt_id());
-        request.set_reason(std::string(result.status().message()));
-        rpc::Ack ack;
-        return FromGrpc(stub->Fail(&ctx, request, &ack), "fail");
-      }
-      rpc::CompleteRequest request;
-      request.set_attempt_id(lease.attempt_id());
-      request.set_result_json(TrialResultToJson(*result).dump());
-      request.set_model_sha256(result->model_sha256);
-      rpc::CompleteReply reply;
-      return FromGrpc(stub->Complete(&ctx, request, &reply), "complete");
-    };
-    // A finished result is never dropped: retry until the coordinator takes it.
-    if (auto s = RetryWhileUnavailable(report); !s.ok()) return s;
-    ++trials_done;
-  }
-  fs::remove_all(scratch);
-  return absl::OkStatus();
+  return status;
 }
 
 }  // namespace seedproof

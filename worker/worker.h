@@ -24,6 +24,9 @@ struct WorkerOptions {
   // Prometheus /metrics (host:port, port 0: any free one), advertised to the
   // coordinator for its file_sd file; empty: not served.
   std::string metrics_listen;
+  // A worker group (mpirun -np R): a trial with fewer training examples than this
+  // runs on one rank, R such trials at once; larger ones run data parallel on all.
+  int64_t split_min_examples = 5000;
 };
 
 // Runs until *stop is set (SIGTERM: the current trial stops at its next epoch

@@ -5,10 +5,13 @@ Usage: worker_group_test.py PATH/TO/seedproof
 
 In a network namespace of its own with only loopback up (mpirun's runtime
 listens on every interface): a coordinator, a sweep, and one 2-rank worker group
-(`--exit-when-idle`). Rank 0 leases and reports; both ranks train every trial on
-their halves of each batch. Requires: the sweep done with every trial completed
-and stored once, and every per-epoch training loss within 1e-4 relative of the same study run by
-`seedproof run` in one process (the sums differ only in order)."""
+(`--exit-when-idle`), twice: once with every trial below the size threshold (each
+rank runs its own trial, two at a time; rank 0 heartbeats and reports both) and
+once with the threshold at 0 (both ranks train every trial on their halves of
+each batch). Requires the sweep done with every trial completed and stored once,
+and per-epoch training losses equal to `seedproof run` in one process: exactly
+for one trial per rank, within 1e-4 relative data parallel (sums in another
+order)."""
 import json, os, pathlib, subprocess, sys, tempfile, time
 
 SEEDPROOF = sys.argv[1]
@@ -51,43 +54,129 @@ def losses(results_file):
     return {l["trial_id"]: (l["outcome"], [e["train_loss"] for e in l["epochs"]]) for l in lines}
 
 
-coordinator = subprocess.Popen(
-    [SEEDPROOF, "coordinator", "--listen", "127.0.0.1:0", "--db", str(work / "db"),
-     "--port-file", str(work / "ports"), "--metrics-listen", ""] + token,
-    stdout=open(work / "coordinator.log", "w"), stderr=subprocess.STDOUT)
-try:
-    for _ in range(200):
-        if (work / "ports").exists() and (work / "ports").read_text().strip():
-            break
-        time.sleep(0.05)
-    address = "127.0.0.1:" + (work / "ports").read_text().split()[0]
-    client = ["--coordinator", address] + token
-    sweep = subprocess.run([SEEDPROOF, "submit", str(work / "spec.yaml")] + client,
-                           capture_output=True, text=True, check=True).stdout.strip()
-    group = subprocess.run(
-        ["mpirun", "--bind-to", "none", "--mca", "btl", "self,vader", "-np", "2", SEEDPROOF,
-         "worker", "--id", "group", "--exit-when-idle", "--metrics-listen", ""] + client,
-        capture_output=True, text=True, env=env, timeout=300)
-    check(group.returncode == 0, "the 2-rank group exits 0 when idle " +
-          (group.stdout + group.stderr if group.returncode else ""))
-    status = subprocess.run([SEEDPROOF, "status", sweep] + client, capture_output=True,
-                            text=True).stdout
-    check(" done " in status and "failed 0" in status, "sweep done, nothing failed: " + status)
-    subprocess.run([SEEDPROOF, "results", sweep, "--out", str(work / "group.jsonl")] + client,
-                   check=True)
-    subprocess.run([SEEDPROOF, "run", str(work / "spec.yaml"), "--out", str(work / "local"),
-                    "--workers", "1"], capture_output=True, check=True)
-    grouped, local = losses(work / "group.jsonl"), losses(work / "local" / "results.jsonl")
+def run_group(mode, split_min_examples):
+    """A coordinator, the sweep, one 2-rank group; returns the results file."""
+    dir = work / mode
+    dir.mkdir()
+    coordinator = subprocess.Popen(
+        [SEEDPROOF, "coordinator", "--listen", "127.0.0.1:0", "--db", str(dir / "db"),
+         "--port-file", str(dir / "ports"), "--metrics-listen", ""] + token,
+        stdout=open(dir / "coordinator.log", "w"), stderr=subprocess.STDOUT)
+    try:
+        for _ in range(200):
+            if (dir / "ports").exists() and (dir / "ports").read_text().strip():
+                break
+            time.sleep(0.05)
+        address = "127.0.0.1:" + (dir / "ports").read_text().split()[0]
+        client = ["--coordinator", address] + token
+        sweep = subprocess.run([SEEDPROOF, "submit", str(work / "spec.yaml")] + client,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        group = subprocess.run(
+            ["mpirun", "--bind-to", "none", "--mca", "btl", "self,vader", "-np", "2", SEEDPROOF,
+             "worker", "--id", "group", "--exit-when-idle", "--metrics-listen", "",
+             "--split-min-examples", str(split_min_examples)] + client,
+            capture_output=True, text=True, env=env, timeout=300)
+        check(group.returncode == 0, "%s: the 2-rank group exits 0 when idle %s" %
+              (mode, group.stdout + group.stderr if group.returncode else ""))
+        pairs = group.stderr.count("2 trials, one per rank")
+        check((pairs > 0) == (split_min_examples > 0),
+              "%s: %d rounds ran two trials at once" % (mode, pairs))
+        status = subprocess.run([SEEDPROOF, "status", sweep] + client, capture_output=True,
+                                text=True).stdout
+        check(" done " in status and "failed 0" in status,
+              "%s: sweep done, nothing failed: %s" % (mode, status.strip()))
+        subprocess.run([SEEDPROOF, "results", sweep, "--out", str(dir / "results.jsonl")] +
+                       client, check=True)
+        return losses(dir / "results.jsonl")
+    finally:
+        coordinator.terminate()
+        coordinator.wait(10)
+
+
+subprocess.run([SEEDPROOF, "run", str(work / "spec.yaml"), "--out", str(work / "local"),
+                "--workers", "1"], capture_output=True, check=True)
+local = losses(work / "local" / "results.jsonl")
+# Every trial here has fewer than 5,000 training examples: by default each runs on
+# one rank, two at a time, and must give exactly the single-process numbers. With
+# the threshold at 0 every trial runs data parallel on both ranks.
+for mode, split, tolerance in (("one-per-rank", 5000, 0.0), ("data-parallel", 0, 1e-4)):
+    grouped = run_group(mode, split)
     check(sorted(grouped) == sorted(local) and len(grouped) == 11,
-          "the same %d trials, each stored once" % len(grouped))
+          "%s: the same %d trials, each stored once" % (mode, len(grouped)))
     worst = 0.0
     for trial_id, (outcome, trial_losses) in local.items():
         g_outcome, g_losses = grouped.get(trial_id, ("missing", []))
         check(g_outcome == outcome == "completed" and len(g_losses) == len(trial_losses),
-              "trial %s completed with %d epochs" % (trial_id[:8], len(trial_losses)))
+              "%s: trial %s completed with %d epochs" % (mode, trial_id[:8], len(trial_losses)))
         for a, b in zip(g_losses, trial_losses):
             worst = max(worst, abs(a - b) / abs(b))
-    check(worst <= 1e-4, "per-epoch training losses within 1e-4 relative (worst %.1e)" % worst)
+    check(worst <= tolerance, "%s: per-epoch training losses within %g relative of one "
+          "process (worst %.1e)" % (mode, tolerance, worst))
+
+
+def rank_pid(rank):
+    """The pid of the seedproof process that is this rank of the group."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            environ = open("/proc/%s/environ" % pid, "rb").read().split(b"\0")
+            cmdline = open("/proc/%s/cmdline" % pid, "rb").read()
+        except OSError:
+            continue
+        if (b"OMPI_COMM_WORLD_RANK=%d" % rank) in environ and b"worker" in cmdline:
+            return int(pid)
+    return None
+
+
+# A rank dies in the middle of a long data-parallel trial: the group must not hang,
+# and the coordinator leases the trial again once its lease expires.
+dir = work / "rank-death"
+dir.mkdir()
+(dir / "spec.yaml").write_text(SPEC.replace("train_size: 1000}", "}").replace(
+    "pretrain: {lr: 0.01, epochs: 2}", "pretrain: {lr: 0.01, epochs: 200}"))
+coordinator = subprocess.Popen(
+    [SEEDPROOF, "coordinator", "--listen", "127.0.0.1:0", "--db", str(dir / "db"),
+     "--port-file", str(dir / "ports"), "--metrics-listen", "", "--lease-ms", "2000",
+     "--heartbeat-ms", "200"] + token,
+    stdout=open(dir / "coordinator.log", "w"), stderr=subprocess.STDOUT)
+try:
+    for _ in range(200):
+        if (dir / "ports").exists() and (dir / "ports").read_text().strip():
+            break
+        time.sleep(0.05)
+    client = ["--coordinator", "127.0.0.1:" + (dir / "ports").read_text().split()[0]] + token
+    sweep = subprocess.run([SEEDPROOF, "submit", str(dir / "spec.yaml")] + client,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    group = subprocess.Popen(
+        ["mpirun", "--bind-to", "none", "--mca", "btl", "self,vader", "-np", "2", SEEDPROOF,
+         "worker", "--id", "doomed", "--metrics-listen", ""] + client,
+        stdout=open(dir / "group.log", "w"), stderr=subprocess.STDOUT, env=env)
+
+    def status():
+        return subprocess.run([SEEDPROOF, "status", sweep] + client, capture_output=True,
+                              text=True).stdout
+    deadline = time.time() + 60
+    while "leased 1" not in status() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # well into the pretrain trial's epochs
+    victim = rank_pid(1)
+    check(victim is not None, "found rank 1's process")
+    killed = time.time()
+    os.kill(victim, 9)
+    try:
+        code = group.wait(30)
+        check(code != 0, "the group exits non-zero %.1f s after rank 1 was killed (exit %d)" %
+              (time.time() - killed, code))
+    except subprocess.TimeoutExpired:
+        group.kill()
+        check(False, "the group still runs 30 s after rank 1 was killed")
+    deadline = time.time() + 20
+    while "leased 0" not in status() and time.time() < deadline:
+        time.sleep(0.2)
+    final = status()
+    check("leased 0" in final and "pending 11" in final,
+          "the lease expired and the trial waits to be leased again: " + final.strip())
 finally:
     coordinator.terminate()
     coordinator.wait(10)
