@@ -5,7 +5,8 @@
 #   deploy/install-deps.sh --test   also what the tests check against: scipy (the
 #                                   statistics), headless Chromium (the HTML report),
 #                                   the Prometheus server (metrics, dashboard, alerts),
-#                                   iproute2 (mpirun runs in a loopback-only namespace)
+#                                   iproute2 (mpirun runs in a loopback-only namespace),
+#                                   Slurm and MUNGE (a single-node cluster in a test)
 #   deploy/install-deps.sh --bench  also the peers the benchmarks measure against
 set -euo pipefail
 
@@ -20,7 +21,7 @@ packages=(
   dataset-fashion-mnist
 )
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(python3 python3-scipy chromium prometheus iproute2)
+  packages+=(python3 python3-scipy chromium prometheus iproute2 slurm-wlm munge)
 fi
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-torch python3-numpy libopenblas0-pthread)

@@ -411,9 +411,14 @@ class Worker {
       if (host.empty() || host == "0.0.0.0" || host == "[::]") host = Hostname();
       metrics_address = absl::StrCat(host, ":", metrics_->port());
     }
+    // Data parallel steps reduce across the group; a trial of its own (alone, or
+    // one per rank) reduces nothing: an MPI call there would wait forever.
     GradientReducer* group_reducer = group_ ? &group_->reducer() : nullptr;
-    timed_reducer_ = metrics_ ? metrics_->TimedReducer(group_reducer) : nullptr;
-    reducer_ = timed_reducer_ ? timed_reducer_.get() : group_reducer;
+    if (metrics_) {
+      timed_group_reducer_ = metrics_->TimedReducer(group_reducer);
+      timed_local_reducer_ = metrics_->TimedReducer(nullptr);
+    }
+    parallel_reducer_ = timed_group_reducer_ ? timed_group_reducer_.get() : group_reducer;
 
     auto do_register = [&]() -> absl::Status {
       grpc::ClientContext ctx;
@@ -488,7 +493,7 @@ class Worker {
     ctx.artifacts = artifacts_.get();
     ctx.cache = &cache_;
     ctx.threads = options_.threads;
-    ctx.reducer = parallel ? reducer_ : timed_reducer_.get();
+    ctx.reducer = parallel ? parallel_reducer_ : timed_local_reducer_.get();
     ctx.replica = 0;
     ctx.replicas = parallel && group_ ? group_->size() : 1;
     // SIGTERM, or the coordinator taking the attempt back; a group stops together.
@@ -648,8 +653,9 @@ class Worker {
   std::string worker_id_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<WorkerMetrics> metrics_;
-  std::unique_ptr<GradientReducer> timed_reducer_;
-  GradientReducer* reducer_ = nullptr;  // data parallel: the group's (timed when metrics)
+  // Timed wrappers of the group's reducer and of the local one (with metrics).
+  std::unique_ptr<GradientReducer> timed_group_reducer_, timed_local_reducer_;
+  GradientReducer* parallel_reducer_ = nullptr;  // the group's, timed with metrics
   rpc::RegisterReply registered_;
   fs::path scratch_;
   std::unique_ptr<CoordinatorArtifactStore> artifacts_;

@@ -73,7 +73,7 @@ def run_group(mode, split_min_examples):
                                capture_output=True, text=True, check=True).stdout.strip()
         group = subprocess.run(
             ["mpirun", "--bind-to", "none", "--mca", "btl", "self,vader", "-np", "2", SEEDPROOF,
-             "worker", "--id", "group", "--exit-when-idle", "--metrics-listen", "",
+             "worker", "--id", "group", "--exit-when-idle",
              "--split-min-examples", str(split_min_examples)] + client,
             capture_output=True, text=True, env=env, timeout=300)
         check(group.returncode == 0, "%s: the 2-rank group exits 0 when idle %s" %

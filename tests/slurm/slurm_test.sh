@@ -1,0 +1,131 @@
+#!/bin/bash
+# A real single-node Slurm cluster runs a study through the project's sbatch
+# scripts: munged, slurmctld and slurmd started here with their state in a
+# temporary folder, a coordinator on loopback, and a job array of two 2-rank
+# worker groups (deploy/slurm/workers.sbatch) that run a small study to the end.
+# Everything runs in a network namespace of its own with only loopback up
+# (slurmctld, slurmd and mpirun listen on every interface), and is stopped at the
+# end, also on failure.
+#   tests/slurm/slurm_test.sh PATH/TO/seedproof
+set -euo pipefail
+seedproof=$(readlink -f "$1")
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+if [[ "${SEEDPROOF_IN_NETNS:-}" != 1 ]]; then
+  # slurmd resolves its listen address with AI_ADDRCONFIG, which ignores 127/8:
+  # a second address on lo (still nothing outside the namespace) satisfies it.
+  exec env SEEDPROOF_IN_NETNS=1 unshare --net -- sh -c \
+    'ip link set lo up && ip addr add 10.254.254.1/32 dev lo && exec "$@"' sh "$0" "$seedproof"
+fi
+
+work=$(mktemp -d /tmp/seedproof-slurm-XXXXXX)
+pids=()
+cleanup() {
+  local code=$?
+  for pid_file in "$work"/slurmd.pid "$work"/slurmctld.pid "$work"/munged.pid; do
+    [[ -f $pid_file ]] && kill "$(cat "$pid_file")" 2>/dev/null || true
+  done
+  [[ -n "${job:-}" ]] && timeout 5 scancel "$job" 2>/dev/null || true
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  sleep 0.5
+  if [[ $code -ne 0 ]]; then
+    echo "FAILED; logs in $work" >&2
+    tail -n 20 "$work"/*.log "$work"/job-*.out 2>/dev/null >&2 || true
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+fail() { echo "FAILED  $*" >&2; exit 1; }
+ok() { echo "ok      $*"; }
+
+# MUNGE with a key and socket of its own.
+mkdir -p "$work/munge"
+dd if=/dev/urandom of="$work/munge/munge.key" bs=1024 count=1 status=none
+chmod 400 "$work/munge/munge.key"
+munged --force --key-file "$work/munge/munge.key" --socket "$work/munge/munge.sock" \
+  --pid-file "$work/munged.pid" --log-file "$work/munged.log" --seed-file "$work/munge/seed"
+
+mkdir -p "$work/state" "$work/spool"
+cat > "$work/slurm.conf" <<CONF
+ClusterName=seedproof-test
+SlurmctldHost=localhost(127.0.0.1)
+SlurmUser=root
+AuthType=auth/munge
+AuthInfo=socket=$work/munge/munge.sock
+CredType=cred/munge
+SlurmctldPort=$((20000 + RANDOM % 20000))
+SlurmdPort=$((40000 + RANDOM % 20000))
+StateSaveLocation=$work/state
+SlurmdSpoolDir=$work/spool
+SlurmctldPidFile=$work/slurmctld.pid
+SlurmdPidFile=$work/slurmd.pid
+SlurmctldLogFile=$work/slurmctld.log
+SlurmdLogFile=$work/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+MpiDefault=none
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=2 RealMemory=2000 State=UNKNOWN
+PartitionName=test Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
+CONF
+export SLURM_CONF=$work/slurm.conf
+slurmctld -i
+slurmd -N localhost
+for _ in $(seq 100); do
+  timeout 5 sinfo -h -o %T 2>/dev/null | grep -q idle && break
+  sleep 0.2
+done
+timeout 5 sinfo -h -o %T | grep -q idle || fail "the node never became idle: $(timeout 5 sinfo 2>&1)"
+ok "slurmctld and slurmd up, node idle"
+
+# The coordinator on loopback, and a small study.
+echo "slurm-test-token-0123456789abcdef" > "$work/token"
+"$seedproof" coordinator --listen 127.0.0.1:0 --db "$work/db" --token-file "$work/token" \
+  --port-file "$work/ports" --metrics-listen "" > "$work/coordinator.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [[ -s $work/ports ]] && break; sleep 0.05; done
+address=127.0.0.1:$(head -1 "$work/ports")
+cat > "$work/spec.yaml" <<SPEC
+name: slurm-study
+source: {classes: [0, 1, 2, 3, 4, 7, 8, 9], train_size: 1000}
+target: {positive: [6], negative: [5], train_size: 100}
+model: {input: [28, 28, 1], layers: [{dense: 32}, {dense: 16}], activation: selu}
+pretrain: {lr: 0.01, epochs: 1}
+transfer:
+  reuse: [1, 2]
+  schedules:
+    frozen: [{epochs: 2, train: head, lr: 1.0e-2}]
+baseline: {scratch: {epochs: 2, lr: 1.0e-2}}
+seeds: 4
+SPEC
+sweep=$("$seedproof" submit "$work/spec.yaml" --coordinator "$address" --token-file "$work/token")
+ok "sweep $sweep submitted to $address"
+
+# Two worker groups of two ranks each, as a job array.
+# (As root, in this namespace: mpirun must be allowed to run as root, and its
+# runtime may use only lo; the ranks talk through shared memory.)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_oob_tcp_if_include=lo \
+  OMPI_MCA_btl=self,vader
+job=$(sbatch --parsable --array=0-1 --ntasks=2 --output="$work/job-%A_%a.out" \
+  --export=ALL,SEEDPROOF_BIN="$seedproof",SEEDPROOF_COORDINATOR="$address",SEEDPROOF_TOKEN_FILE="$work/token",SEEDPROOF_EXIT_IDLE=1 \
+  "$repo/deploy/slurm/workers.sbatch")
+ok "job array $job submitted"
+for _ in $(seq 600); do
+  [[ -z "$(timeout 5 squeue -h -j "$job" 2>/dev/null)" ]] && break
+  sleep 0.2
+done
+[[ -z "$(timeout 5 squeue -h -j "$job")" ]] || fail "the job array still runs after 120 s"
+status=$("$seedproof" status "$sweep" --coordinator "$address" --token-file "$work/token")
+echo "$status"
+[[ $status == *" done "* && $status == *"13/13 finished"* && $status == *"failed 0"* ]] ||
+  fail "the sweep did not finish: $status"
+ok "the sweep finished: 13 trials, none failed"
+outputs=("$work"/job-*.out)
+[[ ${#outputs[@]} -eq 2 ]] || fail "expected 2 array task outputs, got ${#outputs[@]}"
+for out in "${outputs[@]}"; do
+  if grep -qi "error" "$out"; then fail "$(basename "$out"): $(cat "$out")"; fi
+done
+ok "both array tasks ran (2 outputs, no errors)"
