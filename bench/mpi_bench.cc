@@ -1,9 +1,8 @@
 #include "bench/mpi_bench.h"
 
-#include <cstdio>
-
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "backends/backend.h"
 #include "experiments/dataset.h"
@@ -68,8 +67,8 @@ absl::Status RunMpiBench(const MpiBenchOptions& options) {
     if (rank != 0) continue;
     const double per_s = static_cast<double>(stats->examples) / stats->seconds;
     // The epoch's reductions: one per step and one for the epoch's loss.
-    const double allreduce_ms =
-        1000 * (*group)->allreduce_seconds() / static_cast<double>(std::max<int64_t>(1, stats->steps));
+    const double allreduce_ms = 1000 * (*group)->allreduce_seconds() /
+                                static_cast<double>(std::max<int64_t>(1, stats->steps));
     nlohmann::ordered_json line = {
         {"ranks", ranks},
         {"batch", options.batch},

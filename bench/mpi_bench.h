@@ -12,11 +12,11 @@ namespace seedproof {
 
 struct MpiBenchOptions {
   std::string backend = "onednn";
-  int64_t batch = 256;   // global batch, split across the ranks
-  int epochs = 1;        // timed data-parallel epochs
-  int64_t examples = 0;  // the first N task-A training images; 0: all 43,986
-  int threads = 1;       // backend threads per rank
-  uint64_t seed = 42;    // weight initialisation (the epoch orders follow from it)
+  int64_t batch = 256;      // global batch, split across the ranks
+  int epochs = 1;           // timed data-parallel epochs
+  int64_t examples = 0;     // the first N task-A training images; 0: all 43,986
+  int threads = 1;          // backend threads per rank
+  uint64_t seed = 42;       // weight initialisation (the epoch orders follow from it)
   std::string dataset_dir;  // empty: Debian's Fashion-MNIST
 };
 

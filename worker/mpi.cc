@@ -98,7 +98,8 @@ absl::StatusOr<std::vector<std::string>> MpiGroup::Gather(const std::string& byt
     return absl::InternalError("MPI_Gatherv failed");
   }
   std::vector<std::string> parts;
-  for (int r = 0; r < static_cast<int>(sizes.size()); ++r) parts.push_back(all.substr(offsets[r], sizes[r]));
+  for (int r = 0; r < static_cast<int>(sizes.size()); ++r)
+    parts.push_back(all.substr(offsets[r], sizes[r]));
   return parts;
 }
 

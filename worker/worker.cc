@@ -249,8 +249,7 @@ absl::Status RunFollower(const WorkerOptions& options, MpiGroup& group,
                          const std::atomic<bool>* stop) {
   auto backend = MakeBackend(options.backend, {.threads = options.threads});
   if (!backend.ok()) return backend.status();
-  const fs::path scratch =
-      fs::temp_directory_path() / absl::StrCat("seedproof-worker-", getpid());
+  const fs::path scratch = fs::temp_directory_path() / absl::StrCat("seedproof-worker-", getpid());
   fs::create_directories(scratch);
   DirectoryArtifactStore artifacts(scratch.string());
   TrialCache cache;
@@ -260,8 +259,8 @@ absl::Status RunFollower(const WorkerOptions& options, MpiGroup& group,
     auto plan = plans.find(sweep_id);
     if (plan == plans.end()) {
       plan = plans
-                 .emplace(sweep_id, ExpandForWorker(item.value("spec_text", ""),
-                                                    item.value("spec_path", "")))
+                 .emplace(sweep_id,
+                          ExpandForWorker(item.value("spec_text", ""), item.value("spec_path", "")))
                  .first;
     }
     auto trial = plan->second.trials.find(item.value("trial_id", ""));
@@ -395,8 +394,8 @@ class Worker {
     if (!channel.ok()) return channel.status();
     stub_ = rpc::Trials::NewStub(*channel);
     auth_ = RpcAuth{options_.token};
-    worker_id_ = options_.worker_id.empty() ? absl::StrCat(Hostname(), ":", getpid())
-                                            : options_.worker_id;
+    worker_id_ =
+        options_.worker_id.empty() ? absl::StrCat(Hostname(), ":", getpid()) : options_.worker_id;
     auto backend = MakeBackend(options_.backend, {.threads = options_.threads});
     if (!backend.ok()) return backend.status();
     backend_ = std::move(*backend);
@@ -486,8 +485,7 @@ class Worker {
                                             lease.sweep_id(), "'s plan as this worker expands it"));
   }
 
-  TrialContext ContextFor(HeartbeatThread& heartbeat, std::atomic<bool>& end_trial,
-                          bool parallel) {
+  TrialContext ContextFor(HeartbeatThread& heartbeat, std::atomic<bool>& end_trial, bool parallel) {
     TrialContext ctx;
     ctx.backend = backend_.get();
     ctx.artifacts = artifacts_.get();
@@ -524,9 +522,10 @@ class Worker {
         shared = source_model.status();
         if (source_model.ok()) {
           std::string header =
-              nlohmann::json({{"command", "trial"},
-                              {"items", {GroupItem(lease.sweep_id(), trial->id,
-                                                   plans_.at(lease.sweep_id()))}}})
+              nlohmann::json(
+                  {{"command", "trial"},
+                   {"items",
+                    {GroupItem(lease.sweep_id(), trial->id, plans_.at(lease.sweep_id()))}}})
                   .dump();
           if (auto s = group_->Broadcast(header); !s.ok()) return s;
           if (auto s = group_->Broadcast(*source_model); !s.ok()) return s;
@@ -535,8 +534,8 @@ class Worker {
       if (shared.ok()) {
         std::atomic<bool> end_trial = false;
         HeartbeatThread heartbeat(*stub_, auth_, lease.attempt_id(),
-                                  std::chrono::milliseconds(registered_.heartbeat_ms()),
-                                  end_trial, metrics_.get());
+                                  std::chrono::milliseconds(registered_.heartbeat_ms()), end_trial,
+                                  metrics_.get());
         if (metrics_) metrics_->TrialStarted(trial->kind);
         TrialContext ctx = ContextFor(heartbeat, end_trial, /*parallel=*/true);
         result = RunTrial(*trial, ctx);
@@ -559,8 +558,7 @@ class Worker {
       if (!model.ok()) return model.status();  // the coordinator is gone: leases expire
       source_models.push_back(*std::move(model));
     }
-    std::fprintf(stderr, "worker %s: %zu trials, one per rank\n", worker_id_.c_str(),
-                 batch.size());
+    std::fprintf(stderr, "worker %s: %zu trials, one per rank\n", worker_id_.c_str(), batch.size());
     std::string header = nlohmann::json({{"command", "batch"}, {"items", items}}).dump();
     if (auto s = group_->Broadcast(header); !s.ok()) return s;
     for (std::string& model : source_models) {
@@ -572,8 +570,8 @@ class Worker {
     for (const auto& [lease, trial] : batch) {
       ends.push_back(std::make_unique<std::atomic<bool>>(false));
       heartbeats.push_back(std::make_unique<HeartbeatThread>(
-          *stub_, auth_, lease.attempt_id(),
-          std::chrono::milliseconds(registered_.heartbeat_ms()), *ends.back(), metrics_.get()));
+          *stub_, auth_, lease.attempt_id(), std::chrono::milliseconds(registered_.heartbeat_ms()),
+          *ends.back(), metrics_.get()));
     }
     const auto& [lease, trial] = batch.front();
     artifacts_->BeginAttempt(lease.attempt_id(), trial->source_trial, lease.source_sha256());

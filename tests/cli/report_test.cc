@@ -29,20 +29,14 @@ using ::testing::Not;
 
 const fs::path kRepo = fs::path(__FILE__).parent_path().parent_path().parent_path();
 
-// Seven seeds: with two arms under Holm the signed-rank test can reach p < 0.05
-// (2 x 2 / 2^7). Frozen heads on a barely pretrained source lose clearly.
-constexpr char kSpec[] = R"(name: report-study
-source: {classes: [0, 1, 2, 3, 4, 7, 8, 9], train_size: 1000}
-target: {positive: [6], negative: [5], train_size: 100}
-model: {input: [28, 28, 1], layers: [{dense: 32}, {dense: 16}], activation: selu}
-pretrain: {lr: 0.01, epochs: 1}
-transfer:
-  reuse: [1, 2]
-  schedules:
-    frozen: [{epochs: 2, train: head, lr: 1.0e-2}]
-baseline: {scratch: {epochs: 2, lr: 1.0e-2}}
-seeds: 7
-EXTRA)";
+// tests/data/tiny-study.yaml on seven seeds: with two arms under Holm the
+// signed-rank test can reach p < 0.05 (2 x 2 / 2^7). Frozen heads on a barely
+// pretrained source lose clearly. `extra` is appended (an analysis section).
+std::string Spec(const std::string& extra = "") {
+  std::ifstream in(fs::path(SEEDPROOF_TEST_DATA_DIR) / "tiny-study.yaml");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return absl::StrReplaceAll(text, {{"seeds: 4\n", absl::StrCat("seeds: 7\n", extra)}});
+}
 
 fs::path Temp(const std::string& name) { return fs::path(testing::TempDir()) / name; }
 
@@ -69,8 +63,7 @@ const fs::path& StudyFolder() {
     flock(lock, LOCK_EX);
     if (!fs::exists(dir / "report.json")) {
       fs::remove_all(dir);
-      const fs::path spec = WriteFile(absl::StrCat("report_study_", getpid(), ".yaml"),
-                                      absl::StrReplaceAll(kSpec, {{"EXTRA", ""}}));
+      const fs::path spec = WriteFile(absl::StrCat("report_study_", getpid(), ".yaml"), Spec());
       const CommandRun run =
           RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", dir.string()));
       EXPECT_EQ(run.exit_code, 0) << run.err;
@@ -219,9 +212,7 @@ TEST(SeedproofReport, HtmlRendersInHeadlessChromiumWithoutErrors) {
 
 TEST(SeedproofReport, ConfirmationSeedsRunTheBestArmAgainOnFreshSeeds) {
   const fs::path spec =
-      WriteFile("report_confirm.yaml",
-                absl::StrReplaceAll(
-                    kSpec, {{"EXTRA", "analysis: {confirmation: {seeds: 6, arms: best}}\n"}}));
+      WriteFile("report_confirm.yaml", Spec("analysis: {confirmation: {seeds: 6, arms: best}}\n"));
   const fs::path dir = Temp("report_confirm_run");
   fs::remove_all(dir);
   const CommandRun run = RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", dir.string()));

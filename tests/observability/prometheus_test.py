@@ -22,18 +22,6 @@ SEEDPROOF = sys.argv[1]
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
-SPEC = """name: metrics-study
-source: {classes: [0, 1, 2, 3, 4, 7, 8, 9], train_size: 1000}
-target: {positive: [6], negative: [5], train_size: 100}
-model: {input: [28, 28, 1], layers: [{dense: 32}, {dense: 16}], activation: selu}
-pretrain: {lr: 0.01, epochs: 1}
-transfer:
-  reuse: [1, 2]
-  schedules:
-    frozen: [{epochs: 2, train: head, lr: 1.0e-2}]
-baseline: {scratch: {epochs: 2, lr: 1.0e-2}}
-seeds: 4
-"""
 
 failures = []
 processes = []
@@ -125,7 +113,7 @@ def main():
 
 def run(work):
     (work / "token").write_text("prometheus-test-token-0123456789\n")
-    (work / "spec.yaml").write_text(SPEC)
+    shutil.copy(REPO / "tests/data/tiny-study.yaml", work / "spec.yaml")
     token = ["--token-file", str(work / "token")]
     start([SEEDPROOF, "coordinator", "--listen", "127.0.0.1:0", "--db", str(work / "db"),
            "--port-file", str(work / "ports"), "--metrics-listen", "127.0.0.1:0",

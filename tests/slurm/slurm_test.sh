@@ -88,19 +88,7 @@ echo "slurm-test-token-0123456789abcdef" > "$work/token"
 pids+=($!)
 for _ in $(seq 100); do [[ -s $work/ports ]] && break; sleep 0.05; done
 address=127.0.0.1:$(head -1 "$work/ports")
-cat > "$work/spec.yaml" <<SPEC
-name: slurm-study
-source: {classes: [0, 1, 2, 3, 4, 7, 8, 9], train_size: 1000}
-target: {positive: [6], negative: [5], train_size: 100}
-model: {input: [28, 28, 1], layers: [{dense: 32}, {dense: 16}], activation: selu}
-pretrain: {lr: 0.01, epochs: 1}
-transfer:
-  reuse: [1, 2]
-  schedules:
-    frozen: [{epochs: 2, train: head, lr: 1.0e-2}]
-baseline: {scratch: {epochs: 2, lr: 1.0e-2}}
-seeds: 4
-SPEC
+cp "$repo/tests/data/tiny-study.yaml" "$work/spec.yaml"
 sweep=$("$seedproof" submit "$work/spec.yaml" --coordinator "$address" --token-file "$work/token")
 ok "sweep $sweep submitted to $address"
 
