@@ -547,17 +547,24 @@ class Worker {
   }
 
   // Small trials, items[r] on rank r at once; rank 0 heartbeats and reports all.
-  absl::Status RunBatch(const std::vector<std::pair<rpc::LeaseReply, const TrialSpec*>>& batch) {
+  absl::Status RunBatch(const std::vector<std::pair<rpc::LeaseReply, const TrialSpec*>>& leased) {
+    // A trial whose source model cannot be had fails alone; the rest run.
+    std::vector<std::pair<rpc::LeaseReply, const TrialSpec*>> batch;
     nlohmann::json items = nlohmann::json::array();
     std::vector<std::string> source_models;
-    for (const auto& [lease, trial] : batch) {
-      items.push_back(GroupItem(lease.sweep_id(), trial->id, plans_.at(lease.sweep_id())));
+    for (const auto& [lease, trial] : leased) {
       artifacts_->BeginAttempt(lease.attempt_id(), trial->source_trial, lease.source_sha256());
       absl::StatusOr<std::string> model = std::string();
       if (!trial->source_trial.empty()) model = artifacts_->Download();
-      if (!model.ok()) return model.status();  // the coordinator is gone: leases expire
+      if (!model.ok()) {
+        if (auto s = Finish(lease.attempt_id(), model.status(), ""); !s.ok()) return s;
+        continue;
+      }
+      batch.emplace_back(lease, trial);
+      items.push_back(GroupItem(lease.sweep_id(), trial->id, plans_.at(lease.sweep_id())));
       source_models.push_back(*std::move(model));
     }
+    if (batch.empty()) return absl::OkStatus();
     std::fprintf(stderr, "worker %s: %zu trials, one per rank\n", worker_id_.c_str(), batch.size());
     std::string header = nlohmann::json({{"command", "batch"}, {"items", items}}).dump();
     if (auto s = group_->Broadcast(header); !s.ok()) return s;
