@@ -96,7 +96,10 @@ class CoordinatorArtifactStore final : public ArtifactStore {
   }
 
   // The leased source model's file, checked against its SHA-256.
+  // The last one is kept: a worker group's rank 0 fetches it to broadcast, then
+  // loads it for its own part, and consecutive transfers mostly share a source.
   absl::StatusOr<std::string> Download() {
+    if (source_sha256_ == kept_sha256_) return kept_bytes_;
     std::string bytes;
     auto download = [&]() -> absl::Status {
       bytes.clear();
@@ -113,6 +116,8 @@ class CoordinatorArtifactStore final : public ArtifactStore {
     if (Sha256Hex(bytes) != source_sha256_) {
       return absl::DataLossError(absl::StrCat("model ", source_sha256_, " arrived damaged"));
     }
+    kept_sha256_ = source_sha256_;
+    kept_bytes_ = bytes;
     return bytes;
   }
 
@@ -122,6 +127,7 @@ class CoordinatorArtifactStore final : public ArtifactStore {
   std::string dir_;
   int64_t attempt_id_ = 0;
   std::string source_trial_, source_sha256_;
+  std::string kept_sha256_, kept_bytes_;  // the last model downloaded
 };
 
 // Beats every `period` until stopped, and sends the epoch metrics queued since
