@@ -75,11 +75,13 @@ int CoordinatorCommand(CoordinatorOptions options, const std::string& token_file
     std::fprintf(stderr, "metrics on port %d\n", (*server)->metrics_port());
   }
   if (!port_file.empty()) {
-    // Written whole under another name, then renamed: a reader never sees half.
     // Line 1: the gRPC port; line 2: the metrics port (0: not served).
-    const std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << (*server)->port() << "\n" << (*server)->metrics_port() << "\n";
-    std::rename(tmp.c_str(), port_file.c_str());
+    const absl::Status written = WriteFileAtomically(
+        port_file, absl::StrCat((*server)->port(), "\n", (*server)->metrics_port(), "\n"));
+    if (!written.ok()) {
+      (*server)->Shutdown();
+      return Fail(written);
+    }
   }
   std::thread stopper([&] {
     while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -316,4 +316,14 @@ TEST(SeedproofMetrics, BadOrBusyMetricsAddressesAreNamed) {
   EXPECT_THAT(run.err, HasSubstr(absl::StrCat("metrics: cannot listen on ", taken)));
 }
 
+TEST(SeedproofCoordinator, AnUnwritablePortFileIsNamed) {
+  const fs::path token = WriteSpec("port_file_token", "port-file-test-token-0123456789\n");
+  const CommandRun run = RunSeedproof(absl::StrCat(
+      "coordinator --listen 127.0.0.1:0 --metrics-listen '' --token-file ", token.string(),
+      " --db ", (fs::path(testing::TempDir()) / "port_file.db").string(),
+      " --port-file /nonexistent/folder/ports"));
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.err, HasSubstr("/nonexistent/folder/ports.tmp: cannot write"));
+}
+
 }  // namespace
