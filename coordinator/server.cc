@@ -28,6 +28,8 @@ namespace {
 constexpr int kMaxMessageBytes = 8 << 20;
 constexpr int64_t kMaxArtifactBytes = 512ll << 20;
 constexpr int64_t kMaxLeaseWaitMs = 30000;
+// Idle RPC threads the server keeps rather than ends (see Start).
+constexpr int kMaxIdleThreads = 64;
 constexpr int64_t kChunkBytes = 1 << 20;
 
 int64_t NowMs() {
@@ -484,6 +486,13 @@ class Server final : public CoordinatorServer {
     builder.AddListeningPort(options_.listen, credentials, &port_);
     builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
     builder.SetMaxSendMessageSize(kMaxMessageBytes);
+    // Every in-flight call holds a thread of the sync server, and a lease long-polls.
+    // gRPC's default keeps at most 2 idle threads: with 200 workers almost every
+    // finished call ended its thread and the next call started one (pthread_create
+    // and munmap were 5% of the coordinator bench's profile). Keeping idle threads
+    // raised it from ~1,600 to ~2,000 trials/s.
+    builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
+                                kMaxIdleThreads);
     builder.RegisterService(&studies_);
     builder.RegisterService(&trials_);
     server_ = builder.BuildAndStart();
