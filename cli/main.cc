@@ -10,6 +10,7 @@
 #include "bench/coordinator_bench.h"
 #include "bench/engine_bench.h"
 #include "bench/mpi_bench.h"
+#include "bench/peak_bench.h"
 #include "cli/cluster_commands.h"
 #include "cli/demo.h"
 #include "cli/report_command.h"
@@ -134,6 +135,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cache_cmd->add_option("--repeats", cache.repeats)
       ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+
+  seedproof::PeakBenchOptions peak;
+  std::vector<int> peak_threads;
+  CLI::App* peak_cmd = bench_cmd->add_subcommand(
+      "peak", "FMA GFLOP/s per core, and the samples/s it allows Géron's model A at most");
+  peak_cmd->add_option("--threads", peak_threads, "Threads at once (repeatable; default 1 and 2)")
+      ->check(CLI::Range(1, 1024));
+  peak_cmd->add_option("--seconds", peak.seconds, "Timed seconds per thread count")
+      ->check(CLI::Range(0.05, 600.0))
       ->capture_default_str();
 
   seedproof::MpiBenchOptions mpi_bench;
@@ -296,6 +307,10 @@ int main(int argc, char** argv) {
     return Finish(seedproof::RunEngineBench(engine));
   }
   if (cache_cmd->parsed()) return Finish(seedproof::RunCacheBench(cache));
+  if (peak_cmd->parsed()) {
+    if (!peak_threads.empty()) peak.threads = peak_threads;
+    return Finish(seedproof::RunPeakBench(peak));
+  }
   if (mpi_bench_cmd->parsed()) return Finish(seedproof::RunMpiBench(mpi_bench));
   if (coordinator_bench_cmd->parsed()) {
     return Finish(seedproof::RunCoordinatorBench(coordinator_bench));

@@ -281,6 +281,31 @@ TEST(SeedproofBench, CoordinatorBenchLosesAndDuplicatesNothing) {
   EXPECT_LE(line["lease_p50_ms"].get<double>(), line["lease_p99_ms"].get<double>());
 }
 
+TEST(SeedproofBench, PeakBenchStatesTheModelACeilingItImplies) {
+  const CommandRun run = RunSeedproof("bench peak --threads 1 --threads 2 --seconds 0.1");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::vector<std::string> lines = absl::StrSplit(run.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << run.out;
+  for (int i = 0; i < 2; ++i) {
+    const nlohmann::json line = nlohmann::json::parse(lines[i]);
+    EXPECT_EQ(line["threads"], i + 1);
+    EXPECT_GT(line["gflops"].get<double>(), 1.0);
+    // Model A's example, counted by hand: 275,600 multiply-adds forward, as many
+    // for the weight gradients, 40,400 for the input gradients above layer 1.
+    EXPECT_EQ(line["geron_a_flops_per_sample"].get<double>(), 2.0 * (275'600 + 275'600 + 40'400));
+    EXPECT_DOUBLE_EQ(line["geron_a_samples_per_s_ceiling"].get<double>(),
+                     line["gflops"].get<double>() * 1e9 / 1'183'200.0);
+  }
+  for (const auto& [option, value] : std::vector<std::pair<std::string, std::string>>{
+           {"--threads", "0"}, {"--seconds", "0"}, {"--seconds", "x"}}) {
+    SCOPED_TRACE(option + " " + value);
+    const CommandRun refused = RunSeedproof(absl::StrCat("bench peak ", option, " ", value));
+    EXPECT_NE(refused.exit_code, 0);
+    EXPECT_THAT(refused.err, HasSubstr(absl::StrCat(option, ": Value ", value, " not in range")));
+    EXPECT_EQ(refused.out, "");
+  }
+}
+
 TEST(SeedproofMetrics, BadOrBusyMetricsAddressesAreNamed) {
   const fs::path token = WriteSpec("metrics_token", "metrics-test-token-0123456789\n");
   const std::string common =
