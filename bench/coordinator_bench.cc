@@ -97,7 +97,7 @@ absl::Status RunCoordinatorBench(const CoordinatorBenchOptions& options) {
   std::vector<std::thread> workers;
   for (int w = 0; w < options.workers; ++w) {
     workers.emplace_back([&, w] {
-      auto channel = *MakeChannel(address, "");
+      auto channel = *MakeChannel(address, "", /*own_connection=*/!options.shared_connection);
       auto stub = rpc::Trials::NewStub(channel);
       auto fail = [&](const absl::Status& s) {
         std::lock_guard<std::mutex> lock(mu);
@@ -193,6 +193,7 @@ absl::Status RunCoordinatorBench(const CoordinatorBenchOptions& options) {
   }
   nlohmann::ordered_json line = {
       {"workers", options.workers},
+      {"connections", options.shared_connection ? 1 : options.workers},
       {"trials", trials.size()},
       {"seconds", seconds},
       {"trials_per_s", static_cast<double>(trials.size()) / seconds},

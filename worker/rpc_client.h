@@ -18,8 +18,12 @@ namespace seedproof {
 // Messages up to this size each way; artifacts travel in 1 MiB chunks.
 constexpr int kMaxMessageBytes = 8 << 20;
 
+// A channel to the coordinator; TLS when root_cert_file is given. Channels of one
+// process with the same address share one connection unless own_connection (the
+// coordinator benchmark: its in-process workers stand for separate processes).
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& address,
-                                                           const std::string& root_cert_file);
+                                                           const std::string& root_cert_file,
+                                                           bool own_connection = false);
 
 struct RpcAuth {
   std::string token;
