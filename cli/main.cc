@@ -25,38 +25,48 @@ int Finish(const absl::Status& status) {
   return 1;
 }
 
-// HOST:PORT for a listening socket: an IPv4 address (each part <= 255), a
-// bracketed IPv6 address or a host name, and a port in [0, 65535]; "" (none).
-// The HTTP server behind /metrics would take 999.1.1.1 as 231.1.1.1.
+// "" when address is HOST:PORT: an IPv4 address (each part <= 255), a bracketed
+// IPv6 address or a host name, and a port in [min_port, 65535]; else the
+// complaint, with `example`. gRPC and the HTTP server behind /metrics would take
+// 999.1.1.1 as 231.1.1.1, and a worker would retry a malformed address forever.
+std::string HostPortProblem(const std::string& address, int min_port, const char* example) {
+  const size_t colon = address.rfind(':');
+  const std::string host = colon == std::string::npos ? "" : address.substr(0, colon);
+  const std::string port = colon == std::string::npos ? "" : address.substr(colon + 1);
+  const std::string expected =
+      std::string("expected HOST:PORT like ") + example + ", got '" + address + "'";
+  if (host.empty() || port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535 ||
+      std::stoi(port) < min_port) {
+    return expected;
+  }
+  if (host.front() == '[') return host.back() == ']' ? "" : expected;
+  if (host.find_first_not_of("0123456789.") == std::string::npos) {
+    int parts = 0;
+    for (size_t begin = 0; begin <= host.size(); ++parts) {
+      const size_t end = std::min(host.find('.', begin), host.size());
+      const std::string part = host.substr(begin, end - begin);
+      if (part.empty() || part.size() > 3 || std::stoi(part) > 255) return expected;
+      begin = end + 1;
+    }
+    return parts == 4 ? "" : expected;
+  }
+  return host.find_first_not_of(
+             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") ==
+                 std::string::npos
+             ? ""
+             : expected;
+}
+
+// A listening address (port 0: any free one); "" for none where allowed.
 const CLI::Validator kListenAddress(
-    [](std::string& address) -> std::string {
-      if (address.empty()) return "";
-      const size_t colon = address.rfind(':');
-      const std::string host = colon == std::string::npos ? "" : address.substr(0, colon);
-      const std::string port = colon == std::string::npos ? "" : address.substr(colon + 1);
-      const std::string expected = "expected HOST:PORT like 127.0.0.1:9464, got '" + address + "'";
-      if (host.empty() || port.empty() || port.size() > 5 ||
-          port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
-        return expected;
-      }
-      if (host.front() == '[') return host.back() == ']' ? "" : expected;
-      if (host.find_first_not_of("0123456789.") == std::string::npos) {
-        int parts = 0;
-        for (size_t begin = 0; begin <= host.size(); ++parts) {
-          const size_t end = std::min(host.find('.', begin), host.size());
-          const std::string part = host.substr(begin, end - begin);
-          if (part.empty() || part.size() > 3 || std::stoi(part) > 255) return expected;
-          begin = end + 1;
-        }
-        return parts == 4 ? "" : expected;
-      }
-      return host.find_first_not_of(
-                 "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") ==
-                     std::string::npos
-                 ? ""
-                 : expected;
+    [](std::string& address) {
+      return address.empty() ? "" : HostPortProblem(address, 0, "127.0.0.1:9464");
     },
     "HOST:PORT");
+// Where the coordinator is.
+const CLI::Validator kCoordinatorAddress(
+    [](std::string& address) { return HostPortProblem(address, 1, "node1:50051"); }, "HOST:PORT");
 
 }  // namespace
 
@@ -189,7 +199,9 @@ int main(int argc, char** argv) {
   std::string port_file;
   CLI::App* coordinator_cmd =
       app.add_subcommand("coordinator", "Serve sweeps to workers (gRPC), state in SQLite");
-  coordinator_cmd->add_option("--listen", coordinator.listen)->capture_default_str();
+  coordinator_cmd->add_option("--listen", coordinator.listen)
+      ->check(kListenAddress)
+      ->capture_default_str();
   coordinator_cmd->add_option("--db", coordinator.database, "SQLite file")->required();
   coordinator_cmd->add_option("--tls-cert", coordinator.tls_cert, "PEM certificate chain");
   coordinator_cmd->add_option("--tls-key", coordinator.tls_key, "PEM private key");
@@ -216,7 +228,9 @@ int main(int argc, char** argv) {
 
   seedproof::WorkerOptions worker;
   CLI::App* worker_cmd = app.add_subcommand("worker", "Lease and run trials from a coordinator");
-  worker_cmd->add_option("--coordinator", worker.coordinator)->capture_default_str();
+  worker_cmd->add_option("--coordinator", worker.coordinator)
+      ->check(kCoordinatorAddress)
+      ->capture_default_str();
   worker_cmd->add_option("--id", worker.worker_id, "Worker id (default host:pid)");
   worker_cmd->add_option("--backend", worker.backend)->capture_default_str();
   worker_cmd->add_option("--threads", worker.threads)
@@ -240,7 +254,9 @@ int main(int argc, char** argv) {
 
   seedproof::ClientOptions client;
   auto add_client = [&](CLI::App* cmd) {
-    cmd->add_option("--coordinator", client.coordinator)->capture_default_str();
+    cmd->add_option("--coordinator", client.coordinator)
+        ->check(kCoordinatorAddress)
+        ->capture_default_str();
     cmd->add_option("--tls-root", client.root_cert, "PEM root certificate: use TLS");
     add_token(cmd);
   };

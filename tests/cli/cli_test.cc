@@ -315,6 +315,35 @@ TEST(SeedproofBench, PeakBenchStatesTheModelACeilingItImplies) {
   }
 }
 
+TEST(SeedproofCluster, MalformedCoordinatorAndListenAddressesAreRefusedAtOnce) {
+  // A worker retries an unreachable coordinator forever; an address that can
+  // never work must not get that far.
+  const fs::path token = WriteSpec("address_token", "address-test-token-0123456789\n");
+  const std::string auth = absl::StrCat(" --token-file ", token.string());
+  const fs::path db = fs::path(testing::TempDir()) / "address_bad.db";
+  fs::remove_all(db);
+  for (const char* address : {"nonsense", "host:0", "host:", ":50051", "999.1.1.1:5",
+                              "127.0.0.1:65536", "bad_host:1", "[::1:5"}) {
+    SCOPED_TRACE(address);
+    const std::string expected =
+        absl::StrCat("--coordinator: expected HOST:PORT like node1:50051, got '", address, "'");
+    for (const char* command : {"worker", "status", "cancel s0"}) {
+      const CommandRun run =
+          RunSeedproof(absl::StrCat(command, " --coordinator '", address, "'", auth));
+      EXPECT_NE(run.exit_code, 0) << command;
+      EXPECT_THAT(run.err, HasSubstr(expected)) << command;
+    }
+    if (std::string(address) == "host:0") continue;  // port 0 is a fine listening address
+    const CommandRun coordinator = RunSeedproof(
+        absl::StrCat("coordinator --listen '", address, "'", auth, " --db ", db.string()));
+    EXPECT_NE(coordinator.exit_code, 0);
+    EXPECT_THAT(coordinator.err,
+                HasSubstr(absl::StrCat("--listen: expected HOST:PORT like 127.0.0.1:9464, got '",
+                                       address, "'")));
+  }
+  EXPECT_FALSE(fs::exists(db));
+}
+
 TEST(SeedproofMetrics, BadOrBusyMetricsAddressesAreNamed) {
   const fs::path token = WriteSpec("metrics_token", "metrics-test-token-0123456789\n");
   const std::string common =
