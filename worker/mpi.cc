@@ -52,11 +52,14 @@ MpiGroup::MpiGroup(int rank, int size)
 MpiGroup::~MpiGroup() { MPI_Finalize(); }
 
 bool MpiGroup::Launched() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"}) {
+  const auto above_one = [](const char* name) {
     const char* value = std::getenv(name);
-    if (value != nullptr && std::atoi(value) > 1) return true;
-  }
-  return false;
+    return value != nullptr && std::atoi(value) > 1;
+  };
+  // mpirun says the size; srun --mpi=pmix gives each task a PMIx rank, and the
+  // size is the step's task count.
+  return above_one("OMPI_COMM_WORLD_SIZE") || above_one("PMI_SIZE") || above_one("PMIX_SIZE") ||
+         (std::getenv("PMIX_RANK") != nullptr && above_one("SLURM_STEP_NUM_TASKS"));
 }
 
 void MpiGroup::Barrier() { MPI_Barrier(MPI_COMM_WORLD); }

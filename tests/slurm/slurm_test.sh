@@ -2,7 +2,9 @@
 # A real single-node Slurm cluster runs a study through the project's sbatch
 # scripts: munged, slurmctld and slurmd started here with their state in a
 # temporary folder, a coordinator on loopback, and a job array of two 2-rank
-# worker groups (deploy/slurm/workers.sbatch) that run a small study to the end.
+# worker groups (deploy/slurm/workers.sbatch, ranks started by mpirun) that run a
+# small study to the end; then one group whose ranks srun --mpi=pmix starts runs
+# the study again.
 # Everything runs in a network namespace of its own with only loopback up
 # (slurmctld, slurmd and mpirun listen on every interface), and is stopped at the
 # end, also on failure.
@@ -117,3 +119,38 @@ for out in "${outputs[@]}"; do
   if grep -qi "error" "$out"; then fail "$(basename "$out"): $(cat "$out")"; fi
 done
 ok "both array tasks ran (2 outputs, no errors)"
+
+# mpi_size_of WORKER_ID: the MPI group size the worker registered with (its rank 0
+# registers for the group; a rank that failed to join would register alone).
+mpi_size_of() {
+  /usr/bin/python3 - "$work/db" "$1" <<'PY'
+import json, sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute(
+    "SELECT capabilities_json FROM workers WHERE id = ?", (sys.argv[2],)).fetchall()
+print(",".join(str(json.loads(r[0])["mpi_size"]) for r in rows) or "unregistered")
+PY
+}
+for task in 0 1; do
+  size=$(mpi_size_of "slurm-$job-$task")
+  [[ $size == 2 ]] || fail "array task $task's worker registered with MPI size $size, not one group of 2"
+done
+ok "each array task was one 2-rank MPI group"
+
+# The same through srun --mpi=pmix: Slurm starts the ranks, PMIx wires them up.
+sweep2=$("$seedproof" submit "$work/spec.yaml" --coordinator "$address" --token-file "$work/token")
+job2=$(sbatch --parsable --ntasks=2 --output="$work/job-srun-%j.out" \
+  --export=ALL,SEEDPROOF_BIN="$seedproof",SEEDPROOF_COORDINATOR="$address",SEEDPROOF_TOKEN_FILE="$work/token",SEEDPROOF_EXIT_IDLE=1,SEEDPROOF_LAUNCHER=srun \
+  "$repo/deploy/slurm/workers.sbatch")
+ok "srun job $job2 submitted for sweep $sweep2"
+for _ in $(seq 600); do
+  [[ -z "$(timeout 5 squeue -h -j "$job2" 2>/dev/null)" ]] && break
+  sleep 0.2
+done
+status=$("$seedproof" status "$sweep2" --coordinator "$address" --token-file "$work/token")
+echo "$status"
+[[ $status == *" done "* && $status == *"13/13 finished"* && $status == *"failed 0"* ]] ||
+  fail "the srun-launched group did not finish the sweep: $status"
+if grep -qi "error" "$work"/job-srun-*.out; then fail "$(cat "$work"/job-srun-*.out)"; fi
+size=$(mpi_size_of "slurm-$job2-0")
+[[ $size == 2 ]] || fail "the srun-launched worker registered with MPI size $size, not one group of 2"
+ok "srun --mpi=pmix started one 2-rank group, which finished the sweep"
