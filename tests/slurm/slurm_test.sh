@@ -4,7 +4,7 @@
 # temporary folder, a coordinator on loopback, and a job array of two 2-rank
 # worker groups (deploy/slurm/workers.sbatch, ranks started by mpirun) that run a
 # small study to the end; then one group whose ranks srun --mpi=pmix starts runs
-# the study again.
+# the study again, and killing a rank of an idle srun group must end its job.
 # Everything runs in a network namespace of its own with only loopback up
 # (slurmctld, slurmd and mpirun listen on every interface), and is stopped at the
 # end, also on failure.
@@ -154,3 +154,30 @@ if grep -qi "error" "$work"/job-srun-*.out; then fail "$(cat "$work"/job-srun-*.
 size=$(mpi_size_of "slurm-$job2-0")
 [[ $size == 2 ]] || fail "the srun-launched worker registered with MPI size $size, not one group of 2"
 ok "srun --mpi=pmix started one 2-rank group, which finished the sweep"
+
+# A rank of an srun-started group dies: the group must not wait for it forever.
+# (An idle group: rank 1 sits in a collective waiting for rank 0's next trial.)
+job3=$(sbatch --parsable --ntasks=2 --output="$work/job-doomed-%j.out" \
+  --export=ALL,SEEDPROOF_BIN="$seedproof",SEEDPROOF_COORDINATOR="$address",SEEDPROOF_TOKEN_FILE="$work/token",SEEDPROOF_LAUNCHER=srun \
+  "$repo/deploy/slurm/workers.sbatch")
+victim=""
+for _ in $(seq 150); do
+  for pid in $(pgrep -f "$seedproof worker"); do
+    if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "PMIX_RANK=1"; then
+      victim=$pid
+    fi
+  done
+  [[ -n $victim && -n "$(mpi_size_of "slurm-$job3-0" | grep -x 2)" ]] && break
+  sleep 0.2
+done
+[[ -n $victim ]] || fail "rank 1 of srun job $job3 never started"
+kill -9 "$victim"
+killed=$SECONDS
+for _ in $(seq 150); do
+  [[ -z "$(timeout 5 squeue -h -j "$job3" 2>/dev/null)" ]] && break
+  sleep 0.2
+done
+[[ -z "$(timeout 5 squeue -h -j "$job3")" ]] || fail "srun job $job3 still runs 30 s after its rank 1 was killed"
+state=$(timeout 5 scontrol show job "$job3" | grep -o "JobState=[A-Z_]*")
+[[ $state != "JobState=COMPLETED" ]] || fail "srun job $job3 ended as COMPLETED after losing a rank"
+ok "killing rank 1 ended srun job $job3 within $((SECONDS - killed)) s ($state)"
