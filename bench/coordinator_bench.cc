@@ -107,6 +107,8 @@ absl::Status RunCoordinatorBench(const CoordinatorBenchOptions& options) {
       {
         grpc::ClientContext ctx;
         auth.Apply(ctx, 30000);
+        // 200 connections open at once; a worker would retry one that failed.
+        ctx.set_wait_for_ready(true);
         rpc::RegisterRequest request;
         request.set_worker_id(worker_id);
         request.set_threads(1);

@@ -518,6 +518,83 @@ TEST_F(Rpc, MalformedRequestsNameTheField) {
   EXPECT_EQ(reply.sweeps_size(), 0);
 }
 
+// The long poll: a Lease that finds nothing waits without a thread of its own,
+// and is answered once, by whichever comes first.
+TEST_F(Rpc, WaitingLeasesAreAnsweredByATrialTheirDeadlineCancelOrShutdown) {
+  using Clock = std::chrono::steady_clock;
+  const auto seconds_since = [](Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+  };
+  const auto lease = [&](int64_t wait_ms, int64_t client_deadline_ms, rpc::LeaseReply* reply) {
+    grpc::ClientContext ctx;
+    RpcAuth{kToken}.Apply(ctx, client_deadline_ms);
+    rpc::LeaseRequest request;
+    request.set_worker_id("poller");
+    request.set_wait_ms(wait_ms);
+    return trials_->Lease(&ctx, request, reply);
+  };
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::RegisterRequest request;
+    request.set_worker_id("poller");
+    request.set_threads(1);
+    rpc::RegisterReply reply;
+    ASSERT_TRUE(trials_->Register(&ctx, request, &reply).ok());
+  }
+  {
+    rpc::LeaseReply reply;
+    ASSERT_EQ(lease(-1, 10000, &reply).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+
+  // Nothing to lease: the reply comes at wait_ms, leased = false.
+  auto start = Clock::now();
+  rpc::LeaseReply empty;
+  ASSERT_TRUE(lease(300, 10000, &empty).ok());
+  EXPECT_FALSE(empty.leased());
+  EXPECT_GE(seconds_since(start), 0.29);
+  EXPECT_LT(seconds_since(start), 5.0);
+
+  // A client that gives up (its deadline) leaves no waiting call behind that
+  // would take the next trial.
+  rpc::LeaseReply abandoned;
+  EXPECT_EQ(lease(10000, 200, &abandoned).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+
+  // A waiting call gets the trial a submission makes ready, long before wait_ms.
+  rpc::LeaseReply got;
+  grpc::Status got_status;
+  double waited = 0;
+  std::thread poller([&] {
+    const auto t = Clock::now();
+    got_status = lease(20000, 30000, &got);
+    waited = seconds_since(t);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const std::string sweep = cluster_->Submit();
+  poller.join();
+  ASSERT_TRUE(got_status.ok()) << got_status.error_message();
+  EXPECT_TRUE(got.leased());
+  EXPECT_LT(waited, 10.0);
+  auto status = cluster_->Status(sweep);
+  EXPECT_EQ(status["leased"], "1");  // that one, and none for the abandoned call
+
+  // Shutdown answers a waiting call UNAVAILABLE (a worker retries), promptly.
+  // First lease what is ready (the baselines); the rest needs the pretrain trial.
+  for (rpc::LeaseReply ready; lease(0, 10000, &ready).ok() && ready.leased();) ready.Clear();
+  grpc::Status stopping;
+  std::thread waiter([&] {
+    rpc::LeaseReply reply;
+    stopping = lease(20000, 30000, &reply);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  start = Clock::now();
+  cluster_->coordinator().Signal(SIGTERM);
+  waiter.join();
+  EXPECT_EQ(stopping.error_code(), grpc::StatusCode::UNAVAILABLE) << stopping.error_message();
+  EXPECT_LT(seconds_since(start), 5.0);
+  EXPECT_EQ(cluster_->coordinator().Wait(), 0);
+}
+
 TEST_F(Rpc, WatchStreamsUntilTheSweepEnds) {
   const std::string sweep = cluster_->Submit();
   ASSERT_FALSE(sweep.empty());
