@@ -39,6 +39,22 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAILED  $*" >&2; exit 1; }
 ok() { echo "ok      $*"; }
+# gone JOB SECONDS: true once Slurm no longer lists the job, false after SECONDS.
+gone() {
+  for _ in $(seq $(($2 * 5))); do
+    [[ -z "$(timeout 5 squeue -h -j "$1" 2>/dev/null)" ]] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+# finished SWEEP WHO: fails unless the sweep is done with all 13 trials and none failed.
+finished() {
+  local status
+  status=$("$seedproof" status "$1" --coordinator "$address" --token-file "$work/token")
+  echo "$status"
+  [[ $status == *" done "* && $status == *"13/13 finished"* && $status == *"failed 0"* ]] ||
+    fail "$2 did not finish the sweep: $status"
+}
 
 # MUNGE with a key and socket of its own.
 mkdir -p "$work/munge"
@@ -103,15 +119,8 @@ job=$(sbatch --parsable --array=0-1 --ntasks=2 --output="$work/job-%A_%a.out" \
   --export=ALL,SEEDPROOF_BIN="$seedproof",SEEDPROOF_COORDINATOR="$address",SEEDPROOF_TOKEN_FILE="$work/token",SEEDPROOF_EXIT_IDLE=1 \
   "$repo/deploy/slurm/workers.sbatch")
 ok "job array $job submitted"
-for _ in $(seq 600); do
-  [[ -z "$(timeout 5 squeue -h -j "$job" 2>/dev/null)" ]] && break
-  sleep 0.2
-done
-[[ -z "$(timeout 5 squeue -h -j "$job")" ]] || fail "the job array still runs after 120 s"
-status=$("$seedproof" status "$sweep" --coordinator "$address" --token-file "$work/token")
-echo "$status"
-[[ $status == *" done "* && $status == *"13/13 finished"* && $status == *"failed 0"* ]] ||
-  fail "the sweep did not finish: $status"
+gone "$job" 120 || fail "the job array still runs after 120 s"
+finished "$sweep" "the job array"
 ok "the sweep finished: 13 trials, none failed"
 outputs=("$work"/job-*.out)
 [[ ${#outputs[@]} -eq 2 ]] || fail "expected 2 array task outputs, got ${#outputs[@]}"
@@ -142,14 +151,8 @@ job2=$(sbatch --parsable --ntasks=2 --output="$work/job-srun-%j.out" \
   --export=ALL,SEEDPROOF_BIN="$seedproof",SEEDPROOF_COORDINATOR="$address",SEEDPROOF_TOKEN_FILE="$work/token",SEEDPROOF_EXIT_IDLE=1,SEEDPROOF_LAUNCHER=srun \
   "$repo/deploy/slurm/workers.sbatch")
 ok "srun job $job2 submitted for sweep $sweep2"
-for _ in $(seq 600); do
-  [[ -z "$(timeout 5 squeue -h -j "$job2" 2>/dev/null)" ]] && break
-  sleep 0.2
-done
-status=$("$seedproof" status "$sweep2" --coordinator "$address" --token-file "$work/token")
-echo "$status"
-[[ $status == *" done "* && $status == *"13/13 finished"* && $status == *"failed 0"* ]] ||
-  fail "the srun-launched group did not finish the sweep: $status"
+gone "$job2" 120 || fail "srun job $job2 still runs after 120 s"
+finished "$sweep2" "the srun-launched group"
 if grep -qi "error" "$work"/job-srun-*.out; then fail "$(cat "$work"/job-srun-*.out)"; fi
 size=$(mpi_size_of "slurm-$job2-0")
 [[ $size == 2 ]] || fail "the srun-launched worker registered with MPI size $size, not one group of 2"
@@ -173,11 +176,7 @@ done
 [[ -n $victim ]] || fail "rank 1 of srun job $job3 never started"
 kill -9 "$victim"
 killed=$SECONDS
-for _ in $(seq 150); do
-  [[ -z "$(timeout 5 squeue -h -j "$job3" 2>/dev/null)" ]] && break
-  sleep 0.2
-done
-[[ -z "$(timeout 5 squeue -h -j "$job3")" ]] || fail "srun job $job3 still runs 30 s after its rank 1 was killed"
+gone "$job3" 30 || fail "srun job $job3 still runs 30 s after its rank 1 was killed"
 state=$(timeout 5 scontrol show job "$job3" | grep -o "JobState=[A-Z_]*")
 [[ $state != "JobState=COMPLETED" ]] || fail "srun job $job3 ended as COMPLETED after losing a rank"
 ok "killing rank 1 ended srun job $job3 within $((SECONDS - killed)) s ($state)"
