@@ -25,6 +25,8 @@ test: build
 bench: build
 	deploy/install-deps.sh --bench
 	bench/engine.sh $(BUILD)
+	$(BUILD)/cli/seedproof bench cache
+	$(BUILD)/cli/seedproof bench coordinator
 
 clean:
 	rm -rf $(BUILD)
