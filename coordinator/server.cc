@@ -137,18 +137,20 @@ class LeaseCall final : public grpc::ServerUnaryReactor {
   using Clock = std::chrono::steady_clock;
   LeaseCall(LeaseWaiters& waiters, std::string worker_id, rpc::LeaseReply* reply,
             Clock::time_point start, Clock::time_point deadline)
-      : waiters_(waiters),
-        worker_id(std::move(worker_id)),
+      : worker_id(std::move(worker_id)),
         reply(reply),
         start(start),
-        deadline(deadline) {}
+        deadline(deadline),
+        waiters_(waiters) {}
   void OnCancel() override;
   void OnDone() override { delete this; }
 
-  LeaseWaiters& waiters_;
   const std::string worker_id;
-  rpc::LeaseReply* const reply;
+  rpc::LeaseReply* const reply;  // filled by whoever leases to it
   const Clock::time_point start, deadline;
+
+ private:
+  LeaseWaiters& waiters_;
 };
 
 // The waiting Lease calls, oldest first. Serve leases to them while trials are
