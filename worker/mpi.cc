@@ -56,9 +56,11 @@ bool MpiGroup::Launched() {
     const char* value = std::getenv(name);
     return value != nullptr && std::atoi(value) > 1;
   };
-  // mpirun says the size; srun --mpi=pmix gives each task a PMIx rank, and the
-  // size is the step's task count.
-  return above_one("OMPI_COMM_WORLD_SIZE") || above_one("PMI_SIZE") || above_one("PMIX_SIZE") ||
+  // Open MPI's mpirun says the size (and then it is the size, whatever Slurm
+  // variables the job inherited); srun --mpi=pmix gives each task a PMIx rank,
+  // and the size is the step's task count.
+  if (std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr) return above_one("OMPI_COMM_WORLD_SIZE");
+  return above_one("PMI_SIZE") || above_one("PMIX_SIZE") ||
          (std::getenv("PMIX_RANK") != nullptr && above_one("SLURM_STEP_NUM_TASKS"));
 }
 

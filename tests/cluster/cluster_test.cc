@@ -25,6 +25,7 @@
 #include "nlohmann/json.hpp"
 #include "proto/seedproof.grpc.pb.h"
 #include "tests/testing/seedproof_cli.h"
+#include "worker/mpi.h"
 #include "worker/rpc_client.h"
 
 namespace seedproof {
@@ -616,6 +617,30 @@ TEST_F(Rpc, WatchStreamsUntilTheSweepEnds) {
   EXPECT_EQ(states.front(), "running");
   EXPECT_EQ(states.back(), "cancelled");
   EXPECT_EQ(status.cancelled(), 11);
+}
+
+// How a worker knows it is one rank of several, from what its launcher set.
+TEST(MpiGroup, LaunchedReadsMpirunsSizeOrSrunsPmixRankAndTaskCount) {
+  const char* const kNames[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "PMIX_RANK",
+                                "SLURM_STEP_NUM_TASKS"};
+  const auto with = [&](std::map<std::string, std::string> env) {
+    for (const char* name : kNames) unsetenv(name);
+    for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
+    const bool launched = MpiGroup::Launched();
+    for (const char* name : kNames) unsetenv(name);
+    return launched;
+  };
+  EXPECT_FALSE(with({}));
+  EXPECT_TRUE(with({{"OMPI_COMM_WORLD_SIZE", "2"}}));
+  EXPECT_FALSE(with({{"OMPI_COMM_WORLD_SIZE", "1"}}));
+  // srun --mpi=pmix: a PMIx rank and the step's task count, no size variable.
+  EXPECT_TRUE(with({{"PMIX_RANK", "1"}, {"SLURM_STEP_NUM_TASKS", "2"}}));
+  EXPECT_FALSE(with({{"PMIX_RANK", "0"}, {"SLURM_STEP_NUM_TASKS", "1"}}));
+  EXPECT_FALSE(with({{"SLURM_STEP_NUM_TASKS", "2"}}));  // a batch step, not an srun task
+  // mpirun -np 1 inside a 2-task allocation: mpirun's size wins.
+  EXPECT_FALSE(with(
+      {{"OMPI_COMM_WORLD_SIZE", "1"}, {"PMIX_RANK", "0"}, {"SLURM_STEP_NUM_TASKS", "2"}}));
+  EXPECT_TRUE(with({{"PMI_SIZE", "4"}}));
 }
 
 }  // namespace
