@@ -638,8 +638,8 @@ TEST(MpiGroup, LaunchedReadsMpirunsSizeOrSrunsPmixRankAndTaskCount) {
   EXPECT_FALSE(with({{"PMIX_RANK", "0"}, {"SLURM_STEP_NUM_TASKS", "1"}}));
   EXPECT_FALSE(with({{"SLURM_STEP_NUM_TASKS", "2"}}));  // a batch step, not an srun task
   // mpirun -np 1 inside a 2-task allocation: mpirun's size wins.
-  EXPECT_FALSE(with(
-      {{"OMPI_COMM_WORLD_SIZE", "1"}, {"PMIX_RANK", "0"}, {"SLURM_STEP_NUM_TASKS", "2"}}));
+  EXPECT_FALSE(
+      with({{"OMPI_COMM_WORLD_SIZE", "1"}, {"PMIX_RANK", "0"}, {"SLURM_STEP_NUM_TASKS", "2"}}));
   EXPECT_TRUE(with({{"PMI_SIZE", "4"}}));
 }
 
