@@ -54,23 +54,34 @@ def losses(results_file):
     return {l["trial_id"]: (l["outcome"], [e["train_loss"] for e in l["epochs"]]) for l in lines}
 
 
-def run_group(mode, split_min_examples):
-    """A coordinator, the sweep, one 2-rank group; returns the results file."""
-    dir = work / mode
-    dir.mkdir()
+def start_study(dir, spec, *coordinator_args):
+    """A coordinator on loopback with its database in dir, and spec submitted to it.
+    Returns (the coordinator's process, the CLI's client arguments, the sweep id); the
+    caller stops the process."""
     coordinator = subprocess.Popen(
         [SEEDPROOF, "coordinator", "--listen", "127.0.0.1:0", "--db", str(dir / "db"),
-         "--port-file", str(dir / "ports"), "--metrics-listen", ""] + token,
-        stdout=open(dir / "coordinator.log", "w"), stderr=subprocess.STDOUT)
+         "--port-file", str(dir / "ports"), "--metrics-listen", ""] + list(coordinator_args) +
+        token, stdout=open(dir / "coordinator.log", "w"), stderr=subprocess.STDOUT)
     try:
         for _ in range(200):
             if (dir / "ports").exists() and (dir / "ports").read_text().strip():
                 break
             time.sleep(0.05)
-        address = "127.0.0.1:" + (dir / "ports").read_text().split()[0]
-        client = ["--coordinator", address] + token
-        sweep = subprocess.run([SEEDPROOF, "submit", str(work / "spec.yaml")] + client,
+        client = ["--coordinator", "127.0.0.1:" + (dir / "ports").read_text().split()[0]] + token
+        sweep = subprocess.run([SEEDPROOF, "submit", str(spec)] + client,
                                capture_output=True, text=True, check=True).stdout.strip()
+    except BaseException:
+        coordinator.kill()
+        raise
+    return coordinator, client, sweep
+
+
+def run_group(mode, split_min_examples):
+    """A coordinator, the sweep, one 2-rank group; returns the results file."""
+    dir = work / mode
+    dir.mkdir()
+    coordinator, client, sweep = start_study(dir, work / "spec.yaml")
+    try:
         group = subprocess.run(
             ["mpirun", "--bind-to", "none", "--mca", "btl", "self,vader", "-np", "2", SEEDPROOF,
              "worker", "--id", "group", "--exit-when-idle",
@@ -135,19 +146,9 @@ dir = work / "rank-death"
 dir.mkdir()
 (dir / "spec.yaml").write_text(SPEC.replace("train_size: 1000}", "}").replace(
     "pretrain: {lr: 0.01, epochs: 2}", "pretrain: {lr: 0.01, epochs: 200}"))
-coordinator = subprocess.Popen(
-    [SEEDPROOF, "coordinator", "--listen", "127.0.0.1:0", "--db", str(dir / "db"),
-     "--port-file", str(dir / "ports"), "--metrics-listen", "", "--lease-ms", "2000",
-     "--heartbeat-ms", "200"] + token,
-    stdout=open(dir / "coordinator.log", "w"), stderr=subprocess.STDOUT)
+coordinator, client, sweep = start_study(dir, dir / "spec.yaml", "--lease-ms", "2000",
+                                        "--heartbeat-ms", "200")
 try:
-    for _ in range(200):
-        if (dir / "ports").exists() and (dir / "ports").read_text().strip():
-            break
-        time.sleep(0.05)
-    client = ["--coordinator", "127.0.0.1:" + (dir / "ports").read_text().split()[0]] + token
-    sweep = subprocess.run([SEEDPROOF, "submit", str(dir / "spec.yaml")] + client,
-                           capture_output=True, text=True, check=True).stdout.strip()
     group = subprocess.Popen(
         ["mpirun", "--bind-to", "none", "--mca", "btl", "self,vader", "-np", "2", SEEDPROOF,
          "worker", "--id", "doomed", "--metrics-listen", ""] + client,
