@@ -26,7 +26,7 @@ bench: build
 	deploy/install-deps.sh --bench
 	bench/engine.sh $(BUILD)
 	$(BUILD)/cli/seedproof bench cache
-	$(BUILD)/cli/seedproof bench coordinator
+	bench/coordinator.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
