@@ -29,8 +29,6 @@ namespace {
 constexpr int kMaxMessageBytes = 8 << 20;
 constexpr int64_t kMaxArtifactBytes = 512ll << 20;
 constexpr int64_t kMaxLeaseWaitMs = 30000;
-// Idle RPC threads the server keeps rather than ends (see Start).
-constexpr int kMaxIdleThreads = 64;
 constexpr int64_t kChunkBytes = 1 << 20;
 
 int64_t NowMs() {
@@ -704,13 +702,6 @@ class Server final : public CoordinatorServer {
     builder.AddListeningPort(options_.listen, credentials, &port_);
     builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
     builder.SetMaxSendMessageSize(kMaxMessageBytes);
-    // The Studies calls and the artifact streams hold a thread of the sync server
-    // each. gRPC's default keeps at most 2 idle ones: under many concurrent calls
-    // nearly every finished call ended its thread and the next started one
-    // (pthread_create and munmap were 5% of the coordinator bench's profile when
-    // the Trials calls were synchronous too).
-    builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
-                                kMaxIdleThreads);
     builder.RegisterService(&studies_);
     builder.RegisterService(&trials_);
     server_ = builder.BuildAndStart();
