@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/synchronization/mutex.h"
 #include "bench/cache_bench.h"
 #include "bench/coordinator_bench.h"
 #include "bench/engine_bench.h"
@@ -71,6 +72,10 @@ const CLI::Validator kCoordinatorAddress(
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian builds Abseil without NDEBUG, so every absl::Mutex (gRPC's locks) keeps
+  // a lock graph for deadlock detection: 7% of the coordinator's CPU under load and
+  // 8% of its trials/s (docs/PERFORMANCE.md). The tests keep it on.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CLI::App app{"seedproof: transfer-learning studies that tell robust gains from seed luck"};
   app.require_subcommand(1);
 
