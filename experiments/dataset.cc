@@ -96,11 +96,23 @@ Dataset Gather(const Dataset& data, const std::vector<int64_t>& indices) {
   return out;
 }
 
-// Keeps the examples whose class has a new label (new_label[class] >= 0), in order,
-// relabelled, as a dataset of num_classes classes.
-Dataset Relabel(const Dataset& data, const std::vector<int32_t>& new_label, int num_classes) {
+// The range with its end filled in, or why it does not fit the data.
+absl::StatusOr<ExampleRange> CheckRange(ExampleRange range, const Dataset& data) {
+  if (range.end == -1) range.end = data.size();
+  if (range.begin < 0 || range.begin > range.end || range.end > data.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("examples [", range.begin, ", ", range.end,
+                                                   ") are not a range of the dataset's ",
+                                                   data.size(), " examples"));
+  }
+  return range;
+}
+
+// Keeps the examples of `range` whose class has a new label (new_label[class] >= 0),
+// in order, relabelled, as a dataset of num_classes classes.
+Dataset Relabel(const Dataset& data, const std::vector<int32_t>& new_label, int num_classes,
+                ExampleRange range) {
   std::vector<int64_t> kept;
-  for (int64_t i = 0; i < data.size(); ++i) {
+  for (int64_t i = range.begin; i < range.end; ++i) {
     if (new_label[data.y[i]] >= 0) kept.push_back(i);
   }
   Dataset out = Gather(data, kept);
@@ -149,17 +161,22 @@ absl::StatusOr<TrainValidation> SplitValidation(const Dataset& data, int64_t val
   return split;
 }
 
-absl::StatusOr<Dataset> SelectClasses(const Dataset& data, const std::vector<int32_t>& classes) {
+absl::StatusOr<Dataset> SelectClasses(const Dataset& data, const std::vector<int32_t>& classes,
+                                      ExampleRange range) {
   if (absl::Status s = CheckDataset(data); !s.ok()) return s;
+  absl::StatusOr<ExampleRange> checked = CheckRange(range, data);
+  if (!checked.ok()) return checked.status();
   if (absl::Status s = CheckClassList("classes", classes, data.num_classes); !s.ok()) return s;
   std::vector<int32_t> new_label(data.num_classes, -1);
   for (size_t i = 0; i < classes.size(); ++i) new_label[classes[i]] = static_cast<int32_t>(i);
-  return Relabel(data, new_label, static_cast<int>(classes.size()));
+  return Relabel(data, new_label, static_cast<int>(classes.size()), *checked);
 }
 
 absl::StatusOr<Dataset> BinaryTask(const Dataset& data, const std::vector<int32_t>& positive,
-                                   const std::vector<int32_t>& negative) {
+                                   const std::vector<int32_t>& negative, ExampleRange range) {
   if (absl::Status s = CheckDataset(data); !s.ok()) return s;
+  absl::StatusOr<ExampleRange> checked = CheckRange(range, data);
+  if (!checked.ok()) return checked.status();
   if (absl::Status s = CheckClassList("positive classes", positive, data.num_classes); !s.ok()) {
     return s;
   }
@@ -175,7 +192,7 @@ absl::StatusOr<Dataset> BinaryTask(const Dataset& data, const std::vector<int32_
     }
     new_label[c] = 0;
   }
-  return Relabel(data, new_label, 2);
+  return Relabel(data, new_label, 2, *checked);
 }
 
 absl::StatusOr<Dataset> FirstN(const Dataset& data, int64_t n) {

@@ -69,17 +69,25 @@ struct TrainValidation {
 // <= data.size().
 absl::StatusOr<TrainValidation> SplitValidation(const Dataset& data, int64_t validation_size);
 
+// A run of examples, [begin, end); end -1 runs to the last one.
+struct ExampleRange {
+  int64_t begin = 0;
+  int64_t end = -1;
+};
+
 // Keeps the examples whose label is in classes and relabels each by its position in
 // classes: {0, 1, 2, 3, 4, 7, 8, 9} keeps 8 classes, maps 7, 8, 9 to 5, 6, 7 and
 // drops 5 and 6. The result has classes.size() classes. classes must be non-empty,
-// without repeats, each in [0, data.num_classes).
-absl::StatusOr<Dataset> SelectClasses(const Dataset& data, const std::vector<int32_t>& classes);
+// without repeats, each in [0, data.num_classes). Only the examples in `range` are
+// looked at (a split of data, taken without copying the rest).
+absl::StatusOr<Dataset> SelectClasses(const Dataset& data, const std::vector<int32_t>& classes,
+                                      ExampleRange range = {});
 
 // A two-class task: examples labelled in positive become 1, those in negative
 // become 0, the others are dropped. Both sets non-empty, disjoint, without repeats,
-// each id in [0, data.num_classes).
+// each id in [0, data.num_classes). Only the examples in `range` are looked at.
 absl::StatusOr<Dataset> BinaryTask(const Dataset& data, const std::vector<int32_t>& positive,
-                                   const std::vector<int32_t>& negative);
+                                   const std::vector<int32_t>& negative, ExampleRange range = {});
 
 // The first n examples. 0 <= n <= data.size().
 absl::StatusOr<Dataset> FirstN(const Dataset& data, int64_t n);

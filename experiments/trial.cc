@@ -377,39 +377,46 @@ absl::StatusOr<std::shared_ptr<const FashionMnist>> TrialCache::Data(const Datas
   return shared;
 }
 
+template <typename Build>
+absl::StatusOr<std::shared_ptr<const TaskSplits>> TrialCache::FindOrBuild(
+    std::map<std::string, std::shared_ptr<const TaskSplits>>& entries, const std::string& key,
+    const Build& build, bool* built) {
+  *built = false;
+  std::unique_lock<std::mutex> lock(mu_);
+  ready_.wait(lock, [&] { return !building_.contains(key); });
+  if (auto it = entries.find(key); it != entries.end()) return it->second;
+  building_.insert(key);
+  lock.unlock();
+  absl::StatusOr<TaskSplits> value = build();
+  lock.lock();
+  building_.erase(key);
+  ready_.notify_all();
+  if (!value.ok()) return value.status();
+  *built = true;
+  return entries.emplace(key, std::make_shared<const TaskSplits>(*std::move(value))).first->second;
+}
+
 absl::StatusOr<std::shared_ptr<const TaskSplits>> TrialCache::Splits(const DatasetSpec& dataset,
                                                                      const TaskSpec& task,
                                                                      uint64_t subset_seed,
                                                                      const Shape& model_input) {
   auto data = Data(dataset);
   if (!data.ok()) return data.status();
-  const std::string key = TaskKey(dataset, task, subset_seed, model_input);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (auto it = splits_.find(key); it != splits_.end()) return it->second;
-  }
-  auto splits = BuildTaskSplits(**data, dataset.validation, task, subset_seed, model_input);
-  if (!splits.ok()) return splits.status();
-  auto shared = std::make_shared<const TaskSplits>(std::move(*splits));
-  std::lock_guard<std::mutex> lock(mu_);
-  return splits_.emplace(key, shared).first->second;
+  bool built;
+  return FindOrBuild(
+      splits_, TaskKey(dataset, task, subset_seed, model_input),
+      [&] { return BuildTaskSplits(**data, dataset.validation, task, subset_seed, model_input); },
+      &built);
 }
 
 absl::StatusOr<std::shared_ptr<const TaskSplits>> TrialCache::Features(
     const std::string& key, const std::function<absl::StatusOr<TaskSplits>()>& compute) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (auto it = features_.find(key); it != features_.end()) {
-      ++feature_hits_;
-      return it->second;
-    }
-  }
-  auto features = compute();
-  if (!features.ok()) return features.status();
-  auto shared = std::make_shared<const TaskSplits>(std::move(*features));
+  bool built;
+  auto features = FindOrBuild(features_, "features|" + key, compute, &built);
+  if (!features.ok()) return features;
   std::lock_guard<std::mutex> lock(mu_);
-  ++feature_misses_;
-  return features_.emplace(key, shared).first->second;
+  ++(built ? feature_misses_ : feature_hits_);
+  return features;
 }
 
 TrialResult ResultFor(const TrialSpec& trial) {

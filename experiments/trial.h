@@ -3,11 +3,13 @@
 // bit-identical results. It knows nothing of gRPC, MPI or SQLite.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -99,7 +101,18 @@ class TrialCache {
   int64_t feature_misses() const { return feature_misses_; }
 
  private:
+  // The entry of `key` in `entries`, built by `build` the first time. Callers
+  // asking while it is being built wait for it instead of building it again (the
+  // workers of one process share this cache); a failure is not kept. `built` says
+  // whether this call built it.
+  template <typename Build>
+  absl::StatusOr<std::shared_ptr<const TaskSplits>> FindOrBuild(
+      std::map<std::string, std::shared_ptr<const TaskSplits>>& entries, const std::string& key,
+      const Build& build, bool* built);
+
   std::mutex mu_;
+  std::condition_variable ready_;  // an entry was built, or its build failed
+  std::set<std::string> building_;
   std::map<std::string, std::shared_ptr<const FashionMnist>> data_;
   std::map<std::string, std::shared_ptr<const TaskSplits>> splits_;
   std::map<std::string, std::shared_ptr<const TaskSplits>> features_;

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "experiments/task_data.h"
+
 namespace seedproof {
 namespace {
 
@@ -171,6 +173,31 @@ TEST(Dataset, BinaryTaskRejectsOverlappingEmptyAndOutOfRangeSets) {
   ExpectInvalid(BinaryTask(data, {5}, {11}).status(), "negative classes: class 11 is out of range");
 }
 
+TEST(Dataset, ViewsOfARangeLookOnlyAtThoseExamples) {
+  const Dataset data = Numbered({6, 5, 0, 6, 9, 5, 5});
+  absl::StatusOr<Dataset> tail = BinaryTask(data, {6}, {5}, {.begin = 2, .end = -1});
+  ASSERT_TRUE(tail.ok()) << tail.status();
+  EXPECT_THAT(Origins(*tail), ElementsAre(3, 5, 6));
+  EXPECT_THAT(tail->y, ElementsAre(1, 0, 0));
+  absl::StatusOr<Dataset> head = SelectClasses(data, {5, 9}, {.begin = 0, .end = 5});
+  ASSERT_TRUE(head.ok()) << head.status();
+  EXPECT_THAT(Origins(*head), ElementsAre(1, 4));
+  EXPECT_THAT(head->y, ElementsAre(0, 1));
+  absl::StatusOr<Dataset> none = SelectClasses(data, {5}, {.begin = 3, .end = 3});
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->size(), 0);
+}
+
+TEST(Dataset, ARangeOutsideTheDataIsRejected) {
+  const Dataset data = Numbered({0, 1, 2});
+  ExpectInvalid(SelectClasses(data, {0}, {.begin = 0, .end = 4}).status(),
+                "examples [0, 4) are not a range of the dataset's 3 examples");
+  ExpectInvalid(BinaryTask(data, {0}, {1}, {.begin = -1, .end = 2}).status(),
+                "examples [-1, 2) are not a range");
+  ExpectInvalid(SelectClasses(data, {0}, {.begin = 2, .end = 1}).status(),
+                "examples [2, 1) are not a range");
+}
+
 TEST(Dataset, ViewsRejectAMalformedDataset) {
   Dataset data = Numbered({0, 1, 2});
   data.x.pop_back();
@@ -290,6 +317,36 @@ TEST_F(RealFashionMnist, GeronValidationSplitIsTheFirst5000) {
   EXPECT_EQ(split_->train.size(), 55000);
   EXPECT_TRUE(std::equal(split_->train.x.begin(), split_->train.x.begin() + 784,
                          data_->train.x.begin() + 5000 * 784));
+}
+
+// BuildTaskSplits views each part of Géron's split in place; it must equal
+// splitting first and viewing the parts.
+TEST_F(RealFashionMnist, TaskSplitsAreGeronsSplitThenTheTasksView) {
+  TaskSpec multi;
+  multi.classes = {0, 1, 2, 3, 4, 7, 8, 9};
+  TaskSpec binary;
+  binary.positive = {6};
+  binary.negative = {5};
+  for (const TaskSpec& task : {multi, binary}) {
+    absl::StatusOr<TaskSplits> splits = BuildTaskSplits(*data_, 5000, task, 0, {28, 28, 1});
+    ASSERT_TRUE(splits.ok()) << splits.status();
+    auto view = [&](const Dataset& d) {
+      return task.binary() ? BinaryTask(d, task.positive, task.negative)
+                           : SelectClasses(d, task.classes);
+    };
+    for (auto [got, from] : {std::pair{&splits->train, &split_->train},
+                             {&splits->validation, &split_->validation},
+                             {&splits->test, &data_->test}}) {
+      absl::StatusOr<Dataset> want = view(*from);
+      ASSERT_TRUE(want.ok()) << want.status();
+      EXPECT_EQ(got->size(), want->size());
+      EXPECT_EQ(got->num_classes, want->num_classes);
+      EXPECT_TRUE(got->x == want->x);
+      EXPECT_TRUE(got->y == want->y);
+    }
+  }
+  ExpectInvalid(BuildTaskSplits(*data_, 60001, binary, 0, {28, 28, 1}).status(),
+                "validation 60001 is not in [0, 60000], the training images");
 }
 
 TEST_F(RealFashionMnist, GeronTaskAHas43986TrainingImagesRelabelled) {

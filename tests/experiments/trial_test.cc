@@ -3,9 +3,13 @@
 // fitted heads, divergence, determinism, provenance and the results JSON.
 #include "experiments/trial.h"
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "experiments/plan.h"
@@ -223,8 +227,7 @@ TEST(Training, ABatchTooSmallToSplitOrNoReducerIsAnError) {
   PretendGroup group;
   EpochOptions options;
   options.replicas = 4;
-  EXPECT_THAT(TrainEpoch(**model, data, 4, 1, options).status().message(),
-              HasSubstr("no reducer"));
+  EXPECT_THAT(TrainEpoch(**model, data, 4, 1, options).status().message(), HasSubstr("no reducer"));
   options.reducer = &group;
   // Batches of 4 and 1: replica 0 gets nothing of the second.
   EXPECT_THAT(TrainEpoch(**model, data, 4, 1, options).status().message(),
@@ -254,6 +257,42 @@ TEST(Trial, MissingSourceModelNamesTheTrial) {
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(result.status().message(), HasSubstr(transfer->source_trial));
+}
+
+// The workers of one process share the cache: an entry asked for by many at once
+// is built once, and a failed build is not kept.
+TEST(TrialCache, ConcurrentAsksBuildAnEntryOnceAndFailuresAreNotKept) {
+  TrialCache cache;
+  std::atomic<int> builds = 0;
+  const auto build = [&]() -> absl::StatusOr<TaskSplits> {
+    ++builds;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    TaskSplits splits;
+    splits.train.y = {1, 2, 3};
+    return splits;
+  };
+  std::vector<std::shared_ptr<const TaskSplits>> got(8);
+  std::vector<std::thread> askers;
+  for (size_t i = 0; i < got.size(); ++i) {
+    askers.emplace_back([&, i] {
+      auto entry = cache.Features("prefix", build);
+      ASSERT_TRUE(entry.ok()) << entry.status();
+      got[i] = *entry;
+    });
+  }
+  for (std::thread& t : askers) t.join();
+  EXPECT_EQ(builds, 1);
+  EXPECT_EQ(cache.feature_misses(), 1);
+  EXPECT_EQ(cache.feature_hits(), 7);
+  for (const auto& entry : got) EXPECT_EQ(entry, got.front());
+
+  auto failed = cache.Features(
+      "flaky", [] { return absl::StatusOr<TaskSplits>(absl::UnavailableError("disk")); });
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kUnavailable);
+  auto retried = cache.Features("flaky", build);
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ((*retried)->train.y.size(), 3u);
+  EXPECT_EQ(builds, 2);
 }
 
 TEST(TrialResultJson, RoundTripsEveryField) {
