@@ -12,13 +12,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/server.h"
+#include "coordinator/sqlite.h"
 #include "experiments/plan.h"
-#include "experiments/results.h"
 #include "experiments/sweep_parse.h"
-#include "experiments/trial.h"
 #include "nlohmann/json.hpp"
 #include "proto/seedproof.grpc.pb.h"
 #include "worker/rpc_client.h"
+#include "worker/worker.h"
 
 namespace seedproof {
 namespace {
@@ -29,7 +29,7 @@ constexpr char kToken[] = "coordinator-bench-token-0123456789";
 // One pretrain trial, then a scratch and a transfer trial per seed.
 std::string BenchSpec(int seeds) {
   return absl::StrCat(R"(name: coordinator-bench
-source: {classes: [0, 1, 2, 3, 4, 7, 8, 9]}
+source: {classes: [0, 1, 2, 3, 4, 7, 8, 9], train_size: 2000}
 target: {positive: [6], negative: [5], train_size: 200}
 model: {layers: [{dense: 10}]}
 pretrain: {epochs: 1, lr: 0.01}
@@ -38,6 +38,13 @@ transfer:
   schedules: {frozen: [{epochs: 1, train: head, lr: 0.01}]}
 seeds: )",
                       seeds, "\n");
+}
+
+// The no-op backend plugin where the build puts it: plugins/ beside cli/.
+std::string DefaultBackend() {
+  std::error_code error;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", error);
+  return (exe.parent_path().parent_path() / "plugins" / "libseedproof_noop_backend.so").string();
 }
 
 double Percentile(std::vector<double>& v, double p) {
@@ -50,12 +57,17 @@ double Percentile(std::vector<double>& v, double p) {
 }  // namespace
 
 absl::Status RunCoordinatorBench(const CoordinatorBenchOptions& options) {
+  const std::string backend = options.backend.empty() ? DefaultBackend() : options.backend;
+  if (!fs::exists(backend)) {
+    return absl::NotFoundError(
+        absl::StrCat("bench coordinator: no backend plugin at ", backend,
+                     " (build the seedproof_noop_backend target, or name one with --backend)"));
+  }
   const int seeds = std::max(1, options.trials / 2);
   const std::string spec_text = BenchSpec(seeds);
   auto spec = ParseSweepSpecText(spec_text, "coordinator-bench.yaml");
   if (!spec.ok()) return spec.status();
-  std::map<std::string, TrialSpec> trials;
-  for (TrialSpec& t : ExpandSweep(*spec).trials) trials[t.id] = std::move(t);
+  const size_t trials = ExpandSweep(*spec).trials.size();
 
   const fs::path dir =
       fs::temp_directory_path() / absl::StrCat("seedproof-coordinator-bench-", getpid());
@@ -69,139 +81,100 @@ absl::Status RunCoordinatorBench(const CoordinatorBenchOptions& options) {
   if (!server.ok()) return server.status();
   const std::string address = absl::StrCat("127.0.0.1:", (*server)->port());
   const RpcAuth auth{kToken};
-
-  std::string sweep_id;
+  auto channel = MakeChannel(address, "");
+  if (!channel.ok()) return channel.status();
+  auto studies = rpc::Studies::NewStub(*channel);
+  rpc::SweepStatus status;
   {
-    auto channel = MakeChannel(address, "");
-    if (!channel.ok()) return channel.status();
-    auto studies = rpc::Studies::NewStub(*channel);
     grpc::ClientContext ctx;
     auth.Apply(ctx, 120000);
     rpc::SubmitRequest request;
     request.set_spec_text(spec_text);
-    rpc::SweepStatus status;
     if (auto s = FromGrpc(studies->Submit(&ctx, request, &status), "submit"); !s.ok()) return s;
-    sweep_id = status.sweep_id();
   }
 
-  // A small stand-in for a pretrained model: its bytes and hash.
-  const std::string model_bytes(4096, 'm');
-  const std::string model_sha = Sha256Hex(model_bytes);
+  // The workers share what one worker process would load once: the dataset is
+  // read before the clock starts.
+  std::shared_ptr<WorkerShared> shared = MakeWorkerShared();
+  if (auto s = Preload(*shared, spec->dataset); !s.ok()) return s;
 
   std::mutex mu;
   std::vector<double> lease_ms;
-  std::map<std::string, int> accepted;  // trial id -> accepted completions
-  std::atomic<bool> failed = false;
-  std::string failure;
+  std::atomic<bool> stop = false;
+  absl::Status failure;
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> workers;
   for (int w = 0; w < options.workers; ++w) {
     workers.emplace_back([&, w] {
-      auto channel = *MakeChannel(address, "", /*own_connection=*/!options.shared_connection);
-      auto stub = rpc::Trials::NewStub(channel);
-      auto fail = [&](const absl::Status& s) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (!failed.exchange(true)) failure = std::string(s.message());
-      };
-      const std::string worker_id = absl::StrCat("bench-", w);
-      {
-        grpc::ClientContext ctx;
-        auth.Apply(ctx, 30000);
-        // 200 connections open at once; a worker would retry one that failed.
-        ctx.set_wait_for_ready(true);
-        rpc::RegisterRequest request;
-        request.set_worker_id(worker_id);
-        request.set_threads(1);
-        rpc::RegisterReply reply;
-        if (auto s = FromGrpc(stub->Register(&ctx, request, &reply), "register"); !s.ok()) {
-          return fail(s);
-        }
-      }
       std::vector<double> mine;
-      std::vector<std::string> done;
-      while (!failed.load()) {
-        rpc::LeaseReply lease;
-        grpc::ClientContext ctx;
-        auth.Apply(ctx, 30000);
-        rpc::LeaseRequest request;
-        request.set_worker_id(worker_id);
-        request.set_wait_ms(200);
-        const auto t0 = std::chrono::steady_clock::now();
-        if (auto s = FromGrpc(stub->Lease(&ctx, request, &lease), "lease"); !s.ok()) {
-          return fail(s);
-        }
-        if (!lease.leased()) {
-          // Nothing ready: the sweep is done, or the pretrain trial is running.
-          grpc::ClientContext gctx;
-          auth.Apply(gctx, 30000);
-          auto studies = rpc::Studies::NewStub(channel);
-          rpc::SweepRef ref;
-          ref.set_sweep_id(sweep_id);
-          rpc::SweepStatus status;
-          if (studies->Get(&gctx, ref, &status).ok() && status.state() != "running") break;
-          continue;
-        }
-        mine.push_back(
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                .count());
-        const TrialSpec& trial = trials.at(lease.trial_id());
-        TrialResult result = ResultFor(trial);
-        result.provenance.backend = "none";
-        if (trial.kind == TrialKind::kPretrain) {
-          grpc::ClientContext uctx;
-          auth.Apply(uctx, 30000);
-          rpc::ArtifactRef ref;
-          auto writer = stub->UploadArtifact(&uctx, &ref);
-          rpc::ArtifactChunk chunk;
-          chunk.set_sha256(model_sha);
-          chunk.set_attempt_id(lease.attempt_id());
-          chunk.set_data(model_bytes);
-          writer->Write(chunk);
-          writer->WritesDone();
-          if (auto s = FromGrpc(writer->Finish(), "upload"); !s.ok()) return fail(s);
-          result.model_sha256 = model_sha;
-        }
-        grpc::ClientContext cctx;
-        auth.Apply(cctx, 30000);
-        rpc::CompleteRequest complete;
-        complete.set_attempt_id(lease.attempt_id());
-        complete.set_result_json(TrialResultToJson(result).dump());
-        complete.set_model_sha256(result.model_sha256);
-        rpc::CompleteReply reply;
-        if (auto s = FromGrpc(stub->Complete(&cctx, complete, &reply), "complete"); !s.ok()) {
-          return fail(s);
-        }
-        if (reply.accepted()) done.push_back(trial.id);
-      }
+      WorkerOptions worker;
+      worker.coordinator = address;
+      worker.token = kToken;
+      worker.worker_id = absl::StrCat("bench-", w);
+      worker.backend = backend;
+      worker.shared = shared;
+      // Leases that waited for the pretrain trial measure it, not the coordinator.
+      worker.on_lease = [&mine](double seconds, bool leased) {
+        if (leased) mine.push_back(seconds * 1e3);
+      };
+      absl::Status ran = RunWorker(worker, &stop);
       std::lock_guard<std::mutex> lock(mu);
       lease_ms.insert(lease_ms.end(), mine.begin(), mine.end());
-      for (const std::string& id : done) ++accepted[id];
+      if (!ran.ok() && failure.ok()) {
+        failure = ran;
+        stop = true;
+      }
     });
   }
-  for (std::thread& t : workers) t.join();
+  // The clock stops when the coordinator says the sweep is over.
+  while (!stop.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    grpc::ClientContext ctx;
+    auth.Apply(ctx, 30000);
+    rpc::SweepRef ref;
+    ref.set_sweep_id(status.sweep_id());
+    rpc::SweepStatus now;
+    if (auto s = FromGrpc(studies->Get(&ctx, ref, &now), "status"); !s.ok()) {
+      std::lock_guard<std::mutex> lock(mu);
+      failure.Update(s);
+      break;
+    }
+    if (now.state() != "running") break;
+  }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  stop = true;
+  for (std::thread& t : workers) t.join();
   (*server)->Shutdown();
-  fs::remove_all(dir);
-  if (failed) return absl::InternalError(failure);
 
-  int64_t lost = 0, duplicated = 0;
-  for (const auto& [id, trial] : trials) {
-    auto it = accepted.find(id);
-    if (it == accepted.end())
-      ++lost;
-    else
-      duplicated += it->second - 1;
+  // What the database holds: every trial's result, once.
+  int64_t stored = 0, duplicated = 0;
+  if (failure.ok()) {
+    auto db = Database::Open(coordinator.database, 5000);
+    if (!db.ok()) return db.status();
+    Query counts = (*db)->Prepare(
+        "SELECT count(*) FROM results JOIN attempts ON attempts.id = results.attempt_id "
+        "GROUP BY attempts.trial_id");
+    for (;;) {
+      auto row = counts.Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      ++stored;
+      duplicated += counts.Int(0) - 1;
+    }
   }
+  fs::remove_all(dir);
+  if (!failure.ok()) return failure;
+
   nlohmann::ordered_json line = {
       {"workers", options.workers},
-      {"connections", options.shared_connection ? 1 : options.workers},
-      {"trials", trials.size()},
+      {"backend", fs::path(backend).filename().string()},
+      {"trials", trials},
       {"seconds", seconds},
-      {"trials_per_s", static_cast<double>(trials.size()) / seconds},
+      {"trials_per_s", static_cast<double>(trials) / seconds},
       {"lease_p50_ms", Percentile(lease_ms, 0.50)},
       {"lease_p99_ms", Percentile(lease_ms, 0.99)},
-      {"lost", lost},
+      {"lost", static_cast<int64_t>(trials) - stored},
       {"duplicated", duplicated},
   };
   std::printf("%s\n", line.dump().c_str());

@@ -190,9 +190,9 @@ int main(int argc, char** argv) {
   coordinator_bench_cmd->add_option("--trials", coordinator_bench.trials)
       ->check(CLI::Range(2, 200000))
       ->capture_default_str();
-  coordinator_bench_cmd->add_flag(
-      "--shared-connection", coordinator_bench.shared_connection,
-      "Every worker's calls over one connection (default: one connection per worker)");
+  coordinator_bench_cmd->add_option(
+      "--backend", coordinator_bench.backend,
+      "The workers' backend (default: the no-op plugin in the build's plugins/)");
 
   // ---- The distributed system ----
   std::string token_file;

@@ -534,7 +534,13 @@ class TrialsService final : public TrialsBase {
       if (*accepted && metrics_ != nullptr)
         metrics_->TrialCompleted(request->attempt_id(), *result);
       if (*accepted) trial_ended_();
-      bell_.Ring();
+      bell_.Ring();  // waiting leases go first
+      if (!request->lease_next_for().empty()) {
+        // The result is stored whatever happens here: a lease that fails is left
+        // for the worker's next Lease call to report.
+        LeaseInto(request->lease_next_for(), LeaseCall::Clock::now(), reply->mutable_next())
+            .IgnoreError();
+      }
       return grpc::Status::OK;
     });
   }
@@ -624,8 +630,14 @@ class TrialsService final : public TrialsBase {
     if (auto s = auth_(context); !s.ok()) return s;
     if (request.worker_id().empty()) return Invalid("worker_id", "empty");
     if (request.wait_ms() < 0) return Invalid("wait_ms", "negative");
-    auto lease = store_.LeaseNext(request.worker_id(), NowMs());
-    if (!lease.ok()) return ToGrpc(lease.status());
+    return ToGrpc(LeaseInto(request.worker_id(), start, reply));
+  }
+
+  // Leases a ready trial to the worker into reply, if there is one.
+  absl::Status LeaseInto(const std::string& worker_id, LeaseCall::Clock::time_point start,
+                         rpc::LeaseReply* reply) {
+    auto lease = store_.LeaseNext(worker_id, NowMs());
+    if (!lease.ok()) return lease.status();
     if (lease->has_value()) {
       FillLease(**lease, reply);
       if (metrics_ != nullptr) {
@@ -633,7 +645,7 @@ class TrialsService final : public TrialsBase {
             **lease, std::chrono::duration<double>(LeaseCall::Clock::now() - start).count());
       }
     }
-    return grpc::Status::OK;
+    return absl::OkStatus();
   }
 
   Store& store_;

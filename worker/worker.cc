@@ -12,7 +12,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "experiments/plan.h"
@@ -84,15 +86,22 @@ class CoordinatorArtifactStore final : public ArtifactStore {
     if (trial_id != source_trial_ || source_sha256_.empty()) {
       return absl::NotFoundError(absl::StrCat("no artifact of trial ", trial_id, " was leased"));
     }
-    auto bytes = Download();
-    if (!bytes.ok()) return bytes.status();
-    const std::string path = absl::StrCat(dir_, "/", source_sha256_, ".spm");
-    std::ofstream(path, std::ios::binary)
-        .write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
-    auto model = backend.Load(path);
-    fs::remove(path);
     if (sha256) *sha256 = source_sha256_;
-    return model;
+    // Consecutive transfers mostly share a source: the last one loaded is kept
+    // and copied.
+    if (source_sha256_ != loaded_sha256_) {
+      auto bytes = Download();
+      if (!bytes.ok()) return bytes.status();
+      const std::string path = absl::StrCat(dir_, "/", source_sha256_, ".spm");
+      std::ofstream(path, std::ios::binary)
+          .write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
+      auto model = backend.Load(path);
+      fs::remove(path);
+      if (!model.ok()) return model.status();
+      loaded_ = *std::move(model);
+      loaded_sha256_ = source_sha256_;
+    }
+    return loaded_->Clone();
   }
 
   // The leased source model's file, checked against its SHA-256.
@@ -128,62 +137,142 @@ class CoordinatorArtifactStore final : public ArtifactStore {
   int64_t attempt_id_ = 0;
   std::string source_trial_, source_sha256_;
   std::string kept_sha256_, kept_bytes_;  // the last model downloaded
+  std::string loaded_sha256_;             // and the last one loaded
+  std::unique_ptr<Model> loaded_;
 };
 
-// Beats every `period` until stopped, and sends the epoch metrics queued since
-// the last beat (training never waits on the network); sets end_trial when the
-// coordinator says the attempt must end (cancelled sweep, or a lease that
-// expired and moved on).
-class HeartbeatThread {
+// Beats for the attempts a worker is running, from one background thread that
+// lives as long as the worker: an attempt's first beat comes one period after it
+// began (a shorter trial costs no call), then one every period, each preceded by
+// the epoch metrics queued since the last (training never waits on the network).
+// An attempt's end flag is set when the coordinator says it must end (cancelled
+// sweep, or a lease that expired and moved on).
+class Heartbeats {
  public:
-  HeartbeatThread(rpc::Trials::Stub& stub, const RpcAuth& auth, int64_t attempt_id,
-                  std::chrono::milliseconds period, std::atomic<bool>& end_trial,
-                  WorkerMetrics* metrics)
-      : stub_(stub), auth_(auth), attempt_id_(attempt_id) {
-    thread_ = std::thread([this, period, &end_trial, metrics] {
-      std::unique_lock<std::mutex> lock(mu_);
-      while (!cv_.wait_for(lock, period, [&] { return done_; })) {
-        lock.unlock();
-        Flush();
-        grpc::ClientContext ctx;
-        auth_.Apply(ctx, 5000);
-        rpc::AttemptRef ref;
-        ref.set_attempt_id(attempt_id_);
-        rpc::HeartbeatReply reply;
-        // An unreachable coordinator is not a verdict: keep training and beating.
-        if (stub_.Heartbeat(&ctx, ref, &reply).ok()) {
-          if (metrics != nullptr) metrics->CoordinatorAnswered();
-          if (reply.verdict() != rpc::HeartbeatReply::CONTINUE) end_trial = true;
-        }
-        lock.lock();
-      }
-    });
+  using Clock = std::chrono::steady_clock;
+
+  // One attempt's beats, from Heartbeats::Begin until it is destroyed.
+  class Beat {
+   public:
+    Beat(Heartbeats& owner, int64_t attempt_id) : owner_(owner), attempt_id_(attempt_id) {}
+    Beat(const Beat&) = delete;
+    Beat& operator=(const Beat&) = delete;
+    // Sends the epochs still queued, unless the result carries them.
+    ~Beat() { owner_.End(attempt_id_, result_carries_epochs_); }
+
+    const std::atomic<bool>& end_trial() const { return end_trial_; }
+    void QueueEpoch(std::string json) { owner_.QueueEpoch(attempt_id_, std::move(json)); }
+    // The trial ended with a result, which carries every epoch: the ones not
+    // sent yet need no call of their own.
+    void ResultCarriesEpochs() { result_carries_epochs_ = true; }
+
+   private:
+    friend class Heartbeats;
+    Heartbeats& owner_;
+    const int64_t attempt_id_;
+    std::atomic<bool> end_trial_ = false;
+    bool result_carries_epochs_ = false;
+  };
+
+  Heartbeats(rpc::Trials::Stub& stub, const RpcAuth& auth, std::chrono::milliseconds period,
+             WorkerMetrics* metrics)
+      : stub_(stub), auth_(auth), period_(period), metrics_(metrics) {
+    thread_ = std::thread([this] { Loop(); });
   }
-  ~HeartbeatThread() {
+  ~Heartbeats() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       done_ = true;
     }
-    cv_.notify_all();
+    changed_.notify_all();
     thread_.join();
-    Flush();
   }
-  void QueueEpoch(std::string json) {
-    std::lock_guard<std::mutex> lock(mu_);
-    epochs_.push_back(std::move(json));
+
+  std::unique_ptr<Beat> Begin(int64_t attempt_id) {
+    auto beat = std::make_unique<Beat>(*this, attempt_id);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      attempts_[attempt_id] = {Clock::now() + period_, {}, beat.get()};
+    }
+    changed_.notify_all();
+    return beat;
   }
 
  private:
-  // Metrics are best effort (the result carries every epoch); results are not.
-  void Flush() {
-    rpc::EpochReport report;
+  struct Attempt {
+    Clock::time_point next_beat;
+    std::vector<std::string> epochs;  // queued since the last beat
+    Beat* beat;
+  };
+
+  void QueueEpoch(int64_t attempt_id, std::string json) {
+    std::lock_guard<std::mutex> lock(mu_);
+    attempts_.at(attempt_id).epochs.push_back(std::move(json));
+  }
+
+  // Waits out a beat in flight for the attempt, so its verdict never lands on a
+  // Beat that is gone.
+  void End(int64_t attempt_id, bool result_carries_epochs) {
+    std::vector<std::string> epochs;
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (epochs_.empty()) return;
-      for (std::string& e : epochs_) report.add_epoch_json(std::move(e));
-      epochs_.clear();
+      std::unique_lock<std::mutex> lock(mu_);
+      changed_.wait(lock, [&] { return beating_ != attempt_id; });
+      if (!result_carries_epochs) epochs = std::move(attempts_.at(attempt_id).epochs);
+      attempts_.erase(attempt_id);
     }
-    report.set_attempt_id(attempt_id_);
+    changed_.notify_all();
+    SendEpochs(attempt_id, std::move(epochs));
+  }
+
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!done_) {
+      auto due = attempts_.end();
+      for (auto it = attempts_.begin(); it != attempts_.end(); ++it) {
+        if (due == attempts_.end() || it->second.next_beat < due->second.next_beat) due = it;
+      }
+      if (due == attempts_.end()) {
+        changed_.wait(lock);
+        continue;
+      }
+      if (due->second.next_beat > Clock::now()) {
+        changed_.wait_until(lock, due->second.next_beat);
+        continue;
+      }
+      const int64_t attempt_id = due->first;
+      std::vector<std::string> epochs = std::move(due->second.epochs);
+      due->second.epochs.clear();
+      due->second.next_beat = Clock::now() + period_;
+      beating_ = attempt_id;
+      lock.unlock();
+      SendEpochs(attempt_id, std::move(epochs));
+      const bool end = SendHeartbeat(attempt_id);
+      lock.lock();
+      if (end) attempts_.at(attempt_id).beat->end_trial_ = true;
+      beating_ = 0;
+      changed_.notify_all();
+    }
+  }
+
+  // One heartbeat; true when the coordinator says the attempt must end. An
+  // unreachable coordinator is not a verdict: keep training and beating.
+  bool SendHeartbeat(int64_t attempt_id) {
+    grpc::ClientContext ctx;
+    auth_.Apply(ctx, 5000);
+    rpc::AttemptRef ref;
+    ref.set_attempt_id(attempt_id);
+    rpc::HeartbeatReply reply;
+    if (!stub_.Heartbeat(&ctx, ref, &reply).ok()) return false;
+    if (metrics_ != nullptr) metrics_->CoordinatorAnswered();
+    return reply.verdict() != rpc::HeartbeatReply::CONTINUE;
+  }
+
+  // Metrics are best effort (the result carries every epoch); results are not.
+  void SendEpochs(int64_t attempt_id, std::vector<std::string> epochs) {
+    if (epochs.empty()) return;
+    rpc::EpochReport report;
+    report.set_attempt_id(attempt_id);
+    for (std::string& e : epochs) report.add_epoch_json(std::move(e));
     grpc::ClientContext ctx;
     auth_.Apply(ctx, 5000);
     rpc::Ack ack;
@@ -192,11 +281,13 @@ class HeartbeatThread {
 
   rpc::Trials::Stub& stub_;
   const RpcAuth& auth_;
-  const int64_t attempt_id_;
+  const std::chrono::milliseconds period_;
+  WorkerMetrics* const metrics_;
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable changed_;  // attempts began or ended, a beat finished, done
+  std::map<int64_t, Attempt> attempts_;
+  int64_t beating_ = 0;  // the attempt whose beat is in flight; 0: none
   bool done_ = false;
-  std::vector<std::string> epochs_;
   std::thread thread_;
 };
 
@@ -215,6 +306,33 @@ SweepPlan ExpandForWorker(const std::string& spec_text, const std::string& spec_
   }
   return sweep_plan;
 }
+
+}  // namespace
+
+// One per worker process, or one for the workers of a benchmark.
+class WorkerShared {
+ public:
+  TrialCache& cache() { return cache_; }
+
+  // The plan of a sweep, expanded by the first worker that needs it while the
+  // others wait for it.
+  absl::StatusOr<std::shared_ptr<const SweepPlan>> Plan(
+      const std::string& sweep_id, const std::function<absl::StatusOr<SweepPlan>()>& expand) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = plans_.find(sweep_id); it != plans_.end()) return it->second;
+    auto plan = expand();
+    if (!plan.ok()) return plan.status();
+    return plans_.emplace(sweep_id, std::make_shared<const SweepPlan>(*std::move(plan)))
+        .first->second;
+  }
+
+ private:
+  TrialCache cache_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<const SweepPlan>> plans_;
+};
+
+namespace {
 
 // A worker group's messages from rank 0 (a JSON header, then source models):
 //   {"command": "trial", "items": [ITEM]} + 1 model: every rank trains the trial on its
@@ -344,14 +462,18 @@ absl::Status RunFollower(const WorkerOptions& options, MpiGroup& group,
 class Worker {
  public:
   Worker(const WorkerOptions& options, const std::atomic<bool>* stop, MpiGroup* group)
-      : options_(options), stop_(stop), group_(group) {}
+      : options_(options),
+        stop_(stop),
+        group_(group),
+        shared_(options.shared ? options.shared : MakeWorkerShared()) {}
 
   absl::Status Run() {
     if (auto s = Setup(); !s.ok()) return s;
-    int trials_done = 0;
     while (!stopping()) {
-      if (options_.max_trials > 0 && trials_done >= options_.max_trials) break;
-      auto lease = Lease(options_.exit_when_idle ? 200 : 500);
+      if (options_.max_trials > 0 && trials_done_ >= options_.max_trials) break;
+      // The trial the last Complete leased, if it did; else a long poll.
+      absl::StatusOr<std::optional<rpc::LeaseReply>> lease = std::exchange(next_, std::nullopt);
+      if (!*lease) lease = Lease(options_.exit_when_idle ? 200 : 500);
       if (!lease.ok()) return lease.status();
       if (!*lease) {
         if (options_.exit_when_idle) break;
@@ -362,7 +484,7 @@ class Worker {
       absl::Status ran;
       if (group_ == nullptr || *trial == nullptr || !Small(**trial)) {
         ran = RunAlone(**lease, *trial);
-        ++trials_done;
+        ++trials_done_;
       } else {
         // Small trials: one per rank, as many as the coordinator has ready now.
         std::vector<std::pair<rpc::LeaseReply, const TrialSpec*>> batch = {{**lease, *trial}};
@@ -378,11 +500,12 @@ class Worker {
           }
           batch.emplace_back(**more, *more_trial);
         }
-        trials_done += static_cast<int>(batch.size());
+        trials_done_ += static_cast<int>(batch.size());
         ran = RunBatch(batch);
       }
       if (!ran.ok()) return ran;
     }
+    if (next_) Release(next_->attempt_id());  // stopping with a trial in hand
     fs::remove_all(scratch_);
     return absl::OkStatus();
   }
@@ -396,7 +519,8 @@ class Worker {
   }
 
   absl::Status Setup() {
-    auto channel = MakeChannel(options_.coordinator, options_.root_cert);
+    // A connection of its own even beside other workers in this process.
+    auto channel = MakeChannel(options_.coordinator, options_.root_cert, /*own_connection=*/true);
     if (!channel.ok()) return channel.status();
     stub_ = rpc::Trials::NewStub(*channel);
     auth_ = RpcAuth{options_.token};
@@ -438,9 +562,14 @@ class Worker {
       return FromGrpc(stub_->Register(&ctx, request, &registered_), "register");
     };
     if (auto s = RetryWhileUnavailable(do_register, stop_); !s.ok()) return s;
-    scratch_ = fs::temp_directory_path() / absl::StrCat("seedproof-worker-", getpid());
+    // Several workers of one process (a benchmark) each have their own.
+    static std::atomic<int> workers_started = 0;
+    scratch_ = fs::temp_directory_path() /
+               absl::StrCat("seedproof-worker-", getpid(), "-", workers_started++);
     fs::create_directories(scratch_);
     artifacts_ = std::make_unique<CoordinatorArtifactStore>(*stub_, auth_, scratch_.string());
+    heartbeats_ = std::make_unique<Heartbeats>(
+        *stub_, auth_, std::chrono::milliseconds(registered_.heartbeat_ms()), metrics_.get());
     return absl::OkStatus();
   }
 
@@ -456,8 +585,14 @@ class Worker {
       request.set_wait_ms(wait_ms);
       return FromGrpc(stub_->Lease(&ctx, request, &lease), "lease");
     };
+    const auto start = std::chrono::steady_clock::now();
     if (auto s = RetryWhileUnavailable(do_lease, stop_); !s.ok()) return s;
     if (metrics_) metrics_->CoordinatorAnswered();
+    if (options_.on_lease) {
+      options_.on_lease(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+          lease.leased());
+    }
     if (!lease.leased()) return std::nullopt;
     return lease;
   }
@@ -468,22 +603,23 @@ class Worker {
   absl::StatusOr<const TrialSpec*> TrialOf(const rpc::LeaseReply& lease) {
     auto plan = plans_.find(lease.sweep_id());
     if (plan == plans_.end()) {
-      rpc::SpecReply spec_reply;
-      auto fetch = [&]() -> absl::Status {
-        grpc::ClientContext ctx;
-        auth_.Apply(ctx, 10000);
-        rpc::SweepRef ref;
-        ref.set_sweep_id(lease.sweep_id());
-        return FromGrpc(stub_->SweepSpec(&ctx, ref, &spec_reply), "sweep spec");
-      };
-      if (auto s = RetryWhileUnavailable(fetch, stop_); !s.ok()) return s;
-      plan = plans_
-                 .emplace(lease.sweep_id(),
-                          ExpandForWorker(spec_reply.spec_text(), spec_reply.spec_path()))
-                 .first;
+      auto expanded = shared_->Plan(lease.sweep_id(), [&]() -> absl::StatusOr<SweepPlan> {
+        rpc::SpecReply spec_reply;
+        auto fetch = [&]() -> absl::Status {
+          grpc::ClientContext ctx;
+          auth_.Apply(ctx, 10000);
+          rpc::SweepRef ref;
+          ref.set_sweep_id(lease.sweep_id());
+          return FromGrpc(stub_->SweepSpec(&ctx, ref, &spec_reply), "sweep spec");
+        };
+        if (auto s = RetryWhileUnavailable(fetch, stop_); !s.ok()) return s;
+        return ExpandForWorker(spec_reply.spec_text(), spec_reply.spec_path());
+      });
+      if (!expanded.ok()) return expanded.status();
+      plan = plans_.emplace(lease.sweep_id(), *std::move(expanded)).first;
     }
-    auto trial = plan->second.trials.find(lease.trial_id());
-    return trial == plan->second.trials.end() ? nullptr : &trial->second;
+    auto trial = plan->second->trials.find(lease.trial_id());
+    return trial == plan->second->trials.end() ? nullptr : &trial->second;
   }
 
   absl::Status NotInPlan(const rpc::LeaseReply& lease) const {
@@ -491,24 +627,24 @@ class Worker {
                                             lease.sweep_id(), "'s plan as this worker expands it"));
   }
 
-  TrialContext ContextFor(HeartbeatThread& heartbeat, std::atomic<bool>& end_trial, bool parallel) {
+  TrialContext ContextFor(Heartbeats::Beat& beat, bool parallel) {
     TrialContext ctx;
     ctx.backend = backend_.get();
     ctx.artifacts = artifacts_.get();
-    ctx.cache = &cache_;
+    ctx.cache = &shared_->cache();
     ctx.threads = options_.threads;
     ctx.reducer = parallel ? parallel_reducer_ : timed_local_reducer_.get();
     ctx.replica = 0;
     ctx.replicas = parallel && group_ ? group_->size() : 1;
     // SIGTERM, or the coordinator taking the attempt back; a group stops together.
-    ctx.should_stop = [this, &end_trial, parallel] {
-      const bool local = stopping() || end_trial.load();
+    ctx.should_stop = [this, &beat, parallel] {
+      const bool local = stopping() || beat.end_trial().load();
       return parallel && group_ ? group_->AnyTrue(local) : local;
     };
-    ctx.on_epoch = [this, &heartbeat](const EpochRecord& e) {
+    ctx.on_epoch = [this, &beat](const EpochRecord& e) {
       TrialResult one;
       one.epochs = {e};
-      heartbeat.QueueEpoch(TrialResultToJson(one)["epochs"][0].dump());
+      beat.QueueEpoch(TrialResultToJson(one)["epochs"][0].dump());
       if (metrics_) metrics_->EpochDone(e);
     };
     if (metrics_) ctx.on_step = [this](double seconds) { metrics_->StepDone(seconds); };
@@ -531,25 +667,23 @@ class Worker {
               nlohmann::json(
                   {{"command", "trial"},
                    {"items",
-                    {GroupItem(lease.sweep_id(), trial->id, plans_.at(lease.sweep_id()))}}})
+                    {GroupItem(lease.sweep_id(), trial->id, *plans_.at(lease.sweep_id()))}}})
                   .dump();
           if (auto s = group_->Broadcast(header); !s.ok()) return s;
           if (auto s = group_->Broadcast(*source_model); !s.ok()) return s;
         }
       }
       if (shared.ok()) {
-        std::atomic<bool> end_trial = false;
-        HeartbeatThread heartbeat(*stub_, auth_, lease.attempt_id(),
-                                  std::chrono::milliseconds(registered_.heartbeat_ms()), end_trial,
-                                  metrics_.get());
+        std::unique_ptr<Heartbeats::Beat> beat = heartbeats_->Begin(lease.attempt_id());
         if (metrics_) metrics_->TrialStarted(trial->kind);
-        TrialContext ctx = ContextFor(heartbeat, end_trial, /*parallel=*/true);
+        TrialContext ctx = ContextFor(*beat, /*parallel=*/true);
         result = RunTrial(*trial, ctx);
+        if (result.ok()) beat->ResultCarriesEpochs();
       } else {
         result = shared;
       }
     }
-    return Finish(lease.attempt_id(), result, "");
+    return Finish(lease.attempt_id(), result, "", /*lease_next=*/true);
   }
 
   // Small trials, items[r] on rank r at once; rank 0 heartbeats and reports all.
@@ -567,7 +701,7 @@ class Worker {
         continue;
       }
       batch.emplace_back(lease, trial);
-      items.push_back(GroupItem(lease.sweep_id(), trial->id, plans_.at(lease.sweep_id())));
+      items.push_back(GroupItem(lease.sweep_id(), trial->id, *plans_.at(lease.sweep_id())));
       source_models.push_back(*std::move(model));
     }
     if (batch.empty()) return absl::OkStatus();
@@ -578,24 +712,20 @@ class Worker {
       if (auto s = group_->Broadcast(model); !s.ok()) return s;
     }
     // Every attempt beats while its rank trains; rank 0 runs items[0].
-    std::vector<std::unique_ptr<std::atomic<bool>>> ends;
-    std::vector<std::unique_ptr<HeartbeatThread>> heartbeats;
-    for (const auto& [lease, trial] : batch) {
-      ends.push_back(std::make_unique<std::atomic<bool>>(false));
-      heartbeats.push_back(std::make_unique<HeartbeatThread>(
-          *stub_, auth_, lease.attempt_id(), std::chrono::milliseconds(registered_.heartbeat_ms()),
-          *ends.back(), metrics_.get()));
-    }
+    std::vector<std::unique_ptr<Heartbeats::Beat>> beats;
+    for (const auto& [lease, trial] : batch)
+      beats.push_back(heartbeats_->Begin(lease.attempt_id()));
     const auto& [lease, trial] = batch.front();
     artifacts_->BeginAttempt(lease.attempt_id(), trial->source_trial, lease.source_sha256());
     if (metrics_) metrics_->TrialStarted(trial->kind);
-    TrialContext ctx = ContextFor(*heartbeats.front(), *ends.front(), /*parallel=*/false);
+    TrialContext ctx = ContextFor(*beats.front(), /*parallel=*/false);
     const absl::StatusOr<TrialResult> own = RunTrial(*trial, ctx);
+    if (own.ok()) beats.front()->ResultCarriesEpochs();
     auto outcomes = group_->Gather("");
     if (!outcomes.ok()) return outcomes.status();
     auto models = group_->Gather("");
     if (!models.ok()) return models.status();
-    heartbeats.clear();
+    beats.clear();
     if (auto s = Finish(lease.attempt_id(), own, ""); !s.ok()) return s;
     for (size_t r = 1; r < batch.size(); ++r) {
       if (auto s = Finish(batch[r].first.attempt_id(), UnpackOutcome((*outcomes)[r]), (*models)[r]);
@@ -620,9 +750,10 @@ class Worker {
 
   // Gives the lease back (stopped), or fails or completes the attempt; a model
   // another rank made is uploaded first. A finished result is never dropped:
-  // reporting retries until the coordinator takes it.
+  // reporting retries until the coordinator takes it. lease_next: a completion
+  // also asks for the next trial (into next_), unless the worker is about to stop.
   absl::Status Finish(int64_t attempt_id, const absl::StatusOr<TrialResult>& result,
-                      const std::string& model) {
+                      const std::string& model, bool lease_next = false) {
     if (metrics_) {
       metrics_->TrialEnded(
           !result.ok()
@@ -650,9 +781,23 @@ class Worker {
       request.set_attempt_id(attempt_id);
       request.set_result_json(TrialResultToJson(*result).dump());
       request.set_model_sha256(result->model_sha256);
+      if (lease_next) request.set_lease_next_for(worker_id_);
       rpc::CompleteReply reply;
-      return FromGrpc(stub_->Complete(&ctx, request, &reply), "complete");
+      const auto start = std::chrono::steady_clock::now();
+      absl::Status status = FromGrpc(stub_->Complete(&ctx, request, &reply), "complete");
+      if (status.ok() && metrics_) metrics_->CoordinatorAnswered();
+      if (status.ok() && reply.next().leased()) {
+        next_ = reply.next();
+        if (options_.on_lease) {
+          options_.on_lease(
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+              true);
+        }
+      }
+      return status;
     };
+    lease_next = lease_next && result.ok() && !stopping() &&
+                 (options_.max_trials == 0 || trials_done_ + 1 < options_.max_trials);
     return RetryWhileUnavailable(report);
   }
 
@@ -670,11 +815,20 @@ class Worker {
   rpc::RegisterReply registered_;
   fs::path scratch_;
   std::unique_ptr<CoordinatorArtifactStore> artifacts_;
-  TrialCache cache_;
-  std::map<std::string, SweepPlan> plans_;  // by sweep id
+  std::unique_ptr<Heartbeats> heartbeats_;  // after stub_ and metrics_: stops before them
+  std::shared_ptr<WorkerShared> shared_;
+  std::map<std::string, std::shared_ptr<const SweepPlan>> plans_;  // by sweep id, from shared_
+  int trials_done_ = 0;
+  std::optional<rpc::LeaseReply> next_;  // leased by the last Complete, not started yet
 };
 
 }  // namespace
+
+std::shared_ptr<WorkerShared> MakeWorkerShared() { return std::make_shared<WorkerShared>(); }
+
+absl::Status Preload(WorkerShared& shared, const DatasetSpec& dataset) {
+  return shared.cache().Data(dataset).status();
+}
 
 absl::Status RunWorker(const WorkerOptions& options, const std::atomic<bool>* stop) {
   // Under mpirun with several ranks: one worker group, rank 0 its voice.

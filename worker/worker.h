@@ -6,11 +6,23 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 
 namespace seedproof {
+
+struct DatasetSpec;
+
+// What workers running as threads of one process share, as one worker process
+// would have it once: the trial cache (data, task splits, prefix outputs) and each
+// sweep's expanded plan. The coordinator benchmark runs 200 workers this way.
+class WorkerShared;
+std::shared_ptr<WorkerShared> MakeWorkerShared();
+// Reads a dataset into it now instead of in the first trial that needs it.
+absl::Status Preload(WorkerShared& shared, const DatasetSpec& dataset);
 
 struct WorkerOptions {
   std::string coordinator = "127.0.0.1:50051";
@@ -27,6 +39,10 @@ struct WorkerOptions {
   // A worker group (mpirun -np R): a trial with fewer training examples than this
   // runs on one rank, R such trials at once; larger ones run data parallel on all.
   int64_t split_min_examples = 5000;
+  // Null: the worker's own.
+  std::shared_ptr<WorkerShared> shared;
+  // Called after every lease call with its wall time and whether a trial came.
+  std::function<void(double seconds, bool leased)> on_lease;
 };
 
 // Runs until *stop is set (SIGTERM: the current trial stops at its next epoch

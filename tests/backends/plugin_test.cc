@@ -1,6 +1,9 @@
 // Backends by name and by plugin path, and the errors for everything else.
 #include "backends/plugin.h"
 
+#include <cmath>
+#include <vector>
+
 #include "backends/backend.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -58,6 +61,30 @@ TEST(BackendPlugin, LoadsAndTrainsLikeTheBuiltin) {
   EXPECT_EQ(*la, *lb);
   EXPECT_TRUE(
       std::equal((*a)->parameters().begin(), (*a)->parameters().end(), (*b)->parameters().begin()));
+}
+
+// bench coordinator's backend: the whole model interface, no learning.
+TEST(BackendPlugin, NoopPluginTrainsNothing) {
+  auto noop = MakeBackend(PluginPath("seedproof_noop_backend"));
+  ASSERT_TRUE(noop.ok()) << noop.status();
+  EXPECT_EQ((*noop)->name(), "noop");
+  auto model = (*noop)->Create(TinySpec(), 3);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const std::vector<float> before((*model)->parameters().begin(), (*model)->parameters().end());
+  const float x[8] = {0.1f, 0.2f, 0.3f, 0.4f, -0.5f, 0.6f, -0.7f, 0.8f};
+  const int32_t y[2] = {1, 0};
+  for (int step = 0; step < 3; ++step) {
+    auto loss = (*model)->TrainStep(x, y, 2);
+    ASSERT_TRUE(loss.ok()) << loss.status();
+    EXPECT_FLOAT_EQ(*loss, std::log(2.0f));  // every logit is 0
+  }
+  EXPECT_TRUE(std::equal(before.begin(), before.end(), (*model)->parameters().begin()));
+  auto derived = (*model)->Derive(1, {LayerSpec::Dense(1, Activation::kSigmoid)},
+                                  Loss::kBinaryCrossEntropy, 5);
+  ASSERT_TRUE(derived.ok()) << derived.status();
+  float features[6];
+  ASSERT_TRUE((*model)->Features(x, 2, 1, features).ok());
+  EXPECT_THAT(features, ::testing::Each(0.0f));
 }
 
 TEST(BackendPlugin, MissingFileIsNamed) {

@@ -269,25 +269,29 @@ TEST(SeedproofBench, CacheBenchPrintsOneLinePerMode) {
   EXPECT_EQ(states, (std::vector<std::string>{"none", "cold", "warm"}));
 }
 
+// The workers run the real worker loop and trial procedure on the no-op plugin.
 TEST(SeedproofBench, CoordinatorBenchLosesAndDuplicatesNothing) {
   const CommandRun run = RunSeedproof("bench coordinator --workers 8 --trials 400");
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const nlohmann::json line = nlohmann::json::parse(run.out);
   EXPECT_EQ(line["workers"], 8);
-  EXPECT_EQ(line["connections"], 8);
+  EXPECT_EQ(line["backend"], "libseedproof_noop_backend.so");
   EXPECT_EQ(line["trials"], 401);  // a pretrain trial, then a scratch and a transfer per seed
   EXPECT_EQ(line["lost"], 0);
   EXPECT_EQ(line["duplicated"], 0);
   EXPECT_GT(line["trials_per_s"].get<double>(), 0.0);
   EXPECT_LE(line["lease_p50_ms"].get<double>(), line["lease_p99_ms"].get<double>());
+}
 
-  const CommandRun shared =
-      RunSeedproof("bench coordinator --workers 8 --trials 100 --shared-connection");
-  ASSERT_EQ(shared.exit_code, 0) << shared.err;
-  const nlohmann::json shared_line = nlohmann::json::parse(shared.out);
-  EXPECT_EQ(shared_line["connections"], 1);
-  EXPECT_EQ(shared_line["lost"], 0);
-  EXPECT_EQ(shared_line["duplicated"], 0);
+TEST(SeedproofBench, CoordinatorBenchNamesAMissingBackendPlugin) {
+  const CommandRun run = RunSeedproof("bench coordinator --backend /nonexistent/libnoop.so");
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_THAT(run.err, HasSubstr("no backend plugin at /nonexistent/libnoop.so"));
+  // A file that is no plugin: the workers say so and the bench fails.
+  const CommandRun not_plugin =
+      RunSeedproof("bench coordinator --workers 2 --trials 4 --backend " + std::string(kSeedproof));
+  EXPECT_NE(not_plugin.exit_code, 0);
+  EXPECT_THAT(not_plugin.err, HasSubstr(kSeedproof));
 }
 
 TEST(SeedproofBench, PeakBenchStatesTheModelACeilingItImplies) {

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -20,6 +21,10 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "experiments/plan.h"
+#include "experiments/results.h"
+#include "experiments/sweep_parse.h"
+#include "experiments/trial.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -594,6 +599,103 @@ TEST_F(Rpc, WaitingLeasesAreAnsweredByATrialTheirDeadlineCancelOrShutdown) {
   EXPECT_EQ(stopping.error_code(), grpc::StatusCode::UNAVAILABLE) << stopping.error_message();
   EXPECT_LT(seconds_since(start), 5.0);
   EXPECT_EQ(cluster_->coordinator().Wait(), 0);
+}
+
+// A completion that also asks for the next trial gets it in the same reply, or
+// no lease when none is ready; either way the result is stored.
+TEST_F(Rpc, CompleteLeasesTheNextTrialInTheSameCall) {
+  const std::string text = absl::StrReplaceAll(kTinySpec, {{"EPOCHS", "1"}});
+  auto spec = ParseSweepSpecText(text, "spec.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  std::map<std::string, TrialKind> kinds;
+  for (const TrialSpec& t : ExpandSweep(*spec).trials) kinds[t.id] = t.kind;
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::RegisterRequest request;
+    request.set_worker_id("chain");
+    request.set_threads(1);
+    rpc::RegisterReply reply;
+    ASSERT_TRUE(trials_->Register(&ctx, request, &reply).ok());
+  }
+  const std::string sweep = cluster_->Submit();
+  // What is ready at first: the pretrain trial and the two scratch baselines.
+  std::vector<rpc::LeaseReply> held;
+  for (;;) {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::LeaseRequest request;
+    request.set_worker_id("chain");
+    rpc::LeaseReply reply;
+    ASSERT_TRUE(trials_->Lease(&ctx, request, &reply).ok());
+    if (!reply.leased()) break;
+    held.push_back(reply);
+  }
+  ASSERT_EQ(held.size(), 3u);
+  std::partition(held.begin(), held.end(),
+                 [&](const auto& l) { return kinds.at(l.trial_id()) == TrialKind::kScratch; });
+  ASSERT_EQ(kinds.at(held[2].trial_id()), TrialKind::kPretrain);
+  const auto complete = [&](const rpc::LeaseReply& lease, const std::string& lease_next_for,
+                            const std::string& model_sha256, rpc::CompleteReply* reply) {
+    TrialResult result;
+    result.trial_id = lease.trial_id();
+    result.kind = kinds.at(lease.trial_id());
+    result.model_sha256 = model_sha256;
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::CompleteRequest request;
+    request.set_attempt_id(lease.attempt_id());
+    request.set_result_json(TrialResultToJson(result).dump());
+    request.set_model_sha256(model_sha256);
+    request.set_lease_next_for(lease_next_for);
+    return trials_->Complete(&ctx, request, reply);
+  };
+
+  // Nothing else is ready (the transfers need the source model): no lease.
+  rpc::CompleteReply reply;
+  ASSERT_TRUE(complete(held[0], "chain", "", &reply).ok());
+  EXPECT_TRUE(reply.accepted());
+  EXPECT_FALSE(reply.next().leased());
+  // A worker the coordinator does not know gets none, and the result still counts.
+  reply.Clear();
+  ASSERT_TRUE(complete(held[1], "nobody", "", &reply).ok());
+  EXPECT_TRUE(reply.accepted());
+  EXPECT_FALSE(reply.next().leased());
+  EXPECT_EQ(cluster_->Status(sweep)["done"], "2");
+
+  // The source model makes the transfers ready: the same reply leases one.
+  const std::string model(1000, 'm');
+  const std::string sha = Sha256Hex(model);
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::ArtifactRef ref;
+    auto writer = trials_->UploadArtifact(&ctx, &ref);
+    rpc::ArtifactChunk chunk;
+    chunk.set_sha256(sha);
+    chunk.set_attempt_id(held[2].attempt_id());
+    chunk.set_data(model);
+    ASSERT_TRUE(writer->Write(chunk));
+    writer->WritesDone();
+    ASSERT_TRUE(writer->Finish().ok());
+  }
+  reply.Clear();
+  ASSERT_TRUE(complete(held[2], "chain", sha, &reply).ok());
+  EXPECT_TRUE(reply.accepted());
+  ASSERT_TRUE(reply.next().leased());
+  EXPECT_EQ(kinds.at(reply.next().trial_id()), TrialKind::kTransfer);
+  EXPECT_EQ(reply.next().source_sha256(), sha);
+  EXPECT_EQ(reply.next().sweep_id(), sweep);
+  auto status = cluster_->Status(sweep);
+  EXPECT_EQ(status["done"], "3");
+  EXPECT_EQ(status["leased"], "1");
+
+  // Without lease_next_for nothing is leased.
+  reply.Clear();
+  ASSERT_TRUE(complete(held[2], "", sha, &reply).ok());
+  EXPECT_FALSE(reply.accepted());  // that attempt is done already
+  EXPECT_FALSE(reply.next().leased());
+  EXPECT_EQ(cluster_->Status(sweep)["leased"], "1");
 }
 
 TEST_F(Rpc, WatchStreamsUntilTheSweepEnds) {
