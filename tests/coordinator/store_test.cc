@@ -1064,6 +1064,29 @@ TEST_F(StoreTest, ConcurrentWorkersNeverShareATrialAndStoreEachResultOnce) {
   EXPECT_GT(released_once.size(), 0u);
 }
 
+// Commits never wait for a checkpoint: a thread of the store copies the log into
+// the database file while it runs (before, that happened inside the commit that
+// crossed 10,000 log pages, and these few hundred would not have).
+TEST_F(StoreTest, TheLogIsCopiedIntoTheFileInTheBackground) {
+  const std::string id = Submit(ScratchPlan(300));
+  const auto file_size = [&] { return fs::file_size(path_); };
+  const auto before = file_size();
+  TrialResult result;
+  result.outcome = TrialOutcome::kCompleted;
+  for (int i = 0; i < 300; ++i) {
+    auto lease = store_->LeaseNext("w1", kT0);
+    ASSERT_TRUE(lease.ok() && lease->has_value());
+    result.trial_id = (*lease)->trial_id;
+    ASSERT_TRUE(store_->Complete((*lease)->attempt_id, result, ResultJson(result), kT0).ok());
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (file_size() == before && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_GT(file_size(), before);
+  EXPECT_EQ(Status(id).state, SweepState::kDone);
+}
+
 // Not a timed assertion: it shows the design does thousands of lease + complete
 // cycles per second (each two committed transactions) and prints the rate.
 // Also prints the store's own lease+complete rate (no assertion on time: the
