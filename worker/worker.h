@@ -41,7 +41,8 @@ struct WorkerOptions {
   int64_t split_min_examples = 5000;
   // Null: the worker's own.
   std::shared_ptr<WorkerShared> shared;
-  // Called after every lease call with its wall time and whether a trial came.
+  // Called after every call that asked for a trial (a Lease, or a Complete that
+  // leased the next one) with its wall time and whether a trial came.
   std::function<void(double seconds, bool leased)> on_lease;
 };
 
