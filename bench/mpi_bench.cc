@@ -1,8 +1,10 @@
 #include "bench/mpi_bench.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <vector>
 
 #include "backends/backend.h"
 #include "experiments/dataset.h"
@@ -84,6 +86,36 @@ absl::Status RunMpiBench(const MpiBenchOptions& options) {
     };
     std::printf("%s\n", line.dump().c_str());
     std::fflush(stdout);
+  }
+  // The reduction alone, with no training around it: the floor of a step's
+  // communication on this machine (the median of 200 on a buffer the size of
+  // every gradient), and the speedup over one rank that floor would still allow if
+  // each rank's half of the compute took exactly half the time.
+  if (ranks > 1) {
+    std::vector<float> gradients((*model)->parameters().size(), 1.0f);
+    std::vector<double> ms;
+    for (int i = 0; i < 200; ++i) {
+      (*group)->Barrier();
+      const auto start = std::chrono::steady_clock::now();
+      auto reduced = (*group)->reducer().Reduce(gradients, options.batch / ranks);
+      if (!reduced.ok()) return reduced.status();
+      ms.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+              .count());
+    }
+    std::nth_element(ms.begin(), ms.begin() + 100, ms.end());
+    if (rank == 0) {
+      const double step_ms = 1000.0 * options.batch / single;
+      nlohmann::ordered_json line = {
+          {"ranks", ranks},
+          {"bytes", gradients.size() * sizeof(float)},
+          {"bare_allreduce_ms", ms[100]},
+          {"single_rank_step_ms", step_ms},
+          {"speedup_bound", step_ms / (step_ms / ranks + ms[100])},
+      };
+      std::printf("%s\n", line.dump().c_str());
+      std::fflush(stdout);
+    }
   }
   // Every rank holds the same weights: rank 0 evaluates.
   if (rank == 0) {

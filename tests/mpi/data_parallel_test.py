@@ -34,6 +34,14 @@ def run(ranks):
     if len(epochs) != 2 or len(test) != 1 or any(l["ranks"] != ranks for l in lines):
         sys.exit("R=%d: expected 2 epoch lines and 1 test line from rank 0, got:\n%s" %
                  (ranks, done.stdout))
+    # The bare reduction's line: the flat buffer of model A's 276,158 parameters,
+    # and a bound below R (one rank's step plus any reduction time).
+    bare = [l for l in lines if "bare_allreduce_ms" in l]
+    if len(bare) != (1 if ranks > 1 else 0) or any(
+            l["bytes"] != 4 * 276158 or not 0 < l["bare_allreduce_ms"] or
+            not 0 < l["speedup_bound"] < ranks for l in bare):
+        sys.exit("R=%d: expected %d bare allreduce line(s) for 1,104,632 bytes, got:\n%s" %
+                 (ranks, ranks > 1, done.stdout))
     return epochs, test[0]
 
 
