@@ -439,8 +439,7 @@ class TrialsService final : public TrialsBase {
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
                                      const rpc::RegisterRequest* request,
                                      rpc::RegisterReply* reply) override {
-    return AnswerNow(context, [&]() -> grpc::Status {
-      if (auto s = auth_(context); !s.ok()) return s;
+    return Answer(context, [&]() -> grpc::Status {
       if (request->worker_id().empty() || request->worker_id().size() > 256) {
         return Invalid("worker_id", "1 to 256 characters");
       }
@@ -486,8 +485,7 @@ class TrialsService final : public TrialsBase {
   grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* context,
                                       const rpc::AttemptRef* request,
                                       rpc::HeartbeatReply* reply) override {
-    return AnswerNow(context, [&]() -> grpc::Status {
-      if (auto s = auth_(context); !s.ok()) return s;
+    return Answer(context, [&]() -> grpc::Status {
       auto verdict = store_.Heartbeat(request->attempt_id(), NowMs());
       if (!verdict.ok()) return ToGrpc(verdict.status());
       reply->set_verdict(*verdict == HeartbeatVerdict::kContinue    ? rpc::HeartbeatReply::CONTINUE
@@ -499,8 +497,7 @@ class TrialsService final : public TrialsBase {
 
   grpc::ServerUnaryReactor* ReportEpoch(grpc::CallbackServerContext* context,
                                         const rpc::EpochReport* request, rpc::Ack*) override {
-    return AnswerNow(context, [&]() -> grpc::Status {
-      if (auto s = auth_(context); !s.ok()) return s;
+    return Answer(context, [&]() -> grpc::Status {
       for (const std::string& json : request->epoch_json()) {
         if (!nlohmann::json::parse(json, nullptr, false).is_object()) {
           return Invalid("epoch_json", "not a JSON object");
@@ -518,8 +515,7 @@ class TrialsService final : public TrialsBase {
   grpc::ServerUnaryReactor* Complete(grpc::CallbackServerContext* context,
                                      const rpc::CompleteRequest* request,
                                      rpc::CompleteReply* reply) override {
-    return AnswerNow(context, [&]() -> grpc::Status {
-      if (auto s = auth_(context); !s.ok()) return s;
+    return Answer(context, [&]() -> grpc::Status {
       const nlohmann::json json = nlohmann::json::parse(request->result_json(), nullptr, false);
       if (json.is_discarded()) return Invalid("result_json", "not JSON");
       auto result = TrialResultFromJson(json);
@@ -547,8 +543,7 @@ class TrialsService final : public TrialsBase {
 
   grpc::ServerUnaryReactor* Fail(grpc::CallbackServerContext* context,
                                  const rpc::FailRequest* request, rpc::Ack*) override {
-    return AnswerNow(context, [&]() -> grpc::Status {
-      if (auto s = auth_(context); !s.ok()) return s;
+    return Answer(context, [&]() -> grpc::Status {
       if (auto s = store_.Fail(request->attempt_id(), request->reason(), NowMs()); !s.ok()) {
         return ToGrpc(s);
       }
@@ -561,8 +556,7 @@ class TrialsService final : public TrialsBase {
 
   grpc::ServerUnaryReactor* Release(grpc::CallbackServerContext* context,
                                     const rpc::AttemptRef* request, rpc::Ack*) override {
-    return AnswerNow(context, [&]() -> grpc::Status {
-      if (auto s = auth_(context); !s.ok()) return s;
+    return Answer(context, [&]() -> grpc::Status {
       if (auto s = store_.Release(request->attempt_id(), NowMs()); !s.ok()) return ToGrpc(s);
       if (metrics_ != nullptr) metrics_->AttemptReleased(request->attempt_id());
       bell_.Ring();
@@ -573,8 +567,7 @@ class TrialsService final : public TrialsBase {
   grpc::ServerUnaryReactor* SweepSpec(grpc::CallbackServerContext* context,
                                       const rpc::SweepRef* request,
                                       rpc::SpecReply* reply) override {
-    return AnswerNow(context, [&]() -> grpc::Status {
-      if (auto s = auth_(context); !s.ok()) return s;
+    return Answer(context, [&]() -> grpc::Status {
       auto spec = store_.SweepSpecText(request->sweep_id());
       if (!spec.ok()) return ToGrpc(spec.status());
       reply->set_spec_text(spec->text);
@@ -624,6 +617,15 @@ class TrialsService final : public TrialsBase {
   }
 
  private:
+  // Answers a unary call at once: the bearer token first, then body.
+  template <typename Body>
+  grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* context, Body&& body) {
+    return AnswerNow(context, [&]() -> grpc::Status {
+      if (auto s = auth_(context); !s.ok()) return s;
+      return body();
+    });
+  }
+
   // Checks the call and leases a ready trial into reply, if there is one.
   grpc::Status TryLease(grpc::CallbackServerContext* context, const rpc::LeaseRequest& request,
                         LeaseCall::Clock::time_point start, rpc::LeaseReply* reply) {
