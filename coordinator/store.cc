@@ -104,17 +104,14 @@ const char* AttemptEndName(AttemptEnd end) {
 // for one: a checkpoint copies pages into the database file and fsyncs it, which
 // took a commit 50+ ms here (the coordinator's lease p99 with 20 workers went
 // from 61-67 ms to 13-15 ms once they left the write path). PASSIVE checkpoints never
-// block the writer. `between_commits` runs a function while no commit can start.
+// block the writer. `commits` is the lock every commit holds.
 class WalCheckpointer {
  public:
-  using BetweenCommits = std::function<void(const std::function<void()>&)>;
-
   static absl::StatusOr<std::unique_ptr<WalCheckpointer>> Start(const std::string& path,
-                                                                BetweenCommits between_commits) {
+                                                                std::mutex& commits) {
     auto db = Database::Open(path, kBusyTimeoutMs);
     if (!db.ok()) return db.status();
-    return std::unique_ptr<WalCheckpointer>(
-        new WalCheckpointer(std::move(*db), std::move(between_commits)));
+    return std::unique_ptr<WalCheckpointer>(new WalCheckpointer(std::move(*db), commits));
   }
 
   ~WalCheckpointer() {
@@ -127,8 +124,8 @@ class WalCheckpointer {
   }
 
  private:
-  WalCheckpointer(std::unique_ptr<Database> db, BetweenCommits between_commits)
-      : db_(std::move(db)), between_commits_(std::move(between_commits)) {
+  WalCheckpointer(std::unique_ptr<Database> db, std::mutex& commits)
+      : db_(std::move(db)), commits_(commits) {
     thread_ = std::thread([this] { Loop(); });
   }
 
@@ -138,7 +135,8 @@ class WalCheckpointer {
       lock.unlock();
       // A failed checkpoint is tried again next period; the log keeps every commit.
       if (auto frames = Checkpoint(); frames.ok() && *frames > kMaxWalFrames) {
-        between_commits_([&] { Checkpoint().IgnoreError(); });
+        std::lock_guard<std::mutex> between_commits(commits_);
+        Checkpoint().IgnoreError();
       }
       lock.lock();
     }
@@ -153,7 +151,7 @@ class WalCheckpointer {
   }
 
   std::unique_ptr<Database> db_;
-  BetweenCommits between_commits_;
+  std::mutex& commits_;
   std::mutex mu_;
   std::condition_variable wake_;
   bool stopping_ = false;
@@ -170,10 +168,7 @@ class SqliteStore final : public Store {
 
   // Checkpoints the log from a thread of its own from now on (a store that writes).
   absl::Status CheckpointInBackground() {
-    auto started = WalCheckpointer::Start(db_->path(), [this](const std::function<void()>& run) {
-      std::lock_guard<std::mutex> lock(mu_);
-      run();
-    });
+    auto started = WalCheckpointer::Start(db_->path(), mu_);
     if (!started.ok()) return started.status();
     checkpointer_ = std::move(*started);
     return absl::OkStatus();

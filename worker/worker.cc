@@ -588,13 +588,16 @@ class Worker {
     const auto start = std::chrono::steady_clock::now();
     if (auto s = RetryWhileUnavailable(do_lease, stop_); !s.ok()) return s;
     if (metrics_) metrics_->CoordinatorAnswered();
-    if (options_.on_lease) {
-      options_.on_lease(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
-          lease.leased());
-    }
+    AskedForTrial(start, lease.leased());
     if (!lease.leased()) return std::nullopt;
     return lease;
+  }
+
+  // A call that asked for a trial (Lease, or Complete with lease_next_for) ended.
+  void AskedForTrial(std::chrono::steady_clock::time_point start, bool leased) const {
+    if (!options_.on_lease) return;
+    options_.on_lease(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), leased);
   }
 
   // The leased trial, from the sweep's spec expanded here exactly as the
@@ -767,6 +770,9 @@ class Worker {
     if (result.ok() && !model.empty()) {
       if (auto s = artifacts_->Upload(model, attempt_id); !s.ok()) return s.status();
     }
+    // A retried Complete asks again: a trial the lost reply leased expires unused.
+    lease_next = lease_next && result.ok() && !stopping() &&
+                 (options_.max_trials == 0 || trials_done_ + 1 < options_.max_trials);
     auto report = [&]() -> absl::Status {
       grpc::ClientContext ctx;
       auth_.Apply(ctx, 10000);
@@ -788,16 +794,10 @@ class Worker {
       if (status.ok() && metrics_) metrics_->CoordinatorAnswered();
       if (status.ok() && reply.next().leased()) {
         next_ = reply.next();
-        if (options_.on_lease) {
-          options_.on_lease(
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
-              true);
-        }
+        AskedForTrial(start, true);
       }
       return status;
     };
-    lease_next = lease_next && result.ok() && !stopping() &&
-                 (options_.max_trials == 0 || trials_done_ + 1 < options_.max_trials);
     return RetryWhileUnavailable(report);
   }
 
