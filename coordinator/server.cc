@@ -762,6 +762,21 @@ class Server final : public CoordinatorServer {
 
   int port() const override { return port_; }
   int metrics_port() const override { return metrics_ ? metrics_->port() : 0; }
+  absl::StatusOr<int> WorkerGone(const std::string& worker_id, const std::string& reason) override {
+    auto failed = store_->FailWorker(worker_id, reason, NowMs());
+    if (!failed.ok()) return failed.status();
+    if (failed->empty()) return 0;
+    if (metrics_) {
+      for (int64_t attempt_id : *failed) metrics_->AttemptFailed(attempt_id);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      confirm_ = true;
+    }
+    cv_.notify_all();
+    bell_.Ring();
+    return static_cast<int>(failed->size());
+  }
   void Wait() override { server_->Wait(); }
   void Shutdown() override {
     {

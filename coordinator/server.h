@@ -34,6 +34,11 @@ class CoordinatorServer {
   virtual ~CoordinatorServer() = default;
   virtual int port() const = 0;
   virtual int metrics_port() const = 0;  // 0 when metrics are not served
+  // The worker's process is known to have died (`seedproof run` reaped it): each
+  // attempt it held fails now with reason, counting towards max_attempts, instead
+  // of expiring at its deadline; waiting workers are woken. Returns how many.
+  virtual absl::StatusOr<int> WorkerGone(const std::string& worker_id,
+                                         const std::string& reason) = 0;
   // Blocks until Shutdown (from another thread or a signal handler's thread).
   virtual void Wait() = 0;
   virtual void Shutdown() = 0;

@@ -200,6 +200,9 @@ class SqliteStore final : public Store {
   absl::Status Fail(int64_t attempt_id, const std::string& reason, int64_t now_ms) override;
   absl::Status Release(int64_t attempt_id, int64_t now_ms) override;
   absl::StatusOr<int> ExpireLeases(int64_t now_ms) override;
+  absl::StatusOr<std::vector<int64_t>> FailWorker(const std::string& worker_id,
+                                                  const std::string& reason,
+                                                  int64_t now_ms) override;
 
   absl::Status PutArtifact(int64_t attempt_id, const std::string& sha256, const std::string& bytes,
                            int64_t now_ms) override;
@@ -1027,6 +1030,31 @@ absl::StatusOr<int> SqliteStore::ExpireLeases(int64_t now_ms) {
   });
   if (!status.ok()) return status;
   return static_cast<int>(expired.size());
+}
+
+absl::StatusOr<std::vector<int64_t>> SqliteStore::FailWorker(const std::string& worker_id,
+                                                             const std::string& reason,
+                                                             int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto s = Usable(); !s.ok()) return s;
+  std::vector<int64_t> held;
+  for (const auto& [attempt_id, attempt] : live_) {
+    if (attempt.worker_id == worker_id) held.push_back(attempt_id);
+  }
+  std::sort(held.begin(), held.end());
+  if (held.empty()) return held;
+  auto status = Change([&]() -> absl::Status {
+    for (int64_t attempt_id : held) {
+      if (auto s = EndUnfinished(attempt_id, AttemptEnd::kFailed,
+                                 reason.empty() ? "no reason" : reason, now_ms);
+          !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return held;
 }
 
 // ---------------------------------------------------------------------------

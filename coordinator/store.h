@@ -207,6 +207,12 @@ class Store {
   // Ends every current attempt whose deadline is before now as Fail does, with
   // the expiry as its reason. Returns how many expired.
   virtual absl::StatusOr<int> ExpireLeases(int64_t now_ms) = 0;
+  // The worker is known to be gone (its process died): ends each of its current
+  // attempts as Fail does, with reason, without waiting for their deadlines.
+  // Returns their ids; none when it held none (or never registered).
+  virtual absl::StatusOr<std::vector<int64_t>> FailWorker(const std::string& worker_id,
+                                                          const std::string& reason,
+                                                          int64_t now_ms) = 0;
 
   // ---- Artifacts ----
 

@@ -463,6 +463,47 @@ TEST_F(StoreTest, OlderSweepsLeaseFirstThenPlanOrder) {
                                  std::pair(second, "x0"), std::pair(second, "x1")));
 }
 
+// `seedproof run` saw a worker process die: its attempts fail now, not at their
+// deadlines, each counting as a failed attempt; other workers' attempts go on.
+TEST_F(StoreTest, FailWorkerEndsOnlyThatWorkersAttemptsAsFailures) {
+  const std::string id = Submit(PretrainPlan(1));
+  ASSERT_TRUE(store_->RegisterWorker("w2", "{}", kT0).ok());
+  const Lease p = LeaseOf("p", kT0);
+  auto other = store_->LeaseNext("w2", kT0);
+  ASSERT_TRUE(other.ok() && other->has_value());
+  EXPECT_EQ((*other)->trial_id, "s");
+
+  auto failed = store_->FailWorker("w1", "worker w1 was killed by signal 9", kT0 + 5);
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  EXPECT_THAT(*failed, ElementsAre(p.attempt_id));
+  const TrialStatus pretrain = TrialOf(id, "p");
+  EXPECT_EQ(pretrain.state, TrialState::kPending);
+  EXPECT_EQ(pretrain.failed_attempts, 1);
+  EXPECT_THAT(pretrain.failures,
+              ElementsAre("attempt 1 (worker w1): worker w1 was killed by signal 9"));
+  EXPECT_EQ(TrialOf(id, "s").state, TrialState::kLeased);  // w2's
+  auto lost = store_->Heartbeat(p.attempt_id, kT0 + 6);
+  ASSERT_TRUE(lost.ok());
+  EXPECT_EQ(*lost, HeartbeatVerdict::kLost);
+
+  // Nothing held, or nobody known: nothing to fail.
+  auto again = store_->FailWorker("w1", "again", kT0 + 7);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->empty());
+  auto stranger = store_->FailWorker("nobody", "gone", kT0 + 7);
+  ASSERT_TRUE(stranger.ok());
+  EXPECT_TRUE(stranger->empty());
+
+  // A worker that dies on the same trial max_attempts times fails it, and its
+  // dependents are blocked, as expired leases would.
+  for (int attempt = 2; attempt <= 3; ++attempt) {
+    EXPECT_EQ(LeaseOf("p", kT0 + 10 * attempt).attempt, attempt);
+    ASSERT_TRUE(store_->FailWorker("w1", "killed", kT0 + 10 * attempt + 1).ok());
+  }
+  EXPECT_EQ(TrialOf(id, "p").state, TrialState::kFailed);
+  EXPECT_EQ(TrialOf(id, "t0").state, TrialState::kBlocked);
+}
+
 TEST_F(StoreTest, HeartbeatsRenewTheDeadlineAndWorkersAreSeen) {
   Submit(ScratchPlan(1));
   const Lease lease = LeaseOf("x0", kT0);
