@@ -113,6 +113,7 @@ absl::Status RunCoordinatorBench(const CoordinatorBenchOptions& options) {
       worker.worker_id = absl::StrCat("bench-", w);
       worker.backend = backend;
       worker.shared = shared;
+      worker.log_trials = false;  // 20,000 lines would measure the terminal
       // Leases that waited for the pretrain trial measure it, not the coordinator.
       worker.on_lease = [&mine](double seconds, bool leased) {
         if (leased) mine.push_back(seconds * 1e3);

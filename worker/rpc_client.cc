@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -76,6 +77,10 @@ absl::Status RetryWhileUnavailable(const std::function<absl::Status()>& call,
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if ((stop && stop->load()) || (max_seconds > 0 && elapsed > max_seconds)) return s;
+    if (wait == std::chrono::milliseconds(100)) {
+      std::fprintf(stderr, "seedproof: %s: retrying until the coordinator answers\n",
+                   std::string(s.message()).c_str());
+    }
     std::this_thread::sleep_for(wait);
     wait = std::min(wait * 2, std::chrono::milliseconds(5000));
   }

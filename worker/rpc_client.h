@@ -38,7 +38,8 @@ absl::Status FromGrpc(const grpc::Status& status, const std::string& what);
 
 // Calls `call` until it returns anything but UNAVAILABLE or DEADLINE_EXCEEDED,
 // waiting 0.1 s, 0.2 s, ... up to 5 s between tries. Gives up when *stop is set
-// or after max_seconds (0: never).
+// or after max_seconds (0: never). The first retry of a call is said on stderr
+// ("seedproof: lease: ...: retrying until the coordinator answers").
 absl::Status RetryWhileUnavailable(const std::function<absl::Status()>& call,
                                    const std::atomic<bool>* stop = nullptr, double max_seconds = 0);
 

@@ -658,6 +658,7 @@ class Worker {
   absl::Status RunAlone(const rpc::LeaseReply& lease, const TrialSpec* trial) {
     absl::StatusOr<TrialResult> result = NotInPlan(lease);
     if (trial != nullptr) {
+      LogStart(lease, *trial);
       artifacts_->BeginAttempt(lease.attempt_id(), trial->source_trial, lease.source_sha256());
       absl::Status shared = absl::OkStatus();
       if (group_ != nullptr) {
@@ -709,6 +710,7 @@ class Worker {
     }
     if (batch.empty()) return absl::OkStatus();
     std::fprintf(stderr, "worker %s: %zu trials, one per rank\n", worker_id_.c_str(), batch.size());
+    for (const auto& [lease, trial] : batch) LogStart(lease, *trial);
     std::string header = nlohmann::json({{"command", "batch"}, {"items", items}}).dump();
     if (auto s = group_->Broadcast(header); !s.ok()) return s;
     for (std::string& model : source_models) {
@@ -737,6 +739,12 @@ class Worker {
       }
     }
     return absl::OkStatus();
+  }
+
+  void LogStart(const rpc::LeaseReply& lease, const TrialSpec& trial) const {
+    if (!options_.log_trials) return;
+    std::fprintf(stderr, "worker %s: trial %s (%s, attempt %d) started\n", worker_id_.c_str(),
+                 trial.id.c_str(), TrialKindName(trial.kind), lease.attempt());
   }
 
   void Release(int64_t attempt_id) {

@@ -41,6 +41,9 @@ struct WorkerOptions {
   int64_t split_min_examples = 5000;
   // Null: the worker's own.
   std::shared_ptr<WorkerShared> shared;
+  // A line on stderr as each trial starts ("worker W: trial T (kind, attempt N)
+  // started"), for its log; off where hundreds of workers share one process.
+  bool log_trials = true;
   // Called after every call that asked for a trial (a Lease, or a Complete that
   // leased the next one) with its wall time and whether a trial came.
   std::function<void(double seconds, bool leased)> on_lease;
