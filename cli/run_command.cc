@@ -1,9 +1,6 @@
 #include "cli/run_command.h"
 
 #include <fcntl.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "cli/local_workers.h"
 #include "cli/report_command.h"
 #include "cli/results_file.h"
 #include "cli/study_commands.h"
@@ -48,23 +46,6 @@ absl::StatusOr<std::string> WriteToken(const fs::path& path) {
   return token;
 }
 
-// A worker process running this same binary; it gets SIGTERM if we die.
-pid_t StartWorker(const std::vector<std::string>& args, const fs::path& log) {
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid != 0) return pid;
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (getppid() != parent) _exit(1);  // the parent died before prctl
-  const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  dup2(fd, STDOUT_FILENO);
-  dup2(fd, STDERR_FILENO);
-  std::vector<char*> argv;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  execv("/proc/self/exe", argv.data());
-  _exit(127);
-}
-
 class ProgressBar {
  public:
   void Show(const rpc::SweepStatus& s, int already_done) {
@@ -89,6 +70,10 @@ class ProgressBar {
       std::fprintf(stderr, "%d/%d trials, %.0fs elapsed, ETA %.0fs%s\n", finished, s.total(),
                    elapsed, eta, problems.c_str());
     }
+  }
+  // A line of its own between progress updates (the bar is drawn again after it).
+  void Note(const std::string& line) {
+    std::fprintf(stderr, "%s%s\n", tty_ ? "\r\33[K" : "", line.c_str());
   }
   void End() {
     if (tty_) std::fprintf(stderr, "\n");
@@ -193,19 +178,23 @@ int RunCommand(RunCommandOptions options) {
                  coordinator.worker_sd_file.c_str());
   }
 
-  std::vector<pid_t> workers;
-  for (int i = 0; i < options.workers; ++i) {
-    workers.push_back(
-        StartWorker({"seedproof", "worker", "--coordinator", address, "--token-file",
-                     (out / "token").string(), "--id", absl::StrCat("local-", i), "--backend",
-                     options.backend, "--threads", std::to_string(options.threads),
-                     "--metrics-listen", options.metrics_listen.empty() ? "" : "127.0.0.1:0"},
-                    out / absl::StrCat("worker-", i, ".log")));
-  }
+  LocalWorkers workers(
+      {.args = {"worker", "--coordinator", address, "--token-file", (out / "token").string(),
+                "--backend", options.backend, "--threads", std::to_string(options.threads),
+                "--metrics-listen", options.metrics_listen.empty() ? "" : "127.0.0.1:0"},
+       .count = options.workers,
+       .log_dir = out});
+  workers.Start();
 
   ProgressBar bar;
   rpc::SweepStatus status;
   std::string failure;
+  // A dead worker's attempts fail now (each counts as a failed attempt, as an
+  // expired lease would) so its trial runs again without waiting out the lease.
+  const auto worker_gone = [&](const std::string& worker_id, const std::string& reason) {
+    (*server)->WorkerGone(worker_id, reason).IgnoreError();
+  };
+  const auto note = [&](const std::string& line) { bar.Note(line); };
   for (;;) {
     grpc::ClientContext ctx;
     auth.Apply(ctx, 10000);
@@ -217,23 +206,18 @@ int RunCommand(RunCommandOptions options) {
     }
     bar.Show(status, already_done);
     if (status.state() != "running") break;
-    int alive = 0;
-    for (pid_t& pid : workers) {
-      if (pid > 0 && waitpid(pid, nullptr, WNOHANG) == pid) pid = -1;
-      alive += pid > 0 ? 1 : 0;
-    }
-    if (alive == 0) {
-      failure = absl::StrCat("every worker exited; see ", (out / "worker-0.log").string());
+    const int finished = status.done() + status.failed() + status.blocked() + status.cancelled();
+    if (!workers.Supervise(finished, worker_gone, note)) {
+      failure = absl::StrCat("every worker was given up after repeated crashes; see ",
+                             workers.LogOf(0).string());
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   bar.End();
-  for (pid_t pid : workers) {
-    if (pid > 0) kill(pid, SIGTERM);
-  }
-  for (pid_t pid : workers) {
-    if (pid > 0) waitpid(pid, nullptr, 0);
+  workers.Stop();
+  if (workers.restarts() > 0) {
+    std::fprintf(stderr, "%d worker restart(s) during this run\n", workers.restarts());
   }
   if (!failure.empty()) return Fail(failure);
 
