@@ -26,11 +26,17 @@
 namespace {
 
 namespace fs = std::filesystem;
+using seedproof::testing_support::ChildrenOf;
+using seedproof::testing_support::ChildWithArg;
 using seedproof::testing_support::CommandRun;
 using seedproof::testing_support::kSeedproof;
+using seedproof::testing_support::ProcessGone;
+using seedproof::testing_support::ReadFileText;
 using seedproof::testing_support::ReadJsonLines;
 using seedproof::testing_support::ResultsById;
 using seedproof::testing_support::RunSeedproof;
+using seedproof::testing_support::StartSeedproof;
+using seedproof::testing_support::WaitUntil;
 using ::testing::HasSubstr;
 
 const fs::path kRepo = fs::path(__FILE__).parent_path().parent_path().parent_path();
@@ -52,6 +58,18 @@ transfer:
 baseline: {scratch: {epochs: 2, lr: 1.0e-2}}
 seeds: 2
 )";
+
+// Some worker of the run in out wrote line into its log.
+bool WorkerSaid(const fs::path& out, const std::string& line) {
+  std::error_code missing;  // not made yet
+  for (const auto& entry : fs::directory_iterator(out, missing)) {
+    if (entry.path().filename().string().rfind("worker-", 0) == 0 &&
+        ReadFileText(entry.path()).find(line) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
 
 std::string TinySpec(const std::string& pretrain_lr, int pretrain_epochs = 1) {
   return absl::StrReplaceAll(kTinySpec, {{"PRETRAIN_LR", pretrain_lr},
@@ -171,7 +189,8 @@ TEST(SeedproofRun, DivergedPretrainBlocksItsTransfersButNotTheBaseline) {
 // Killed mid-study (SIGKILL: no cleanup), run again: the study resumes from its
 // SQLite file and ends with the results of an uninterrupted run.
 TEST(SeedproofRun, ResumesAKilledStudyWithTheSameResults) {
-  // A pretrain trial of a few seconds, so the kill lands mid-study on any machine.
+  // A pretrain trial of 200 epochs: the transfers need its model, so the study
+  // cannot end while it runs.
   const fs::path spec = WriteSpec("cli_resume.yaml", TinySpec("0.01", /*pretrain_epochs=*/200));
   const fs::path full = fs::path(testing::TempDir()) / "cli_resume_full";
   const fs::path cut = fs::path(testing::TempDir()) / "cli_resume_cut";
@@ -180,15 +199,20 @@ TEST(SeedproofRun, ResumesAKilledStudyWithTheSameResults) {
   ASSERT_EQ(RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", full.string())).exit_code,
             0);
 
-  const pid_t pid = fork();
-  if (pid == 0) {
-    execl(kSeedproof.c_str(), "seedproof", "run", spec.c_str(), "--out", cut.c_str(), nullptr);
-    _exit(127);
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // mid-study
+  const fs::path err = fs::path(testing::TempDir()) / "cli_resume_cut.err";
+  const pid_t pid = StartSeedproof({"run", spec.string(), "--out", cut.string()}, err);
+  // Mid-study, as observed: a worker says the pretrain trial started. The workers
+  // are frozen there (nothing can move on), then the run dies without cleanup.
+  ASSERT_TRUE(WaitUntil([&] { return WorkerSaid(cut, "(pretrain, attempt 1) started"); }))
+      << ReadFileText(err);
+  const std::vector<pid_t> workers = ChildrenOf(pid);
+  ASSERT_FALSE(workers.empty());
+  for (pid_t worker : workers) kill(worker, SIGSTOP);
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
-  EXPECT_FALSE(fs::exists(cut / "results.jsonl"));  // written only at the end
+  EXPECT_FALSE(fs::exists(cut / "results.jsonl"));     // written only at the end
+  for (pid_t worker : workers) kill(worker, SIGKILL);  // stopped, they could not end
+  ASSERT_TRUE(WaitUntil([&] { return std::all_of(workers.begin(), workers.end(), ProcessGone); }));
 
   const CommandRun resumed =
       RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", cut.string()));
@@ -202,6 +226,100 @@ TEST(SeedproofRun, ResumesAKilledStudyWithTheSameResults) {
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_THAT(again.err, HasSubstr("7 of 7 trials already finished"));
   EXPECT_EQ(ResultsById(cut / "results.jsonl"), ResultsById(full / "results.jsonl"));
+}
+
+// The OOM killer takes a worker mid-pretrain, then another mid-transfer: the run
+// says so (which worker, the signal, its log), restarts them, and the study ends
+// with the results of an undisturbed run (timings and attempt counts aside).
+TEST(SeedproofRun, RestartsKilledWorkersAndEndsWithTheSameResults) {
+  // Transfers long enough (a second or so each, 4 of them on 2 workers) that one
+  // seen starting is still running when it is killed.
+  const fs::path spec = WriteSpec(
+      "cli_crash.yaml",
+      absl::StrReplaceAll(TinySpec("0.01", /*pretrain_epochs=*/200),
+                          {{"negative: [5], train_size: 100", "negative: [5], train_size: 2000"},
+                           {"frozen: [{epochs: 2, train: head, lr: 1.0e-2}]",
+                            "frozen: [{epochs: 2, train: head, lr: 1.0e-2}, "
+                            "{epochs: 100, train: all, lr: 1.0e-3}]"}}));
+  const fs::path full = fs::path(testing::TempDir()) / "cli_crash_full";
+  const fs::path crashed = fs::path(testing::TempDir()) / "cli_crash_killed";
+  fs::remove_all(full);
+  fs::remove_all(crashed);
+  ASSERT_EQ(RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", full.string())).exit_code,
+            0);
+
+  const fs::path err = fs::path(testing::TempDir()) / "cli_crash_killed.err";
+  const pid_t pid =
+      StartSeedproof({"run", spec.string(), "--out", crashed.string(), "--workers", "2"}, err);
+  // Kills the worker whose log says `line`, once it says it.
+  const auto kill_worker_that_said = [&](const std::string& line) {
+    int which = -1;
+    EXPECT_TRUE(WaitUntil([&] {
+      for (int i = 0; i < 2 && which < 0; ++i) {
+        if (ReadFileText(crashed / absl::StrCat("worker-", i, ".log")).find(line) !=
+            std::string::npos) {
+          which = i;
+        }
+      }
+      return which >= 0;
+    })) << line
+        << "\n"
+        << ReadFileText(err);
+    if (which < 0) return;
+    const pid_t worker = ChildWithArg(pid, absl::StrCat("local-", which));
+    ASSERT_GT(worker, 0) << "local-" << which;
+    kill(worker, SIGKILL);
+  };
+  kill_worker_that_said("(pretrain, attempt 1) started");
+  kill_worker_that_said("(transfer, attempt 1) started");
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  const std::string said = ReadFileText(err);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << said;
+  const std::regex killed(
+      R"(worker local-[01] \(pid \d+\) killed by signal 9 \(Killed\); its trial goes back to the )"
+      R"(queue; restarting in [0-9.]+ s \(restart 1 of at most 5 in a row\); log: .*/worker-[01]\.log)");
+  EXPECT_EQ(
+      std::distance(std::sregex_iterator(said.begin(), said.end(), killed), std::sregex_iterator()),
+      2)
+      << said;
+  EXPECT_EQ(ResultsById(crashed / "results.jsonl"), ResultsById(full / "results.jsonl"));
+}
+
+// A trial that kills its worker every time fails after its attempts (3), as on a
+// cluster; the trials that need it are blocked, the rest finish, and the run
+// stops restarting nothing forever: it ends, exit code 1 for the failed trial.
+TEST(SeedproofRun, ATrialThatKeepsKillingItsWorkerFailsAfterItsAttempts) {
+  const fs::path spec = WriteSpec("cli_crashloop.yaml", TinySpec("0.01", /*pretrain_epochs=*/200));
+  const fs::path out = fs::path(testing::TempDir()) / "cli_crashloop";
+  fs::remove_all(out);
+  const fs::path err = fs::path(testing::TempDir()) / "cli_crashloop.err";
+  const pid_t pid =
+      StartSeedproof({"run", spec.string(), "--out", out.string(), "--workers", "1"}, err);
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    const std::string line = absl::StrCat("(pretrain, attempt ", attempt, ") started");
+    ASSERT_TRUE(WaitUntil([&] { return WorkerSaid(out, line); })) << line << "\n"
+                                                                  << ReadFileText(err);
+    const pid_t worker = ChildWithArg(pid, "local-0");
+    ASSERT_GT(worker, 0);
+    kill(worker, SIGKILL);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  const std::string said = ReadFileText(err);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << said;
+  EXPECT_THAT(said, HasSubstr("2 done, 1 failed, 4 blocked, 0 cancelled of 7 trials"));
+  // A failed trial has no result line: the two baselines and four blocked transfers.
+  const auto lines = ReadJsonLines(out / "results.jsonl");
+  ASSERT_EQ(lines.size(), 7u) << said;
+  int blocked = 0, completed = 0;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    blocked += lines[i]["outcome"] == "blocked";
+    completed += lines[i]["outcome"] == "completed";
+  }
+  EXPECT_EQ(blocked, 4) << said;    // the transfers that need the pretrain trial's model
+  EXPECT_EQ(completed, 2) << said;  // the baselines
+  EXPECT_THAT(said, HasSubstr("3 worker restart(s) during this run"));
 }
 
 TEST(SeedproofRun, AnotherStudysFolderIsNeverTouched) {

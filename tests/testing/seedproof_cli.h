@@ -2,17 +2,22 @@
 // files it writes. Shared by tests/cli and tests/cluster.
 #pragma once
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -46,6 +51,81 @@ inline CommandRun RunSeedproof(const std::string& args) {
   run.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
   std::filesystem::remove(err_file);
   return run;
+}
+
+// Starts `seedproof ARGS...` without waiting for it; its stdout and stderr go to
+// output_file.
+inline pid_t StartSeedproof(const std::vector<std::string>& args,
+                            const std::filesystem::path& output_file) {
+  std::vector<std::string> argv_strings = {kSeedproof};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : argv_strings) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (std::freopen(output_file.c_str(), "w", stderr) == nullptr) _exit(126);
+    dup2(STDERR_FILENO, STDOUT_FILENO);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// Polls ready() until it is true or timeout passes; true if it became true. The
+// one way these tests wait for something to happen: on state they can see (a
+// file, a log line, a count), never on the clock alone.
+inline bool WaitUntil(const std::function<bool()>& ready,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(120)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (ready()) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// The whole file; "" when it cannot be read (yet).
+inline std::string ReadFileText(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The live children of a process, from /proc (a zombie counts as gone).
+inline std::vector<pid_t> ChildrenOf(pid_t parent) {
+  std::vector<pid_t> children;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    // /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces.
+    const std::string stat = ReadFileText(entry.path() / "stat");
+    const size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    char state = 0;
+    int ppid = 0;
+    if (std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) != 2) continue;
+    if (ppid == parent && state != 'Z') children.push_back(std::stoi(name));
+  }
+  return children;
+}
+
+// Gone: exited and reaped, or a zombie.
+inline bool ProcessGone(pid_t pid) {
+  const std::string stat = ReadFileText(absl::StrCat("/proc/", pid, "/stat"));
+  const size_t close = stat.rfind(')');
+  return close == std::string::npos || stat.compare(close, 4, ") Z ") == 0;
+}
+
+// The child of parent whose command line holds arg (e.g. "local-1"); -1 if none.
+inline pid_t ChildWithArg(pid_t parent, const std::string& arg) {
+  for (pid_t child : ChildrenOf(parent)) {
+    std::string cmdline = ReadFileText(absl::StrCat("/proc/", child, "/cmdline"));
+    for (char& c : cmdline) c = c == '\0' ? '\n' : c;
+    if (absl::StrContains(absl::StrCat("\n", cmdline), absl::StrCat("\n", arg, "\n"))) {
+      return child;
+    }
+  }
+  return -1;
 }
 
 inline std::vector<nlohmann::json> ReadJsonLines(const std::filesystem::path& path) {
