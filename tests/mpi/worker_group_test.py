@@ -12,7 +12,7 @@ each batch). Requires the sweep done with every trial completed and stored once,
 and per-epoch training losses equal to `seedproof run` in one process: exactly
 for one trial per rank, within 1e-4 relative data parallel (sums in another
 order)."""
-import json, os, pathlib, subprocess, sys, tempfile, time
+import json, os, pathlib, sqlite3, subprocess, sys, tempfile, time
 
 SEEDPROOF = sys.argv[1]
 if os.environ.get("SEEDPROOF_IN_NETNS") != "1":
@@ -49,6 +49,17 @@ def check(ok, what):
         failures.append(what)
 
 
+def wait_for(what, ready, seconds):
+    """Polls ready() until it is true; fails the test after seconds."""
+    deadline = time.time() + seconds
+    while not ready():
+        if time.time() > deadline:
+            check(False, "%s within %d s" % (what, seconds))
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def losses(results_file):
     lines = [json.loads(l) for l in results_file.read_text().splitlines()[1:]]
     return {l["trial_id"]: (l["outcome"], [e["train_loss"] for e in l["epochs"]]) for l in lines}
@@ -63,10 +74,8 @@ def start_study(dir, spec, *coordinator_args):
          "--port-file", str(dir / "ports"), "--metrics-listen", ""] + list(coordinator_args) +
         token, stdout=open(dir / "coordinator.log", "w"), stderr=subprocess.STDOUT)
     try:
-        for _ in range(200):
-            if (dir / "ports").exists() and (dir / "ports").read_text().strip():
-                break
-            time.sleep(0.05)
+        wait_for("the coordinator's port file",
+                 lambda: (dir / "ports").exists() and (dir / "ports").read_text().strip(), 30)
         client = ["--coordinator", "127.0.0.1:" + (dir / "ports").read_text().split()[0]] + token
         sweep = subprocess.run([SEEDPROOF, "submit", str(spec)] + client,
                                capture_output=True, text=True, check=True).stdout.strip()
@@ -125,19 +134,60 @@ for mode, split, tolerance in (("one-per-rank", 5000, 0.0), ("data-parallel", 0,
           "process (worst %.1e)" % (mode, tolerance, worst))
 
 
-def rank_pid(rank):
-    """The pid of the seedproof process that is this rank of the group."""
+def rank_pid(group, rank):
+    """The pid of this rank of the group that `group` (its mpirun) started: a child
+    of that mpirun, so a rank of another test's group running beside this one (the
+    Slurm test's) is never taken for it."""
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
+            stat = open("/proc/%s/stat" % pid).read()
             environ = open("/proc/%s/environ" % pid, "rb").read().split(b"\0")
-            cmdline = open("/proc/%s/cmdline" % pid, "rb").read()
         except OSError:
             continue
-        if (b"OMPI_COMM_WORLD_RANK=%d" % rank) in environ and b"worker" in cmdline:
+        ppid = int(stat[stat.rindex(")") + 1:].split()[1])
+        if ppid == group.pid and (b"OMPI_COMM_WORLD_RANK=%d" % rank) in environ:
             return int(pid)
     return None
+
+
+def registered(db, worker_id):
+    """The worker has registered with the coordinator (its row is in the database)."""
+    try:
+        return sqlite3.connect(db).execute("SELECT 1 FROM workers WHERE id = ?",
+                                           (worker_id,)).fetchall() != []
+    except sqlite3.Error:
+        return False
+
+
+def group_ends_when_a_rank_dies(dir, client, worker_id, rank, *, when):
+    """Starts a 2-rank group, waits until when() says the moment has come, kills the
+    rank, and requires the whole group to end, non-zero, within 30 s."""
+    group = subprocess.Popen(
+        ["mpirun", "--bind-to", "none", "--mca", "btl", "self,vader", "-np", "2", SEEDPROOF,
+         "worker", "--id", worker_id, "--metrics-listen", ""] + client,
+        stdout=open(dir / ("%s.log" % worker_id), "w"), stderr=subprocess.STDOUT, env=env)
+    try:
+        if not wait_for("%s: the moment to kill rank %d" % (worker_id, rank), when, 120):
+            return
+        victim = rank_pid(group, rank)
+        check(victim is not None, "%s: found rank %d's process" % (worker_id, rank))
+        if victim is None:
+            return
+        killed = time.time()
+        os.kill(victim, 9)
+        try:
+            code = group.wait(30)
+            check(code != 0, "%s: the group exits non-zero %.1f s after rank %d was killed "
+                  "(exit %d)" % (worker_id, time.time() - killed, rank, code))
+        except subprocess.TimeoutExpired:
+            check(False, "%s: the group still runs 30 s after rank %d was killed" %
+                  (worker_id, rank))
+    finally:
+        if group.poll() is None:
+            group.kill()
+            group.wait()
 
 
 # A rank dies in the middle of a long data-parallel trial: the group must not hang,
@@ -149,35 +199,40 @@ dir.mkdir()
 coordinator, client, sweep = start_study(dir, dir / "spec.yaml", "--lease-ms", "2000",
                                         "--heartbeat-ms", "200")
 try:
-    group = subprocess.Popen(
-        ["mpirun", "--bind-to", "none", "--mca", "btl", "self,vader", "-np", "2", SEEDPROOF,
-         "worker", "--id", "doomed", "--metrics-listen", ""] + client,
-        stdout=open(dir / "group.log", "w"), stderr=subprocess.STDOUT, env=env)
-
     def status():
         return subprocess.run([SEEDPROOF, "status", sweep] + client, capture_output=True,
                               text=True).stdout
-    deadline = time.time() + 60
-    while "leased 1" not in status() and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)  # well into the pretrain trial's epochs
-    victim = rank_pid(1)
-    check(victim is not None, "found rank 1's process")
-    killed = time.time()
-    os.kill(victim, 9)
-    try:
-        code = group.wait(30)
-        check(code != 0, "the group exits non-zero %.1f s after rank 1 was killed (exit %d)" %
-              (time.time() - killed, code))
-    except subprocess.TimeoutExpired:
-        group.kill()
-        check(False, "the group still runs 30 s after rank 1 was killed")
-    deadline = time.time() + 20
-    while "leased 0" not in status() and time.time() < deadline:
-        time.sleep(0.2)
+
+    # Mid-trial, as observed: rank 0's log says the (data-parallel) pretrain
+    # trial started, and it has 200 epochs to go.
+    group_ends_when_a_rank_dies(
+        dir, client, "doomed", 1,
+        when=lambda: "(pretrain, attempt 1) started" in (dir / "doomed.log").read_text())
+    wait_for("the lease to expire", lambda: "leased 0" in status(), 20)
     final = status()
     check("leased 0" in final and "pending 11" in final,
           "the lease expired and the trial waits to be leased again: " + final.strip())
+finally:
+    coordinator.terminate()
+    coordinator.wait(10)
+
+# An idle group (nothing to lease: rank 0 long-polls the coordinator, rank 1 waits
+# in a broadcast for its next trial) ends when either rank dies.
+dir = work / "idle-death"
+dir.mkdir()
+(dir / "ports").unlink(missing_ok=True)
+coordinator = subprocess.Popen(
+    [SEEDPROOF, "coordinator", "--listen", "127.0.0.1:0", "--db", str(dir / "db"),
+     "--port-file", str(dir / "ports"), "--metrics-listen", ""] + token,
+    stdout=open(dir / "coordinator.log", "w"), stderr=subprocess.STDOUT)
+try:
+    wait_for("the idle coordinator's port file",
+             lambda: (dir / "ports").exists() and (dir / "ports").read_text().strip(), 30)
+    client = ["--coordinator", "127.0.0.1:" + (dir / "ports").read_text().split()[0]] + token
+    for victim_rank in (1, 0):
+        worker_id = "idle-rank%d" % victim_rank
+        group_ends_when_a_rank_dies(dir, client, worker_id, victim_rank,
+                                    when=lambda: registered(str(dir / "db"), worker_id))
 finally:
     coordinator.terminate()
     coordinator.wait(10)

@@ -23,12 +23,17 @@ work=$(mktemp -d /tmp/seedproof-slurm-XXXXXX)
 pids=()
 cleanup() {
   local code=$?
+  local daemons=()
   for pid_file in "$work"/slurmd.pid "$work"/slurmctld.pid "$work"/munged.pid; do
-    [[ -f $pid_file ]] && kill "$(cat "$pid_file")" 2>/dev/null || true
+    if [[ -f $pid_file ]]; then daemons+=("$(cat "$pid_file")"); fi
   done
+  for pid in "${daemons[@]}"; do kill "$pid" 2>/dev/null || true; done
   [[ -n "${job:-}" ]] && timeout 5 scancel "$job" 2>/dev/null || true
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  sleep 0.5
+  # Until the daemons and the coordinator are gone (at most 5 s each).
+  for pid in "${daemons[@]}" "${pids[@]}"; do
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  done
   if [[ $code -ne 0 ]]; then
     echo "FAILED; logs in $work" >&2
     tail -n 20 "$work"/*.log "$work"/job-*.out 2>/dev/null >&2 || true
@@ -165,8 +170,11 @@ job3=$(sbatch --parsable --ntasks=2 --output="$work/job-doomed-%j.out" \
   "$repo/deploy/slurm/workers.sbatch")
 victim=""
 for _ in $(seq 150); do
+  # Rank 1 of this job: another test's group may run beside it (mpirun sets
+  # PMIX_RANK too), so the job id must match as well.
   for pid in $(pgrep -f "$seedproof worker"); do
-    if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "PMIX_RANK=1"; then
+    environ=$(tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null) || continue
+    if grep -qx "PMIX_RANK=1" <<< "$environ" && grep -qx "SLURM_JOB_ID=$job3" <<< "$environ"; then
       victim=$pid
     fi
   done
