@@ -119,6 +119,11 @@ class Metrics final : public CoordinatorMetrics, public prometheus::Collectable 
                                 .Help("Workers that ever registered")
                                 .Register(*registry_)
                                 .Add({})),
+        lease_calls_waiting_(BuildGauge()
+                                 .Name("seedproof_lease_calls_waiting")
+                                 .Help("Lease calls waiting in the long poll for a trial")
+                                 .Register(*registry_)
+                                 .Add({})),
         arm_seeds_(BuildGauge()
                        .Name("seedproof_arm_seeds_done")
                        .Help("Completed seeds of an arm (or the baseline)")
@@ -196,6 +201,8 @@ class Metrics final : public CoordinatorMetrics, public prometheus::Collectable 
     Record(it->second.first, result);
     attempts_.erase(it);
   }
+
+  void LeaseCallsWaiting(int count) override { lease_calls_waiting_.Set(count); }
 
   void AttemptFailed(int64_t attempt_id) override {
     failures_.Increment();
@@ -337,7 +344,7 @@ class Metrics final : public CoordinatorMetrics, public prometheus::Collectable 
   prometheus::Family<prometheus::Histogram>&lease_latency_, &trial_duration_;
   prometheus::Family<prometheus::Gauge>&trials_, &sweep_total_, &sweep_finished_, &sweep_progress_,
       &sweep_running_, &sweep_info_;
-  prometheus::Gauge &workers_live_, &workers_registered_;
+  prometheus::Gauge &workers_live_, &workers_registered_, &lease_calls_waiting_;
   // By TrialKind's value (1..3).
   std::array<prometheus::Histogram*, 4> lease_latency_by_kind_{}, trial_duration_by_kind_{};
   prometheus::Family<prometheus::Gauge>&arm_seeds_, &arm_accuracy_, &arm_gain_, &arm_paired_;
@@ -369,6 +376,7 @@ class Handle final : public CoordinatorMetrics {
   void AttemptReleased(int64_t attempt_id) override { metrics_->AttemptReleased(attempt_id); }
   void LeasesExpired(int count) override { metrics_->LeasesExpired(count); }
   void WorkerRegistered() override { metrics_->WorkerRegistered(); }
+  void LeaseCallsWaiting(int count) override { metrics_->LeaseCallsWaiting(count); }
 
  private:
   std::shared_ptr<Metrics> metrics_;

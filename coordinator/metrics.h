@@ -44,6 +44,8 @@ class CoordinatorMetrics {
   virtual void LeasesExpired(int count) = 0;
   // A worker registered: its metrics address may join the file_sd file.
   virtual void WorkerRegistered() = 0;
+  // Lease calls waiting in the long poll now (idle workers' calls).
+  virtual void LeaseCallsWaiting(int count) = 0;
 };
 
 }  // namespace seedproof

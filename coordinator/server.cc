@@ -174,6 +174,7 @@ class LeaseWaiters {
       std::lock_guard<std::mutex> lock(mu_);
       if (!closed_) {
         waiting_.push_back(call);
+        Counted();
         cv_.notify_all();  // the timer may need to wake earlier
         call = nullptr;
       }
@@ -195,6 +196,7 @@ class LeaseWaiters {
         auto lease = store_.LeaseNext(call->worker_id, NowMs());
         if (lease.ok() && !lease->has_value()) break;  // nothing for anyone
         waiting_.pop_front();
+        Counted();
         if (!lease.ok()) {
           answered.emplace_back(call, ToGrpc(lease.status()));
           continue;
@@ -222,6 +224,7 @@ class LeaseWaiters {
       std::lock_guard<std::mutex> lock(mu_);
       closed_ = true;
       left.swap(waiting_);
+      Counted();
     }
     cv_.notify_all();
     for (LeaseCall* call : left) call->Finish(Stopping());
@@ -232,12 +235,18 @@ class LeaseWaiters {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the coordinator is stopping");
   }
 
+  // Tells the metrics how many calls wait now; mu_ is held.
+  void Counted() {
+    if (metrics_ != nullptr) metrics_->LeaseCallsWaiting(static_cast<int>(waiting_.size()));
+  }
+
   // Takes the call off the list; false when someone else already answered it.
   bool Take(LeaseCall* call) {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
       if (*it == call) {
         waiting_.erase(it);
+        Counted();
         return true;
       }
     }
@@ -260,6 +269,7 @@ class LeaseWaiters {
         }
       }
       if (!expired.empty()) {
+        Counted();
         lock.unlock();
         for (LeaseCall* call : expired) call->Finish(grpc::Status::OK);  // leased = false
         lock.lock();
