@@ -2,11 +2,12 @@
 #   make demo   runs Géron's transfer study (20 seeds) on the real Fashion-MNIST
 #   make test   runs every test
 #   make bench  runs the benchmarks (installs the PyTorch peer too)
+#   make flake  runs the process-level tests 5 times with every core loaded
 BUILD ?= build
 CMAKE_FLAGS ?=
 JOBS ?= 2
 
-.PHONY: deps build demo test bench clean
+.PHONY: deps build demo test bench flake clean
 
 deps:
 	deploy/install-deps.sh
@@ -21,6 +22,10 @@ demo: build
 test: build
 	deploy/install-deps.sh --test
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+flake: build
+	deploy/install-deps.sh --test
+	tests/flake_check.sh $(BUILD) 5
 
 bench: build
 	deploy/install-deps.sh --bench

@@ -39,9 +39,13 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using testing_support::CommandRun;
+using testing_support::HttpGet;
 using testing_support::kSeedproof;
+using testing_support::MetricValue;
+using testing_support::ReadFileText;
 using testing_support::ResultsById;
 using testing_support::RunSeedproof;
+using testing_support::WaitUntil;
 
 constexpr char kToken[] = "test-token-0123456789abcdef";
 
@@ -134,19 +138,21 @@ class Cluster {
     args.insert(args.end(), server_args_.begin(), server_args_.end());
     coordinator_ = std::make_unique<Process>(
         args, dir_ / absl::StrCat("coordinator", ++coordinators_, ".log"));
-    for (int i = 0; i < 200 && !fs::exists(dir_ / "port"); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-    std::ifstream(dir_ / "port") >> port_;
+    // Written whole once it listens (line 1: gRPC, line 2: metrics).
+    ASSERT_TRUE(WaitUntil([&] { return fs::exists(dir_ / "port"); }))
+        << "the coordinator did not start: " << ReadFileText(dir_ / "coordinator1.log");
+    std::ifstream(dir_ / "port") >> port_ >> metrics_port_;
     ASSERT_GT(port_, 0) << "the coordinator did not start";
   }
   Process& coordinator() { return *coordinator_; }
 
-  std::unique_ptr<Process> StartWorker(const std::string& id) {
+  std::unique_ptr<Process> StartWorker(const std::string& id,
+                                       const std::vector<std::string>& extra_args = {}) {
     std::vector<std::string> args = {
         kSeedproof, "worker", "--coordinator", address(),
         "--id",     id,       "--token-file",  (dir_ / "token").string()};
     args.insert(args.end(), client_args_.begin(), client_args_.end());
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
     return std::make_unique<Process>(args, dir_ / absl::StrCat("worker-", id, ".log"));
   }
 
@@ -203,6 +209,10 @@ class Cluster {
   std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
   int port() const { return port_; }
   const fs::path& dir() const { return dir_; }
+  // An unlabelled series from the coordinator's /metrics; -1 when absent.
+  double Metric(const std::string& name) const {
+    return MetricValue(HttpGet(metrics_port_, "/metrics"), name);
+  }
 
  private:
   fs::path dir_;
@@ -210,6 +220,7 @@ class Cluster {
   std::vector<std::string> server_args_, client_args_;
   std::unique_ptr<Process> coordinator_;
   int coordinators_ = 0;
+  int metrics_port_ = 0;
   int port_ = 0;
 };
 
@@ -278,8 +289,10 @@ TEST(Cluster, KilledWorkersTrialIsLeasedAgainAndStoredOnce) {
   // A pretrain trial of a few seconds: the kill lands in it.
   const std::string sweep = cluster.Submit(/*pretrain_epochs=*/200);
   auto doomed = cluster.StartWorker("doomed");
-  ASSERT_TRUE(cluster.WaitFor(
-      sweep, [](auto& s) { return s["leased"] == "1"; }, 30));
+  ASSERT_TRUE(WaitUntil([&] {
+    return ReadFileText(cluster.dir() / "worker-doomed.log")
+               .find("(pretrain, attempt 1) started") != std::string::npos;
+  }));
   doomed->Signal(SIGKILL);
   doomed->Wait();
   auto rescuer = cluster.StartWorker("rescuer");
@@ -317,8 +330,12 @@ TEST(Cluster, SweepSurvivesACoordinatorCrashBitIdentically) {
       sweep, [](auto& s) { return std::stoi(s["done"]) >= 2; }, 60));
   cluster.coordinator().Signal(SIGKILL);
   cluster.coordinator().Wait();
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  cluster.StartCoordinator(port);  // the worker retries until it is back
+  // The worker has found it gone (its log says it retries) before it comes back.
+  ASSERT_TRUE(WaitUntil([&] {
+    return ReadFileText(cluster.dir() / "worker-w.log")
+               .find("retrying until the coordinator answers") != std::string::npos;
+  }));
+  cluster.StartCoordinator(port);
   ASSERT_TRUE(cluster.WaitFor(sweep, Finished));
   const auto results = cluster.Results(sweep);
   EXPECT_EQ(results.size(), 11u);
@@ -332,8 +349,9 @@ TEST(Cluster, CancelStopsLeasingAndTheStatusSaysSo) {
   const CommandRun cancel = cluster.Cli("cancel", sweep);
   EXPECT_EQ(cancel.exit_code, 0) << cancel.err;
   EXPECT_THAT(cancel.out, HasSubstr("cancelled"));
-  auto worker = cluster.StartWorker("idle");
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // A worker that leaves once a lease finds nothing: it asked, and got nothing.
+  auto worker = cluster.StartWorker("idle", {"--exit-when-idle"});
+  EXPECT_EQ(worker->Wait(), 0);
   auto status = cluster.Status(sweep);
   EXPECT_EQ(status["state"], "cancelled");
   EXPECT_EQ(status["done"], "0");
@@ -343,10 +361,13 @@ TEST(Cluster, CancelStopsLeasingAndTheStatusSaysSo) {
 TEST(Cluster, CancelTellsARunningWorkerAtItsNextHeartbeat) {
   Cluster cluster("cancel_running", /*lease_ms=*/30000, /*heartbeat_ms=*/200);
   cluster.StartCoordinator();
-  const std::string sweep = cluster.Submit(/*pretrain_epochs=*/100);
+  // Far longer than a heartbeat: the cancel finds the pretrain trial running.
+  const std::string sweep = cluster.Submit(/*pretrain_epochs=*/2000);
   auto worker = cluster.StartWorker("busy");
-  ASSERT_TRUE(cluster.WaitFor(
-      sweep, [](auto& s) { return s["leased"] == "1"; }, 30));
+  ASSERT_TRUE(WaitUntil([&] {
+    return ReadFileText(cluster.dir() / "worker-busy.log").find("(pretrain, attempt 1) started") !=
+           std::string::npos;
+  }));
   ASSERT_EQ(cluster.Cli("cancel", sweep).exit_code, 0);
   // The worker hears it within a heartbeat or two, stops at an epoch boundary and
   // releases: nothing stays leased, nothing was stored.
@@ -575,7 +596,8 @@ TEST_F(Rpc, WaitingLeasesAreAnsweredByATrialTheirDeadlineCancelOrShutdown) {
     got_status = lease(20000, 30000, &got);
     waited = seconds_since(t);
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Once the coordinator says the call waits (its /metrics).
+  ASSERT_TRUE(WaitUntil([&] { return cluster_->Metric("seedproof_lease_calls_waiting") == 1; }));
   const std::string sweep = cluster_->Submit();
   poller.join();
   ASSERT_TRUE(got_status.ok()) << got_status.error_message();
@@ -592,7 +614,7 @@ TEST_F(Rpc, WaitingLeasesAreAnsweredByATrialTheirDeadlineCancelOrShutdown) {
     rpc::LeaseReply reply;
     stopping = lease(20000, 30000, &reply);
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(WaitUntil([&] { return cluster_->Metric("seedproof_lease_calls_waiting") == 1; }));
   start = Clock::now();
   cluster_->coordinator().Signal(SIGTERM);
   waiter.join();
@@ -701,10 +723,6 @@ TEST_F(Rpc, CompleteLeasesTheNextTrialInTheSameCall) {
 TEST_F(Rpc, WatchStreamsUntilTheSweepEnds) {
   const std::string sweep = cluster_->Submit();
   ASSERT_FALSE(sweep.empty());
-  std::thread cancel([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    cluster_->Cli("cancel", sweep);
-  });
   grpc::ClientContext ctx;
   Authorize(ctx);
   rpc::SweepRef ref;
@@ -712,6 +730,10 @@ TEST_F(Rpc, WatchStreamsUntilTheSweepEnds) {
   auto reader = studies_->Watch(&ctx, ref);
   std::vector<std::string> states;
   rpc::SweepStatus status;
+  // The stream's first update is the running sweep; the cancel comes after it.
+  ASSERT_TRUE(reader->Read(&status));
+  states.push_back(status.state());
+  std::thread cancel([&] { cluster_->Cli("cancel", sweep); });
   while (reader->Read(&status)) states.push_back(status.state());
   cancel.join();
   EXPECT_TRUE(reader->Finish().ok());

@@ -263,10 +263,12 @@ TEST(Trial, MissingSourceModelNamesTheTrial) {
 // is built once, and a failed build is not kept.
 TEST(TrialCache, ConcurrentAsksBuildAnEntryOnceAndFailuresAreNotKept) {
   TrialCache cache;
-  std::atomic<int> builds = 0;
+  std::atomic<int> builds = 0, started = 0;
+  // The build ends only once every asker has started: those not yet in the cache
+  // then come while it runs, or after it is kept; never before.
   const auto build = [&]() -> absl::StatusOr<TaskSplits> {
     ++builds;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    while (started.load() < 8) std::this_thread::yield();
     TaskSplits splits;
     splits.train.y = {1, 2, 3};
     return splits;
@@ -275,6 +277,7 @@ TEST(TrialCache, ConcurrentAsksBuildAnEntryOnceAndFailuresAreNotKept) {
   std::vector<std::thread> askers;
   for (size_t i = 0; i < got.size(); ++i) {
     askers.emplace_back([&, i] {
+      ++started;
       auto entry = cache.Features("prefix", build);
       ASSERT_TRUE(entry.ok()) << entry.status();
       got[i] = *entry;

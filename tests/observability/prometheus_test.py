@@ -153,8 +153,17 @@ def run(work):
     wait_for("the sweep to finish, seen by Prometheus", lambda: any(
         float(s["value"][1]) == 1.0 for s in
         query(prom, 'seedproof_sweep_progress_ratio{sweep="%s"}' % sweep)), 120)
-    # A few more scrapes so that rates over the run have two points or more.
-    time.sleep(3)
+    # Two more scrapes of every target, so that rates over the run have two
+    # points or more.
+    def scrapes():
+        return {r["metric"]["instance"]: float(r["value"][1])
+                for r in query(prom, "count_over_time(up[10m])")}
+    before = scrapes()
+
+    def two_more():
+        now = scrapes()
+        return len(now) >= 2 and all(n >= before.get(i, 0) + 2 for i, n in now.items())
+    wait_for("two more scrapes of the coordinator and the worker", two_more, 30)
 
     coordinator_text = get("http://%s/metrics" % coordinator_metrics)
     worker_text = get("http://%s/metrics" % worker_metrics)

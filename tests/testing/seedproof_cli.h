@@ -2,7 +2,9 @@
 // files it writes. Shared by tests/cli and tests/cluster.
 #pragma once
 
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -126,6 +128,36 @@ inline pid_t ChildWithArg(pid_t parent, const std::string& arg) {
     }
   }
   return -1;
+}
+
+// GET http://127.0.0.1:port/path (HTTP/1.0): the response, headers and all;
+// "" when nothing answers.
+inline std::string HttpGet(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+    const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\n\r\n");
+    if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+      char buffer[4096];
+      for (ssize_t n; (n = read(fd, buffer, sizeof buffer)) > 0;) response.append(buffer, n);
+    }
+  }
+  close(fd);
+  return response;
+}
+
+// The value of an unlabelled series in Prometheus text (e.g. "seedproof_x 3");
+// -1 when it is not there.
+inline double MetricValue(const std::string& text, const std::string& name) {
+  const std::string prefix = absl::StrCat("\n", name, " ");
+  const size_t at = text.find(prefix);
+  if (at == std::string::npos) return -1;
+  return std::atof(text.c_str() + at + prefix.size());
 }
 
 inline std::vector<nlohmann::json> ReadJsonLines(const std::filesystem::path& path) {
