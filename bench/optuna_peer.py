@@ -16,6 +16,8 @@ import time
 
 import optuna
 
+from peer_blas import report as report_blas
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -25,6 +27,7 @@ def main():
     if args.workers < 1 or args.trials < 1:
         parser.error("--workers and --trials must be at least 1")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    report_blas(f"optuna-{optuna.__version__}")
     with tempfile.TemporaryDirectory(prefix="seedproof-optuna-") as folder:
         # A long busy timeout: with many threads SQLite's writer lock is the queue.
         storage = optuna.storages.RDBStorage(

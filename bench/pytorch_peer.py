@@ -14,6 +14,8 @@ import time
 import numpy as np
 import torch
 
+from peer_blas import report as report_blas
+
 DATA = "/usr/share/datasets/fashion-mnist"
 
 
@@ -82,6 +84,7 @@ def main():
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--data", default=DATA)
     a = p.parse_args()
+    report_blas(f"pytorch-{torch.__version__}")
     x, y = task_a(a.data)
     frozen_cases = [True] if a.frozen else ([False] if (a.batch or a.threads) else [False, True])
     for threads in a.threads or [1, 2]:

@@ -24,7 +24,7 @@ if [[ "${1:-}" == "--test" ]]; then
   packages+=(python3 python3-scipy chromium prometheus iproute2 slurm-wlm munge)
 fi
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3 python3-torch python3-numpy libopenblas0-pthread python3-optuna)
+  packages+=(python3 python3-torch python3-numpy libopenblas0-pthread python3-threadpoolctl python3-optuna)
 fi
 
 missing=()
