@@ -14,8 +14,10 @@ trap 'rm -rf "$out"' EXIT
 echo "# machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%F)" >&2
 "$build/cli/seedproof" bench coordinator --workers "$workers" --trials "$trials" | tee "$out/seedproof.jsonl"
 # Debian's interpreter: its python3-optuna is the peer (a pyenv python3 may come first on PATH).
-# At its best, as engine.sh's peer: without the OPENBLAS_* kernel workarounds.
-env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
+# At its best, as engine.sh's peer: the fastest OpenBLAS kernels here, none of
+# the inherited OPENBLAS_* workarounds (Optuna's ask/tell does little BLAS work).
+peer_env=$(/usr/bin/python3 bench/peer_blas.py choose)
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $peer_env \
   /usr/bin/python3 bench/optuna_peer.py --workers "$workers" --trials "$peer_trials" | tee "$out/optuna.jsonl"
 
 /usr/bin/python3 - "$out/seedproof.jsonl" "$out/optuna.jsonl" <<'PY'

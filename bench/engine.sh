@@ -13,10 +13,12 @@ echo "# machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date
 "$build/cli/seedproof" bench peak | tee "$out/peak.jsonl"
 "$build/cli/seedproof" bench engine --epochs 2 "$@" | tee "$out/seedproof.jsonl"
 # Debian's interpreter: its python3-torch is the peer (a pyenv python3 may come first on PATH).
-# At its best: without the OPENBLAS_* workarounds that force slower kernels (for
-# this command only; tests and CI keep the environment as it is). It says on
-# stderr which BLAS and kernels it loaded.
-env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 \
+# At its best: with the OpenBLAS kernels that are fastest on this CPU (peer_blas.py
+# times each) and none of the inherited OPENBLAS_* workarounds, for this command
+# only (tests and CI keep the environment as it is). It says on stderr which BLAS
+# and kernels it loaded.
+peer_env=$(/usr/bin/python3 bench/peer_blas.py choose)
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $peer_env OPENBLAS_NUM_THREADS=1 \
   /usr/bin/python3 bench/pytorch_peer.py --epochs 2 "$@" | tee "$out/pytorch.jsonl"
 
 python3 - "$out/seedproof.jsonl" "$out/pytorch.jsonl" "$out/peak.jsonl" <<'PY'
