@@ -1,0 +1,280 @@
+#include "experiments/trial_json.h"
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace seedproof {
+namespace {
+
+using Json = nlohmann::json;
+
+template <typename Enum>
+int64_t Number(Enum value) {
+  return static_cast<int64_t>(value);
+}
+
+Json LayerToJson(const LayerSpec& l) {
+  return {{"kind", Number(l.kind)},       {"activation", Number(l.activation)},
+          {"init", Number(l.init)},       {"units", l.units},
+          {"kernel_h", l.kernel_h},       {"kernel_w", l.kernel_w},
+          {"stride_h", l.stride_h},       {"stride_w", l.stride_w},
+          {"padding", Number(l.padding)}, {"rate", l.rate}};
+}
+
+Json PhaseToJson(const PhaseSpec& p) {
+  const OptimizerSpec& o = p.optimizer;
+  return {{"epochs", p.epochs},
+          {"train", {{"kind", Number(p.train.kind)}, {"top", p.train.top}}},
+          {"optimizer",
+           {{"kind", Number(o.kind)},
+            {"learning_rate", o.learning_rate},
+            {"momentum", o.momentum},
+            {"nesterov", o.nesterov},
+            {"beta1", o.beta1},
+            {"beta2", o.beta2},
+            {"epsilon", o.epsilon},
+            {"weight_decay", o.weight_decay}}},
+          {"batch_size", p.batch_size}};
+}
+
+// Reads fields of one JSON object, naming each by its path in errors.
+class Reader {
+ public:
+  Reader(const Json& json, std::string path) : json_(json), path_(std::move(path)) {}
+
+  absl::Status status() const { return status_; }
+
+  template <typename T>
+  T Get(const char* name) {
+    const Json* field = Find(name);
+    if (field == nullptr) return T{};
+    T value{};
+    if (!Convert(*field, &value)) {
+      Error(name, absl::StrCat("expected ", Expected<T>(), ", got ", field->dump()));
+    }
+    return value;
+  }
+
+  // An enum sent as its number: one of [first, last].
+  template <typename Enum>
+  Enum GetEnum(const char* name, int64_t first, int64_t last, const char* what) {
+    const int64_t number = Get<int64_t>(name);
+    if (status_.ok() && (number < first || number > last)) {
+      Error(name, absl::StrCat(number, " is not ", what));
+    }
+    return static_cast<Enum>(status_.ok() ? number : first);
+  }
+
+  // A nested object or array, read by `read(reader_of_it)` / for each element.
+  template <typename Read>
+  void Object(const char* name, const Read& read) {
+    const Json* field = Find(name);
+    if (field == nullptr) return;
+    if (!field->is_object()) return Error(name, "expected an object");
+    Reader inner(*field, absl::StrCat(path_, ".", name));
+    read(inner);
+    if (status_.ok()) status_ = inner.status();
+  }
+  template <typename Read>
+  void Array(const char* name, const Read& read) {
+    const Json* field = Find(name);
+    if (field == nullptr) return;
+    if (!field->is_array()) return Error(name, "expected an array");
+    for (size_t i = 0; i < field->size() && status_.ok(); ++i) {
+      if (!(*field)[i].is_object())
+        return Error(name, absl::StrCat("[", i, "]: expected an object"));
+      Reader inner((*field)[i], absl::StrCat(path_, ".", name, "[", i, "]"));
+      read(inner);
+      status_ = inner.status();
+    }
+  }
+  bool Has(const char* name) const { return json_.contains(name) && !json_[name].is_null(); }
+
+ private:
+  // Exact conversions only: an integer out of T's range, a fraction where an
+  // integer belongs, or a string where a number belongs is refused, not cast.
+  template <typename T>
+  static bool Convert(const Json& j, T* out) {
+    if constexpr (std::is_same_v<T, std::string>) {
+      if (!j.is_string()) return false;
+      *out = j.get<std::string>();
+    } else if constexpr (std::is_same_v<T, bool>) {
+      if (!j.is_boolean()) return false;
+      *out = j.get<bool>();
+    } else if constexpr (std::is_floating_point_v<T>) {
+      if (!j.is_number()) return false;
+      *out = j.get<T>();
+    } else if constexpr (std::is_integral_v<T>) {
+      if (j.is_number_unsigned()) {
+        const uint64_t v = j.get<uint64_t>();
+        if (v > static_cast<uint64_t>(std::numeric_limits<T>::max())) return false;
+        *out = static_cast<T>(v);
+      } else if (j.is_number_integer()) {
+        const int64_t v = j.get<int64_t>();
+        if constexpr (std::is_unsigned_v<T>) {
+          if (v < 0) return false;
+        } else if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max()) {
+          return false;
+        }
+        *out = static_cast<T>(v);
+      } else {
+        return false;
+      }
+    } else {  // std::vector of integers
+      if (!j.is_array()) return false;
+      out->resize(j.size());
+      for (size_t i = 0; i < j.size(); ++i) {
+        if (!Convert(j[i], &(*out)[i])) return false;
+      }
+    }
+    return true;
+  }
+
+  template <typename T>
+  static const char* Expected() {
+    if constexpr (std::is_same_v<T, std::string>) return "a string";
+    if constexpr (std::is_same_v<T, bool>) return "true or false";
+    if constexpr (std::is_floating_point_v<T>) return "a number";
+    if constexpr (std::is_integral_v<T>) return "an integer in range";
+    return "an array of integers";
+  }
+  const Json* Find(const char* name) {
+    if (!status_.ok()) return nullptr;
+    if (!json_.is_object() || !json_.contains(name)) {
+      Error(name, "missing");
+      return nullptr;
+    }
+    return &json_[name];
+  }
+  void Error(const char* name, const std::string& message) {
+    if (status_.ok()) {
+      status_ = absl::InvalidArgumentError(absl::StrCat(path_, ".", name, ": ", message));
+    }
+  }
+
+  const Json& json_;
+  const std::string path_;
+  absl::Status status_;
+};
+
+LayerSpec ReadLayer(Reader& r) {
+  LayerSpec l;
+  l.kind = r.GetEnum<LayerKind>("kind", 1, 5, "a layer kind");
+  l.activation = r.GetEnum<Activation>("activation", 1, 7, "an activation");
+  l.init = r.GetEnum<Initializer>("init", 1, 3, "an initializer");
+  l.units = r.Get<int>("units");
+  l.kernel_h = r.Get<int>("kernel_h");
+  l.kernel_w = r.Get<int>("kernel_w");
+  l.stride_h = r.Get<int>("stride_h");
+  l.stride_w = r.Get<int>("stride_w");
+  l.padding = r.GetEnum<Padding>("padding", 1, 2, "a padding");
+  l.rate = r.Get<float>("rate");
+  return l;
+}
+
+PhaseSpec ReadPhase(Reader& r) {
+  PhaseSpec p;
+  p.epochs = r.Get<int>("epochs");
+  r.Object("train", [&](Reader& t) {
+    p.train.kind = t.GetEnum<TrainSelection::Kind>("kind", 0, 2, "a train selection");
+    p.train.top = t.Get<int>("top");
+  });
+  r.Object("optimizer", [&](Reader& o) {
+    OptimizerSpec& opt = p.optimizer;
+    opt.kind = o.GetEnum<OptimizerKind>("kind", 1, 2, "an optimizer");
+    opt.learning_rate = o.Get<float>("learning_rate");
+    opt.momentum = o.Get<float>("momentum");
+    opt.nesterov = o.Get<bool>("nesterov");
+    opt.beta1 = o.Get<float>("beta1");
+    opt.beta2 = o.Get<float>("beta2");
+    opt.epsilon = o.Get<float>("epsilon");
+    opt.weight_decay = o.Get<float>("weight_decay");
+  });
+  p.batch_size = r.Get<int64_t>("batch_size");
+  return p;
+}
+
+}  // namespace
+
+Json TrialSpecToJson(const TrialSpec& t) {
+  Json task = {{"name", t.task.name},
+               {"classes", t.task.classes},
+               {"positive", t.task.positive},
+               {"negative", t.task.negative},
+               {"train_size", t.task.train_size},
+               {"subset", Number(t.task.subset)},
+               {"resize_from", t.task.resize_from ? Json(*t.task.resize_from) : Json(nullptr)}};
+  Json layers = Json::array(), phases = Json::array(), new_layers = Json::array();
+  for (const LayerSpec& l : t.model.layers) layers.push_back(LayerToJson(l));
+  for (const PhaseSpec& p : t.phases) phases.push_back(PhaseToJson(p));
+  for (const LayerSpec& l : t.new_layers) new_layers.push_back(LayerToJson(l));
+  return {
+      {"id", t.id},
+      {"kind", Number(t.kind)},
+      {"arm", t.arm},
+      {"target", t.target},
+      {"seed_index", t.seed_index},
+      {"seeds", {{"init", t.seeds.init}, {"order", t.seeds.order}, {"subset", t.seeds.subset}}},
+      {"dataset",
+       {{"name", t.dataset.name}, {"dir", t.dataset.dir}, {"validation", t.dataset.validation}}},
+      {"task", task},
+      {"model", {{"input", t.model.input}, {"layers", layers}, {"loss", Number(t.model.loss)}}},
+      {"phases", phases},
+      {"source_trial", t.source_trial},
+      {"keep_layers", t.keep_layers},
+      {"new_layers", new_layers},
+      {"head", {{"kind", Number(t.head.kind)}, {"c", t.head.c}}}};
+}
+
+absl::StatusOr<TrialSpec> TrialSpecFromJson(const Json& json) {
+  if (!json.is_object()) return absl::InvalidArgumentError("trial: expected an object");
+  TrialSpec t;
+  Reader r(json, "trial");
+  t.id = r.Get<std::string>("id");
+  t.kind = r.GetEnum<TrialKind>("kind", 1, 3, "a trial kind");
+  t.arm = r.Get<std::string>("arm");
+  t.target = r.Get<std::string>("target");
+  t.seed_index = r.Get<int>("seed_index");
+  r.Object("seeds", [&](Reader& s) {
+    t.seeds.init = s.Get<uint64_t>("init");
+    t.seeds.order = s.Get<uint64_t>("order");
+    t.seeds.subset = s.Get<uint64_t>("subset");
+  });
+  r.Object("dataset", [&](Reader& d) {
+    t.dataset.name = d.Get<std::string>("name");
+    t.dataset.dir = d.Get<std::string>("dir");
+    t.dataset.validation = d.Get<int64_t>("validation");
+  });
+  r.Object("task", [&](Reader& k) {
+    t.task.name = k.Get<std::string>("name");
+    t.task.classes = k.Get<std::vector<int32_t>>("classes");
+    t.task.positive = k.Get<std::vector<int32_t>>("positive");
+    t.task.negative = k.Get<std::vector<int32_t>>("negative");
+    t.task.train_size = k.Get<int64_t>("train_size");
+    t.task.subset = k.GetEnum<TaskSpec::Subset>("subset", 0, 1, "a subset rule");
+    if (k.Has("resize_from")) t.task.resize_from = k.Get<std::vector<int64_t>>("resize_from");
+  });
+  r.Object("model", [&](Reader& m) {
+    t.model.input = m.Get<std::vector<int64_t>>("input");
+    m.Array("layers", [&](Reader& l) { t.model.layers.push_back(ReadLayer(l)); });
+    t.model.loss = m.GetEnum<Loss>("loss", 1, 2, "a loss");
+  });
+  r.Array("phases", [&](Reader& p) { t.phases.push_back(ReadPhase(p)); });
+  t.source_trial = r.Get<std::string>("source_trial");
+  t.keep_layers = r.Get<int>("keep_layers");
+  r.Array("new_layers", [&](Reader& l) { t.new_layers.push_back(ReadLayer(l)); });
+  r.Object("head", [&](Reader& h) {
+    t.head.kind = h.GetEnum<HeadSpec::Kind>("kind", 0, 2, "a head kind");
+    t.head.c = h.Get<double>("c");
+  });
+  if (!r.status().ok()) return r.status();
+  return t;
+}
+
+}  // namespace seedproof

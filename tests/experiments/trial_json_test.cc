@@ -1,0 +1,106 @@
+// A trial's spec as the lease carries it: every trial of every shipped spec comes
+// back from JSON as the same trial (same canonical text, same id), and damaged
+// JSON is refused with the field named.
+#include "experiments/trial_json.h"
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "experiments/plan.h"
+#include "experiments/sweep_parse.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace seedproof {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+const fs::path kRepo = fs::path(__FILE__).parent_path().parent_path().parent_path();
+
+std::vector<TrialSpec> TrialsOf(const fs::path& path) {
+  auto spec = ParseSweepSpec(path.string());
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  if (!spec.ok()) return {};
+  Plan plan = ExpandSweep(*spec);
+  std::vector<TrialSpec> trials = plan.trials;
+  trials.insert(trials.end(), plan.confirmation_candidates.begin(),
+                plan.confirmation_candidates.end());
+  return trials;
+}
+
+TEST(TrialSpecJson, EveryShippedTrialRoundTripsToTheSameId) {
+  int checked = 0;
+  for (const fs::path& spec :
+       {kRepo / "experiments/specs/geron.yaml", kRepo / "experiments/specs/geron-cnn.yaml",
+        kRepo / "experiments/specs/change-the-classes.yaml",
+        kRepo / "tests/data/tiny-study.yaml"}) {
+    for (const TrialSpec& trial : TrialsOf(spec)) {
+      const nlohmann::json json = TrialSpecToJson(trial);
+      // Through text, as it is stored and sent.
+      auto back = TrialSpecFromJson(nlohmann::json::parse(json.dump()));
+      ASSERT_TRUE(back.ok()) << spec << " " << trial.id << ": " << back.status();
+      EXPECT_EQ(CanonicalTrialText(*back), CanonicalTrialText(trial)) << spec << " " << trial.id;
+      EXPECT_EQ(TrialId(*back), trial.id);
+      EXPECT_EQ(back->id, trial.id);
+      EXPECT_EQ(TrialSpecToJson(*back), json);
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 321 + 20);  // geron alone has 321
+}
+
+TEST(TrialSpecJson, ADeclaredResizeAndFloatsSurviveExactly) {
+  TrialSpec trial;
+  trial.kind = TrialKind::kTransfer;
+  trial.task.resize_from = std::vector<int64_t>{8, 8, 1};
+  trial.seeds = {.init = ~uint64_t{0}, .order = 1, .subset = uint64_t{1} << 63};
+  PhaseSpec phase;
+  phase.optimizer.learning_rate = 0.1f + 1e-8f;
+  phase.optimizer.kind = OptimizerKind::kAdam;
+  trial.phases = {phase};
+  trial.head = {.kind = HeadSpec::Kind::kLinearSvm, .c = 0.1};
+  auto back = TrialSpecFromJson(nlohmann::json::parse(TrialSpecToJson(trial).dump()));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(CanonicalTrialText(*back), CanonicalTrialText(trial));
+  EXPECT_EQ(back->task.resize_from, trial.task.resize_from);
+  EXPECT_EQ(back->seeds.init, ~uint64_t{0});
+  EXPECT_EQ(back->phases[0].optimizer.learning_rate, phase.optimizer.learning_rate);
+}
+
+TEST(TrialSpecJson, DamagedSpecsNameTheField) {
+  TrialSpec trial = TrialsOf(kRepo / "tests/data/tiny-study.yaml").back();
+  const nlohmann::json good = TrialSpecToJson(trial);
+  const auto refused = [&](const std::function<void(nlohmann::json&)>& damage) {
+    nlohmann::json bad = good;
+    damage(bad);
+    auto decoded = TrialSpecFromJson(bad);
+    EXPECT_FALSE(decoded.ok()) << bad.dump();
+    return decoded.ok() ? std::string() : std::string(decoded.status().message());
+  };
+  EXPECT_THAT(refused([](auto& j) { j.erase("phases"); }), HasSubstr("trial.phases: missing"));
+  EXPECT_THAT(refused([](auto& j) { j["kind"] = 9; }),
+              HasSubstr("trial.kind: 9 is not a trial kind"));
+  EXPECT_THAT(refused([](auto& j) { j["seed_index"] = int64_t{1} << 40; }),
+              HasSubstr("trial.seed_index: expected an integer in range"));
+  EXPECT_THAT(refused([](auto& j) { j["seeds"]["init"] = -1; }),
+              HasSubstr("trial.seeds.init: expected an integer in range"));
+  EXPECT_THAT(refused([](auto& j) { j["keep_layers"] = 1.5; }),
+              HasSubstr("trial.keep_layers: expected an integer in range"));
+  EXPECT_THAT(refused([](auto& j) { j["model"]["layers"][0]["activation"] = 0; }),
+              HasSubstr("trial.model.layers[0].activation: 0 is not an activation"));
+  EXPECT_THAT(refused([](auto& j) { j["phases"][0]["optimizer"]["learning_rate"] = "fast"; }),
+              HasSubstr("trial.phases[0].optimizer.learning_rate: expected a number"));
+  EXPECT_THAT(refused([](auto& j) {
+                j["task"]["classes"] = {1, "x"};
+              }),
+              HasSubstr("trial.task.classes: expected an array of integers"));
+  EXPECT_THAT(refused([](auto& j) { j["head"] = 3; }), HasSubstr("trial.head: expected an object"));
+  EXPECT_FALSE(TrialSpecFromJson(nlohmann::json::array()).ok());
+}
+
+}  // namespace
+}  // namespace seedproof
