@@ -97,7 +97,7 @@ int RunCommand(RunCommandOptions options) {
                               std::istreambuf_iterator<char>());
   auto loaded = LoadAndExpand(options.spec_path);  // every error here, before anything starts
   if (!loaded) return 2;
-  const SweepSpec& spec = loaded->first;
+  const SweepSpec& spec = loaded->spec;
   if (options.out_dir.empty()) options.out_dir = "runs/" + spec.name;
   if (options.workers <= 0) {
     options.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -170,7 +170,7 @@ int RunCommand(RunCommandOptions options) {
     sweep_id = status.sweep_id();
   }
   std::fprintf(stderr, "%s: sweep %s, %zu trials, %d worker process(es) x %d thread(s)\n",
-               spec.name.c_str(), sweep_id.c_str(), loaded->second.trials.size(), options.workers,
+               spec.name.c_str(), sweep_id.c_str(), loaded->plan.trials.size(), options.workers,
                options.threads);
   if ((*server)->metrics_port() > 0) {
     std::fprintf(stderr, "metrics: %s (port %d), workers' addresses in %s\n",

@@ -5,15 +5,14 @@
 
 #include <optional>
 #include <string>
-#include <utility>
 
-#include "experiments/sweep.h"
+#include "experiments/study.h"
 
 namespace seedproof {
 
-// Parses and validates the spec, against the dataset's class counts too, and
-// expands it. On failure prints every error and returns nullopt.
-std::optional<std::pair<SweepSpec, Plan>> LoadAndExpand(const std::string& path);
+// Reads the spec file and loads it (LoadStudy). On failure prints every error and
+// returns nullopt.
+std::optional<LoadedStudy> LoadAndExpand(const std::string& path);
 
 // 0, or 2 for an invalid spec.
 int PlanCommand(const std::string& spec_path, bool json);

@@ -19,7 +19,7 @@
 #include "coordinator/store.h"
 #include "experiments/plan.h"
 #include "experiments/results.h"
-#include "experiments/sweep_parse.h"
+#include "experiments/study.h"
 #include "nlohmann/json.hpp"
 #include "proto/seedproof.grpc.pb.h"
 
@@ -312,25 +312,14 @@ class StudiesService final : public rpc::Studies::Service {
     if (auto s = auth_(context); !s.ok()) return s;
     if (request->spec_text().empty()) return Invalid("spec_text", "empty");
     const std::string path = request->spec_path().empty() ? "spec.yaml" : request->spec_path();
-    std::vector<SpecError> errors;
-    auto spec = ParseSweepSpecText(request->spec_text(), path, &errors);
-    if (!spec.ok()) {
-      std::vector<std::string> lines;
-      for (const SpecError& e : errors) lines.push_back(FormatSpecError(path, e));
-      return Invalid("spec_text", lines.empty() ? std::string(spec.status().message())
-                                                : absl::StrJoin(lines, "\n"));
+    auto study = LoadStudy(request->spec_text(), path);
+    if (!study.ok()) {
+      return study.status().code() == absl::StatusCode::kInvalidArgument
+                 ? Invalid("spec_text", std::string(study.status().message()))
+                 : ToGrpc(study.status());
     }
-    auto counts = LoadTrainCountsPerClass(spec->dataset);
-    if (!counts.ok()) return ToGrpc(counts.status());
-    errors.clear();
-    if (auto s = ValidateAgainstData(*spec, *counts, &errors); !s.ok()) {
-      std::vector<std::string> lines;
-      for (const SpecError& e : errors) lines.push_back(FormatSpecError(path, e));
-      return Invalid("spec_text",
-                     lines.empty() ? std::string(s.message()) : absl::StrJoin(lines, "\n"));
-    }
-    const Plan plan = ExpandSweep(*spec, *counts);
-    auto id = store_.SubmitSweep(spec->name, request->spec_text(), path, plan, NowMs());
+    auto id =
+        store_.SubmitSweep(study->spec.name, request->spec_text(), path, study->plan, NowMs());
     if (!id.ok()) return ToGrpc(id.status());
     bell_.Ring();
     auto status = store_.GetSweep(*id);
