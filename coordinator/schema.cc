@@ -104,6 +104,14 @@ CREATE TABLE artifacts (
 ALTER TABLE sweeps ADD COLUMN awaiting_confirmation INTEGER NOT NULL DEFAULT 0
     CHECK (awaiting_confirmation IN (0, 1));
 )sql",
+    // 2 -> 3: the lease carries the trial. Each trial keeps its whole TrialSpec as
+    // JSON (experiments/trial_json.h), made once by the coordinator's expansion;
+    // a worker runs it without the sweep's YAML. Trials stored before version 3
+    // have NULL until the coordinator fills them in from their sweep's spec text
+    // as it starts (Store::FillTrialSpecs).
+    R"sql(
+ALTER TABLE trials ADD COLUMN spec_json TEXT;
+)sql",
 };
 
 absl::StatusOr<int64_t> PragmaValue(Database& db, const char* pragma) {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -124,6 +125,7 @@ void FillLease(const Lease& l, rpc::LeaseReply* reply) {
   reply->set_attempt_id(l.attempt_id);
   reply->set_attempt(l.attempt);
   reply->set_source_sha256(l.source_sha256);
+  reply->set_trial_json(l.trial_json);
 }
 
 class LeaseWaiters;
@@ -721,6 +723,7 @@ class Server final : public CoordinatorServer {
     if (!server_ || port_ == 0) {
       return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen));
     }
+    FillMissingTrialSpecs();
     if (options_.expire_leases_on_start) {
       auto expired = store_->ExpireLeases(std::numeric_limits<int64_t>::max());
       if (!expired.ok()) return expired.status();
@@ -790,6 +793,29 @@ class Server final : public CoordinatorServer {
   }
 
  private:
+  // A database from before the store kept each trial's spec: expanded again from
+  // the sweep's spec text, as at its submission (trial ids are content hashes, so
+  // the same spec gives the same trials). A spec this version refuses leaves its
+  // trials without one; their leases then fail on the worker, naming why.
+  void FillMissingTrialSpecs() {
+    for (const std::string& sweep_id : store_->SweepsMissingTrialSpecs()) {
+      auto text = store_->SweepSpecText(sweep_id);
+      absl::StatusOr<LoadedStudy> study =
+          text.ok() ? LoadStudy(text->text, text->path) : text.status();
+      absl::Status filled = study.status();
+      if (study.ok()) {
+        std::vector<TrialSpec> trials = study->plan.trials;
+        trials.insert(trials.end(), study->plan.confirmation_candidates.begin(),
+                      study->plan.confirmation_candidates.end());
+        filled = store_->FillTrialSpecs(sweep_id, trials).status();
+      }
+      if (!filled.ok()) {
+        std::fprintf(stderr, "seedproof coordinator: sweep %s: its trials' specs: %s\n",
+                     sweep_id.c_str(), std::string(filled.message()).c_str());
+      }
+    }
+  }
+
   CoordinatorOptions options_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<CoordinatorMetrics> metrics_;

@@ -23,6 +23,7 @@
 #include "coordinator/schema.h"
 #include "coordinator/sqlite.h"
 #include "experiments/results.h"
+#include "experiments/trial_json.h"
 
 namespace seedproof {
 namespace {
@@ -183,6 +184,9 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<TrialStatus>> Trials(const std::string& sweep_id) override;
   absl::StatusOr<std::vector<std::string>> Results(const std::string& sweep_id) override;
   absl::StatusOr<SpecText> SweepSpecText(const std::string& sweep_id) override;
+  std::vector<std::string> SweepsMissingTrialSpecs() override;
+  absl::StatusOr<int> FillTrialSpecs(const std::string& sweep_id,
+                                     const std::vector<TrialSpec>& trials) override;
   std::vector<std::string> SweepsReadyForConfirmation() override;
   absl::Status AddConfirmation(const std::string& sweep_id, const std::vector<TrialSpec>& trials,
                                int64_t now_ms) override;
@@ -222,6 +226,8 @@ class SqliteStore final : public Store {
     std::string blocked_by;
     std::string model_sha256;
     int64_t result_attempt = 0;  // done: the attempt whose result was accepted
+    // Its TrialSpec as JSON, what its leases carry; null when the store has none.
+    std::shared_ptr<const std::string> spec_json;
   };
   struct Sweep {
     int64_t seq = 0;
@@ -328,7 +334,7 @@ absl::Status SqliteStore::Load() {
   // Plan order within each sweep; a trial's source always comes before it.
   Query trials = db_->Prepare(
       "SELECT sweep_id, trial_id, plan_index, kind, source_trial, state, failed_attempts, "
-      "outcome, blocked_by, model_sha256, IFNULL(result_attempt_id, 0) FROM trials "
+      "outcome, blocked_by, model_sha256, IFNULL(result_attempt_id, 0), spec_json FROM trials "
       "ORDER BY sweep_id, plan_index");
   const absl::Status trials_read = trials.ForEachRow([&]() -> absl::Status {
     const std::string trial_id = trials.Text(1);
@@ -356,6 +362,7 @@ absl::Status SqliteStore::Load() {
     trial.blocked_by = trials.Text(8);
     trial.model_sha256 = trials.Text(9);
     trial.result_attempt = trials.Int(10);
+    if (!trials.IsNull(11)) trial.spec_json = std::make_shared<const std::string>(trials.Text(11));
     const int index = static_cast<int>(s.trials.size());
     if (!trials.IsNull(4)) {
       auto source = s.index.find(trials.Text(4));
@@ -601,6 +608,7 @@ absl::StatusOr<std::vector<const TrialSpec*>> SqliteStore::AppendTrials(
     Trial trial;
     trial.id = spec.id;
     trial.kind = spec.kind;
+    trial.spec_json = std::make_shared<const std::string>(TrialSpecJsonText(spec));
     if (!spec.source_trial.empty()) {
       auto source = sweep.index.find(spec.source_trial);
       if (source == sweep.index.end() || source->second == index) {
@@ -624,17 +632,58 @@ absl::Status SqliteStore::InsertTrialRows(const Sweep& sweep,
   for (size_t i = 0; i < added.size(); ++i) {
     const TrialSpec& spec = *added[i];
     if (auto s = db_->Prepare("INSERT INTO trials (sweep_id, trial_id, plan_index, kind, arm, "
-                              "target, seed_index, source_trial, state) VALUES "
-                              "(?1, ?2, ?3, ?4, ?5, ?6, ?7, NULLIF(?8, ''), 'pending')",
+                              "target, seed_index, source_trial, state, spec_json) VALUES "
+                              "(?1, ?2, ?3, ?4, ?5, ?6, ?7, NULLIF(?8, ''), 'pending', ?9)",
                               sweep.id, spec.id, static_cast<int64_t>(first + i),
                               TrialKindName(spec.kind), spec.arm, spec.target, spec.seed_index,
-                              spec.source_trial)
+                              spec.source_trial, *sweep.trials[first + i].spec_json)
                      .Run();
         !s.ok()) {
       return s;
     }
   }
   return absl::OkStatus();
+}
+
+std::vector<std::string> SqliteStore::SweepsMissingTrialSpecs() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> missing;
+  for (const auto& [seq, sweep] : sweeps_) {
+    if (std::any_of(sweep.trials.begin(), sweep.trials.end(),
+                    [](const Trial& t) { return t.spec_json == nullptr; })) {
+      missing.push_back(sweep.id);
+    }
+  }
+  return missing;
+}
+
+absl::StatusOr<int> SqliteStore::FillTrialSpecs(const std::string& sweep_id,
+                                                const std::vector<TrialSpec>& trials) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto s = Usable(); !s.ok()) return s;
+  auto found = FindSweep(sweep_id);
+  if (!found.ok()) return found.status();
+  Sweep& sweep = **found;
+  int filled = 0;
+  auto status = Change([&]() -> absl::Status {
+    for (const TrialSpec& spec : trials) {
+      auto index = sweep.index.find(spec.id);
+      if (index == sweep.index.end() || sweep.trials[index->second].spec_json) continue;
+      auto json = std::make_shared<const std::string>(TrialSpecJsonText(spec));
+      if (auto s = db_->Prepare("UPDATE trials SET spec_json = ?1 WHERE sweep_id = ?2 AND "
+                                "trial_id = ?3",
+                                *json, sweep.id, spec.id)
+                       .Run();
+          !s.ok()) {
+        return s;
+      }
+      sweep.trials[index->second].spec_json = std::move(json);
+      ++filled;
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return filled;
 }
 
 std::vector<std::string> SqliteStore::SweepsReadyForConfirmation() {
@@ -868,6 +917,7 @@ absl::StatusOr<std::optional<Lease>> SqliteStore::LeaseNext(const std::string& w
   lease.attempt = trial.failed_attempts + 1;
   lease.deadline_ms = now_ms + options_.lease_ms;
   if (trial.source >= 0) lease.source_sha256 = sweep.trials[trial.source].model_sha256;
+  if (trial.spec_json) lease.trial_json = *trial.spec_json;
   auto status = Change([&]() -> absl::Status {
     if (auto s =
             db_->Prepare("INSERT INTO attempts (sweep_id, trial_id, number, worker_id, "

@@ -4,7 +4,8 @@
 //   auto store = Store::Open("coordinator.db");
 //   auto sweep = (*store)->SubmitSweep(spec.name, text, path, plan, now);
 //   (*store)->RegisterWorker("w1", capabilities_json, now);
-//   auto lease = (*store)->LeaseNext("w1", now);   // a trial whose source model exists
+//   auto lease = (*store)->LeaseNext("w1", now);   // a trial whose source model exists,
+//                                                  // with its whole spec (trial_json)
 //   (*store)->Heartbeat(lease->attempt_id, now);   // renews; kCancelled, kLost: stop
 //   (*store)->Complete(lease->attempt_id, result, result_json, now);
 //
@@ -98,6 +99,10 @@ struct Lease {
   int attempt = 1;         // 1-based: the trial's failed or expired attempts + 1
   int64_t deadline_ms = 0;
   std::string source_sha256;  // the model of the trial's source trial; "" when none
+  // The trial's TrialSpec as JSON (experiments/trial_json.h), as SubmitSweep or
+  // AddConfirmation stored it; "" for a trial stored before the store kept specs
+  // and not yet filled in (FillTrialSpecs).
+  std::string trial_json;
 };
 
 // What a heartbeat tells the worker.
@@ -154,6 +159,14 @@ class Store {
   // The accepted results (JSON objects, as the workers sent them) in plan order.
   virtual absl::StatusOr<std::vector<std::string>> Results(const std::string& sweep_id) = 0;
   virtual absl::StatusOr<SpecText> SweepSpecText(const std::string& sweep_id) = 0;
+  // Sweeps with a trial whose spec the store does not have (stored before it kept
+  // them), oldest first.
+  virtual std::vector<std::string> SweepsMissingTrialSpecs() = 0;
+  // Keeps, for each trial of the sweep that has no spec, the spec of that id in
+  // trials (the sweep's spec expanded again); others are left as they are.
+  // Returns how many were filled in.
+  virtual absl::StatusOr<int> FillTrialSpecs(const std::string& sweep_id,
+                                             const std::vector<TrialSpec>& trials) = 0;
 
   // ---- Confirmation seeds ----
   //

@@ -277,4 +277,12 @@ absl::StatusOr<TrialSpec> TrialSpecFromJson(const Json& json) {
   return t;
 }
 
+std::string TrialSpecJsonText(const TrialSpec& trial) { return TrialSpecToJson(trial).dump(); }
+
+absl::StatusOr<TrialSpec> TrialSpecFromJsonText(const std::string& text) {
+  const Json json = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) return absl::InvalidArgumentError("trial: not JSON");
+  return TrialSpecFromJson(json);
+}
+
 }  // namespace seedproof

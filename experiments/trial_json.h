@@ -7,6 +7,8 @@
 // model file and never renumbered); floats and 64-bit seeds round-trip exactly.
 #pragma once
 
+#include <string>
+
 #include "absl/status/statusor.h"
 #include "experiments/sweep.h"
 #include "nlohmann/json_fwd.hpp"
@@ -14,6 +16,9 @@
 namespace seedproof {
 
 nlohmann::json TrialSpecToJson(const TrialSpec& trial);
+// The same as text, for callers that store or send it without nlohmann's header.
+std::string TrialSpecJsonText(const TrialSpec& trial);
+absl::StatusOr<TrialSpec> TrialSpecFromJsonText(const std::string& text);
 // INVALID_ARGUMENT naming the missing, mistyped or out-of-range field
 // ("trial.phases[1].optimizer.kind: 7 is not an optimizer").
 absl::StatusOr<TrialSpec> TrialSpecFromJson(const nlohmann::json& json);

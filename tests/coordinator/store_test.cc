@@ -22,6 +22,7 @@
 #include "experiments/plan.h"
 #include "experiments/results.h"
 #include "experiments/sweep_parse.h"
+#include "experiments/trial_json.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -214,9 +215,10 @@ TEST_F(StoreTest, CreatesAVersionedSchemaInWalMode) {
 TEST_F(StoreTest, MigratesAVersionOneDatabaseKeepingItsSweeps) {
   const std::string id = Submit(ScratchPlan(2));
   store_.reset();
-  // What version 1 wrote: no awaiting_confirmation column.
+  // What version 1 wrote: no awaiting_confirmation column, no trial specs.
   ASSERT_TRUE(Raw()
                   ->Exec("ALTER TABLE sweeps DROP COLUMN awaiting_confirmation;"
+                         "ALTER TABLE trials DROP COLUMN spec_json;"
                          "PRAGMA user_version = 1;")
                   .ok());
   Reopen();
@@ -227,11 +229,50 @@ TEST_F(StoreTest, MigratesAVersionOneDatabaseKeepingItsSweeps) {
   EXPECT_EQ(Status(id).state, SweepState::kDone);  // a v1 sweep never awaits confirmation
 }
 
+// The lease carries the trial's whole spec, as it was stored at submission.
+TEST_F(StoreTest, ALeaseCarriesItsTrialsSpec) {
+  Plan plan = ScratchPlan(1);
+  plan.trials[0].seeds.init = 77;
+  Submit(plan);
+  Reopen();  // read back from the file, not only the mirror
+  const Lease lease = LeaseOf("x0");
+  auto spec = TrialSpecFromJsonText(lease.trial_json);
+  ASSERT_TRUE(spec.ok()) << spec.status() << " in " << lease.trial_json;
+  EXPECT_EQ(spec->id, "x0");
+  EXPECT_EQ(spec->seeds.init, 77u);
+  EXPECT_EQ(spec->kind, TrialKind::kScratch);
+}
+
+// Version 2 kept no trial specs: the store says which sweeps lack them and takes
+// them from the sweep's spec expanded again; leases then carry them.
+TEST_F(StoreTest, AVersionTwoDatabaseGetsItsTrialSpecsFilledIn) {
+  const std::string id = Submit(ScratchPlan(2));
+  store_.reset();
+  ASSERT_TRUE(
+      Raw()->Exec("ALTER TABLE trials DROP COLUMN spec_json; PRAGMA user_version = 2;").ok());
+  Reopen();
+  EXPECT_EQ(RawInt("PRAGMA user_version"), kSchemaVersion);
+  EXPECT_THAT(store_->SweepsMissingTrialSpecs(), ElementsAre(id));
+  EXPECT_EQ(LeaseOf("x0").trial_json, "");  // none yet
+  Plan again = ScratchPlan(3);              // x2 is not one of the sweep's: ignored
+  auto filled = store_->FillTrialSpecs(id, again.trials);
+  ASSERT_TRUE(filled.ok()) << filled.status();
+  EXPECT_EQ(*filled, 2);
+  EXPECT_TRUE(store_->SweepsMissingTrialSpecs().empty());
+  Reopen();
+  auto spec = TrialSpecFromJsonText(LeaseOf("x1").trial_json);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->id, "x1");
+  EXPECT_EQ(store_->FillTrialSpecs("s-nope", again.trials).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST_F(StoreTest, AReaderLeavesAnOlderDatabaseAsItIs) {
   Submit(ScratchPlan(1));
   store_.reset();
   ASSERT_TRUE(Raw()
                   ->Exec("ALTER TABLE sweeps DROP COLUMN awaiting_confirmation;"
+                         "ALTER TABLE trials DROP COLUMN spec_json;"
                          "PRAGMA user_version = 1;")
                   .ok());
   StoreOptions reader;
