@@ -108,6 +108,8 @@ class Model {
 
   // Writes the model file (docs/MODEL_FORMAT.md): spec, trainable flags, weights.
   virtual absl::Status Save(const std::string& path) const = 0;
+  // The same file's bytes, in memory (artifacts travel this way).
+  virtual std::string SaveBytes() const = 0;
 
   // The flat parameter buffer: every layer's tensors in order, Keras layout. The
   // same bytes for the same weights on every backend; two models whose buffers are
@@ -130,6 +132,9 @@ class Backend {
   virtual absl::StatusOr<std::unique_ptr<Model>> Create(const ModelSpec& spec, uint64_t seed) = 0;
   // Reads a model file written by any backend's Save.
   virtual absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& path) = 0;
+  // The same from a model file's bytes (SaveBytes); errors name `name`.
+  virtual absl::StatusOr<std::unique_ptr<Model>> LoadBytes(const std::string& bytes,
+                                                           const std::string& name) = 0;
 };
 
 // Backends by name ("onednn", "reference") or, for anything containing a '/', a

@@ -443,15 +443,21 @@ absl::StatusOr<std::unique_ptr<Model>> ModelBase::Derive(int keep,
   return std::unique_ptr<Model>(std::move(*made));
 }
 
-absl::Status ModelBase::Save(const std::string& path) const {
+ModelFileContents ModelBase::FileContents() const {
   ModelFileContents contents;
   contents.spec = spec_;
   contents.trainable = trainable_;
   contents.seed = seed_;
   contents.step = step_;
   contents.parameters = params_;
-  return WriteModelFile(path, contents);
+  return contents;
 }
+
+absl::Status ModelBase::Save(const std::string& path) const {
+  return WriteModelFile(path, FileContents());
+}
+
+std::string ModelBase::SaveBytes() const { return EncodeModelFile(FileContents()); }
 
 absl::Status ModelBase::RestoreState(std::span<const float> params,
                                      const std::vector<bool>& trainable, uint64_t seed,
@@ -469,10 +475,9 @@ absl::Status ModelBase::RestoreState(std::span<const float> params,
 
 namespace {
 
-// Creates a model with `make` and fills it from a model file.
-absl::StatusOr<std::unique_ptr<Model>> LoadModelFile(const std::string& path,
-                                                     const ModelMaker& make) {
-  auto contents = ReadModelFile(path);
+// Creates a model with `make` and fills it from a model file's contents.
+absl::StatusOr<std::unique_ptr<Model>> MakeFromContents(
+    const absl::StatusOr<ModelFileContents>& contents, const ModelMaker& make) {
   if (!contents.ok()) return contents.status();
   auto model = make(contents->spec);
   if (!model.ok()) return model.status();
@@ -499,7 +504,11 @@ class ModelBaseBackend final : public Backend {
   }
 
   absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& path) override {
-    return LoadModelFile(path, make_);
+    return MakeFromContents(ReadModelFile(path), make_);
+  }
+  absl::StatusOr<std::unique_ptr<Model>> LoadBytes(const std::string& bytes,
+                                                   const std::string& name) override {
+    return MakeFromContents(DecodeModelFile(bytes, name), make_);
   }
 
  private:

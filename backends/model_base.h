@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "backends/model_file.h"
 
 namespace seedproof {
 
@@ -36,6 +37,7 @@ class ModelBase : public Model {
   absl::StatusOr<std::unique_ptr<Model>> Derive(int keep, const std::vector<LayerSpec>& new_layers,
                                                 Loss loss, uint64_t seed) const final;
   absl::Status Save(const std::string& path) const final;
+  std::string SaveBytes() const final;
   std::span<const float> parameters() const final { return params_; }
 
   // Sets kernels from each layer's initializer and biases to zero, from `seed`
@@ -86,6 +88,8 @@ class ModelBase : public Model {
   void DropoutMask(int layer, int64_t count, float* mask) const;
 
  private:
+  // What Save and SaveBytes write.
+  ModelFileContents FileContents() const;
   void RebuildGradientLayout();
   void ApplyOptimizer(int64_t global_examples);
   absl::Status CheckLayer(int layer) const;

@@ -84,7 +84,7 @@ uint32_t Crc32(const char* data, size_t n) {
 
 }  // namespace
 
-absl::Status WriteModelFile(const std::string& path, const ModelFileContents& c) {
+std::string EncodeModelFile(const ModelFileContents& c) {
   Writer w;
   w.PutBytes(kModelFileMagic, sizeof(kModelFileMagic));
   w.Put<uint32_t>(kModelFileVersion);
@@ -111,7 +111,11 @@ absl::Status WriteModelFile(const std::string& path, const ModelFileContents& c)
   w.Put<uint64_t>(c.parameters.size());
   w.PutBytes(c.parameters.data(), c.parameters.size() * sizeof(float));
   w.Put<uint32_t>(Crc32(w.bytes().data(), w.bytes().size()));
+  return std::move(w.bytes());
+}
 
+absl::Status WriteModelFile(const std::string& path, const ModelFileContents& c) {
+  const std::string bytes = EncodeModelFile(c);
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
@@ -119,7 +123,7 @@ absl::Status WriteModelFile(const std::string& path, const ModelFileContents& c)
       return absl::PermissionDeniedError(
           absl::StrCat(path, ": cannot write: ", std::strerror(errno)));
     }
-    out.write(w.bytes().data(), static_cast<std::streamsize>(w.bytes().size()));
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     out.close();
     if (!out) {
       std::remove(tmp.c_str());
@@ -138,6 +142,11 @@ absl::StatusOr<ModelFileContents> ReadModelFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return DecodeModelFile(bytes, path);
+}
+
+absl::StatusOr<ModelFileContents> DecodeModelFile(const std::string& bytes,
+                                                  const std::string& path) {
   Reader r(path, bytes);
 
   char magic[sizeof(kModelFileMagic)];

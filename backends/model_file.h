@@ -23,6 +23,13 @@ struct ModelFileContents {
   std::vector<float> parameters;  // the flat buffer, Keras layout
 };
 
+// The file's bytes, and back: models travel between processes this way, no file
+// in between. DecodeModelFile's errors name `name` (the file, or the artifact) as
+// ReadModelFile's name the path.
+std::string EncodeModelFile(const ModelFileContents& contents);
+absl::StatusOr<ModelFileContents> DecodeModelFile(const std::string& bytes,
+                                                  const std::string& name);
+
 // Writes atomically: a temporary file in the same folder, then rename.
 absl::Status WriteModelFile(const std::string& path, const ModelFileContents& contents);
 // Every failure names the path and the problem: missing, truncated (and where),

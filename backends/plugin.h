@@ -15,7 +15,8 @@ class Backend;
 struct BackendOptions;
 }  // namespace seedproof
 
-inline constexpr uint32_t kSeedproofBackendAbiVersion = 1;
+// 2: Model::SaveBytes and Backend::LoadBytes.
+inline constexpr uint32_t kSeedproofBackendAbiVersion = 2;
 
 extern "C" {
 

@@ -23,14 +23,13 @@
 #include "experiments/study.h"
 #include "nlohmann/json.hpp"
 #include "proto/seedproof.grpc.pb.h"
+#include "proto/wire_limits.h"
 
 namespace seedproof {
 namespace {
 
-constexpr int kMaxMessageBytes = 8 << 20;
 constexpr int64_t kMaxArtifactBytes = 512ll << 20;
 constexpr int64_t kMaxLeaseWaitMs = 30000;
-constexpr int64_t kChunkBytes = 1 << 20;
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -12,11 +12,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "proto/wire_limits.h"
 
 namespace seedproof {
-
-// Messages up to this size each way; artifacts travel in 1 MiB chunks.
-constexpr int kMaxMessageBytes = 8 << 20;
 
 // A channel to the coordinator; TLS when root_cert_file is given. Channels of one
 // process with the same address share one connection unless own_connection (the

@@ -1,5 +1,6 @@
-// A worker: registers with the coordinator, leases trials, runs the trial
-// procedure on them, heartbeats from a background thread, streams epoch metrics,
+// A worker: registers with the coordinator, leases trials (each lease carries its
+// trial's whole spec, checked against the trial id), runs the trial procedure on
+// them, heartbeats from a background thread, streams epoch metrics,
 // uploads the models pretrain trials make, and reports results. A finished
 // result is never dropped: while the coordinator is unreachable the worker
 // retries with backoff.
@@ -17,8 +18,8 @@ namespace seedproof {
 struct DatasetSpec;
 
 // What workers running as threads of one process share, as one worker process
-// would have it once: the trial cache (data, task splits, prefix outputs) and each
-// sweep's expanded plan. The coordinator benchmark runs 200 workers this way.
+// would have it once: the trial cache (data, task splits, prefix outputs). The
+// coordinator benchmark runs 200 workers this way.
 class WorkerShared;
 std::shared_ptr<WorkerShared> MakeWorkerShared();
 // Reads a dataset into it now instead of in the first trial that needs it.

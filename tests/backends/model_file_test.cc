@@ -107,6 +107,29 @@ TEST_F(ModelFileTest, RoundTripIsBitExactOnEveryBackend) {
   }
 }
 
+// In memory: SaveBytes gives the file's bytes, LoadBytes reads them on every
+// backend, and bad bytes get the same errors as a bad file, naming what was given.
+TEST_F(ModelFileTest, BytesAreTheFileAndLoadOnEveryBackend) {
+  EXPECT_EQ(model_->SaveBytes(), bytes_);
+  for (const std::string& name : BuiltinBackendNames()) {
+    auto backend = MakeBackend(name);
+    ASSERT_TRUE(backend.ok());
+    auto loaded = (*backend)->LoadBytes(bytes_, "artifact x");
+    ASSERT_TRUE(loaded.ok()) << name << ": " << loaded.status();
+    EXPECT_EQ((*loaded)->SaveBytes(), bytes_) << name;
+    for (int l = 0; l < model_->num_layers(); ++l) {
+      EXPECT_EQ((*loaded)->trainable(l), model_->trainable(l)) << name << " layer " << l;
+    }
+  }
+  std::string flipped = bytes_;
+  flipped[flipped.size() / 2] ^= 0x10;
+  auto corrupt = backend_->LoadBytes(flipped, "artifact x");
+  ASSERT_FALSE(corrupt.ok());
+  EXPECT_THAT(corrupt.status().message(), HasSubstr("artifact x"));
+  EXPECT_FALSE(backend_->LoadBytes(bytes_.substr(0, 20), "artifact x").ok());
+  EXPECT_FALSE(backend_->LoadBytes("", "artifact x").ok());
+}
+
 TEST_F(ModelFileTest, MissingFileIsNotFound) {
   const absl::Status s = LoadError((dir_ / "absent.spm").string());
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
