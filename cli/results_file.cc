@@ -77,11 +77,13 @@ absl::StatusOr<std::string> ResultsFileFromDatabase(const std::string& database_
   const SweepStatus& sweep = sweeps->back();
   auto spec = (*store)->SweepSpecText(sweep.sweep_id);
   if (!spec.ok()) return spec.status();
-  auto results = (*store)->Results(sweep.sweep_id);
+  auto results = (*store)->Results(sweep.sweep_id, BlockedTrials::kIncluded);
   if (!results.ok()) return results.status();
   std::string text = HeaderLine(sweep.name, sweep.sweep_id, spec->path, spec->text,
                                 SweepStateName(sweep.state), sweep.total);
-  for (const std::string& line : *results) absl::StrAppend(&text, line, "\n");
+  for (const TrialResult& result : *results) {
+    absl::StrAppend(&text, TrialResultToJson(result).dump(), "\n");
+  }
   return text;
 }
 

@@ -15,7 +15,7 @@
 #include "absl/status/statusor.h"
 #include "coordinator/statistics.h"
 #include "experiments/sweep.h"
-#include "experiments/trial.h"
+#include "experiments/trial_result.h"
 
 namespace seedproof {
 

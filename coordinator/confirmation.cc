@@ -7,9 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "coordinator/analysis.h"
 #include "experiments/plan.h"
-#include "experiments/results.h"
 #include "experiments/sweep_parse.h"
-#include "nlohmann/json.hpp"
 
 namespace seedproof {
 namespace {
@@ -19,21 +17,14 @@ absl::Status Confirm(Store& store, const std::string& sweep_id, int64_t now_ms) 
   if (!text.ok()) return text.status();
   auto spec = ParseSweepSpecText(text->text, text->path);
   if (!spec.ok()) return spec.status();
-  auto lines = store.Results(sweep_id);
-  if (!lines.ok()) return lines.status();
+  auto results = store.Results(sweep_id, BlockedTrials::kLeftOut);
+  if (!results.ok()) return results.status();
   StudyResults study;
   study.sweep = spec->name;
   study.sweep_id = sweep_id;
   study.spec = *spec;
   study.finished = true;
-  for (const std::string& line : *lines) {
-    auto result = TrialResultFromJson(nlohmann::json::parse(line, nullptr, false));
-    if (!result.ok()) {
-      return absl::DataLossError(
-          absl::StrCat("sweep ", sweep_id, ": a stored result: ", result.status().message()));
-    }
-    study.results.push_back(*std::move(result));
-  }
+  study.results = *std::move(results);
   study.trials_total = static_cast<int>(study.results.size());
   auto analysis = AnalyzeStudy(study, OptionsFromSpec(spec->analysis));
   if (!analysis.ok()) return analysis.status();

@@ -16,7 +16,6 @@
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
-#include "experiments/results.h"
 #include "nlohmann/json.hpp"
 
 namespace seedproof {
@@ -246,12 +245,9 @@ class Metrics final : public CoordinatorMetrics, public prometheus::Collectable 
     auto sweeps = store_.ListSweeps();
     if (!sweeps.ok()) return sweeps.status();
     for (const SweepStatus& sweep : *sweeps) {
-      auto results = store_.Results(sweep.sweep_id);
+      auto results = store_.Results(sweep.sweep_id, BlockedTrials::kLeftOut);
       if (!results.ok()) return results.status();
-      for (const std::string& line : *results) {
-        auto result = TrialResultFromJson(nlohmann::json::parse(line, nullptr, false));
-        if (result.ok()) Record(sweep.sweep_id, *result);
-      }
+      for (const TrialResult& result : *results) Record(sweep.sweep_id, result);
     }
     return absl::OkStatus();
   }

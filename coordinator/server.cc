@@ -380,29 +380,11 @@ class StudiesService final : public rpc::Studies::Service {
   grpc::Status Results(grpc::ServerContext* context, const rpc::SweepRef* request,
                        grpc::ServerWriter<rpc::ResultLine>* writer) override {
     if (auto s = auth_(context); !s.ok()) return s;
-    auto trials = store_.Trials(request->sweep_id());
-    if (!trials.ok()) return ToGrpc(trials.status());
-    auto results = store_.Results(request->sweep_id());  // the done trials', in plan order
+    auto results = store_.Results(request->sweep_id(), BlockedTrials::kIncluded);
     if (!results.ok()) return ToGrpc(results.status());
-    size_t next = 0;
-    for (const TrialStatus& t : *trials) {
+    for (const TrialResult& result : *results) {
       rpc::ResultLine line;
-      if (t.state == TrialState::kDone && next < results->size()) {
-        line.set_json((*results)[next++]);
-      } else if (t.state == TrialState::kBlocked) {
-        // Never ran; recorded so the report can say why an arm has fewer seeds.
-        TrialResult blocked;
-        blocked.trial_id = t.trial_id;
-        blocked.kind = t.kind;
-        blocked.arm = t.arm;
-        blocked.target = t.target;
-        blocked.seed_index = t.seed_index;
-        blocked.outcome = TrialOutcome::kBlocked;
-        blocked.blocked_by = t.blocked_by;
-        line.set_json(TrialResultToJson(blocked).dump());
-      } else {
-        continue;
-      }
+      line.set_json(TrialResultToJson(result).dump());
       if (!writer->Write(line)) break;
     }
     return grpc::Status::OK;
@@ -498,13 +480,16 @@ class TrialsService final : public TrialsBase {
   grpc::ServerUnaryReactor* ReportEpoch(grpc::CallbackServerContext* context,
                                         const rpc::EpochReport* request, rpc::Ack*) override {
     return Answer(context, [&]() -> grpc::Status {
+      std::vector<EpochRecord> epochs;
       for (const std::string& json : request->epoch_json()) {
-        if (!nlohmann::json::parse(json, nullptr, false).is_object()) {
-          return Invalid("epoch_json", "not a JSON object");
-        }
+        const nlohmann::json parsed = nlohmann::json::parse(json, nullptr, false);
+        if (!parsed.is_object()) return Invalid("epoch_json", "not a JSON object");
+        auto epoch = EpochRecordFromJson(parsed);
+        if (!epoch.ok()) return Invalid("epoch_json", std::string(epoch.status().message()));
+        epochs.push_back(*epoch);
       }
-      for (const std::string& json : request->epoch_json()) {
-        if (auto s = store_.RecordEpoch(request->attempt_id(), json, NowMs()); !s.ok()) {
+      for (const EpochRecord& epoch : epochs) {
+        if (auto s = store_.RecordEpoch(request->attempt_id(), epoch, NowMs()); !s.ok()) {
           return ToGrpc(s);
         }
       }
@@ -523,8 +508,7 @@ class TrialsService final : public TrialsBase {
       if (result->outcome == TrialOutcome::kBlocked) {
         return Invalid("result_json.outcome", "a worker reports completed or diverged");
       }
-      auto accepted =
-          store_.Complete(request->attempt_id(), *result, request->result_json(), NowMs());
+      auto accepted = store_.Complete(request->attempt_id(), *result, NowMs());
       if (!accepted.ok()) return ToGrpc(accepted.status());
       reply->set_accepted(*accepted);
       if (*accepted && metrics_ != nullptr)

@@ -11,9 +11,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
-#include <initializer_list>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -22,8 +22,10 @@
 #include "absl/strings/str_cat.h"
 #include "coordinator/schema.h"
 #include "coordinator/sqlite.h"
+#include "experiments/fingerprint.h"
 #include "experiments/results.h"
 #include "experiments/trial_json.h"
+#include "nlohmann/json.hpp"
 
 namespace seedproof {
 namespace {
@@ -44,33 +46,38 @@ const char* const kTrialStateNames[] = {"pending", "leased",  "done",
                                         "failed",  "blocked", "cancelled"};
 constexpr size_t kTrialStates = std::size(kTrialStateNames);
 
-// The value among `values` whose name is `text`. The schema's CHECK constraints
-// allow only known names, so anything else means the file was damaged.
-template <typename Enum>
-absl::StatusOr<Enum> Parse(std::initializer_list<Enum> values, const char* (*name)(Enum),
-                           const std::string& text, const char* column) {
-  for (Enum value : values) {
-    if (text == name(value)) return value;
+// The value of an enum whose names are `names`, indexed by value.
+template <typename Enum, size_t N>
+std::optional<Enum> NamedIn(const char* const (&names)[N], const std::string& text) {
+  for (size_t i = 0; i < N; ++i) {
+    if (text == names[i]) return static_cast<Enum>(i);
   }
+  return std::nullopt;
+}
+
+// A column's value read back. The schema's CHECK constraints allow only known
+// names, so anything else means the file was damaged.
+template <typename Enum>
+absl::StatusOr<Enum> Stored(std::optional<Enum> value, const std::string& text,
+                            const char* column) {
+  if (value) return *value;
   return absl::DataLossError(absl::StrCat(column, ": unknown value \"", text, "\""));
 }
 
 absl::StatusOr<SweepState> ParseSweepState(const std::string& text) {
-  return Parse({SweepState::kRunning, SweepState::kCancelled, SweepState::kDone}, SweepStateName,
-               text, "sweeps.state");
+  return Stored(NamedIn<SweepState>(kSweepStateNames, text), text, "sweeps.state");
 }
 absl::StatusOr<TrialState> ParseTrialState(const std::string& text) {
-  return Parse({TrialState::kPending, TrialState::kLeased, TrialState::kDone, TrialState::kFailed,
-                TrialState::kBlocked, TrialState::kCancelled},
-               TrialStateName, text, "trials.state");
+  return Stored(NamedIn<TrialState>(kTrialStateNames, text), text, "trials.state");
 }
 absl::StatusOr<TrialKind> ParseTrialKind(const std::string& text) {
-  return Parse({TrialKind::kPretrain, TrialKind::kScratch, TrialKind::kTransfer}, TrialKindName,
-               text, "trials.kind");
+  return Stored(TrialKindNamed(text), text, "trials.kind");
 }
 absl::StatusOr<TrialOutcome> ParseOutcome(const std::string& text) {
-  return Parse({TrialOutcome::kCompleted, TrialOutcome::kDiverged}, TrialOutcomeName, text,
-               "trials.outcome");
+  // A trial's outcome is what a worker reported; blocked trials have none.
+  std::optional<TrialOutcome> outcome = TrialOutcomeNamed(text);
+  if (outcome == TrialOutcome::kBlocked) outcome.reset();
+  return Stored(outcome, text, "trials.outcome");
 }
 
 bool IsSha256Hex(const std::string& text) {
@@ -182,7 +189,8 @@ class SqliteStore final : public Store {
   absl::StatusOr<SweepStatus> GetSweep(const std::string& sweep_id) override;
   absl::StatusOr<std::vector<SweepStatus>> ListSweeps() override;
   absl::StatusOr<std::vector<TrialStatus>> Trials(const std::string& sweep_id) override;
-  absl::StatusOr<std::vector<std::string>> Results(const std::string& sweep_id) override;
+  absl::StatusOr<std::vector<TrialResult>> Results(const std::string& sweep_id,
+                                                   BlockedTrials blocked) override;
   absl::StatusOr<SpecText> SweepSpecText(const std::string& sweep_id) override;
   std::vector<std::string> SweepsMissingTrialSpecs() override;
   absl::StatusOr<int> FillTrialSpecs(const std::string& sweep_id,
@@ -197,10 +205,9 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::optional<Lease>> LeaseNext(const std::string& worker_id,
                                                  int64_t now_ms) override;
   absl::StatusOr<HeartbeatVerdict> Heartbeat(int64_t attempt_id, int64_t now_ms) override;
-  absl::Status RecordEpoch(int64_t attempt_id, std::string_view epoch_json,
-                           int64_t now_ms) override;
+  absl::Status RecordEpoch(int64_t attempt_id, const EpochRecord& epoch, int64_t now_ms) override;
   absl::StatusOr<bool> Complete(int64_t attempt_id, const TrialResult& result,
-                                std::string_view result_json, int64_t now_ms) override;
+                                int64_t now_ms) override;
   absl::Status Fail(int64_t attempt_id, const std::string& reason, int64_t now_ms) override;
   absl::Status Release(int64_t attempt_id, int64_t now_ms) override;
   absl::StatusOr<int> ExpireLeases(int64_t now_ms) override;
@@ -837,17 +844,38 @@ absl::StatusOr<std::vector<TrialStatus>> SqliteStore::Trials(const std::string& 
   return list;
 }
 
-absl::StatusOr<std::vector<std::string>> SqliteStore::Results(const std::string& sweep_id) {
+absl::StatusOr<std::vector<TrialResult>> SqliteStore::Results(const std::string& sweep_id,
+                                                              BlockedTrials blocked) {
   std::lock_guard<std::mutex> lock(mu_);
   if (auto s = Usable(); !s.ok()) return s;
   if (auto sweep = FindSweep(sweep_id); !sweep.ok()) return sweep.status();
-  std::vector<std::string> results;
+  std::vector<TrialResult> results;
   Query query = db_->Prepare(
-      "SELECT r.result_json FROM trials t JOIN results r ON r.attempt_id = t.result_attempt_id "
-      "WHERE t.sweep_id = ?1 ORDER BY t.plan_index",
-      sweep_id);
+      "SELECT t.trial_id, r.result_json, t.spec_json, t.blocked_by FROM trials t "
+      "LEFT JOIN results r ON r.attempt_id = t.result_attempt_id WHERE t.sweep_id = ?1 AND "
+      "(r.attempt_id IS NOT NULL OR (?2 AND t.state = 'blocked')) ORDER BY t.plan_index",
+      sweep_id, int64_t{blocked == BlockedTrials::kIncluded});
   const absl::Status query_read = query.ForEachRow([&]() -> absl::Status {
-    results.push_back(query.Text(0));
+    const auto damaged = [&](const char* column, const absl::Status& status) {
+      return absl::DataLossError(absl::StrCat(db_->path(), ": trial ", query.Text(0), " of sweep ",
+                                              sweep_id, ": ", column, ": ", status.message()));
+    };
+    if (!query.IsNull(1)) {
+      auto result =
+          TrialResultFromJson(nlohmann::json::parse(query.Text(1), nullptr, /*exceptions=*/false));
+      if (!result.ok()) return damaged("results.result_json", result.status());
+      results.push_back(*std::move(result));
+      return absl::OkStatus();
+    }
+    if (query.IsNull(2)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("trial ", query.Text(0), " of sweep ", sweep_id,
+                       " has no stored spec yet (a database from before schema 3 that no "
+                       "coordinator has opened since)"));
+    }
+    auto spec = TrialSpecFromJsonText(query.Text(2));
+    if (!spec.ok()) return damaged("trials.spec_json", spec.status());
+    results.push_back(BlockedResultFor(*spec, query.Text(3)));
     return absl::OkStatus();
   });
   if (!query_read.ok()) return query_read;
@@ -962,7 +990,7 @@ absl::StatusOr<HeartbeatVerdict> SqliteStore::Heartbeat(int64_t attempt_id, int6
   return HeartbeatVerdict::kContinue;
 }
 
-absl::Status SqliteStore::RecordEpoch(int64_t attempt_id, std::string_view epoch_json,
+absl::Status SqliteStore::RecordEpoch(int64_t attempt_id, const EpochRecord& epoch,
                                       int64_t now_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   if (auto s = Usable(); !s.ok()) return s;
@@ -972,13 +1000,13 @@ absl::Status SqliteStore::RecordEpoch(int64_t attempt_id, std::string_view epoch
   return Change([&]() -> absl::Status {
     return db_
         ->Prepare("INSERT INTO epochs (attempt_id, epoch_json, recorded_ms) VALUES (?1, ?2, ?3)",
-                  attempt_id, epoch_json, now_ms)
+                  attempt_id, EpochRecordToJson(epoch).dump(), now_ms)
         .Run();
   });
 }
 
 absl::StatusOr<bool> SqliteStore::Complete(int64_t attempt_id, const TrialResult& result,
-                                           std::string_view result_json, int64_t now_ms) {
+                                           int64_t now_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   if (auto s = Usable(); !s.ok()) return s;
   auto found = FindAttempt(attempt_id);
@@ -1017,7 +1045,7 @@ absl::StatusOr<bool> SqliteStore::Complete(int64_t attempt_id, const TrialResult
     if (auto s = EndAttempt(attempt_id, AttemptEnd::kCompleted, "", now_ms); !s.ok()) return s;
     if (auto s = db_->Prepare("INSERT INTO results (attempt_id, result_json, recorded_ms) "
                               "VALUES (?1, ?2, ?3)",
-                              attempt_id, result_json, now_ms)
+                              attempt_id, TrialResultToJson(result).dump(), now_ms)
                      .Run();
         !s.ok()) {
       return s;

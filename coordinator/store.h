@@ -7,7 +7,7 @@
 //   auto lease = (*store)->LeaseNext("w1", now);   // a trial whose source model exists,
 //                                                  // with its whole spec (trial_json)
 //   (*store)->Heartbeat(lease->attempt_id, now);   // renews; kCancelled, kLost: stop
-//   (*store)->Complete(lease->attempt_id, result, result_json, now);
+//   (*store)->Complete(lease->attempt_id, result, now);
 //
 // A trial's life:
 //
@@ -40,13 +40,12 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "experiments/sweep.h"
-#include "experiments/trial.h"
+#include "experiments/trial_result.h"
 
 namespace seedproof {
 
@@ -119,6 +118,9 @@ struct WorkerInfo {
   int64_t last_seen_ms = 0;       // registration, lease or heartbeat
 };
 
+// Whether Store::Results lists the trials that never ran because their source failed.
+enum class BlockedTrials { kLeftOut, kIncluded };
+
 // A sweep's spec as it was submitted.
 struct SpecText {
   std::string text;
@@ -156,8 +158,12 @@ class Store {
   virtual absl::StatusOr<std::vector<SweepStatus>> ListSweeps() = 0;
   // The sweep's trials in plan order.
   virtual absl::StatusOr<std::vector<TrialStatus>> Trials(const std::string& sweep_id) = 0;
-  // The accepted results (JSON objects, as the workers sent them) in plan order.
-  virtual absl::StatusOr<std::vector<std::string>> Results(const std::string& sweep_id) = 0;
+  // The accepted results in plan order; with BlockedTrials::kIncluded also, in
+  // its place, a kBlocked result for each blocked trial (BlockedResultFor its
+  // stored spec), as a results file lists them. DATA_LOSS naming the trial for a
+  // stored result or spec that does not parse.
+  virtual absl::StatusOr<std::vector<TrialResult>> Results(const std::string& sweep_id,
+                                                           BlockedTrials blocked) = 0;
   virtual absl::StatusOr<SpecText> SweepSpecText(const std::string& sweep_id) = 0;
   // Sweeps with a trial whose spec the store does not have (stored before it kept
   // them), oldest first.
@@ -198,18 +204,18 @@ class Store {
   // Renews a current attempt's deadline to now + lease_ms, unless its sweep was
   // cancelled.
   virtual absl::StatusOr<HeartbeatVerdict> Heartbeat(int64_t attempt_id, int64_t now_ms) = 0;
-  // Keeps one epoch's metrics (an EpochRecord as JSON) of a current attempt.
-  virtual absl::Status RecordEpoch(int64_t attempt_id, std::string_view epoch_json,
+  // Keeps one epoch's metrics of a current attempt.
+  virtual absl::Status RecordEpoch(int64_t attempt_id, const EpochRecord& epoch,
                                    int64_t now_ms) = 0;
   // Accepts a current attempt's result, once: true when accepted, false when the
   // attempt is no longer current (a late or duplicate completion; nothing changes).
-  // result_json is the text result was read from and is stored as it is. A
-  // diverged trial blocks the trials that need its model, transitively.
+  // The result is stored as its JSON (experiments/results.h). A diverged trial
+  // blocks the trials that need its model, transitively.
   // INVALID_ARGUMENT when the result is for another trial or is kBlocked; a
   // completed pretrain trial's result.model_sha256 must name an artifact already
   // put (FAILED_PRECONDITION otherwise; the attempt stays current).
   virtual absl::StatusOr<bool> Complete(int64_t attempt_id, const TrialResult& result,
-                                        std::string_view result_json, int64_t now_ms) = 0;
+                                        int64_t now_ms) = 0;
   // A current attempt failed: its trial is pending again, or after max_attempts
   // failed or expired attempts failed, with every reason kept (Trials) and the
   // trials that need its model blocked.

@@ -1,33 +1,103 @@
 #include "experiments/results.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 
 namespace seedproof {
+namespace {
+
+constexpr std::pair<TrialOutcome, const char*> kTrialOutcomeNames[] = {
+    {TrialOutcome::kCompleted, "completed"},
+    {TrialOutcome::kDiverged, "diverged"},
+    {TrialOutcome::kBlocked, "blocked"},
+};
+
+// Reads fields of one JSON object, remembering the last one asked for, so that
+// a nlohmann exception can be reported with the field it came from.
+class FieldReader {
+ public:
+  explicit FieldReader(std::string& where) : where_(where) {}
+  const nlohmann::json& operator()(const nlohmann::json& object, const char* name) {
+    where_ = name;
+    return object.at(name);
+  }
+
+ private:
+  std::string& where_;
+};
+
+EpochRecord ReadEpoch(const nlohmann::json& e, FieldReader& field) {
+  EpochRecord rec;
+  rec.phase = field(e, "phase").get<int>();
+  rec.epoch = field(e, "epoch").get<int>();
+  rec.train_loss = field(e, "train_loss").get<double>();
+  rec.train_accuracy = field(e, "train_accuracy").get<double>();
+  rec.val_loss = field(e, "val_loss").get<double>();
+  rec.val_accuracy = field(e, "val_accuracy").get<double>();
+  rec.seconds = field(e, "seconds").get<double>();
+  return rec;
+}
+
+nlohmann::ordered_json EpochJson(const EpochRecord& e) {
+  return {{"phase", e.phase},           {"epoch", e.epoch},
+          {"train_loss", e.train_loss}, {"train_accuracy", e.train_accuracy},
+          {"val_loss", e.val_loss},     {"val_accuracy", e.val_accuracy},
+          {"seconds", e.seconds}};
+}
+
+}  // namespace
 
 const char* TrialOutcomeName(TrialOutcome outcome) {
-  switch (outcome) {
-    case TrialOutcome::kCompleted:
-      return "completed";
-    case TrialOutcome::kDiverged:
-      return "diverged";
-    case TrialOutcome::kBlocked:
-      return "blocked";
+  for (const auto& [value, name] : kTrialOutcomeNames) {
+    if (value == outcome) return name;
   }
   return "unknown";
 }
 
+std::optional<TrialOutcome> TrialOutcomeNamed(std::string_view text) {
+  for (const auto& [value, name] : kTrialOutcomeNames) {
+    if (text == name) return value;
+  }
+  return std::nullopt;
+}
+
+TrialResult ResultFor(const TrialSpec& trial) {
+  TrialResult result;
+  result.trial_id = trial.id;
+  result.kind = trial.kind;
+  result.arm = trial.arm;
+  result.target = trial.target;
+  result.seed_index = trial.seed_index;
+  result.provenance.seeds = trial.seeds;
+  return result;
+}
+
+TrialResult BlockedResultFor(const TrialSpec& trial, const std::string& blocked_by) {
+  TrialResult result = ResultFor(trial);
+  result.outcome = TrialOutcome::kBlocked;
+  result.blocked_by = blocked_by;
+  return result;
+}
+
+nlohmann::json EpochRecordToJson(const EpochRecord& epoch) {
+  return nlohmann::json(EpochJson(epoch));
+}
+
+absl::StatusOr<EpochRecord> EpochRecordFromJson(const nlohmann::json& json) {
+  std::string where = "epoch";
+  FieldReader field(where);
+  try {
+    return ReadEpoch(json, field);
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("epoch: ", where, ": ", e.what()));
+  }
+}
+
 nlohmann::json TrialResultToJson(const TrialResult& r) {
   nlohmann::ordered_json epochs = nlohmann::ordered_json::array();
-  for (const EpochRecord& e : r.epochs) {
-    epochs.push_back({{"phase", e.phase},
-                      {"epoch", e.epoch},
-                      {"train_loss", e.train_loss},
-                      {"train_accuracy", e.train_accuracy},
-                      {"val_loss", e.val_loss},
-                      {"val_accuracy", e.val_accuracy},
-                      {"seconds", e.seconds}});
-  }
+  for (const EpochRecord& e : r.epochs) epochs.push_back(EpochJson(e));
   nlohmann::ordered_json j = {
       {"trial_id", r.trial_id},
       {"kind", TrialKindName(r.kind)},
@@ -60,33 +130,24 @@ nlohmann::json TrialResultToJson(const TrialResult& r) {
 absl::StatusOr<TrialResult> TrialResultFromJson(const nlohmann::json& j) {
   TrialResult r;
   std::string where = "result";
+  FieldReader field(where);
   try {
-    auto field = [&](const nlohmann::json& obj, const char* name) -> const nlohmann::json& {
-      where = name;
-      return obj.at(name);
-    };
     r.trial_id = field(j, "trial_id").get<std::string>();
     const std::string kind = field(j, "kind").get<std::string>();
-    if (kind == "pretrain")
-      r.kind = TrialKind::kPretrain;
-    else if (kind == "scratch")
-      r.kind = TrialKind::kScratch;
-    else if (kind == "transfer")
-      r.kind = TrialKind::kTransfer;
-    else
+    if (auto named = TrialKindNamed(kind)) {
+      r.kind = *named;
+    } else {
       return absl::InvalidArgumentError(absl::StrCat("result: kind: unknown '", kind, "'"));
+    }
     r.arm = field(j, "arm").get<std::string>();
     r.target = field(j, "target").get<std::string>();
     r.seed_index = field(j, "seed_index").get<int>();
     const std::string outcome = field(j, "outcome").get<std::string>();
-    if (outcome == "completed")
-      r.outcome = TrialOutcome::kCompleted;
-    else if (outcome == "diverged")
-      r.outcome = TrialOutcome::kDiverged;
-    else if (outcome == "blocked")
-      r.outcome = TrialOutcome::kBlocked;
-    else
+    if (auto named = TrialOutcomeNamed(outcome)) {
+      r.outcome = *named;
+    } else {
       return absl::InvalidArgumentError(absl::StrCat("result: outcome: unknown '", outcome, "'"));
+    }
     r.diverged_epoch = field(j, "diverged_epoch").get<int>();
     r.blocked_by = field(j, "blocked_by").get<std::string>();
     r.test_loss = field(j, "test_loss").get<double>();
@@ -104,17 +165,7 @@ absl::StatusOr<TrialResult> TrialResultFromJson(const nlohmann::json& j) {
     r.provenance.cpu_isa = field(p, "cpu_isa").get<std::string>();
     r.provenance.backend = field(p, "backend").get<std::string>();
     r.provenance.source_model_sha256 = field(p, "source_model_sha256").get<std::string>();
-    for (const nlohmann::json& e : field(j, "epochs")) {
-      EpochRecord rec;
-      rec.phase = field(e, "phase").get<int>();
-      rec.epoch = field(e, "epoch").get<int>();
-      rec.train_loss = field(e, "train_loss").get<double>();
-      rec.train_accuracy = field(e, "train_accuracy").get<double>();
-      rec.val_loss = field(e, "val_loss").get<double>();
-      rec.val_accuracy = field(e, "val_accuracy").get<double>();
-      rec.seconds = field(e, "seconds").get<double>();
-      r.epochs.push_back(rec);
-    }
+    for (const nlohmann::json& e : field(j, "epochs")) r.epochs.push_back(ReadEpoch(e, field));
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("result: ", where, ": ", e.what()));
   }

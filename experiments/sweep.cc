@@ -1,19 +1,33 @@
 #include "experiments/sweep.h"
 
+#include <utility>
+
 #include "absl/strings/str_format.h"
 
 namespace seedproof {
 
+namespace {
+
+constexpr std::pair<TrialKind, const char*> kTrialKindNames[] = {
+    {TrialKind::kPretrain, "pretrain"},
+    {TrialKind::kScratch, "scratch"},
+    {TrialKind::kTransfer, "transfer"},
+};
+
+}  // namespace
+
 const char* TrialKindName(TrialKind kind) {
-  switch (kind) {
-    case TrialKind::kPretrain:
-      return "pretrain";
-    case TrialKind::kScratch:
-      return "scratch";
-    case TrialKind::kTransfer:
-      return "transfer";
+  for (const auto& [value, name] : kTrialKindNames) {
+    if (value == kind) return name;
   }
   return "unknown";
+}
+
+std::optional<TrialKind> TrialKindNamed(std::string_view text) {
+  for (const auto& [value, name] : kTrialKindNames) {
+    if (text == name) return value;
+  }
+  return std::nullopt;
 }
 
 const char* CorrectionName(Correction correction) {

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backends/model_spec.h"
@@ -165,7 +166,10 @@ struct SeedStreams {
 };
 
 enum class TrialKind { kPretrain = 1, kScratch = 2, kTransfer = 3 };
+// "pretrain", "scratch", "transfer": the words of results files, plans and the database.
 const char* TrialKindName(TrialKind kind);
+// The kind whose name is `name`; nullopt for any other text.
+std::optional<TrialKind> TrialKindNamed(std::string_view name);
 
 // Everything needed to run one trial, independent of the sweep it came from: the
 // trial procedure is a pure function of this, the backend and the thread count.

@@ -1,7 +1,5 @@
 #include "experiments/trial.h"
 
-#include <openssl/evp.h>
-
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -10,8 +8,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "backends/random.h"
+#include "experiments/fingerprint.h"
 #include "experiments/linear_head.h"
 #include "experiments/plan.h"
+#include "experiments/results.h"
 #include "experiments/training.h"
 
 namespace seedproof {
@@ -317,26 +317,6 @@ class TrialRunner {
 
 }  // namespace
 
-std::string Sha256Hex(const std::string& bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) {
-    hex += kHex[digest[i] >> 4];
-    hex += kHex[digest[i] & 15];
-  }
-  return hex;
-}
-
-std::string CpuIsa() {
-  if (__builtin_cpu_supports("avx512f")) return "avx512";
-  if (__builtin_cpu_supports("avx2")) return "avx2";
-  if (__builtin_cpu_supports("sse4.2")) return "sse4.2";
-  return "baseline";
-}
-
 std::string DirectoryArtifactStore::PathOf(const std::string& trial_id) const {
   return absl::StrCat(dir_, "/", trial_id, ".spm");
 }
@@ -417,17 +397,6 @@ absl::StatusOr<std::shared_ptr<const TaskSplits>> TrialCache::Features(
   std::lock_guard<std::mutex> lock(mu_);
   ++(built ? feature_misses_ : feature_hits_);
   return features;
-}
-
-TrialResult ResultFor(const TrialSpec& trial) {
-  TrialResult result;
-  result.trial_id = trial.id;
-  result.kind = trial.kind;
-  result.arm = trial.arm;
-  result.target = trial.target;
-  result.seed_index = trial.seed_index;
-  result.provenance.seeds = trial.seeds;
-  return result;
 }
 
 absl::StatusOr<TrialResult> RunTrial(const TrialSpec& trial, TrialContext& context) {

@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
+#include "experiments/fingerprint.h"
 #include "proto/wire_limits.h"
 
 namespace seedproof {

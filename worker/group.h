@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "experiments/trial.h"
+#include "experiments/trial_result.h"
 #include "proto/seedproof.pb.h"
 #include "worker/mpi.h"
 #include "worker/worker.h"

@@ -9,7 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "backends/backend.h"
-#include "experiments/trial.h"
+#include "experiments/trial_result.h"
 
 namespace seedproof {
 

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "experiments/fingerprint.h"
 #include "experiments/plan.h"
 #include "experiments/results.h"
 #include "experiments/trial.h"
@@ -187,9 +188,7 @@ class Worker {
       return parallel && group_ ? group_->AnyTrue(local) : local;
     };
     ctx.on_epoch = [this, &beat](const EpochRecord& e) {
-      TrialResult one;
-      one.epochs = {e};
-      beat.QueueEpoch(TrialResultToJson(one)["epochs"][0].dump());
+      beat.QueueEpoch(EpochRecordToJson(e).dump());
       if (metrics_) metrics_->EpochDone(e);
     };
     if (metrics_) ctx.on_step = [this](double seconds) { metrics_->StepDone(seconds); };

@@ -21,6 +21,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "experiments/fingerprint.h"
 #include "experiments/plan.h"
 #include "experiments/results.h"
 #include "experiments/sweep_parse.h"

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "coordinator/schema.h"
 #include "coordinator/sqlite.h"
+#include "experiments/fingerprint.h"
 #include "experiments/plan.h"
 #include "experiments/results.h"
 #include "experiments/sweep_parse.h"
@@ -131,7 +132,7 @@ class StoreTest : public testing::Test {
   bool Complete(const Lease& lease, TrialOutcome outcome = TrialOutcome::kCompleted,
                 int64_t now = kT0) {
     const TrialResult result = ResultOf(lease, outcome);
-    auto accepted = store_->Complete(lease.attempt_id, result, ResultJson(result), now);
+    auto accepted = store_->Complete(lease.attempt_id, result, now);
     EXPECT_TRUE(accepted.ok()) << accepted.status();
     return accepted.ok() && *accepted;
   }
@@ -143,7 +144,7 @@ class StoreTest : public testing::Test {
     EXPECT_TRUE(store_->PutArtifact(lease.attempt_id, sha, model, now).ok());
     TrialResult result = ResultOf(lease);
     result.model_sha256 = sha;
-    auto accepted = store_->Complete(lease.attempt_id, result, ResultJson(result), now);
+    auto accepted = store_->Complete(lease.attempt_id, result, now);
     EXPECT_TRUE(accepted.ok() && *accepted) << accepted.status();
     return sha;
   }
@@ -166,10 +167,15 @@ class StoreTest : public testing::Test {
     return TrialStatus{};
   }
 
+  // The accepted results, each as its JSON text.
   std::vector<std::string> Results(const std::string& sweep_id) {
-    auto results = store_->Results(sweep_id);
+    auto results = store_->Results(sweep_id, BlockedTrials::kLeftOut);
     EXPECT_TRUE(results.ok()) << results.status();
-    return results.ok() ? *results : std::vector<std::string>{};
+    std::vector<std::string> texts;
+    if (results.ok()) {
+      for (const TrialResult& result : *results) texts.push_back(ResultJson(result));
+    }
+    return texts;
   }
 
   // The file through a second connection, for what the API does not show.
@@ -408,14 +414,16 @@ TEST_F(StoreTest, MalformedPlansAreRejectedNamingTheTrial) {
 TEST_F(StoreTest, UnknownIdsAreNotFoundNamingThem) {
   for (const absl::Status& s :
        {store_->GetSweep("s0000").status(), store_->Trials("s0000").status(),
-        store_->Results("s0000").status(), store_->SweepSpecText("s0000").status(),
-        store_->Cancel("s0000", kT0), store_->ArtifactOf("s0000", "p").status()}) {
+        store_->Results("s0000", BlockedTrials::kLeftOut).status(),
+        store_->SweepSpecText("s0000").status(), store_->Cancel("s0000", kT0),
+        store_->ArtifactOf("s0000", "p").status()}) {
     EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
     EXPECT_THAT(s.message(), HasSubstr("sweep s0000"));
   }
-  for (const absl::Status& s : {store_->Heartbeat(42, kT0).status(), store_->Fail(42, "x", kT0),
-                                store_->Release(42, kT0), store_->RecordEpoch(42, "{}", kT0),
-                                store_->Complete(42, TrialResult{}, "{}", kT0).status()}) {
+  for (const absl::Status& s :
+       {store_->Heartbeat(42, kT0).status(), store_->Fail(42, "x", kT0), store_->Release(42, kT0),
+        store_->RecordEpoch(42, EpochRecord{}, kT0),
+        store_->Complete(42, TrialResult{}, kT0).status()}) {
     EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
     EXPECT_THAT(s.message(), HasSubstr("attempt 42"));
   }
@@ -647,14 +655,14 @@ TEST_F(StoreTest, DuplicateAndLateCompletionsChangeNothing) {
   TrialResult result = ResultOf(current);
   result.test_accuracy = 0.875;
   const std::string json = ResultJson(result);
-  auto accepted = store_->Complete(current.attempt_id, result, json, stale.deadline_ms + 3);
+  auto accepted = store_->Complete(current.attempt_id, result, stale.deadline_ms + 3);
   ASSERT_TRUE(accepted.ok());
   EXPECT_TRUE(*accepted);
 
   // A retried Complete, and the stale attempt once more, with other results.
   result.test_accuracy = 0.25;
   for (const Lease& again : {current, stale}) {
-    accepted = store_->Complete(again.attempt_id, result, ResultJson(result), kT0 + kLeaseMs * 3);
+    accepted = store_->Complete(again.attempt_id, result, kT0 + kLeaseMs * 3);
     ASSERT_TRUE(accepted.ok());
     EXPECT_FALSE(*accepted);
     auto verdict = store_->Heartbeat(again.attempt_id, kT0 + kLeaseMs * 3);
@@ -680,22 +688,22 @@ TEST_F(StoreTest, CompletionMustMatchTheLeasedTrial) {
   const Lease p = LeaseOf("p");
   TrialResult other = ResultOf(p);
   other.trial_id = "s";
-  auto wrong = store_->Complete(p.attempt_id, other, ResultJson(other), kT0);
+  auto wrong = store_->Complete(p.attempt_id, other, kT0);
   EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(wrong.status().message(), HasSubstr("result.trial_id is s"));
 
   TrialResult blocked = ResultOf(p, TrialOutcome::kBlocked);
-  EXPECT_EQ(store_->Complete(p.attempt_id, blocked, ResultJson(blocked), kT0).status().code(),
+  EXPECT_EQ(store_->Complete(p.attempt_id, blocked, kT0).status().code(),
             absl::StatusCode::kInvalidArgument);
 
   // A completed pretrain trial without its model: refused, and the lease stays.
   const TrialResult no_model = ResultOf(p);
-  auto missing = store_->Complete(p.attempt_id, no_model, ResultJson(no_model), kT0);
+  auto missing = store_->Complete(p.attempt_id, no_model, kT0);
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(missing.status().message(), HasSubstr("result.model_sha256"));
   TrialResult not_put = ResultOf(p);
   not_put.model_sha256 = Sha256Hex("never uploaded");
-  auto absent = store_->Complete(p.attempt_id, not_put, ResultJson(not_put), kT0);
+  auto absent = store_->Complete(p.attempt_id, not_put, kT0);
   EXPECT_EQ(absent.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(absent.status().message(), HasSubstr("was never put"));
 
@@ -846,10 +854,10 @@ TEST_F(StoreTest, CancellingADoneSweepIsRefused) {
 TEST_F(StoreTest, EpochsOfCurrentAttemptsAreKept) {
   Submit(ScratchPlan(1));
   const Lease lease = LeaseOf("x0");
-  ASSERT_TRUE(store_->RecordEpoch(lease.attempt_id, R"({"epoch": 1})", kT0).ok());
-  ASSERT_TRUE(store_->RecordEpoch(lease.attempt_id, R"({"epoch": 2})", kT0).ok());
+  ASSERT_TRUE(store_->RecordEpoch(lease.attempt_id, EpochRecord{.epoch = 1}, kT0).ok());
+  ASSERT_TRUE(store_->RecordEpoch(lease.attempt_id, EpochRecord{.epoch = 2}, kT0).ok());
   EXPECT_TRUE(Complete(lease));
-  ASSERT_TRUE(store_->RecordEpoch(lease.attempt_id, R"({"epoch": 3})", kT0).ok());  // dropped
+  ASSERT_TRUE(store_->RecordEpoch(lease.attempt_id, EpochRecord{.epoch = 3}, kT0).ok());  // dropped
   EXPECT_EQ(
       RawInt(absl::StrCat("SELECT count(*) FROM epochs WHERE attempt_id = ", lease.attempt_id)), 2);
 }
@@ -864,7 +872,7 @@ TEST_F(StoreTest, AFailedWriteChangesNeitherTheFileNorTheStore) {
                          "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
                   .ok());
   const TrialResult result = ResultOf(lease);
-  auto accepted = store_->Complete(lease.attempt_id, result, ResultJson(result), kT0);
+  auto accepted = store_->Complete(lease.attempt_id, result, kT0);
   ASSERT_FALSE(accepted.ok());
   EXPECT_THAT(accepted.status().message(), HasSubstr("disk on fire"));
   EXPECT_THAT(accepted.status().message(), HasSubstr(path_));
@@ -1009,7 +1017,7 @@ TEST_F(StoreTest, StateSurvivesAProcessKilledWithoutClosing) {
     if (!(*store)->PutArtifact((*p)->attempt_id, Sha256Hex(model), model, kT0).ok()) _exit(5);
     TrialResult result = ResultOf(**p);
     result.model_sha256 = Sha256Hex(model);
-    auto accepted = (*store)->Complete((*p)->attempt_id, result, ResultJson(result), kT0);
+    auto accepted = (*store)->Complete((*p)->attempt_id, result, kT0);
     if (!accepted.ok() || !*accepted) _exit(6);
     auto s = (*store)->LeaseNext("w1", kT0);  // left leased
     if (!s.ok() || !*s || (*s)->trial_id != "s") _exit(7);
@@ -1113,7 +1121,7 @@ TEST_F(StoreTest, ConcurrentWorkersNeverShareATrialAndStoreEachResultOnce) {
       } else if (n % 11 == 5 && released_once.insert(l.trial_id).second) {
         if (!store_->Release(l.attempt_id, kT0).ok()) ++errors;
       } else {
-        auto accepted = store_->Complete(l.attempt_id, result, ResultJson(result), kT0);
+        auto accepted = store_->Complete(l.attempt_id, result, kT0);
         if (accepted.ok() && *accepted) {
           ++completions[l.trial_id];
         } else {
@@ -1159,7 +1167,7 @@ TEST_F(StoreTest, TheLogIsCopiedIntoTheFileInTheBackground) {
     auto lease = store_->LeaseNext("w1", kT0);
     ASSERT_TRUE(lease.ok() && lease->has_value());
     result.trial_id = (*lease)->trial_id;
-    ASSERT_TRUE(store_->Complete((*lease)->attempt_id, result, ResultJson(result), kT0).ok());
+    ASSERT_TRUE(store_->Complete((*lease)->attempt_id, result, kT0).ok());
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (file_size() == before && std::chrono::steady_clock::now() < deadline) {
@@ -1184,7 +1192,7 @@ TEST_F(StoreTest, FiveThousandLeaseCompleteCyclesFinishTheSweep) {
     auto lease = store_->LeaseNext("w1", kT0);
     ASSERT_TRUE(lease.ok() && lease->has_value());
     result.trial_id = (*lease)->trial_id;
-    auto accepted = store_->Complete((*lease)->attempt_id, result, ResultJson(result), kT0);
+    auto accepted = store_->Complete((*lease)->attempt_id, result, kT0);
     ASSERT_TRUE(accepted.ok() && *accepted);
   }
   const double seconds =

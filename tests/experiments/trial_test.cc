@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "experiments/fingerprint.h"
 #include "experiments/plan.h"
 #include "experiments/results.h"
 #include "experiments/sweep_parse.h"

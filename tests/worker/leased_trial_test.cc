@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "backends/backend.h"
+#include "experiments/fingerprint.h"
 #include "experiments/plan.h"
 #include "experiments/sweep_parse.h"
 #include "experiments/trial_json.h"
