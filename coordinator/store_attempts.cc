@@ -1,0 +1,273 @@
+// The Store on SQLite: workers, leases and the attempts they start, artifacts.
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/sqlite_store.h"
+#include "experiments/fingerprint.h"
+#include "experiments/results.h"
+#include "experiments/trial_json.h"
+#include "nlohmann/json.hpp"
+
+namespace seedproof::store_internal {
+
+// ---------------------------------------------------------------------------
+// Workers and leases
+
+absl::StatusOr<std::vector<WorkerInfo>> SqliteStore::Workers() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto s = Usable(); !s.ok()) return s;
+  std::vector<WorkerInfo> workers;
+  Query query = db_->Prepare("SELECT id, capabilities_json FROM workers ORDER BY id");
+  const absl::Status read = query.ForEachRow([&]() -> absl::Status {
+    auto seen = last_seen_.find(query.Text(0));
+    workers.push_back({query.Text(0), query.Text(1), seen == last_seen_.end() ? 0 : seen->second});
+    return absl::OkStatus();
+  });
+  if (!read.ok()) return read;
+  return workers;
+}
+
+absl::Status SqliteStore::RegisterWorker(const std::string& worker_id,
+                                         const std::string& capabilities_json, int64_t now_ms) {
+  if (worker_id.empty()) return absl::InvalidArgumentError("worker_id: empty");
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto s = Usable(); !s.ok()) return s;
+  return Change([&]() -> absl::Status {
+    last_seen_[worker_id] = now_ms;
+    return db_
+        ->Prepare(
+            "INSERT INTO workers (id, capabilities_json, registered_ms, last_seen_ms) "
+            "VALUES (?1, ?2, ?3, ?3) ON CONFLICT (id) DO UPDATE SET "
+            "capabilities_json = excluded.capabilities_json, last_seen_ms = excluded.last_seen_ms",
+            worker_id, capabilities_json, now_ms)
+        .Run();
+  });
+}
+
+absl::StatusOr<std::optional<Lease>> SqliteStore::LeaseNext(const std::string& worker_id,
+                                                            int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto s = Usable(); !s.ok()) return s;
+  if (!last_seen_.contains(worker_id)) {
+    return absl::NotFoundError(absl::StrCat("worker ", worker_id, ": not registered"));
+  }
+  const std::optional<Scheduler::TrialRef> next = scheduler_.Next();
+  if (!next) return std::nullopt;
+  Sweep& sweep = *next->sweep;
+  const Trial& trial = sweep.trials[next->trial];
+  Lease lease;
+  lease.sweep_id = sweep.id;
+  lease.trial_id = trial.id;
+  lease.kind = trial.kind;
+  lease.attempt = trial.failed_attempts + 1;
+  lease.deadline_ms = now_ms + options_.lease_ms;
+  if (trial.source >= 0) lease.source_sha256 = sweep.trials[trial.source].model_sha256;
+  if (trial.spec_json) lease.trial_json = *trial.spec_json;
+  auto status = Change([&]() -> absl::Status {
+    if (auto s =
+            db_->Prepare("INSERT INTO attempts (sweep_id, trial_id, number, worker_id, "
+                         "leased_ms, deadline_ms, state) VALUES "
+                         "(?1, ?2, ?3, ?4, ?5, ?6, 'leased')",
+                         sweep.id, trial.id, lease.attempt, worker_id, now_ms, lease.deadline_ms)
+                .Run();
+        !s.ok()) {
+      return s;
+    }
+    lease.attempt_id = db_->LastInsertId();
+    scheduler_.StartAttempt(lease.attempt_id, sweep, next->trial, worker_id, lease.deadline_ms);
+    return SeeWorker(worker_id, now_ms);
+  });
+  if (!status.ok()) return status;
+  return lease;
+}
+
+absl::StatusOr<HeartbeatVerdict> SqliteStore::Heartbeat(int64_t attempt_id, int64_t now_ms) {
+  return AtAttempt(
+      attempt_id, HeartbeatVerdict::kLost,
+      [&](const Attempt& attempt) -> absl::StatusOr<HeartbeatVerdict> {
+        if (attempt.sweep->state == SweepState::kCancelled) return HeartbeatVerdict::kCancelled;
+        const int64_t deadline_ms = now_ms + options_.lease_ms;
+        auto status = Change([&]() -> absl::Status {
+          scheduler_.Renew(attempt_id, deadline_ms);
+          if (auto s = db_->Prepare("UPDATE attempts SET deadline_ms = ?1 WHERE id = ?2",
+                                    deadline_ms, attempt_id)
+                           .Run();
+              !s.ok()) {
+            return s;
+          }
+          return SeeWorker(attempt.worker_id, now_ms);
+        });
+        if (!status.ok()) return status;
+        return HeartbeatVerdict::kContinue;
+      });
+}
+
+absl::Status SqliteStore::RecordEpoch(int64_t attempt_id, const EpochRecord& epoch,
+                                      int64_t now_ms) {
+  return ChangeAttempt(attempt_id, [&] {
+    return db_
+        ->Prepare("INSERT INTO epochs (attempt_id, epoch_json, recorded_ms) VALUES (?1, ?2, ?3)",
+                  attempt_id, EpochRecordToJson(epoch).dump(), now_ms)
+        .Run();
+  });
+}
+
+absl::StatusOr<bool> SqliteStore::Complete(int64_t attempt_id, const TrialResult& result,
+                                           int64_t now_ms) {
+  return AtAttempt(attempt_id, false, [&](const Attempt& attempt) -> absl::StatusOr<bool> {
+    const Sweep& sweep = *attempt.sweep;
+    const Trial& trial = sweep.trials[attempt.trial];
+    const std::string what =
+        absl::StrCat("attempt ", attempt_id, " (trial ", trial.id, " of sweep ", sweep.id, "): ");
+    if (result.trial_id != trial.id) {
+      return absl::InvalidArgumentError(absl::StrCat(what, "result.trial_id is ", result.trial_id));
+    }
+    if (result.outcome != TrialOutcome::kCompleted && result.outcome != TrialOutcome::kDiverged) {
+      return absl::InvalidArgumentError(absl::StrCat(what, "result.outcome is ",
+                                                     TrialOutcomeName(result.outcome),
+                                                     "; a worker reports completed or diverged"));
+    }
+    // The trials that need this model are leased with its hash.
+    const bool has_model =
+        trial.kind == TrialKind::kPretrain && result.outcome == TrialOutcome::kCompleted;
+    if (has_model) {
+      if (auto s = CheckSha256Field(absl::StrCat(what, "result.model_sha256"), result.model_sha256);
+          !s.ok()) {
+        return s;
+      }
+      Query stored = db_->Prepare("SELECT 1 FROM artifacts WHERE sha256 = ?1", result.model_sha256);
+      auto row = stored.Step();
+      if (!row.ok()) return row.status();
+      if (!*row) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            what, "result.model_sha256 ", result.model_sha256, " was never put; put it first"));
+      }
+    }
+    auto status = Change([&]() -> absl::Status {
+      if (auto s = EndAttemptRow(attempt_id, AttemptEnd::kCompleted, "", now_ms); !s.ok()) {
+        return s;
+      }
+      if (auto s = db_->Prepare("INSERT INTO results (attempt_id, result_json, recorded_ms) "
+                                "VALUES (?1, ?2, ?3)",
+                                attempt_id, TrialResultToJson(result).dump(), now_ms)
+                       .Run();
+          !s.ok()) {
+        return s;
+      }
+      scheduler_.Complete(attempt_id, result.outcome, has_model ? result.model_sha256 : "", now_ms);
+      return absl::OkStatus();
+    });
+    if (!status.ok()) return status;
+    return true;
+  });
+}
+
+absl::Status SqliteStore::Fail(int64_t attempt_id, const std::string& reason, int64_t now_ms) {
+  return ChangeAttempt(attempt_id, [&] {
+    return EndUnfinished(attempt_id, AttemptEnd::kFailed, reason.empty() ? "no reason" : reason,
+                         now_ms);
+  });
+}
+
+absl::Status SqliteStore::Release(int64_t attempt_id, int64_t now_ms) {
+  return ChangeAttempt(
+      attempt_id, [&] { return EndUnfinished(attempt_id, AttemptEnd::kReleased, "", now_ms); });
+}
+
+absl::StatusOr<int> SqliteStore::ExpireLeases(int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto s = Usable(); !s.ok()) return s;
+  const std::vector<int64_t> expired = scheduler_.ExpiredBefore(now_ms);
+  if (expired.empty()) return 0;
+  auto status = Change([&]() -> absl::Status {
+    for (int64_t attempt_id : expired) {
+      const Attempt& attempt = *scheduler_.FindAttempt(attempt_id);
+      const std::string reason =
+          absl::StrCat("lease expired: no heartbeat from worker ", attempt.worker_id,
+                       " before its deadline (", attempt.deadline_ms, " ms)");
+      if (auto s = EndUnfinished(attempt_id, AttemptEnd::kExpired, reason, now_ms); !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return static_cast<int>(expired.size());
+}
+
+absl::StatusOr<std::vector<int64_t>> SqliteStore::FailWorker(const std::string& worker_id,
+                                                             const std::string& reason,
+                                                             int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto s = Usable(); !s.ok()) return s;
+  const std::vector<int64_t> held = scheduler_.AttemptsOf(worker_id);
+  if (held.empty()) return held;
+  auto status = Change([&]() -> absl::Status {
+    for (int64_t attempt_id : held) {
+      if (auto s = EndUnfinished(attempt_id, AttemptEnd::kFailed,
+                                 reason.empty() ? "no reason" : reason, now_ms);
+          !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return held;
+}
+
+// ---------------------------------------------------------------------------
+// Artifacts
+
+absl::Status SqliteStore::PutArtifact(int64_t attempt_id, const std::string& sha256,
+                                      const std::string& bytes, int64_t now_ms) {
+  if (auto s = CheckSha256Field("sha256", sha256); !s.ok()) return s;
+  // Hashed outside the lock: a model may be megabytes.
+  if (const std::string actual = Sha256Hex(bytes); actual != sha256) {
+    return absl::InvalidArgumentError(absl::StrCat("sha256: ", sha256, " does not match the ",
+                                                   bytes.size(), " bytes sent (their SHA-256 is ",
+                                                   actual, ")"));
+  }
+  return ChangeAttempt(attempt_id, [&] {
+    return db_
+        ->Prepare(
+            "INSERT INTO artifacts (sha256, bytes, stored_ms) VALUES (?1, ?2, ?3) "
+            "ON CONFLICT (sha256) DO NOTHING",
+            sha256, Blob{bytes}, now_ms)
+        .Run();
+  });
+}
+
+absl::StatusOr<std::string> SqliteStore::GetArtifact(const std::string& sha256) {
+  if (auto s = CheckSha256Field("sha256", sha256); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto s = Usable(); !s.ok()) return s;
+  Query query = db_->Prepare("SELECT bytes FROM artifacts WHERE sha256 = ?1", sha256);
+  auto row = query.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return absl::NotFoundError(absl::StrCat("artifact ", sha256, ": no such artifact"));
+  return query.Bytes(0);
+}
+
+absl::StatusOr<std::string> SqliteStore::ArtifactOf(const std::string& sweep_id,
+                                                    const std::string& trial_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto s = Usable(); !s.ok()) return s;
+  auto sweep = FindSweep(sweep_id);
+  if (!sweep.ok()) return sweep.status();
+  auto index = (*sweep)->index.find(trial_id);
+  if (index == (*sweep)->index.end()) {
+    return absl::NotFoundError(absl::StrCat("sweep ", sweep_id, ": no trial ", trial_id));
+  }
+  const Trial& trial = (*sweep)->trials[index->second];
+  if (trial.model_sha256.empty()) {
+    return absl::NotFoundError(absl::StrCat("trial ", trial_id, " of sweep ", sweep_id,
+                                            ": no model (the trial is ",
+                                            TrialStateName(trial.state), ")"));
+  }
+  return trial.model_sha256;
+}
+
+}  // namespace seedproof::store_internal
