@@ -22,13 +22,6 @@ constexpr double kFittedHeadPasses = 100.0;
 // One core's fp32 peak on the project's machine (../shared/TOOLCHAIN.md).
 constexpr double kCorePeakGflops = 266.0;
 
-std::vector<int32_t> TaskClasses(const TaskSpec& task) {
-  if (!task.binary()) return task.classes;
-  std::vector<int32_t> all = task.positive;
-  all.insert(all.end(), task.negative.begin(), task.negative.end());
-  return all;
-}
-
 // Multiply-accumulates of one example through each layer.
 std::vector<double> LayerMacs(const ModelSpec& model, const ModelShapes& shapes) {
   std::vector<double> macs(model.layers.size(), 0.0);

@@ -36,6 +36,8 @@ struct TaskSpec {
   bool binary() const { return classes.empty(); }
   int num_classes() const { return binary() ? 2 : static_cast<int>(classes.size()); }
 };
+// Every class the task uses: classes, or positive then negative for a binary task.
+std::vector<int32_t> TaskClasses(const TaskSpec& task);
 
 // Which layers a phase trains. Everything the transfer added (new hidden layers
 // and the head) always trains; the selection says how many reused layers join.

@@ -52,7 +52,9 @@ LIBRARIES = {  # pattern of an include -> (what it is, the folders that may use 
 }
 # Headers a folder may not include although their folder is below it.
 FORBIDDEN_HEADERS = {
-    "worker": {"experiments/sweep_parse.h": "the sweep parser (the lease carries the trial)"},
+    "worker": {header: "the sweep parser (the lease carries the trial)"
+               for header in ("experiments/sweep_parse.h", "experiments/spec_parser.h",
+                              "experiments/spec_yaml.h")},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
 

@@ -1,0 +1,622 @@
+// The sweep spec's model part: dataset, source and target tasks, the model's
+// layers, optimizer keys and the training settings that the transfer axes inherit
+// (pretrain, baseline), seeds and analysis. docs/SWEEP_SPEC.md is the user's
+// reference for every key handled here.
+#include <algorithm>
+#include <array>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "experiments/spec_parser.h"
+
+namespace seedproof::spec_internal {
+namespace {
+
+std::string DefaultTaskName(const TaskSpec& task) {
+  if (task.binary()) {
+    return absl::StrCat(ClassList(task.positive, "+"), "-vs-", ClassList(task.negative, "+"));
+  }
+  return absl::StrCat("classes-", ClassList(task.classes, "+"));
+}
+
+const char* OptimizerName(OptimizerKind kind) {
+  return kind == OptimizerKind::kAdam ? "adam" : "sgd";
+}
+
+// InferShapes' messages start "layer N (kind): "; the field path already says
+// which layer, so that prefix goes.
+std::string WithoutLayerPrefix(const std::string& message) {
+  if (message.rfind("layer ", 0) == 0) {
+    const size_t close = message.find("): ");
+    if (close != std::string::npos) return message.substr(close + 3);
+  }
+  return message;
+}
+
+}  // namespace
+
+std::string ClassList(const std::vector<int32_t>& classes, const char* sep) {
+  return absl::StrJoin(classes, sep);
+}
+
+OptimizerSpec Resolve(const OptimizerSpec& base, const OptimizerOverrides& o) {
+  OptimizerSpec out = base;
+  if (o.kind && *o.kind != base.kind) {
+    out = OptimizerSpec{};
+    out.kind = *o.kind;
+    out.learning_rate = base.learning_rate;
+  }
+  if (o.lr) out.learning_rate = static_cast<float>(*o.lr);
+  if (o.momentum) out.momentum = static_cast<float>(*o.momentum);
+  if (o.nesterov) out.nesterov = *o.nesterov;
+  if (o.weight_decay) out.weight_decay = static_cast<float>(*o.weight_decay);
+  if (o.beta1) out.beta1 = static_cast<float>(*o.beta1);
+  if (o.beta2) out.beta2 = static_cast<float>(*o.beta2);
+  if (o.epsilon) out.epsilon = static_cast<float>(*o.epsilon);
+  return out;
+}
+
+std::vector<LayerSpec> WithFlattens(const std::vector<ListedLayer>& listed, size_t input_rank,
+                                    bool flatten_end, std::vector<int>* map) {
+  std::vector<LayerSpec> out;
+  size_t rank = input_rank;
+  for (const ListedLayer& l : listed) {
+    if (l.spec.kind == LayerKind::kDense && rank != 1) {
+      out.push_back(LayerSpec::Flatten());
+      rank = 1;
+    }
+    if (map) map->push_back(static_cast<int>(out.size()));
+    out.push_back(l.spec);
+    if (l.spec.kind == LayerKind::kFlatten || l.spec.kind == LayerKind::kDense) rank = 1;
+    if (l.spec.kind == LayerKind::kConv2D || l.spec.kind == LayerKind::kMaxPool2D) rank = 3;
+  }
+  if (flatten_end && rank != 1) out.push_back(LayerSpec::Flatten());
+  return out;
+}
+
+std::optional<LayerProblem> FindLayerProblem(const ModelSpec& model) {
+  auto full = InferShapes(model);
+  if (full.ok()) return std::nullopt;
+  for (size_t n = 1; n < model.layers.size(); ++n) {
+    ModelSpec probe;
+    probe.input = model.input;
+    probe.layers.assign(model.layers.begin(), model.layers.begin() + static_cast<ptrdiff_t>(n));
+    probe.layers.push_back(LayerSpec::Flatten());
+    probe.layers.push_back(LayerSpec::Dense(2, Activation::kSoftmax));
+    auto shapes = InferShapes(probe);
+    if (!shapes.ok())
+      return LayerProblem{n - 1, WithoutLayerPrefix(std::string(shapes.status().message()))};
+  }
+  return LayerProblem{model.layers.size() - 1,
+                      WithoutLayerPrefix(std::string(full.status().message()))};
+}
+
+void SpecParser::ParseDataset(const Field& f) {
+  spec_.positions.validation = ToPosition(f);
+  if (!f.present) {
+    spec_.positions.validation = {1, 1, "dataset.validation"};
+    facts_ = FindDatasetFacts(spec_.dataset.name);
+    return;
+  }
+  auto m = r_.Map(f, {"name", "dir", "validation", "resize"},
+                  "a mapping like {name: fashion-mnist, validation: 5000}");
+  if (!m) return;
+  spec_.positions.validation = ToPosition(m->Get("validation"));
+  const Field name = m->Get("name");
+  if (name.present) {
+    std::vector<std::string> known = {"fashion-mnist"};
+    if (auto i = r_.Choice(name, "dataset", known))
+      spec_.dataset.name = known[*i];
+    else
+      return;  // later class checks would only repeat this error
+  }
+  facts_ = FindDatasetFacts(spec_.dataset.name);
+  if (auto dir = r_.Text(m->Get("dir"), "a folder path")) spec_.dataset.dir = *dir;
+  const int64_t max_validation = facts_ ? facts_->train_examples - 1 : INT64_MAX;
+  if (auto v = r_.Int(m->Get("validation"), 0, max_validation)) spec_.dataset.validation = *v;
+  resize_field_ = m->Get("resize");
+  if (auto resize = r_.Bool(resize_field_)) resize_ = *resize;
+}
+
+std::optional<std::vector<int32_t>> SpecParser::ParseClasses(const Field& f) {
+  auto elements = r_.List(f, "a list of class ids like [5, 6]", /*scalar_ok=*/true);
+  if (!elements) return std::nullopt;
+  if (elements->empty()) {
+    r_.errors().Add(f, "expected a non-empty list of class ids");
+    return std::nullopt;
+  }
+  const int num_classes = facts_ ? facts_->num_classes : 256;
+  std::vector<int32_t> classes;
+  bool ok = true;
+  for (Field e : *elements) {
+    e.path = f.path;  // messages about one value of a scalar list name the value
+    auto id = r_.Int(e, INT64_MIN);
+    if (id && (*id < 0 || *id >= num_classes)) {
+      r_.errors().Add(e, absl::StrCat("class ", *id, " is out of range; ",
+                                      facts_ ? facts_->name : std::string("the dataset"),
+                                      " has classes 0..", num_classes - 1));
+      id.reset();
+    }
+    if (!id) {
+      ok = false;
+      continue;
+    }
+    if (std::find(classes.begin(), classes.end(), *id) != classes.end()) {
+      r_.errors().Add(e, absl::StrCat("class ", *id, " is listed twice"));
+      ok = false;
+      continue;
+    }
+    classes.push_back(static_cast<int32_t>(*id));
+  }
+  if (!ok) return std::nullopt;
+  return classes;
+}
+
+std::optional<TaskSpec> SpecParser::ParseTask(const Field& f, bool is_source,
+                                              TaskPositions* positions, bool* others) {
+  positions->task = positions->classes = positions->train_size = ToPosition(f);
+  auto m = r_.Map(f, {"name", "classes", "positive", "negative", "train_size", "subset"},
+                  is_source ? "a mapping like {classes: [0, 1, 2]}"
+                            : "a mapping like {positive: [6], negative: [5]}");
+  if (!m) return std::nullopt;
+  TaskSpec task;
+  bool ok = true;
+  const Field classes = m->Get("classes"), positive = m->Get("positive"),
+              negative = m->Get("negative");
+  positions->classes = ToPosition(classes.present ? classes : positive.present ? positive : f);
+  positions->negative = ToPosition(negative.present ? negative : f);
+  if (classes.present && (positive.present || negative.present)) {
+    r_.errors().Add(Where{f.where}, f.path,
+                    "give either classes (a multi-class task) or positive and negative (a binary "
+                    "task), not both");
+    ok = false;
+  } else if (classes.present) {
+    if (is_source && classes.node.IsScalar() && classes.node.Scalar() == "others") {
+      *others = true;
+    } else if (auto list = ParseClasses(classes)) {
+      task.classes = *list;
+      if (task.classes.size() < 2) {
+        r_.errors().Add(classes,
+                        "a multi-class task needs at least 2 classes; for one class against "
+                        "others use positive and negative");
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+  } else if (positive.present || negative.present) {
+    if (!r_.Require(positive) || !r_.Require(negative)) ok = false;
+    auto pos = ParseClasses(positive);
+    auto neg = ParseClasses(negative);
+    if (pos && neg) {
+      task.positive = *pos;
+      task.negative = *neg;
+      auto elements = r_.List(negative, "a list", /*scalar_ok=*/true);
+      for (size_t i = 0; i < task.negative.size(); ++i) {
+        const int32_t c = task.negative[i];
+        if (std::find(task.positive.begin(), task.positive.end(), c) != task.positive.end()) {
+          Field at = elements && i < elements->size() ? (*elements)[i] : negative;
+          at.path = negative.path;
+          r_.errors().Add(at, absl::StrCat("class ", c,
+                                           " is also in positive; the two sets must "
+                                           "not overlap"));
+          ok = false;
+        }
+      }
+    } else {
+      ok = false;
+    }
+  } else {
+    r_.errors().Add(Where{f.where}, ChildPath(f.path, "classes"),
+                    "required: classes: [...] for a multi-class task, or positive: [...] and "
+                    "negative: [...] for a binary one");
+    ok = false;
+  }
+
+  const Field name = m->Get("name");
+  if (name.present) {
+    if (auto n = r_.Name(name))
+      task.name = *n;
+    else
+      ok = false;
+  } else if (is_source) {
+    task.name = "source";
+  } else if (ok) {
+    task.name = DefaultTaskName(task);
+  }
+
+  const Field train_size = m->Get("train_size");
+  if (train_size.present) positions->train_size = ToPosition(train_size);
+  if (auto n = r_.Int(train_size, 1)) {
+    task.train_size = *n;
+    // Without the data, an upper bound: every class's full training split.
+    const std::vector<int32_t> all = TaskClasses(task);
+    if (facts_ && !all.empty() &&
+        *n > facts_->max_train_per_class * static_cast<int64_t>(all.size())) {
+      r_.errors().Add(
+          train_size,
+          absl::StrCat("train_size ", *n, " is larger than the task's training data (at most ",
+                       WithCommas(facts_->max_train_per_class * static_cast<int64_t>(all.size())),
+                       " images: ", all.size(), " classes of ", spec_.dataset.name, ")"));
+      ok = false;
+    }
+  } else if (train_size.present) {
+    ok = false;
+  }
+  const Field subset = m->Get("subset");
+  if (auto s = r_.Choice(subset, "subset", {"first", "random"})) {
+    task.subset = *s == 0 ? TaskSpec::Subset::kFirst : TaskSpec::Subset::kRandom;
+    if (!train_size.present) {
+      r_.errors().Add(subset, "subset chooses which train_size examples; set train_size too");
+      ok = false;
+    }
+  } else if (subset.present) {
+    ok = false;
+  }
+  if (!ok) return std::nullopt;
+  return task;
+}
+
+std::optional<Shape> SpecParser::ParseInput(const Field& f) {
+  auto dims = r_.List(f, "a shape like [28, 28, 1] or [784]");
+  if (!dims) return std::nullopt;
+  if (dims->size() != 1 && dims->size() != 3) {
+    r_.errors().Add(f, absl::StrCat("expected [height, width, channels] or [features], got ",
+                                    dims->size(), " dimensions"));
+    return std::nullopt;
+  }
+  Shape shape;
+  for (const Field& d : *dims) {
+    auto v = r_.Int(d, 1, 1 << 20);
+    if (!v) return std::nullopt;
+    shape.push_back(*v);
+  }
+  return shape;
+}
+
+bool SpecParser::ParseWindow(const Field& f, int* h, int* w) {
+  if (f.node.IsSequence()) {
+    auto items = r_.List(f, "a size");
+    if (!items) return false;
+    if (items->size() != 2) {
+      r_.errors().Add(
+          f, absl::StrCat("expected a size like 3 or [3, 3], got ", items->size(), " values"));
+      return false;
+    }
+    auto a = r_.Int((*items)[0], 1, 4096), b = r_.Int((*items)[1], 1, 4096);
+    if (!a || !b) return false;
+    *h = static_cast<int>(*a);
+    *w = static_cast<int>(*b);
+    return true;
+  }
+  auto v = r_.Int(f, 1, 4096);
+  if (!v) return false;
+  *h = *w = static_cast<int>(*v);
+  return true;
+}
+
+bool SpecParser::ParseLayerActivationInit(const MapView& m, LayerSpec* layer) {
+  bool ok = true;
+  const Field activation = m.Get("activation");
+  if (auto text = r_.Text(activation, "an activation name")) {
+    auto a = ParseActivation(*text);
+    if (!a.ok()) {
+      r_.errors().Add(activation, std::string(a.status().message()));
+      ok = false;
+    } else if (*a == Activation::kSoftmax) {
+      r_.errors().Add(activation, "softmax is only for the output layer, which the sweep adds");
+      ok = false;
+    } else {
+      layer->activation = *a;
+    }
+  } else if (activation.present) {
+    ok = false;
+  }
+  const Field init = m.Get("init");
+  if (auto text = r_.Text(init, "an initializer name")) {
+    auto i = ParseInitializer(*text);
+    if (!i.ok()) {
+      r_.errors().Add(init, std::string(i.status().message()));
+      ok = false;
+    } else {
+      layer->init = *i;
+    }
+  } else if (init.present) {
+    ok = false;
+  }
+  return ok;
+}
+
+std::optional<LayerSpec> SpecParser::ParseLayer(const Field& f) {
+  const std::string kinds = "flatten, dense, conv2d, maxpool2d, dropout";
+  if (f.node.IsScalar() && f.node.Scalar() == "flatten") return LayerSpec::Flatten();
+  if (!f.node.IsMap() || f.node.size() != 1) {
+    r_.errors().Add(
+        f, absl::StrCat("expected one layer like {dense: 300} (one of: ", kinds, "), got ",
+                        f.node.IsMap() ? absl::StrCat("a mapping with ", f.node.size(), " keys")
+                                       : Describe(f.node)));
+    return std::nullopt;
+  }
+  auto m = r_.Map(f, {});
+  if (!m || m->entries().empty()) return std::nullopt;
+  const MapView::Entry& entry = m->entries().front();
+  const Field& value = entry.value;
+  auto kind = ParseLayerKind(entry.key);
+  if (!kind.ok()) {
+    r_.errors().Add(entry.key_where, value.path, std::string(kind.status().message()));
+    return std::nullopt;
+  }
+  LayerSpec layer;
+  layer.kind = *kind;
+  const bool scalar = value.node.IsScalar();
+  switch (*kind) {
+    case LayerKind::kFlatten: {
+      if (!value.node.IsNull() && !(value.node.IsMap() && value.node.size() == 0)) {
+        r_.errors().Add(value, absl::StrCat("flatten takes no settings: expected {}, got ",
+                                            Describe(value.node)));
+        return std::nullopt;
+      }
+      return LayerSpec::Flatten();
+    }
+    case LayerKind::kDense: {
+      layer.activation = default_activation_;
+      layer.init = default_init_;
+      if (scalar) {
+        auto units = r_.Int(value, 1, 1 << 24);
+        if (!units) return std::nullopt;
+        layer.units = static_cast<int>(*units);
+        return layer;
+      }
+      auto d = r_.Map(value, {"units", "activation", "init"},
+                      "a unit count or a mapping like {units: 300, activation: relu}");
+      if (!d) return std::nullopt;
+      bool ok = r_.Require(d->Get("units"));
+      if (auto units = r_.Int(d->Get("units"), 1, 1 << 24))
+        layer.units = static_cast<int>(*units);
+      else
+        ok = false;
+      ok = ParseLayerActivationInit(*d, &layer) && ok;
+      if (!ok) return std::nullopt;
+      return layer;
+    }
+    case LayerKind::kConv2D: {
+      layer.activation = default_activation_;
+      layer.init = default_init_;
+      auto c = r_.Map(value, {"filters", "kernel", "stride", "padding", "activation", "init"},
+                      "a mapping like {filters: 32, kernel: 3, padding: same}");
+      if (!c) return std::nullopt;
+      bool ok = r_.Require(c->Get("filters"));
+      ok = r_.Require(c->Get("kernel")) && ok;
+      if (auto filters = r_.Int(c->Get("filters"), 1, 1 << 20))
+        layer.units = static_cast<int>(*filters);
+      else
+        ok = false;
+      if (c->Has("kernel"))
+        ok = ParseWindow(c->Get("kernel"), &layer.kernel_h, &layer.kernel_w) && ok;
+      if (c->Has("stride"))
+        ok = ParseWindow(c->Get("stride"), &layer.stride_h, &layer.stride_w) && ok;
+      if (auto p = r_.Choice(c->Get("padding"), "padding", {"valid", "same"})) {
+        layer.padding = *p == 0 ? Padding::kValid : Padding::kSame;
+      } else if (c->Has("padding")) {
+        ok = false;
+      }
+      ok = ParseLayerActivationInit(*c, &layer) && ok;
+      if (!ok) return std::nullopt;
+      return layer;
+    }
+    case LayerKind::kMaxPool2D: {
+      if (scalar) {
+        auto window = r_.Int(value, 1, 4096);
+        if (!window) return std::nullopt;
+        return LayerSpec::MaxPool2D(static_cast<int>(*window));
+      }
+      auto p = r_.Map(value, {"window", "stride", "padding"},
+                      "a window size or a mapping like {window: 2, stride: 2}");
+      if (!p) return std::nullopt;
+      bool ok = r_.Require(p->Get("window"));
+      if (p->Has("window"))
+        ok = ParseWindow(p->Get("window"), &layer.kernel_h, &layer.kernel_w) && ok;
+      layer.stride_h = layer.kernel_h;
+      layer.stride_w = layer.kernel_w;
+      if (p->Has("stride"))
+        ok = ParseWindow(p->Get("stride"), &layer.stride_h, &layer.stride_w) && ok;
+      if (auto pad = r_.Choice(p->Get("padding"), "padding", {"valid", "same"})) {
+        layer.padding = *pad == 0 ? Padding::kValid : Padding::kSame;
+      } else if (p->Has("padding")) {
+        ok = false;
+      }
+      if (!ok) return std::nullopt;
+      return layer;
+    }
+    case LayerKind::kDropout: {
+      Field rate = value;
+      if (!scalar) {
+        auto d = r_.Map(value, {"rate"}, "a rate or a mapping like {rate: 0.2}");
+        if (!d) return std::nullopt;
+        if (!r_.Require(d->Get("rate"))) return std::nullopt;
+        rate = d->Get("rate");
+      }
+      auto v = r_.Number(rate, Reader::Bound::kUnitInterval);
+      if (!v) return std::nullopt;
+      return LayerSpec::Dropout(static_cast<float>(*v));
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::vector<ListedLayer>> SpecParser::ParseLayers(const Field& f, bool allow_empty) {
+  auto entries = r_.List(f, "a list of layers like [{dense: 300}, {dense: 100}]");
+  if (!entries) return std::nullopt;
+  if (entries->empty() && !allow_empty) {
+    r_.errors().Add(f, "expected at least one layer (the output layer is added by the sweep)");
+    return std::nullopt;
+  }
+  std::vector<ListedLayer> layers;
+  bool ok = true;
+  for (const Field& e : *entries) {
+    if (auto layer = ParseLayer(e))
+      layers.push_back({*layer, e});
+    else
+      ok = false;
+  }
+  if (!ok) return std::nullopt;
+  return layers;
+}
+
+OptimizerOverrides SpecParser::ParseOptimizerKeys(const MapView& m, bool with_lr) {
+  OptimizerOverrides o;
+  for (const std::string& key : kOptimizerKeys) {
+    if (m.Has(key)) o.fields[key] = m.Get(key);
+  }
+  if (auto i = r_.Choice(m.Get("optimizer"), "optimizer", kOptimizerNames)) {
+    o.kind = *i == 0 ? OptimizerKind::kSgd : OptimizerKind::kAdam;
+  }
+  if (with_lr) {
+    if (m.Has("lr")) o.fields["lr"] = m.Get("lr");
+    o.lr = r_.Number(m.Get("lr"), Reader::Bound::kPositive);
+  }
+  o.momentum = r_.Number(m.Get("momentum"), Reader::Bound::kUnitInterval);
+  o.nesterov = r_.Bool(m.Get("nesterov"));
+  o.weight_decay = r_.Number(m.Get("weight_decay"), Reader::Bound::kNonNegative);
+  o.beta1 = r_.Number(m.Get("beta1"), Reader::Bound::kUnitInterval);
+  o.beta2 = r_.Number(m.Get("beta2"), Reader::Bound::kUnitInterval);
+  o.epsilon = r_.Number(m.Get("epsilon"), Reader::Bound::kPositive);
+  return o;
+}
+
+// Keys that do not apply to the optimizer a block ends up with.
+void SpecParser::CheckOptimizerKeys(const OptimizerOverrides& o, const OptimizerSpec& resolved) {
+  const char* name = OptimizerName(resolved.kind);
+  if (resolved.kind == OptimizerKind::kAdam) {
+    for (const char* key : {"momentum", "nesterov"}) {
+      auto it = o.fields.find(key);
+      if (it != o.fields.end()) {
+        r_.errors().Add(it->second,
+                        absl::StrCat(key, " applies to sgd only; this block uses ", name));
+      }
+    }
+  } else {
+    for (const char* key : {"beta1", "beta2", "epsilon"}) {
+      auto it = o.fields.find(key);
+      if (it != o.fields.end()) {
+        r_.errors().Add(it->second,
+                        absl::StrCat(key, " applies to adam only; this block uses ", name));
+      }
+    }
+    auto it = o.fields.find("nesterov");
+    if (it != o.fields.end() && resolved.nesterov && resolved.momentum <= 0.0f) {
+      r_.errors().Add(it->second, "nesterov needs momentum > 0");
+    }
+  }
+}
+
+std::optional<PhaseSpec> SpecParser::ParsePretrain(const Field& f) {
+  std::vector<std::string> keys = kOptimizerKeys;
+  keys.insert(keys.begin(), {"epochs", "lr", "batch_size"});
+  auto m = r_.Map(f, keys, "a mapping like {optimizer: sgd, lr: 1.0e-3, epochs: 20}");
+  if (!m) return std::nullopt;
+  PhaseSpec phase;
+  phase.train.kind = TrainSelection::Kind::kAll;
+  const size_t before = errors_.size();
+  r_.Require(m->Get("epochs"));
+  r_.Require(m->Get("lr"));
+  if (auto e = r_.Int(m->Get("epochs"), 1, 100000)) phase.epochs = static_cast<int>(*e);
+  if (auto b = r_.Int(m->Get("batch_size"), 1, 1 << 20)) phase.batch_size = *b;
+  OptimizerOverrides o = ParseOptimizerKeys(*m, /*with_lr=*/true);
+  phase.optimizer = Resolve(OptimizerSpec{}, o);
+  CheckOptimizerKeys(o, phase.optimizer);
+  if (errors_.size() != before) return std::nullopt;
+  return phase;
+}
+
+void SpecParser::ParseBaseline(const Field& f) {
+  spec_.scratch = spec_.pretrain;
+  auto m = r_.Map(f, {"scratch"}, "a mapping like {scratch: {epochs: 20, lr: 1.0e-3}}");
+  if (!m) return;
+  std::vector<std::string> keys = kOptimizerKeys;
+  keys.insert(keys.begin(), {"epochs", "lr", "batch_size"});
+  auto s = r_.Map(m->Get("scratch"), keys, "a mapping like {epochs: 20, lr: 1.0e-3}",
+                  /*null_is_empty=*/true);
+  if (!s) return;
+  if (auto e = r_.Int(s->Get("epochs"), 1, 100000)) spec_.scratch.epochs = static_cast<int>(*e);
+  if (auto b = r_.Int(s->Get("batch_size"), 1, 1 << 20)) spec_.scratch.batch_size = *b;
+  OptimizerOverrides o = ParseOptimizerKeys(*s, /*with_lr=*/true);
+  spec_.scratch.optimizer = Resolve(spec_.pretrain.optimizer, o);
+  CheckOptimizerKeys(o, spec_.scratch.optimizer);
+}
+
+void SpecParser::ParseSeeds(const Field& f) {
+  if (!f.present) return;
+  SeedPolicy& seeds = spec_.seeds;
+  if (f.node.IsScalar()) {
+    if (auto n = r_.Int(f, 1, 100000)) seeds.count = static_cast<int>(*n);
+    return;
+  }
+  auto m = r_.Map(f, {"count", "source", "base", "fixed"},
+                  "a seed count or a mapping like {count: 20, source: 1}");
+  if (!m) return;
+  r_.Require(m->Get("count"));
+  if (auto n = r_.Int(m->Get("count"), 1, 100000))
+    seeds.count = static_cast<int>(*n);
+  else
+    return;  // source is checked against count
+  if (auto s = r_.Int(m->Get("source"), 1, seeds.count)) seeds.source_seeds = static_cast<int>(*s);
+  if (auto b = r_.Unsigned(m->Get("base"))) seeds.base = *b;
+  auto fixed = r_.Map(m->Get("fixed"), {"init", "order", "subset"},
+                      "a mapping like {init: 7} of streams held fixed");
+  if (fixed) {
+    if (auto v = r_.Unsigned(fixed->Get("init"))) seeds.fixed_init = *v;
+    if (auto v = r_.Unsigned(fixed->Get("order"))) seeds.fixed_order = *v;
+    if (auto v = r_.Unsigned(fixed->Get("subset"))) seeds.fixed_subset = *v;
+  }
+}
+
+void SpecParser::ParseAnalysis(const Field& f) {
+  if (!f.present) return;
+  auto m = r_.Map(f, {"level", "correction", "confirmation"},
+                  "a mapping like {level: 0.95, correction: holm}", /*null_is_empty=*/true);
+  if (!m) return;
+  AnalysisSpec& analysis = spec_.analysis;
+  const Field level = m->Get("level");
+  if (auto v = r_.Number(level, Reader::Bound::kUnitInterval)) {
+    if (*v < 0.5) {
+      r_.errors().Add(level, absl::StrFormat("expected a confidence level in [0.5, 1), like 0.95; "
+                                             "got %g",
+                                             *v));
+    } else {
+      analysis.level = *v;
+    }
+  }
+  if (auto c = r_.Choice(m->Get("correction"), "correction", {"holm", "bh", "none"})) {
+    analysis.correction =
+        std::array{Correction::kHolm, Correction::kBenjaminiHochberg, Correction::kNone}[*c];
+  }
+  auto confirm =
+      r_.Map(m->Get("confirmation"), {"seeds", "arms"}, "a mapping like {seeds: 10, arms: robust}");
+  if (!confirm) return;
+  r_.Require(confirm->Get("seeds"));
+  // Fewer than 5 paired seeds can never be called anything (docs/REPORTS.md); nor
+  // can so few that the signed-rank test's smallest p (2 / 2^n) is not below alpha.
+  const Field seeds = confirm->Get("seeds");
+  if (auto n = r_.Int(seeds, 5, 100000)) {
+    int needed = 5;
+    while (2 * std::pow(0.5, needed) >= 1 - analysis.level) ++needed;
+    if (*n < needed) {
+      r_.errors().Add(seeds,
+                      absl::StrFormat("%d confirmation seeds can never show a gain at "
+                                      "level %g (the smallest p on %d seeds is %g); at "
+                                      "least %d are needed",
+                                      *n, analysis.level, *n, 2 * std::pow(0.5, *n), needed));
+    } else {
+      analysis.confirmation.seeds = static_cast<int>(*n);
+    }
+  }
+  if (auto a = r_.Choice(confirm->Get("arms"), "arms to confirm", {"robust", "best"})) {
+    analysis.confirmation.arms =
+        *a == 0 ? ConfirmationSpec::Arms::kRobust : ConfirmationSpec::Arms::kBest;
+  }
+}
+
+}  // namespace seedproof::spec_internal
