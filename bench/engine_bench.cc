@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "backends/backend.h"
-#include "experiments/dataset.h"
+#include "data/dataset.h"
 #include "experiments/geron.h"
 #include "experiments/plan.h"
 #include "experiments/training.h"

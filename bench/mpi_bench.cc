@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "backends/backend.h"
-#include "experiments/dataset.h"
+#include "data/dataset.h"
 #include "experiments/geron.h"
 #include "experiments/training.h"
 #include "nlohmann/json.hpp"

@@ -5,8 +5,8 @@
 
 #include "absl/status/statusor.h"
 #include "backends/model_spec.h"
-#include "experiments/dataset.h"
-#include "experiments/task_data.h"
+#include "data/dataset.h"
+#include "data/task_data.h"
 
 namespace seedproof {
 

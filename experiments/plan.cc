@@ -9,7 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "backends/random.h"
-#include "experiments/dataset.h"
+#include "data/dataset.h"
 #include "experiments/sweep_parse.h"
 #include "nlohmann/json.hpp"
 

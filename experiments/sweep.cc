@@ -16,13 +16,6 @@ constexpr std::pair<TrialKind, const char*> kTrialKindNames[] = {
 
 }  // namespace
 
-std::vector<int32_t> TaskClasses(const TaskSpec& task) {
-  if (!task.binary()) return task.classes;
-  std::vector<int32_t> all = task.positive;
-  all.insert(all.end(), task.negative.begin(), task.negative.end());
-  return all;
-}
-
 const char* TrialKindName(TrialKind kind) {
   for (const auto& [value, name] : kTrialKindNames) {
     if (value == kind) return name;

@@ -20,8 +20,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "experiments/dataset.h"
-#include "experiments/idx.h"
+#include "data/dataset.h"
+#include "data/idx.h"
 #include "experiments/spec_parser.h"
 #include "experiments/spec_yaml.h"
 

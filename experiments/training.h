@@ -7,7 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "backends/backend.h"
-#include "experiments/dataset.h"
+#include "data/dataset.h"
 
 namespace seedproof {
 

@@ -15,8 +15,8 @@
 
 #include "absl/status/statusor.h"
 #include "backends/backend.h"
+#include "data/task_data.h"
 #include "experiments/sweep.h"
-#include "experiments/task_data.h"
 #include "experiments/trial_result.h"
 
 namespace seedproof {

@@ -101,6 +101,7 @@ def selftest():
         "experiments/c.cc": "#include <sqlite3.h>\n",                 # SQLite outside coordinator
         "worker/d.cc": '#include "experiments/sweep_parse.h"\n',      # YAML path on the worker
         "data/e.cc": "  #  include <yaml-cpp/yaml.h>\n",              # spacing does not hide it
+        "data/f.h": '#include "experiments/sweep.h"\n',               # data/ is below experiments/
         "coordinator/ok.cc": '#include "worker/worker.h"\n#include "experiments/trial.h"\n',
     }
     with tempfile.TemporaryDirectory() as folder:
@@ -110,7 +111,7 @@ def selftest():
             (root / name).write_text(text)
         found = violations(root)
     expected = ["backends/a.cc:1", "backends/b.h:1", "experiments/c.cc:1", "worker/d.cc:1",
-                "data/e.cc:1"]
+                "data/e.cc:1", "data/f.h:1"]
     missed = [e for e in expected if not any(f.startswith(e + ":") for f in found)]
     wrong = [f for f in found if f.startswith("coordinator/ok.cc")]
     for f in found:

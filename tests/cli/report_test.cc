@@ -29,7 +29,7 @@ using ::testing::Not;
 
 const fs::path kRepo = fs::path(__FILE__).parent_path().parent_path().parent_path();
 
-// tests/data/tiny-study.yaml on seven seeds: with two arms under Holm the
+// tests/testdata/tiny-study.yaml on seven seeds: with two arms under Holm the
 // signed-rank test can reach p < 0.05 (2 x 2 / 2^7). Frozen heads on a barely
 // pretrained source lose clearly. `extra` is appended (an analysis section).
 std::string Spec(const std::string& extra = "") {

@@ -37,7 +37,7 @@ TEST(TrialSpecJson, EveryShippedTrialRoundTripsToTheSameId) {
   for (const fs::path& spec :
        {kRepo / "experiments/specs/geron.yaml", kRepo / "experiments/specs/geron-cnn.yaml",
         kRepo / "experiments/specs/change-the-classes.yaml",
-        kRepo / "tests/data/tiny-study.yaml"}) {
+        kRepo / "tests/testdata/tiny-study.yaml"}) {
     for (const TrialSpec& trial : TrialsOf(spec)) {
       const nlohmann::json json = TrialSpecToJson(trial);
       // Through text, as it is stored and sent.
@@ -72,7 +72,7 @@ TEST(TrialSpecJson, ADeclaredResizeAndFloatsSurviveExactly) {
 }
 
 TEST(TrialSpecJson, DamagedSpecsNameTheField) {
-  TrialSpec trial = TrialsOf(kRepo / "tests/data/tiny-study.yaml").back();
+  TrialSpec trial = TrialsOf(kRepo / "tests/testdata/tiny-study.yaml").back();
   const nlohmann::json good = TrialSpecToJson(trial);
   const auto refused = [&](const std::function<void(nlohmann::json&)>& damage) {
     nlohmann::json bad = good;

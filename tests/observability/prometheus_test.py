@@ -113,7 +113,7 @@ def main():
 
 def run(work):
     (work / "token").write_text("prometheus-test-token-0123456789\n")
-    shutil.copy(REPO / "tests/data/tiny-study.yaml", work / "spec.yaml")
+    shutil.copy(REPO / "tests/testdata/tiny-study.yaml", work / "spec.yaml")
     token = ["--token-file", str(work / "token")]
     start([SEEDPROOF, "coordinator", "--listen", "127.0.0.1:0", "--db", str(work / "db"),
            "--port-file", str(work / "ports"), "--metrics-listen", "127.0.0.1:0",

@@ -111,7 +111,7 @@ echo "slurm-test-token-0123456789abcdef" > "$work/token"
 pids+=($!)
 for _ in $(seq 100); do [[ -s $work/ports ]] && break; sleep 0.05; done
 address=127.0.0.1:$(head -1 "$work/ports")
-cp "$repo/tests/data/tiny-study.yaml" "$work/spec.yaml"
+cp "$repo/tests/testdata/tiny-study.yaml" "$work/spec.yaml"
 sweep=$("$seedproof" submit "$work/spec.yaml" --coordinator "$address" --token-file "$work/token")
 ok "sweep $sweep submitted to $address"
 

@@ -23,7 +23,7 @@ using ::testing::HasSubstr;
 const fs::path kRepo = fs::path(__FILE__).parent_path().parent_path().parent_path();
 
 TrialSpec ATrial() {
-  auto spec = ParseSweepSpec((kRepo / "tests/data/tiny-study.yaml").string());
+  auto spec = ParseSweepSpec((kRepo / "tests/testdata/tiny-study.yaml").string());
   EXPECT_TRUE(spec.ok()) << spec.status();
   return ExpandSweep(*spec).trials.back();
 }

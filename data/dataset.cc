@@ -1,4 +1,4 @@
-#include "experiments/dataset.h"
+#include "data/dataset.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -9,7 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "backends/random.h"
-#include "experiments/idx.h"
+#include "data/idx.h"
 
 namespace seedproof {
 namespace {

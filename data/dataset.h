@@ -10,7 +10,7 @@
 // Every view copies the examples it keeps, in their original order, so a view never
 // aliases the dataset it came from. Errors are INVALID_ARGUMENT with a message that
 // says which argument is wrong and why; the loaders pass on the IDX reader's errors
-// (experiments/idx.h), which name the file.
+// (data/idx.h), which name the file.
 #pragma once
 
 #include <array>

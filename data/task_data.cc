@@ -1,4 +1,4 @@
-#include "experiments/task_data.h"
+#include "data/task_data.h"
 
 #include <algorithm>
 #include <cmath>

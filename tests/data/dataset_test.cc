@@ -1,6 +1,6 @@
 // Task views on small synthetic datasets, then Géron's tasks on the real
 // Fashion-MNIST (Debian's dataset-fashion-mnist package).
-#include "experiments/dataset.h"
+#include "data/dataset.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "experiments/task_data.h"
+#include "data/task_data.h"
 
 namespace seedproof {
 namespace {

@@ -1,7 +1,7 @@
 // The IDX reader on small files written into a temporary directory: valid raw and
 // gzip files round-trip, and each kind of damage gives its own message naming the
 // file.
-#include "experiments/idx.h"
+#include "data/idx.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

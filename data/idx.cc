@@ -1,4 +1,4 @@
-#include "experiments/idx.h"
+#include "data/idx.h"
 
 #include <zlib.h>
 

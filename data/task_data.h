@@ -5,8 +5,8 @@
 #include <cstdint>
 
 #include "absl/status/statusor.h"
-#include "experiments/dataset.h"
-#include "experiments/sweep.h"
+#include "data/dataset.h"
+#include "data/dataset_spec.h"
 
 namespace seedproof {
 
