@@ -51,9 +51,9 @@ void PrintStatus(const rpc::SweepStatus& s) {
   std::printf(
       "%s  %s  %s  %d/%d finished  (pending %d, leased %d, done %d, failed %d, blocked %d, "
       "cancelled %d)  %.2f trials/s",
-      s.sweep_id().c_str(), s.name().c_str(), s.state().c_str(), finished, s.total(), s.pending(),
-      s.leased(), s.done(), s.failed(), s.blocked(), s.cancelled(), rate);
-  if (s.state() == "running" && rate > 0) {
+      s.sweep_id().c_str(), s.name().c_str(), SweepStateWord(s.state()), finished, s.total(),
+      s.pending(), s.leased(), s.done(), s.failed(), s.blocked(), s.cancelled(), rate);
+  if (s.state() == rpc::SWEEP_RUNNING && rate > 0) {
     std::printf("  ETA %.0fs", (s.total() - finished) / rate);
   }
   std::printf("\n");

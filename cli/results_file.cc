@@ -10,6 +10,7 @@
 #include "experiments/sweep_parse.h"
 #include "nlohmann/json.hpp"
 #include "proto/seedproof.grpc.pb.h"
+#include "worker/rpc_client.h"
 
 namespace seedproof {
 namespace {
@@ -51,7 +52,7 @@ absl::StatusOr<std::string> FetchResultsFile(const std::shared_ptr<grpc::Channel
     if (auto s = FromGrpc(trials->SweepSpec(&ctx, ref, &spec), "spec"); !s.ok()) return s;
   }
   std::string text = HeaderLine(status.name(), sweep_id, spec.spec_path(), spec.spec_text(),
-                                status.state(), status.total());
+                                SweepStateWord(status.state()), status.total());
   grpc::ClientContext ctx;
   auth.Apply(ctx, 600000);
   auto reader = studies->Results(&ctx, ref);

@@ -205,7 +205,7 @@ int RunCommand(RunCommandOptions options) {
       break;
     }
     bar.Show(status, already_done);
-    if (status.state() != "running") break;
+    if (status.state() != rpc::SWEEP_RUNNING) break;
     const int finished = status.done() + status.failed() + status.blocked() + status.cancelled();
     if (!workers.Supervise(finished, worker_gone, note)) {
       failure = absl::StrCat("every worker was given up after repeated crashes; see ",

@@ -7,16 +7,16 @@
 #include <condition_variable>
 #include <cstdio>
 #include <fstream>
-#include <iterator>
 #include <limits>
-#include <list>
 #include <mutex>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "coordinator/confirmation.h"
+#include "coordinator/lease_waiters.h"
 #include "coordinator/metrics.h"
+#include "coordinator/server_util.h"
 #include "coordinator/store.h"
 #include "experiments/plan.h"
 #include "experiments/results.h"
@@ -30,17 +30,6 @@ namespace {
 
 constexpr int64_t kMaxArtifactBytes = 512ll << 20;
 constexpr int64_t kMaxLeaseWaitMs = 30000;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-grpc::Status ToGrpc(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
-}
 
 grpc::Status Invalid(const std::string& field, const std::string& message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat(field, ": ", message));
@@ -71,7 +60,9 @@ class TokenCheck {
 void FillStatus(const SweepStatus& s, rpc::SweepStatus* out) {
   out->set_sweep_id(s.sweep_id);
   out->set_name(s.name);
-  out->set_state(SweepStateName(s.state));
+  out->set_state(s.state == SweepState::kRunning     ? rpc::SWEEP_RUNNING
+                 : s.state == SweepState::kCancelled ? rpc::SWEEP_CANCELLED
+                                                     : rpc::SWEEP_DONE);
   out->set_total(s.total);
   out->set_pending(s.pending);
   out->set_leased(s.leased);
@@ -85,215 +76,6 @@ void FillStatus(const SweepStatus& s, rpc::SweepStatus* out) {
   const double seconds = static_cast<double>(end - s.created_ms) / 1000.0;
   out->set_trials_per_s(seconds > 0 ? (s.done + s.failed + s.blocked) / seconds : 0.0);
 }
-
-// Rung when trials may have become ready or sweeps changed: wakes Watch streams
-// and answers the waiting leases (OnRing).
-class Doorbell {
- public:
-  // Before serving: what else a ring does.
-  void OnRing(std::function<void()> callback) { on_ring_ = std::move(callback); }
-  void Ring() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++generation_;
-    }
-    cv_.notify_all();
-    if (on_ring_) on_ring_();
-  }
-  uint64_t generation() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return generation_;
-  }
-  // Waits until a ring after `seen` or the deadline.
-  void WaitAfter(uint64_t seen, std::chrono::steady_clock::time_point deadline) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_until(lock, deadline, [&] { return generation_ != seen; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  uint64_t generation_ = 0;
-  std::function<void()> on_ring_;
-};
-
-void FillLease(const Lease& l, rpc::LeaseReply* reply) {
-  reply->set_leased(true);
-  reply->set_sweep_id(l.sweep_id);
-  reply->set_trial_id(l.trial_id);
-  reply->set_attempt_id(l.attempt_id);
-  reply->set_attempt(l.attempt);
-  reply->set_source_sha256(l.source_sha256);
-  reply->set_trial_json(l.trial_json);
-}
-
-class LeaseWaiters;
-
-// A Lease call that found nothing to lease and waits (the long poll) without
-// holding a thread, until LeaseWaiters answers it.
-class LeaseCall final : public grpc::ServerUnaryReactor {
- public:
-  using Clock = std::chrono::steady_clock;
-  LeaseCall(LeaseWaiters& waiters, std::string worker_id, rpc::LeaseReply* reply,
-            Clock::time_point start, Clock::time_point deadline)
-      : worker_id(std::move(worker_id)),
-        reply(reply),
-        start(start),
-        deadline(deadline),
-        waiters_(waiters) {}
-  void OnCancel() override;
-  void OnDone() override { delete this; }
-
-  const std::string worker_id;
-  rpc::LeaseReply* const reply;  // filled by whoever leases to it
-  const Clock::time_point start, deadline;
-
- private:
-  LeaseWaiters& waiters_;
-};
-
-// The waiting Lease calls, oldest first. Serve leases to them while trials are
-// ready; a call whose deadline passes is answered leased = false; a cancelled one
-// CANCELLED; at Close, every one UNAVAILABLE (the worker retries elsewhere or
-// later). Each call is answered exactly once: by whoever takes it off the list.
-class LeaseWaiters {
- public:
-  explicit LeaseWaiters(Store& store) : store_(store) {
-    timer_ = std::thread([this] { ExpireLoop(); });
-  }
-  ~LeaseWaiters() {
-    Close();
-    timer_.join();
-  }
-  // Before serving.
-  void UseMetrics(CoordinatorMetrics* metrics) { metrics_ = metrics; }
-
-  // Adds a call (it found nothing a moment ago), then serves: a trial that became
-  // ready in between is not missed.
-  void Park(LeaseCall* call) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!closed_) {
-        waiting_.push_back(call);
-        Counted();
-        cv_.notify_all();  // the timer may need to wake earlier
-        call = nullptr;
-      }
-    }
-    if (call != nullptr) {
-      call->Finish(Stopping());
-      return;
-    }
-    Serve();
-  }
-
-  // Leases to the oldest waiting calls while the store has trials for them.
-  void Serve() {
-    std::vector<std::pair<LeaseCall*, grpc::Status>> answered;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      while (!waiting_.empty()) {
-        LeaseCall* call = waiting_.front();
-        auto lease = store_.LeaseNext(call->worker_id, NowMs());
-        if (lease.ok() && !lease->has_value()) break;  // nothing for anyone
-        waiting_.pop_front();
-        Counted();
-        if (!lease.ok()) {
-          answered.emplace_back(call, ToGrpc(lease.status()));
-          continue;
-        }
-        FillLease(**lease, call->reply);
-        if (metrics_ != nullptr) {
-          metrics_->LeaseGranted(
-              **lease,
-              std::chrono::duration<double>(LeaseCall::Clock::now() - call->start).count());
-        }
-        answered.emplace_back(call, grpc::Status::OK);
-      }
-    }
-    for (auto& [call, status] : answered) call->Finish(status);
-  }
-
-  void Cancel(LeaseCall* call) {
-    if (Take(call)) call->Finish(grpc::Status::CANCELLED);
-  }
-
-  // Answers every waiting call and every later Park with UNAVAILABLE.
-  void Close() {
-    std::list<LeaseCall*> left;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      closed_ = true;
-      left.swap(waiting_);
-      Counted();
-    }
-    cv_.notify_all();
-    for (LeaseCall* call : left) call->Finish(Stopping());
-  }
-
- private:
-  static grpc::Status Stopping() {
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the coordinator is stopping");
-  }
-
-  // Tells the metrics how many calls wait now; mu_ is held.
-  void Counted() {
-    if (metrics_ != nullptr) metrics_->LeaseCallsWaiting(static_cast<int>(waiting_.size()));
-  }
-
-  // Takes the call off the list; false when someone else already answered it.
-  bool Take(LeaseCall* call) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
-      if (*it == call) {
-        waiting_.erase(it);
-        Counted();
-        return true;
-      }
-    }
-    return false;
-  }
-
-  void ExpireLoop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!closed_) {
-      const auto now = LeaseCall::Clock::now();
-      auto next = LeaseCall::Clock::time_point::max();
-      std::vector<LeaseCall*> expired;
-      for (auto it = waiting_.begin(); it != waiting_.end();) {
-        if ((*it)->deadline <= now) {
-          expired.push_back(*it);
-          it = waiting_.erase(it);
-        } else {
-          next = std::min(next, (*it)->deadline);
-          ++it;
-        }
-      }
-      if (!expired.empty()) {
-        Counted();
-        lock.unlock();
-        for (LeaseCall* call : expired) call->Finish(grpc::Status::OK);  // leased = false
-        lock.lock();
-        continue;
-      }
-      if (next == LeaseCall::Clock::time_point::max()) {
-        cv_.wait(lock);  // until a Park or Close
-      } else {
-        cv_.wait_until(lock, next);
-      }
-    }
-  }
-
-  Store& store_;
-  CoordinatorMetrics* metrics_ = nullptr;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::list<LeaseCall*> waiting_;
-  bool closed_ = false;
-  std::thread timer_;
-};
-
-void LeaseCall::OnCancel() { waiters_.Cancel(this); }
 
 // Answers a unary callback call at once with what body returns.
 template <typename Body>

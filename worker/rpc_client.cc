@@ -92,4 +92,17 @@ std::string Hostname() {
   return name;
 }
 
+const char* SweepStateWord(rpc::SweepState state) {
+  switch (state) {
+    case rpc::SWEEP_RUNNING:
+      return "running";
+    case rpc::SWEEP_CANCELLED:
+      return "cancelled";
+    case rpc::SWEEP_DONE:
+      return "done";
+    default:
+      return "unspecified";
+  }
+}
+
 }  // namespace seedproof

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "proto/seedproof.pb.h"
 #include "proto/wire_limits.h"
 
 namespace seedproof {
@@ -42,5 +43,9 @@ absl::Status RetryWhileUnavailable(const std::function<absl::Status()>& call,
                                    const std::atomic<bool>* stop = nullptr, double max_seconds = 0);
 
 std::string Hostname();
+
+// "running", "cancelled", "done" (the words of status lines and results files);
+// "unspecified" for anything else.
+const char* SweepStateWord(rpc::SweepState state);
 
 }  // namespace seedproof

@@ -733,9 +733,9 @@ TEST_F(Rpc, WatchStreamsUntilTheSweepEnds) {
   rpc::SweepStatus status;
   // The stream's first update is the running sweep; the cancel comes after it.
   ASSERT_TRUE(reader->Read(&status));
-  states.push_back(status.state());
+  states.push_back(SweepStateWord(status.state()));
   std::thread cancel([&] { cluster_->Cli("cancel", sweep); });
-  while (reader->Read(&status)) states.push_back(status.state());
+  while (reader->Read(&status)) states.push_back(SweepStateWord(status.state()));
   cancel.join();
   EXPECT_TRUE(reader->Finish().ok());
   ASSERT_GE(states.size(), 2u);
