@@ -12,7 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/server.h"
-#include "coordinator/sqlite.h"
+#include "coordinator/store.h"
 #include "experiments/plan.h"
 #include "experiments/sweep_parse.h"
 #include "nlohmann/json.hpp"
@@ -140,7 +140,7 @@ absl::Status RunCoordinatorBench(const CoordinatorBenchOptions& options) {
       failure.Update(s);
       break;
     }
-    if (now.state() != "running") break;
+    if (now.state() != rpc::SWEEP_RUNNING) break;
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -148,20 +148,22 @@ absl::Status RunCoordinatorBench(const CoordinatorBenchOptions& options) {
   for (std::thread& t : workers) t.join();
   (*server)->Shutdown();
 
-  // What the database holds: every trial's result, once.
+  // What the store holds: every trial's result, once.
   int64_t stored = 0, duplicated = 0;
   if (failure.ok()) {
-    auto db = Database::Open(coordinator.database, 5000);
-    if (!db.ok()) return db.status();
-    Query counts = (*db)->Prepare(
-        "SELECT count(*) FROM results JOIN attempts ON attempts.id = results.attempt_id "
-        "GROUP BY attempts.trial_id");
-    for (;;) {
-      auto row = counts.Step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
+    auto store = Store::Open(coordinator.database, {.migrate = false});
+    if (!store.ok()) return store.status();
+    auto sweeps = (*store)->ListSweeps();
+    if (!sweeps.ok()) return sweeps.status();
+    std::map<std::string, int> results_of;  // trial id -> results listed
+    for (const SweepStatus& sweep : *sweeps) {
+      auto results = (*store)->Results(sweep.sweep_id, BlockedTrials::kLeftOut);
+      if (!results.ok()) return results.status();
+      for (const TrialResult& result : *results) ++results_of[result.trial_id];
+    }
+    for (const auto& [trial, count] : results_of) {
       ++stored;
-      duplicated += counts.Int(0) - 1;
+      duplicated += count - 1;
     }
   }
   fs::remove_all(dir);

@@ -22,7 +22,8 @@ struct CoordinatorBenchOptions {
 
 // Prints one JSON line: {"workers","backend","trials","seconds","trials_per_s",
 // "lease_p50_ms","lease_p99_ms","lost","duplicated"}. Lease latency counts the
-// calls that got a trial; lost and duplicated count the results the database holds.
+// calls that got a trial; lost and duplicated count the results the store lists
+// afterwards (Store::Results: trials without one, trials listed twice).
 absl::Status RunCoordinatorBench(const CoordinatorBenchOptions& options);
 
 }  // namespace seedproof
