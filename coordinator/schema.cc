@@ -112,6 +112,22 @@ ALTER TABLE sweeps ADD COLUMN awaiting_confirmation INTEGER NOT NULL DEFAULT 0
     R"sql(
 ALTER TABLE trials ADD COLUMN spec_json TEXT;
 )sql",
+    // 3 -> 4: the specs in a table of their own. A spec is ~2 KB, so in the trials
+    // row it put two trials on a page instead of dozens and every state change
+    // rewrote it: the coordinator's lease + complete rate fell from 2,400 to 1,900
+    // trials/s (20 workers). A trial without a row here has no spec yet.
+    R"sql(
+CREATE TABLE trial_specs (
+  sweep_id TEXT NOT NULL,
+  trial_id TEXT NOT NULL,
+  spec_json TEXT NOT NULL,
+  PRIMARY KEY (sweep_id, trial_id),
+  FOREIGN KEY (sweep_id, trial_id) REFERENCES trials (sweep_id, trial_id)
+) STRICT;
+INSERT INTO trial_specs (sweep_id, trial_id, spec_json)
+  SELECT sweep_id, trial_id, spec_json FROM trials WHERE spec_json IS NOT NULL;
+ALTER TABLE trials DROP COLUMN spec_json;
+)sql",
 };
 
 absl::StatusOr<int64_t> PragmaValue(Database& db, const char* pragma) {

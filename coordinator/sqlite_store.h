@@ -124,6 +124,9 @@ class SqliteStore final : public Store {
   // The sweep, under the lock, for a usable store.
   absl::StatusOr<Sweep*> FindSweep(const std::string& sweep_id);
 
+  // Keeps a trial's spec (its own table: a spec is ~2 KB, a trial's row ~200 bytes).
+  absl::Status InsertSpecRow(const std::string& sweep_id, const std::string& trial_id,
+                             const std::string& spec_json);
   // Writes the rows of the trials AppendTrials added (the sweep's last ones).
   absl::Status InsertTrialRows(const Sweep& sweep, const std::vector<const TrialSpec*>& added);
   // Records that the worker was seen now (see kLastSeenResolutionMs).

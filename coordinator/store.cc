@@ -119,8 +119,8 @@ absl::Status SqliteStore::Load() {
   // Plan order within each sweep; a trial's source always comes before it.
   Query trials = db_->Prepare(
       "SELECT sweep_id, trial_id, plan_index, kind, source_trial, state, failed_attempts, "
-      "outcome, blocked_by, model_sha256, IFNULL(result_attempt_id, 0), spec_json FROM trials "
-      "ORDER BY sweep_id, plan_index");
+      "outcome, blocked_by, model_sha256, IFNULL(result_attempt_id, 0), s.spec_json FROM trials "
+      "LEFT JOIN trial_specs s USING (sweep_id, trial_id) ORDER BY sweep_id, plan_index");
   const absl::Status trials_read = trials.ForEachRow([&]() -> absl::Status {
     const std::string trial_id = trials.Text(1);
     auto sweep = sweeps.find(trials.Text(0));

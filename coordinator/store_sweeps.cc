@@ -53,19 +53,30 @@ absl::StatusOr<std::string> SqliteStore::SubmitSweep(const std::string& name,
   return id;
 }
 
+absl::Status SqliteStore::InsertSpecRow(const std::string& sweep_id, const std::string& trial_id,
+                                        const std::string& spec_json) {
+  return db_
+      ->Prepare("INSERT INTO trial_specs (sweep_id, trial_id, spec_json) VALUES (?1, ?2, ?3)",
+                sweep_id, trial_id, spec_json)
+      .Run();
+}
+
 absl::Status SqliteStore::InsertTrialRows(const Sweep& sweep,
                                           const std::vector<const TrialSpec*>& added) {
   const size_t first = sweep.trials.size() - added.size();
   for (size_t i = 0; i < added.size(); ++i) {
     const TrialSpec& spec = *added[i];
     if (auto s = db_->Prepare("INSERT INTO trials (sweep_id, trial_id, plan_index, kind, arm, "
-                              "target, seed_index, source_trial, state, spec_json) VALUES "
-                              "(?1, ?2, ?3, ?4, ?5, ?6, ?7, NULLIF(?8, ''), 'pending', ?9)",
+                              "target, seed_index, source_trial, state) VALUES "
+                              "(?1, ?2, ?3, ?4, ?5, ?6, ?7, NULLIF(?8, ''), 'pending')",
                               sweep.id, spec.id, static_cast<int64_t>(first + i),
                               TrialKindName(spec.kind), spec.arm, spec.target, spec.seed_index,
-                              spec.source_trial, *sweep.trials[first + i].spec_json)
+                              spec.source_trial)
                      .Run();
         !s.ok()) {
+      return s;
+    }
+    if (auto s = InsertSpecRow(sweep.id, spec.id, *sweep.trials[first + i].spec_json); !s.ok()) {
       return s;
     }
   }
@@ -97,13 +108,7 @@ absl::StatusOr<int> SqliteStore::FillTrialSpecs(const std::string& sweep_id,
       auto index = sweep.index.find(spec.id);
       if (index == sweep.index.end() || sweep.trials[index->second].spec_json) continue;
       auto json = std::make_shared<const std::string>(TrialSpecJsonText(spec));
-      if (auto s = db_->Prepare("UPDATE trials SET spec_json = ?1 WHERE sweep_id = ?2 AND "
-                                "trial_id = ?3",
-                                *json, sweep.id, spec.id)
-                       .Run();
-          !s.ok()) {
-        return s;
-      }
+      if (auto s = InsertSpecRow(sweep.id, spec.id, *json); !s.ok()) return s;
       sweep.trials[index->second].spec_json = std::move(json);
       ++filled;
     }
@@ -216,8 +221,10 @@ absl::StatusOr<std::vector<TrialResult>> SqliteStore::Results(const std::string&
   if (auto sweep = FindSweep(sweep_id); !sweep.ok()) return sweep.status();
   std::vector<TrialResult> results;
   Query query = db_->Prepare(
-      "SELECT t.trial_id, r.result_json, t.spec_json, t.blocked_by FROM trials t "
-      "LEFT JOIN results r ON r.attempt_id = t.result_attempt_id WHERE t.sweep_id = ?1 AND "
+      "SELECT t.trial_id, r.result_json, s.spec_json, t.blocked_by FROM trials t "
+      "LEFT JOIN results r ON r.attempt_id = t.result_attempt_id "
+      "LEFT JOIN trial_specs s ON s.sweep_id = t.sweep_id AND s.trial_id = t.trial_id WHERE "
+      "t.sweep_id = ?1 AND "
       "(r.attempt_id IS NOT NULL OR (?2 AND t.state = 'blocked')) ORDER BY t.plan_index",
       sweep_id, int64_t{blocked == BlockedTrials::kIncluded});
   const absl::Status query_read = query.ForEachRow([&]() -> absl::Status {
@@ -239,7 +246,7 @@ absl::StatusOr<std::vector<TrialResult>> SqliteStore::Results(const std::string&
                        "coordinator has opened since)"));
     }
     auto spec = TrialSpecFromJsonText(query.Text(2));
-    if (!spec.ok()) return damaged("trials.spec_json", spec.status());
+    if (!spec.ok()) return damaged("trial_specs.spec_json", spec.status());
     results.push_back(BlockedResultFor(*spec, query.Text(3)));
     return absl::OkStatus();
   });

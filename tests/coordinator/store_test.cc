@@ -224,7 +224,7 @@ TEST_F(StoreTest, MigratesAVersionOneDatabaseKeepingItsSweeps) {
   // What version 1 wrote: no awaiting_confirmation column, no trial specs.
   ASSERT_TRUE(Raw()
                   ->Exec("ALTER TABLE sweeps DROP COLUMN awaiting_confirmation;"
-                         "ALTER TABLE trials DROP COLUMN spec_json;"
+                         "DROP TABLE trial_specs;"
                          "PRAGMA user_version = 1;")
                   .ok());
   Reopen();
@@ -254,8 +254,7 @@ TEST_F(StoreTest, ALeaseCarriesItsTrialsSpec) {
 TEST_F(StoreTest, AVersionTwoDatabaseGetsItsTrialSpecsFilledIn) {
   const std::string id = Submit(ScratchPlan(2));
   store_.reset();
-  ASSERT_TRUE(
-      Raw()->Exec("ALTER TABLE trials DROP COLUMN spec_json; PRAGMA user_version = 2;").ok());
+  ASSERT_TRUE(Raw()->Exec("DROP TABLE trial_specs; PRAGMA user_version = 2;").ok());
   Reopen();
   EXPECT_EQ(RawInt("PRAGMA user_version"), kSchemaVersion);
   EXPECT_THAT(store_->SweepsMissingTrialSpecs(), ElementsAre(id));
@@ -273,12 +272,38 @@ TEST_F(StoreTest, AVersionTwoDatabaseGetsItsTrialSpecsFilledIn) {
             absl::StatusCode::kNotFound);
 }
 
+// Version 3 kept each spec in its trial's row; version 4 moves them to
+// trial_specs, every one of them, and leases still carry them.
+TEST_F(StoreTest, AVersionThreeDatabaseKeepsItsTrialSpecsInTheirOwnTable) {
+  Plan plan = ScratchPlan(2);
+  plan.trials[1].seeds.init = 91;
+  const std::string id = Submit(plan);
+  store_.reset();
+  ASSERT_TRUE(Raw()
+                  ->Exec("ALTER TABLE trials ADD COLUMN spec_json TEXT;"
+                         "UPDATE trials SET spec_json = (SELECT s.spec_json FROM trial_specs s "
+                         "WHERE s.sweep_id = trials.sweep_id AND s.trial_id = trials.trial_id);"
+                         "DROP TABLE trial_specs;"
+                         "PRAGMA user_version = 3;")
+                  .ok());
+  Reopen();
+  EXPECT_EQ(RawInt("PRAGMA user_version"), kSchemaVersion);
+  EXPECT_EQ(RawInt("SELECT count(*) FROM trial_specs"), 2);
+  EXPECT_EQ(RawInt("SELECT count(*) FROM pragma_table_info('trials') WHERE name = 'spec_json'"), 0);
+  EXPECT_TRUE(store_->SweepsMissingTrialSpecs().empty());
+  LeaseOf("x0");
+  auto spec = TrialSpecFromJsonText(LeaseOf("x1").trial_json);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->seeds.init, 91u);
+  EXPECT_EQ(Status(id).leased, 2);
+}
+
 TEST_F(StoreTest, AReaderLeavesAnOlderDatabaseAsItIs) {
   Submit(ScratchPlan(1));
   store_.reset();
   ASSERT_TRUE(Raw()
                   ->Exec("ALTER TABLE sweeps DROP COLUMN awaiting_confirmation;"
-                         "ALTER TABLE trials DROP COLUMN spec_json;"
+                         "DROP TABLE trial_specs;"
                          "PRAGMA user_version = 1;")
                   .ok());
   StoreOptions reader;
