@@ -90,11 +90,10 @@ Scheduler::Attempt* Scheduler::FindAttempt(int64_t attempt_id) {
   return it == live_.end() ? nullptr : &it->second;
 }
 
-std::optional<Scheduler::TrialRef> Scheduler::Next() const {
+std::optional<Scheduler::TrialRef> Scheduler::Next() {
   if (queue_.empty()) return std::nullopt;
   const auto [seq, index] = *queue_.begin();
-  // The queue holds only trials of stored sweeps; the map's node is stable.
-  return TrialRef{const_cast<Sweep*>(&sweeps_.at(seq)), index};
+  return TrialRef{&sweeps_.at(seq), index};
 }
 
 std::vector<int64_t> Scheduler::ExpiredBefore(int64_t now_ms) const {

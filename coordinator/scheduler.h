@@ -111,7 +111,7 @@ class Scheduler {
   Attempt* FindAttempt(int64_t attempt_id);
   // The next trial to lease: the oldest running sweep's first pending trial, in
   // plan order, whose source trial (if any) completed.
-  std::optional<TrialRef> Next() const;
+  std::optional<TrialRef> Next();
   // Current attempts whose deadline is before now, by deadline.
   std::vector<int64_t> ExpiredBefore(int64_t now_ms) const;
   // The worker's current attempts, by id.
