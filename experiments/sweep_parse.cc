@@ -68,33 +68,13 @@ std::optional<SweepSpec> SpecParser::Parse(const YAML::Node& root) {
       else
         model_ok = false;
     }
-    const Field activation = model->Get("activation");
-    if (auto text = r_.Text(activation, "an activation name")) {
-      auto a = ParseActivation(*text);
-      if (!a.ok()) {
-        r_.errors().Add(activation, std::string(a.status().message()));
-        model_ok = false;
-      } else if (*a == Activation::kSoftmax) {
-        r_.errors().Add(activation, "softmax is only for the output layer, which the sweep adds");
-        model_ok = false;
-      } else {
-        default_activation_ = *a;
-      }
-    } else if (activation.present) {
-      model_ok = false;
-    }
-    const Field init = model->Get("init");
-    if (auto text = r_.Text(init, "an initializer name")) {
-      auto i = ParseInitializer(*text);
-      if (!i.ok()) {
-        r_.errors().Add(init, std::string(i.status().message()));
-        model_ok = false;
-      } else {
-        default_init_ = *i;
-      }
-    } else if (init.present) {
-      model_ok = false;
-    }
+    // The defaults of every listed layer, read as one layer's own keys are.
+    LayerSpec defaults;
+    defaults.activation = default_activation_;
+    defaults.init = default_init_;
+    if (!ParseLayerActivationInit(*model, &defaults)) model_ok = false;
+    default_activation_ = defaults.activation;
+    default_init_ = defaults.init;
     const Field layers = model->Get("layers");
     if (r_.Require(layers) && model_ok) listed_ = ParseLayers(layers, /*allow_empty=*/false);
     if (!listed_) model_ok = false;
