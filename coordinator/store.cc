@@ -10,24 +10,23 @@
 #include "absl/strings/str_cat.h"
 #include "coordinator/schema.h"
 #include "coordinator/sqlite_store.h"
+#include "experiments/enum_names.h"
 
 namespace seedproof {
 namespace store_internal {
 namespace {
 
-const char* const kSweepStateNames[] = {"running", "cancelled", "done"};
-const char* const kTrialStateNames[] = {"pending", "leased",  "done",
-                                        "failed",  "blocked", "cancelled"};
+constexpr std::pair<SweepState, const char*> kSweepStateNames[] = {
+    {SweepState::kRunning, "running"},
+    {SweepState::kCancelled, "cancelled"},
+    {SweepState::kDone, "done"},
+};
+constexpr std::pair<TrialState, const char*> kTrialStateNames[] = {
+    {TrialState::kPending, "pending"}, {TrialState::kLeased, "leased"},
+    {TrialState::kDone, "done"},       {TrialState::kFailed, "failed"},
+    {TrialState::kBlocked, "blocked"}, {TrialState::kCancelled, "cancelled"},
+};
 static_assert(std::size(kTrialStateNames) == kTrialStateCount);
-
-// The value of an enum whose names are `names`, indexed by value.
-template <typename Enum, size_t N>
-std::optional<Enum> NamedIn(const char* const (&names)[N], const std::string& text) {
-  for (size_t i = 0; i < N; ++i) {
-    if (text == names[i]) return static_cast<Enum>(i);
-  }
-  return std::nullopt;
-}
 
 // A column's value read back. The schema's CHECK constraints allow only known
 // names, so anything else means the file was damaged.
@@ -41,10 +40,10 @@ absl::StatusOr<Enum> Stored(std::optional<Enum> value, const std::string& text,
 }  // namespace
 
 absl::StatusOr<SweepState> ParseSweepState(const std::string& text) {
-  return Stored(NamedIn<SweepState>(kSweepStateNames, text), text, "sweeps.state");
+  return Stored(ValueNamed(kSweepStateNames, text), text, "sweeps.state");
 }
 absl::StatusOr<TrialState> ParseTrialState(const std::string& text) {
-  return Stored(NamedIn<TrialState>(kTrialStateNames, text), text, "trials.state");
+  return Stored(ValueNamed(kTrialStateNames, text), text, "trials.state");
 }
 absl::StatusOr<TrialKind> ParseTrialKind(const std::string& text) {
   return Stored(TrialKindNamed(text), text, "trials.kind");
@@ -293,13 +292,9 @@ using store_internal::kTrialStateNames;
 using store_internal::SqliteStore;
 using store_internal::UseWal;
 
-const char* SweepStateName(SweepState state) {
-  return kSweepStateNames[static_cast<size_t>(state)];
-}
+const char* SweepStateName(SweepState state) { return NameIn(kSweepStateNames, state); }
 
-const char* TrialStateName(TrialState state) {
-  return kTrialStateNames[static_cast<size_t>(state)];
-}
+const char* TrialStateName(TrialState state) { return NameIn(kTrialStateNames, state); }
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
                                                    const StoreOptions& options) {

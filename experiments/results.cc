@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "experiments/enum_names.h"
 #include "nlohmann/json.hpp"
 
 namespace seedproof {
@@ -49,18 +50,10 @@ nlohmann::ordered_json EpochJson(const EpochRecord& e) {
 
 }  // namespace
 
-const char* TrialOutcomeName(TrialOutcome outcome) {
-  for (const auto& [value, name] : kTrialOutcomeNames) {
-    if (value == outcome) return name;
-  }
-  return "unknown";
-}
+const char* TrialOutcomeName(TrialOutcome outcome) { return NameIn(kTrialOutcomeNames, outcome); }
 
 std::optional<TrialOutcome> TrialOutcomeNamed(std::string_view text) {
-  for (const auto& [value, name] : kTrialOutcomeNames) {
-    if (text == name) return value;
-  }
-  return std::nullopt;
+  return ValueNamed(kTrialOutcomeNames, text);
 }
 
 TrialResult ResultFor(const TrialSpec& trial) {

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "experiments/enum_names.h"
 
 namespace seedproof {
 
@@ -16,18 +17,10 @@ constexpr std::pair<TrialKind, const char*> kTrialKindNames[] = {
 
 }  // namespace
 
-const char* TrialKindName(TrialKind kind) {
-  for (const auto& [value, name] : kTrialKindNames) {
-    if (value == kind) return name;
-  }
-  return "unknown";
-}
+const char* TrialKindName(TrialKind kind) { return NameIn(kTrialKindNames, kind); }
 
 std::optional<TrialKind> TrialKindNamed(std::string_view text) {
-  for (const auto& [value, name] : kTrialKindNames) {
-    if (text == name) return value;
-  }
-  return std::nullopt;
+  return ValueNamed(kTrialKindNames, text);
 }
 
 const char* CorrectionName(Correction correction) {
