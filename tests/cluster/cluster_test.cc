@@ -509,6 +509,22 @@ TEST_F(Rpc, MalformedRequestsNameTheField) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_THAT(s.error_message(), HasSubstr("result_json"));
   }
+  for (const char* epoch : {"[1, 2]", "{\"epoch\": 1}", "{\"phase\": \"zero\"}"}) {
+    // An epoch record that is not one (not an object, fields missing or mistyped):
+    // refused naming the field; nothing is kept.
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::EpochReport request;
+    request.set_attempt_id(1);
+    request.add_epoch_json(epoch);
+    rpc::Ack reply;
+    const grpc::Status s = trials_->ReportEpoch(&ctx, request, &reply);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << epoch;
+    EXPECT_THAT(s.error_message(), HasSubstr("epoch_json")) << epoch;
+    if (std::string(epoch) != "[1, 2]") {
+      EXPECT_THAT(s.error_message(), HasSubstr("phase")) << epoch;
+    }
+  }
   {
     grpc::ClientContext ctx;
     Authorize(ctx);
