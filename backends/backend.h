@@ -45,6 +45,10 @@ struct EvalResult {
   double loss = 0.0;      // mean over the examples
   double accuracy = 0.0;  // share of examples whose arg-max (or p > 0.5) is the label
   int64_t examples = 0;
+  // The summed loss (batch by batch, in order) and the hits: a caller evaluating a
+  // set in chunks of the batch size combines them into exactly the one-call result.
+  double loss_sum = 0.0;
+  int64_t correct = 0;
 };
 
 class Model {

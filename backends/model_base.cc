@@ -337,6 +337,8 @@ absl::StatusOr<EvalResult> ModelBase::Evaluate(const float* x, const int32_t* y,
     correct += hits;
   }
   result.examples = n;
+  result.loss_sum = total;
+  result.correct = correct;
   if (n > 0) {
     result.loss = total / static_cast<double>(n);
     result.accuracy = static_cast<double>(correct) / static_cast<double>(n);

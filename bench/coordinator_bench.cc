@@ -14,6 +14,7 @@
 #include "coordinator/server.h"
 #include "coordinator/store.h"
 #include "experiments/plan.h"
+#include "experiments/study.h"
 #include "experiments/sweep_parse.h"
 #include "nlohmann/json.hpp"
 #include "proto/seedproof.grpc.pb.h"
@@ -65,9 +66,11 @@ absl::Status RunCoordinatorBench(const CoordinatorBenchOptions& options) {
   }
   const int seeds = std::max(1, options.trials / 2);
   const std::string spec_text = BenchSpec(seeds);
-  auto spec = ParseSweepSpecText(spec_text, "coordinator-bench.yaml");
-  if (!spec.ok()) return spec.status();
-  const size_t trials = ExpandSweep(*spec).trials.size();
+  // As the coordinator loads it: the datasets read and hashed.
+  auto study = LoadStudy(spec_text, "coordinator-bench.yaml");
+  if (!study.ok()) return study.status();
+  const SweepSpec* spec = &study->spec;
+  const size_t trials = study->plan.trials.size();
 
   const fs::path dir =
       fs::temp_directory_path() / absl::StrCat("seedproof-coordinator-bench-", getpid());
@@ -96,7 +99,9 @@ absl::Status RunCoordinatorBench(const CoordinatorBenchOptions& options) {
   // The workers share what one worker process would load once: the dataset is
   // read before the clock starts.
   std::shared_ptr<WorkerShared> shared = MakeWorkerShared();
-  if (auto s = Preload(*shared, spec->dataset); !s.ok()) return s;
+  for (const DatasetSpec& dataset : spec->datasets) {
+    if (auto s = Preload(*shared, dataset); !s.ok()) return s;
+  }
 
   std::mutex mu;
   std::vector<double> lease_ms;

@@ -45,9 +45,8 @@ absl::Status RunEngineBench(const EngineBenchOptions& options) {
           }
         }
         // A short warm-up builds the primitives for this batch size and warms caches.
-        Dataset warmup = task_a->train;
-        warmup.x.resize(std::min<int64_t>(warmup.size(), 20 * batch) * 784);
-        warmup.y.resize(warmup.x.size() / 784);
+        const Dataset warmup =
+            *FirstN(task_a->train, std::min<int64_t>(task_a->train.size(), 20 * batch));
         if (auto s = TrainEpoch(**model, warmup, batch, 1); !s.ok()) return s.status();
 
         double seconds = 0.0;

@@ -27,8 +27,7 @@ absl::Status RunMpiBench(const MpiBenchOptions& options) {
   if (!task_a.ok()) return task_a.status();
   Dataset train = task_a->train;
   if (options.examples > 0 && options.examples < train.size()) {
-    train.x.resize(options.examples * 784);
-    train.y.resize(options.examples);
+    train = *FirstN(task_a->train, options.examples);
   }
   auto backend = MakeBackend(options.backend, {.threads = options.threads});
   if (!backend.ok()) return backend.status();
@@ -38,9 +37,7 @@ absl::Status RunMpiBench(const MpiBenchOptions& options) {
   {
     auto model = make_model();
     if (!model.ok()) return model.status();
-    Dataset warmup = train;
-    warmup.x.resize(std::min<int64_t>(warmup.size(), 20 * options.batch) * 784);
-    warmup.y.resize(warmup.x.size() / 784);
+    const Dataset warmup = *FirstN(train, std::min<int64_t>(train.size(), 20 * options.batch));
     if (auto s = TrainEpoch(**model, warmup, options.batch, 1); !s.ok()) return s.status();
   }
 
@@ -120,7 +117,7 @@ absl::Status RunMpiBench(const MpiBenchOptions& options) {
   // Every rank holds the same weights: rank 0 evaluates.
   if (rank == 0) {
     const Dataset& test = task_a->test;
-    auto eval = (*model)->Evaluate(test.x.data(), test.y.data(), test.size(), 1024);
+    auto eval = EvaluateOn(**model, test);
     if (!eval.ok()) return eval.status();
     nlohmann::ordered_json line = {
         {"ranks", ranks},

@@ -37,8 +37,7 @@ absl::Status RunDemo(const DemoOptions& o) {
       return absl::AbortedError(
           absl::StrCat("training diverged in epoch ", epoch, " (loss is not finite)"));
     }
-    auto val = (*model)->Evaluate(task->validation.x.data(), task->validation.y.data(),
-                                  task->validation.size(), 1024);
+    auto val = EvaluateOn(**model, task->validation);
     if (!val.ok()) return val.status();
     std::printf(
         "epoch %2d/%d  loss %.4f  accuracy %.4f  val_loss %.4f  val_accuracy %.4f  "
@@ -47,7 +46,7 @@ absl::Status RunDemo(const DemoOptions& o) {
         static_cast<double>(stats->examples) / stats->seconds);
     std::fflush(stdout);
   }
-  auto test = (*model)->Evaluate(task->test.x.data(), task->test.y.data(), task->test.size(), 1024);
+  auto test = EvaluateOn(**model, task->test);
   if (!test.ok()) return test.status();
   std::printf("test loss %.4f  test accuracy %.4f (%lld images)\n", test->loss, test->accuracy,
               static_cast<long long>(test->examples));

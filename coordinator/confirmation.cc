@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "coordinator/analysis.h"
 #include "experiments/plan.h"
-#include "experiments/sweep_parse.h"
+#include "experiments/study.h"
 
 namespace seedproof {
 namespace {
@@ -15,8 +15,10 @@ namespace {
 absl::Status Confirm(Store& store, const std::string& sweep_id, int64_t now_ms) {
   auto text = store.SweepSpecText(sweep_id);
   if (!text.ok()) return text.status();
-  auto spec = ParseSweepSpecText(text->text, text->path);
-  if (!spec.ok()) return spec.status();
+  // As submitted: the stored datasets' hashes, not the files as they are now.
+  auto stored = LoadStoredStudy(text->text, text->path, text->datasets_json);
+  if (!stored.ok()) return stored.status();
+  const SweepSpec* spec = &stored->spec;
   auto results = store.Results(sweep_id, BlockedTrials::kLeftOut);
   if (!results.ok()) return results.status();
   StudyResults study;
@@ -33,7 +35,7 @@ absl::Status Confirm(Store& store, const std::string& sweep_id, int64_t now_ms) 
   std::set<std::string> targets;
   for (const auto& [target, arm] : chosen) targets.insert(target);
   std::vector<TrialSpec> trials;
-  for (TrialSpec& trial : ExpandSweep(*spec).confirmation_candidates) {
+  for (TrialSpec& trial : stored->plan.confirmation_candidates) {
     const bool baseline = trial.kind == TrialKind::kScratch && targets.contains(trial.target);
     if (baseline || wanted.contains({trial.target, trial.arm})) trials.push_back(std::move(trial));
   }

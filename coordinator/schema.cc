@@ -128,6 +128,13 @@ INSERT INTO trial_specs (sweep_id, trial_id, spec_json)
   SELECT sweep_id, trial_id, spec_json FROM trials WHERE spec_json IS NOT NULL;
 ALTER TABLE trials DROP COLUMN spec_json;
 )sql",
+    // 4 -> 5: datasets by content. A sweep keeps the datasets its trials read as
+    // they were at submission (their content hashes: JSON, experiments/trial_json.h),
+    // so its spec expands again into the same trials (confirmation seeds) without
+    // reading the data, which may have changed since. NULL: submitted before.
+    R"sql(
+ALTER TABLE sweeps ADD COLUMN datasets_json TEXT;
+)sql",
 };
 
 absl::StatusOr<int64_t> PragmaValue(Database& db, const char* pragma) {

@@ -95,14 +95,16 @@ class StudiesService final : public rpc::Studies::Service {
     if (auto s = auth_(context); !s.ok()) return s;
     if (request->spec_text().empty()) return Invalid("spec_text", "empty");
     const std::string path = request->spec_path().empty() ? "spec.yaml" : request->spec_path();
-    auto study = LoadStudy(request->spec_text(), path);
+    // The datasets it ships to workers are kept, encoded, with the sweep.
+    auto study = LoadStudy(request->spec_text(), path, nullptr, {.keep_shipped = true});
     if (!study.ok()) {
       return study.status().code() == absl::StatusCode::kInvalidArgument
                  ? Invalid("spec_text", std::string(study.status().message()))
                  : ToGrpc(study.status());
     }
     auto id =
-        store_.SubmitSweep(study->spec.name, request->spec_text(), path, study->plan, NowMs());
+        store_.SubmitSweep(study->spec.name, request->spec_text(), path, study->plan, NowMs(),
+                           study->shipped);
     if (!id.ok()) return ToGrpc(id.status());
     bell_.Ring();
     auto status = store_.GetSweep(*id);
@@ -375,7 +377,10 @@ class TrialsService final : public TrialsBase {
     if (!bytes.ok()) return ToGrpc(bytes.status());
     for (size_t offset = 0; offset == 0 || offset < bytes->size(); offset += kChunkBytes) {
       rpc::ArtifactChunk chunk;
-      if (offset == 0) chunk.set_sha256(request->sha256());
+      if (offset == 0) {
+        chunk.set_sha256(request->sha256());
+        chunk.set_total_bytes(static_cast<int64_t>(bytes->size()));
+      }
       chunk.set_data(bytes->substr(offset, kChunkBytes));
       if (!writer->Write(chunk)) break;
     }
@@ -565,8 +570,9 @@ class Server final : public CoordinatorServer {
   void FillMissingTrialSpecs() {
     for (const std::string& sweep_id : store_->SweepsMissingTrialSpecs()) {
       auto text = store_->SweepSpecText(sweep_id);
+      // Such a sweep's trials have the ids of a spec expanded without its data.
       absl::StatusOr<LoadedStudy> study =
-          text.ok() ? LoadStudy(text->text, text->path) : text.status();
+          text.ok() ? LoadStoredStudy(text->text, text->path, text->datasets_json) : text.status();
       absl::Status filled = study.status();
       if (study.ok()) {
         std::vector<TrialSpec> trials = study->plan.trials;

@@ -64,9 +64,10 @@ class SqliteStore final : public Store {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<std::string> SubmitSweep(const std::string& name, const std::string& spec_text,
-                                          const std::string& spec_path, const Plan& plan,
-                                          int64_t now_ms) override;
+  absl::StatusOr<std::string> SubmitSweep(
+      const std::string& name, const std::string& spec_text, const std::string& spec_path,
+      const Plan& plan, int64_t now_ms,
+      const std::map<std::string, std::string>& artifacts) override;
   absl::Status Cancel(const std::string& sweep_id, int64_t now_ms) override;
   absl::StatusOr<SweepStatus> GetSweep(const std::string& sweep_id) override;
   absl::StatusOr<std::vector<SweepStatus>> ListSweeps() override;

@@ -37,6 +37,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -125,6 +126,9 @@ enum class BlockedTrials { kLeftOut, kIncluded };
 struct SpecText {
   std::string text;
   std::string path;  // for messages
+  // The datasets its trials read, with their content hashes, as JSON
+  // (DatasetsToJsonText); "" for a sweep submitted before the store kept them.
+  std::string datasets_json;
 };
 
 class Store {
@@ -144,10 +148,13 @@ class Store {
   // SHA-256(name, spec_text, the submission's sequence number), so resubmitting a
   // spec makes a new sweep. INVALID_ARGUMENT naming the trial for an empty plan, a
   // trial id that appears twice, or a source_trial that is not an earlier trial.
-  virtual absl::StatusOr<std::string> SubmitSweep(const std::string& name,
-                                                  const std::string& spec_text,
-                                                  const std::string& spec_path, const Plan& plan,
-                                                  int64_t now_ms) = 0;
+  // The sweep keeps plan.datasets (SpecText::datasets_json). `artifacts` (by their
+  // SHA-256, checked) are stored in the same transaction: the encodings of the
+  // datasets the coordinator ships to workers.
+  virtual absl::StatusOr<std::string> SubmitSweep(
+      const std::string& name, const std::string& spec_text, const std::string& spec_path,
+      const Plan& plan, int64_t now_ms,
+      const std::map<std::string, std::string>& artifacts = {}) = 0;
   // Stops leasing the sweep's trials: pending ones become cancelled; leased ones
   // run on (their heartbeats say kCancelled) and a result they complete is kept.
   // Cancelling a cancelled sweep does nothing; a done one is FAILED_PRECONDITION.

@@ -15,10 +15,17 @@ namespace seedproof::store_internal {
 // ---------------------------------------------------------------------------
 // Sweeps
 
-absl::StatusOr<std::string> SqliteStore::SubmitSweep(const std::string& name,
-                                                     const std::string& spec_text,
-                                                     const std::string& spec_path, const Plan& plan,
-                                                     int64_t now_ms) {
+absl::StatusOr<std::string> SqliteStore::SubmitSweep(
+    const std::string& name, const std::string& spec_text, const std::string& spec_path,
+    const Plan& plan, int64_t now_ms, const std::map<std::string, std::string>& artifacts) {
+  // Hashed outside the lock: a dataset is tens of megabytes.
+  for (const auto& [sha256, bytes] : artifacts) {
+    if (auto s = CheckSha256Field("artifacts", sha256); !s.ok()) return s;
+    if (const std::string actual = Sha256Hex(bytes); actual != sha256) {
+      return absl::InvalidArgumentError(absl::StrCat("artifacts: ", sha256, " does not match its ",
+                                                     bytes.size(), " bytes (", actual, ")"));
+    }
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (auto s = Usable(); !s.ok()) return s;
   if (plan.trials.empty()) return absl::InvalidArgumentError("plan: no trials");
@@ -37,15 +44,24 @@ absl::StatusOr<std::string> SqliteStore::SubmitSweep(const std::string& name,
   std::string id = sweep.id;
   auto status = Change([&]() -> absl::Status {
     if (auto s = db_->Prepare("INSERT INTO sweeps (seq, id, name, spec_text, spec_path, state, "
-                              "created_ms, awaiting_confirmation) VALUES (?1, ?2, ?3, ?4, ?5, "
-                              "'running', ?6, ?7)",
+                              "created_ms, awaiting_confirmation, datasets_json) VALUES (?1, ?2, "
+                              "?3, ?4, ?5, 'running', ?6, ?7, ?8)",
                               seq, sweep.id, name, spec_text, spec_path, now_ms,
-                              int64_t{sweep.awaiting_confirmation})
+                              int64_t{sweep.awaiting_confirmation}, DatasetsToJsonText(plan.datasets))
                      .Run();
         !s.ok()) {
       return s;
     }
     if (auto s = InsertTrialRows(sweep, *added); !s.ok()) return s;
+    for (const auto& [sha256, bytes] : artifacts) {
+      if (auto s = db_->Prepare("INSERT INTO artifacts (sha256, bytes, stored_ms) VALUES (?1, ?2, "
+                                "?3) ON CONFLICT (sha256) DO NOTHING",
+                                sha256, Blob{bytes}, now_ms)
+                       .Run();
+          !s.ok()) {
+        return s;
+      }
+    }
     scheduler_.AddSweep(std::move(sweep));
     return absl::OkStatus();
   });
@@ -258,11 +274,13 @@ absl::StatusOr<SpecText> SqliteStore::SweepSpecText(const std::string& sweep_id)
   std::lock_guard<std::mutex> lock(mu_);
   if (auto s = Usable(); !s.ok()) return s;
   if (auto sweep = FindSweep(sweep_id); !sweep.ok()) return sweep.status();
-  Query query = db_->Prepare("SELECT spec_text, spec_path FROM sweeps WHERE id = ?1", sweep_id);
+  Query query = db_->Prepare(
+      "SELECT spec_text, spec_path, coalesce(datasets_json, '') FROM sweeps WHERE id = ?1",
+      sweep_id);
   auto row = query.Step();
   if (!row.ok()) return row.status();
   if (!*row) return absl::NotFoundError(absl::StrCat("sweep ", sweep_id, ": no such sweep"));
-  return SpecText{query.Text(0), query.Text(1)};
+  return SpecText{query.Text(0), query.Text(1), query.Text(2)};
 }
 
 }  // namespace seedproof::store_internal

@@ -1,7 +1,5 @@
 #include "data/idx.h"
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -14,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "data/file_bytes.h"
 
 namespace seedproof {
 namespace {
@@ -23,12 +22,6 @@ namespace {
 enum class Content { kAny, kImages, kLabels };
 
 constexpr uint8_t kUnsignedByte = 0x08;
-constexpr size_t kZlibChunk = size_t{1} << 30;  // z_stream counts are 32-bit
-
-struct FileCloser {
-  void operator()(std::FILE* file) const { std::fclose(file); }
-};
-
 const char* ElementTypeName(uint8_t type) {
   switch (type) {
     case 0x08:
@@ -46,98 +39,6 @@ const char* ElementTypeName(uint8_t type) {
     default:
       return "not an IDX type";
   }
-}
-
-absl::StatusOr<std::vector<uint8_t>> ReadWholeFile(const std::string& path) {
-  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-  if (file == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot open"));
-  std::vector<uint8_t> bytes;
-  constexpr size_t kChunk = size_t{1} << 20;
-  for (;;) {
-    const size_t old_size = bytes.size();
-    bytes.resize(old_size + kChunk);
-    const size_t got = std::fread(bytes.data() + old_size, 1, kChunk, file.get());
-    bytes.resize(old_size + got);
-    if (got < kChunk) break;
-  }
-  if (std::ferror(file.get())) {
-    return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot read"));
-  }
-  return bytes;
-}
-
-bool IsGzip(const std::vector<uint8_t>& bytes) {
-  return bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b;
-}
-
-// Decompresses a whole gzip file: one member or several in a row (as
-// `gzip -c a b` writes). The members' CRC-32 and length trailers are checked.
-absl::StatusOr<std::vector<uint8_t>> Gunzip(const std::string& path,
-                                            const std::vector<uint8_t>& in) {
-  z_stream zs{};
-  if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {
-    return absl::InternalError(absl::StrCat(path, ": cannot initialise zlib"));
-  }
-  struct InflateEnd {
-    z_stream* zs;
-    ~InflateEnd() { inflateEnd(zs); }
-  } end{&zs};
-
-  // The last member's trailer holds its uncompressed size mod 2^32: a good first
-  // guess for the output buffer (+1 so the trailer can be read without growing).
-  // A damaged file's "trailer" is noise, so the guess is capped at 4x the input.
-  uint64_t hint = 0;
-  if (in.size() >= 4) {
-    const uint8_t* t = in.data() + in.size() - 4;
-    hint = uint64_t{t[0]} | uint64_t{t[1]} << 8 | uint64_t{t[2]} << 16 | uint64_t{t[3]} << 24;
-  }
-  hint = std::min<uint64_t>(hint, 4 * uint64_t{in.size()});
-  std::vector<uint8_t> out(std::clamp<uint64_t>(hint + 1, 1 << 16, uint64_t{1} << 30));
-
-  size_t in_pos = 0;
-  size_t out_pos = 0;
-  for (;;) {
-    if (out_pos == out.size()) out.resize(out.size() * 2);
-    const size_t in_chunk = std::min(in.size() - in_pos, kZlibChunk);
-    const size_t out_chunk = std::min(out.size() - out_pos, kZlibChunk);
-    zs.next_in = const_cast<Bytef*>(in.data() + in_pos);
-    zs.avail_in = static_cast<uInt>(in_chunk);
-    zs.next_out = out.data() + out_pos;
-    zs.avail_out = static_cast<uInt>(out_chunk);
-    const int rc = inflate(&zs, Z_NO_FLUSH);
-    in_pos += in_chunk - zs.avail_in;
-    out_pos += out_chunk - zs.avail_out;
-
-    if (rc == Z_STREAM_END) {
-      if (in_pos == in.size()) break;
-      if (in.size() - in_pos >= 2 && in[in_pos] == 0x1f && in[in_pos + 1] == 0x8b) {
-        inflateReset(&zs);  // another gzip member follows
-        continue;
-      }
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": ", in.size() - in_pos,
-                       " trailing bytes after the end of the gzip stream (at compressed byte ",
-                       in_pos, " of ", in.size(), ")"));
-    }
-    if (rc == Z_OK || rc == Z_BUF_ERROR) {
-      if (zs.avail_out == 0) continue;  // output buffer full: grow it
-      if (in_pos == in.size()) {
-        return absl::DataLossError(absl::StrCat(
-            path, ": truncated gzip stream: the file ends after ", in.size(), " compressed bytes (",
-            out_pos, " bytes decompressed) before the end of the stream"));
-      }
-      if (rc == Z_OK) continue;
-    }
-    if (rc == Z_MEM_ERROR) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat(path, ": out of memory while decompressing"));
-    }
-    return absl::DataLossError(absl::StrCat(
-        path, ": corrupt gzip stream: ", zs.msg != nullptr ? zs.msg : "zlib error", " (zlib code ",
-        rc, ", near compressed byte ", in_pos, " of ", in.size(), ")"));
-  }
-  out.resize(out_pos);
-  return out;
 }
 
 // "60000 images of 28x28 (47040000 bytes)", "60000 labels (60000 bytes)",
@@ -236,12 +137,8 @@ absl::StatusOr<IdxArray> ParseIdx(const std::string& path, std::vector<uint8_t> 
 }
 
 absl::StatusOr<IdxArray> ReadIdxAs(const std::string& path, Content content) {
-  absl::StatusOr<std::vector<uint8_t>> bytes = ReadWholeFile(path);
+  absl::StatusOr<std::vector<uint8_t>> bytes = ReadFileMaybeGzip(path);
   if (!bytes.ok()) return bytes.status();
-  if (IsGzip(*bytes)) {
-    bytes = Gunzip(path, *bytes);
-    if (!bytes.ok()) return bytes.status();
-  }
   return ParseIdx(path, *std::move(bytes), content);
 }
 

@@ -5,6 +5,8 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "data/load.h"
+#include "data/resize.h"
 
 namespace seedproof {
 
@@ -16,43 +18,31 @@ absl::StatusOr<Dataset> ResizeBilinear(const Dataset& data, const Shape& to) {
                                                    ": both must be (height, width, channels) "
                                                    "with the same channel count"));
   }
-  const int64_t ih = from[0], iw = from[1], c = from[2], oh = to[0], ow = to[1];
   Dataset out;
   out.example_shape = to;
   out.num_classes = data.num_classes;
   out.y = data.y;
-  out.x.resize(data.size() * oh * ow * c);
-  const double sy = static_cast<double>(ih) / static_cast<double>(oh);
-  const double sx = static_cast<double>(iw) / static_cast<double>(ow);
+  const int64_t in_width = data.width(), out_width = out.width();
+  out.x.resize(data.size() * out_width);
+  // Model inputs are resized (the scaling applied first, as it always was), so a
+  // resized study gives the numbers it gave before datasets kept their bytes.
+  std::vector<float> image(in_width);
   for (int64_t n = 0; n < data.size(); ++n) {
-    const float* src = data.x.data() + n * ih * iw * c;
-    float* dst = out.x.data() + n * oh * ow * c;
-    for (int64_t y = 0; y < oh; ++y) {
-      const double fy =
-          std::clamp((static_cast<double>(y) + 0.5) * sy - 0.5, 0.0, static_cast<double>(ih - 1));
-      const int64_t y0 = static_cast<int64_t>(fy), y1 = std::min(y0 + 1, ih - 1);
-      const float wy = static_cast<float>(fy - static_cast<double>(y0));
-      for (int64_t x = 0; x < ow; ++x) {
-        const double fx =
-            std::clamp((static_cast<double>(x) + 0.5) * sx - 0.5, 0.0, static_cast<double>(iw - 1));
-        const int64_t x0 = static_cast<int64_t>(fx), x1 = std::min(x0 + 1, iw - 1);
-        const float wx = static_cast<float>(fx - static_cast<double>(x0));
-        for (int64_t k = 0; k < c; ++k) {
-          const float top =
-              src[(y0 * iw + x0) * c + k] * (1 - wx) + src[(y0 * iw + x1) * c + k] * wx;
-          const float bottom =
-              src[(y1 * iw + x0) * c + k] * (1 - wx) + src[(y1 * iw + x1) * c + k] * wx;
-          dst[(y * ow + x) * c + k] = top * (1 - wy) + bottom * wy;
-        }
-      }
-    }
+    data.CopyRange(n, 1, image.data());
+    ResizeImage(image.data(), from[0], from[1], from[2], out.x.data() + n * out_width, to[0],
+                to[1]);
   }
   return out;
 }
 
-absl::StatusOr<TaskSplits> BuildTaskSplits(const FashionMnist& data, int64_t validation,
-                                           const TaskSpec& task, uint64_t subset_seed,
-                                           const Shape& model_input) {
+absl::StatusOr<TaskSplits> BuildTaskSplits(std::shared_ptr<const TrainTest> shared,
+                                           const DatasetSpec& dataset, const TaskSpec& task,
+                                           uint64_t subset_seed, const Shape& model_input) {
+  // Views of the dataset's two splits: a task copies row numbers and labels only.
+  const TrainTest data = {
+      Dataset::ViewOf(std::shared_ptr<const Dataset>(shared, &shared->train)),
+      Dataset::ViewOf(std::shared_ptr<const Dataset>(shared, &shared->test))};
+  const int64_t validation = dataset.validation;
   if (validation < 0 || validation > data.train.size()) {
     return absl::InvalidArgumentError(absl::StrCat("validation ", validation, " is not in [0, ",
                                                    data.train.size(), "], the training images"));
@@ -78,6 +68,11 @@ absl::StatusOr<TaskSplits> BuildTaskSplits(const FashionMnist& data, int64_t val
                       : RandomSubset(s.train, task.train_size, subset_seed);
     if (!subset.ok()) return subset.status();
     s.train = std::move(*subset);
+  }
+  for (Dataset* d : {&s.train, &s.validation, &s.test}) {
+    auto preprocessed = Preprocess(std::move(*d), dataset);
+    if (!preprocessed.ok()) return preprocessed.status();
+    *d = *std::move(preprocessed);
   }
   if (s.train.example_shape != model_input) {
     if (!task.resize_from) {

@@ -3,7 +3,8 @@
 # Idempotent: a machine that has everything runs no apt command at all.
 #   deploy/install-deps.sh          build + test dependencies
 #   deploy/install-deps.sh --test   also what the tests check against: scipy (the
-#                                   statistics), headless Chromium (the HTML report),
+#                                   statistics), numpy and PIL (datasets written in
+#                                   every format), headless Chromium (the HTML report),
 #                                   the Prometheus server (metrics, dashboard, alerts),
 #                                   iproute2 (mpirun runs in a loopback-only namespace),
 #                                   Slurm and MUNGE (a single-node cluster in a test)
@@ -18,10 +19,12 @@ packages=(
   prometheus-cpp-dev libcivetweb-dev libcurl4-openssl-dev
   libopenmpi-dev openmpi-bin
   openssl
-  dataset-fashion-mnist
+  libpng-dev libjpeg62-turbo-dev libzip-dev libcsv-dev
+  dataset-fashion-mnist python3-sklearn
 )
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(python3 python3-scipy chromium prometheus iproute2 slurm-wlm munge)
+  packages+=(python3 python3-scipy python3-numpy python3-pil chromium prometheus iproute2
+             slurm-wlm munge)
 fi
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-torch python3-numpy libopenblas0-pthread python3-threadpoolctl python3-optuna)

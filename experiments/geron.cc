@@ -14,7 +14,7 @@ ModelSpec GeronModelA() {
   return spec;
 }
 
-absl::StatusOr<TaskSplits> GeronTaskA(const FashionMnist& data) {
+absl::StatusOr<TaskSplits> GeronTaskA(const TrainTest& data) {
   const std::vector<int32_t> classes = {0, 1, 2, 3, 4, 7, 8, 9};
   auto split = SplitValidation(data.train, 5000);
   if (!split.ok()) return split.status();

@@ -16,6 +16,6 @@ ModelSpec GeronModelA();
 // Task A: the 8 classes other than sandal (5) and shirt (6), relabelled 0..7. The
 // validation split is task A's share of the first 5,000 training images; train
 // has 43,986 images.
-absl::StatusOr<TaskSplits> GeronTaskA(const FashionMnist& data);
+absl::StatusOr<TaskSplits> GeronTaskA(const TrainTest& data);
 
 }  // namespace seedproof

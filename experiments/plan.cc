@@ -89,6 +89,26 @@ std::string DoubleText(double v) {
   return absl::StrFormat("%016x", bits);
 }
 
+// The dataset by its content hash and declared preprocessing: where it is read
+// from and in which format is not part of a trial's identity (the same images as
+// IDX files or PNGs are the same trial). Without a hash (a plan built without
+// reading the data, or a trial stored before datasets were hashed) it is the
+// form trial ids had then, so such stored trials keep their ids.
+void AppendDataset(std::string* out, const DatasetSpec& d) {
+  if (d.sha256.empty()) {
+    absl::StrAppend(out, "dataset=", d.name, "\ndataset.dir=", d.path,
+                    "\ndataset.validation=", d.validation, "\n");
+    return;
+  }
+  absl::StrAppend(out, "dataset.sha256=", d.sha256, "\ndataset.validation=", d.validation, "\n");
+  if (d.channels != 0) absl::StrAppend(out, "dataset.channels=", d.channels, "\n");
+  if (d.scale) absl::StrAppend(out, "dataset.scale=", DoubleText(*d.scale), "\n");
+  for (size_t c = 0; c < d.mean.size(); ++c) {
+    absl::StrAppend(out, "dataset.normalize=", DoubleText(d.mean[c]), ",",
+                    DoubleText(c < d.std.size() ? d.std[c] : 0.0), "\n");
+  }
+}
+
 void AppendTask(std::string* out, const char* key, const TaskSpec& t) {
   absl::StrAppend(
       out, key, ".name=", t.name, "\n", key, ".classes=", absl::StrJoin(t.classes, ","), "\n", key,
@@ -257,8 +277,8 @@ std::string CanonicalTrialText(const TrialSpec& t) {
   std::string out = "seedproof-trial-v1\n";
   absl::StrAppend(&out, "kind=", TrialKindName(t.kind), "\narm=", t.arm, "\ntarget=", t.target,
                   "\nseed_index=", t.seed_index, "\nseeds=", t.seeds.init, ",", t.seeds.order, ",",
-                  t.seeds.subset, "\ndataset=", t.dataset.name, "\ndataset.dir=", t.dataset.dir,
-                  "\ndataset.validation=", t.dataset.validation, "\n");
+                  t.seeds.subset, "\n");
+  AppendDataset(&out, t.dataset);
   AppendTask(&out, "task", t.task);
   absl::StrAppend(&out, "model.input=", absl::StrJoin(t.model.input, ","),
                   "\nmodel.loss=", LossName(t.model.loss), "\n");
@@ -336,12 +356,18 @@ double EstimateTrialGflop(const TrialSpec& trial, const std::vector<int64_t>& co
   return flops / 1e9;
 }
 
-Plan ExpandSweep(const SweepSpec& spec, const std::vector<int64_t>& counts) {
+Plan ExpandSweep(const SweepSpec& spec, const TrainCounts& train_counts) {
+  static const std::vector<int64_t> kNominal;
+  auto counts_of = [&train_counts](const DatasetSpec& d) -> const std::vector<int64_t>& {
+    const auto it = train_counts.find(d.name);
+    return it == train_counts.end() ? kNominal : it->second;
+  };
   Plan plan;
+  plan.datasets = spec.datasets;
   plan.sweep = spec.name;
   plan.seeds = spec.seeds.count;
   plan.source_seeds = spec.seeds.source_seeds;
-  plan.train_counts_per_class = counts;
+  plan.train_counts = train_counts;
   for (const ArmSpec& arm : spec.arms) plan.arms.push_back(arm.name);
   for (const TaskSpec& t : spec.targets) plan.targets.push_back(t.name);
   for (TrialKind k : {TrialKind::kPretrain, TrialKind::kScratch, TrialKind::kTransfer}) {
@@ -352,7 +378,7 @@ Plan ExpandSweep(const SweepSpec& spec, const std::vector<int64_t>& counts) {
   auto add = [&](TrialSpec trial) {
     trial.id = TrialId(trial);
     if (!ids.insert(trial.id).second) return trial.id;  // shared: already planned
-    const double gflop = EstimateTrialGflop(trial, counts);
+    const double gflop = EstimateTrialGflop(trial, counts_of(trial.dataset));
     plan.estimated_gflop += gflop;
     plan.gflop_by_kind[trial.kind] += gflop;
     ++plan.trials_by_kind[trial.kind];
@@ -375,7 +401,7 @@ Plan ExpandSweep(const SweepSpec& spec, const std::vector<int64_t>& counts) {
       p.arm = "source";
       p.seed_index = j;
       p.seeds = TrialSeedStreams(spec.seeds, j, TrialKind::kPretrain);
-      p.dataset = spec.dataset;
+      p.dataset = spec.DatasetOf(p.task);
       p.task = spec.SourceTaskOf(t);
       p.model = spec.SourceModelOf(t);
       p.phases = {spec.pretrain};
@@ -396,7 +422,7 @@ Plan ExpandSweep(const SweepSpec& spec, const std::vector<int64_t>& counts) {
         b.target = target.name;
         b.seed_index = s;
         b.seeds = TrialSeedStreams(spec.seeds, s, TrialKind::kScratch);
-        b.dataset = spec.dataset;
+        b.dataset = spec.DatasetOf(b.task);
         b.task = target;
         b.model = ScratchModel(spec.source_model, target);
         b.phases = {spec.scratch};
@@ -417,7 +443,7 @@ Plan ExpandSweep(const SweepSpec& spec, const std::vector<int64_t>& counts) {
           x.target = spec.targets[t].name;
           x.seed_index = s;
           x.seeds = TrialSeedStreams(spec.seeds, s, TrialKind::kTransfer);
-          x.dataset = spec.dataset;
+          x.dataset = spec.DatasetOf(x.task);
           x.task = spec.targets[t];
           x.model = spec.SourceModelOf(t);
           x.phases = arm.phases;
@@ -444,34 +470,43 @@ std::string FormatPlan(const Plan& plan, const SweepSpec& spec) {
   auto line = [&](const std::string& label, const std::string& text) {
     absl::StrAppend(&out, absl::StrFormat("%-10s", label), text, "\n");
   };
-  const std::vector<int64_t>& counts = plan.train_counts_per_class;
-  const bool estimated = counts.empty();  // nominal counts are marked with ~
+  static const std::vector<int64_t> kNominal;
+  auto counts_of = [&plan](const DatasetSpec& d) -> const std::vector<int64_t>& {
+    const auto it = plan.train_counts.find(d.name);
+    return it == plan.train_counts.end() ? kNominal : it->second;
+  };
+  // Nominal counts are marked with ~.
+  auto task_text = [&](const TaskSpec& t) {
+    const DatasetSpec& d = spec.DatasetOf(t);
+    const std::string text =
+        TaskText(t, d, TaskTrainExamples(t, d, counts_of(d)), counts_of(d).empty());
+    return spec.datasets.size() > 1 ? absl::StrCat(text, " (dataset ", d.name, ")") : text;
+  };
 
   absl::StrAppend(&out, "sweep     ", spec.name, "  (", spec.path, ")\n");
   if (!spec.description.empty()) line("", spec.description);
-  line("dataset",
-       absl::StrCat(spec.dataset.name,
-                    spec.dataset.dir.empty() ? "" : absl::StrCat(" from ", spec.dataset.dir),
-                    "; the first ", WithCommas(spec.dataset.validation),
-                    " training images are the validation split"));
+  for (size_t i = 0; i < spec.datasets.size(); ++i) {
+    const DatasetSpec& d = spec.datasets[i];
+    line(i == 0 ? (spec.datasets.size() > 1 ? "datasets" : "dataset") : "",
+         absl::StrCat(d.name, d.path.empty() ? "" : absl::StrCat(" from ", d.path), " (",
+                      DatasetFormatName(d.format), d.sha256.empty() ? "" : ", sha256 ",
+                      d.sha256.substr(0, 12), "); the first ", WithCommas(d.validation),
+                      " training examples are the validation split"));
+  }
   if (spec.target_sources.empty()) {
     line("source",
-         absl::StrCat(spec.source.name, ": ",
-                      TaskText(spec.source, spec.dataset,
-                               TaskTrainExamples(spec.source, spec.dataset, counts), estimated)));
+         absl::StrCat(spec.source.name, ": ", task_text(spec.source)));
   } else {
     line("source", "per target: every class outside the target's (classes: others)");
   }
   for (size_t t = 0; t < spec.targets.size(); ++t) {
     const TaskSpec& target = spec.targets[t];
     line(t == 0 ? "targets" : "",
-         absl::StrCat(target.name, ": ",
-                      TaskText(target, spec.dataset,
-                               TaskTrainExamples(target, spec.dataset, counts), estimated)));
+         absl::StrCat(target.name, ": ", task_text(target)));
     const TaskSpec& source = spec.SourceTaskOf(t);
     if (!spec.target_sources.empty()) {
       line("", absl::StrCat("  from ", source.name, ": classes ",
-                            ClassesText(source.classes, spec.dataset)));
+                            ClassesText(source.classes, spec.DatasetOf(source))));
     }
     std::vector<int32_t> shared;
     for (int32_t c : TaskClasses(target)) {
@@ -479,7 +514,7 @@ std::string FormatPlan(const Plan& plan, const SweepSpec& spec) {
       if (std::find(sc.begin(), sc.end(), c) != sc.end()) shared.push_back(c);
     }
     if (!shared.empty()) {
-      line("", absl::StrCat("  note: shares classes ", ClassesText(shared, spec.dataset),
+      line("", absl::StrCat("  note: shares classes ", ClassesText(shared, spec.DatasetOf(target)),
                             " with its source task"));
     }
   }

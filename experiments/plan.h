@@ -1,6 +1,6 @@
 // Expanding a validated SweepSpec into its trial DAG, and showing it.
 //
-//   Plan plan = ExpandSweep(spec);          // or ExpandSweep(spec, train_counts_per_class)
+//   Plan plan = ExpandSweep(spec);          // or ExpandSweep(spec, train_counts by dataset)
 //   std::cout << FormatPlan(plan, spec);    // `seedproof plan spec.yaml`
 //   std::cout << PlanToJson(plan).dump(2);  // `seedproof plan --json spec.yaml`
 //
@@ -25,7 +25,8 @@ namespace seedproof {
 // train_counts_per_class: the training examples of each class after the validation
 // split (LoadTrainCountsPerClass); empty: the dataset's nominal counts (Fashion-MNIST:
 // 6,000 per class, less the validation share) for the compute estimate.
-Plan ExpandSweep(const SweepSpec& spec, const std::vector<int64_t>& train_counts_per_class = {});
+using TrainCounts = std::map<std::string, std::vector<int64_t>>;  // dataset name -> per class
+Plan ExpandSweep(const SweepSpec& spec, const TrainCounts& train_counts = {});
 
 // The seed streams of a trial. Target trials (scratch and transfer) of seed i:
 //   init = StreamSeed(base, i, 1), order = StreamSeed(base, i, 2),

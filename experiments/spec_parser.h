@@ -115,7 +115,14 @@ class SpecParser {
 
  private:
   // Parts, each reporting its own errors.
-  void ParseDataset(const Field& f);
+  // datasets (sweep_parse_data.cc)
+  void ParseDatasets(const MapView& top);
+  std::optional<DatasetSpec> ParseOneDataset(const Field& f, const std::string& name, bool single,
+                                             SpecPosition* validation_at);
+  // The dataset a task names (or the only one); nullopt after reporting a problem.
+  std::optional<std::string> TaskDataset(const MapView& task);
+  // What the parser knows of a dataset without reading it; nullptr: only LoadStudy knows.
+  const DatasetFacts* FactsOf(const DatasetSpec& d) const;
   std::optional<TaskSpec> ParseTask(const Field& f, bool is_source, TaskPositions* positions,
                                     bool* others);
   std::optional<std::vector<int32_t>> ParseClasses(const Field& f);
@@ -143,9 +150,11 @@ class SpecParser {
   Reader r_;
   Errors& errors_;
   SweepSpec spec_;
-  const DatasetFacts* facts_ = nullptr;  // nullptr: unknown dataset, class checks skipped
-  bool resize_ = false;
-  Field resize_field_;
+  // The dataset of the task being parsed; nullptr: unknown until read, class checks
+  // wait for LoadStudy (ValidateAgainstData).
+  const DatasetFacts* facts_ = nullptr;
+  bool datasets_ok_ = true;
+  std::map<std::string, std::string> resize_keys_;  // dataset name -> its resize key's path
 
   // model
   Activation default_activation_ = Activation::kRelu;

@@ -102,6 +102,8 @@ struct TaskPositions {
 };
 struct SpecPositions {
   SpecPosition validation;  // dataset.validation (or dataset, or the document)
+  SpecPosition input;       // model.input (or model)
+  std::map<std::string, SpecPosition> dataset_validation;  // by dataset name
   TaskPositions source;
   std::vector<TaskPositions> targets;  // parallel to SweepSpec::targets
 };
@@ -109,7 +111,9 @@ struct SpecPositions {
 struct SweepSpec {
   std::string name;
   std::string path;  // the YAML file, for messages
-  DatasetSpec dataset;
+  // Every dataset the tasks read, by name (`dataset:` gives one, Fashion-MNIST by
+  // default). LoadStudy fills in each one's sha256 and scale from the data.
+  std::vector<DatasetSpec> datasets = std::vector<DatasetSpec>(1);
   TaskSpec source;
   std::vector<TaskSpec> targets;  // several class pairs: "change the classes"
   ModelSpec source_model;         // the pretrained network, output layer included
@@ -127,6 +131,17 @@ struct SweepSpec {
   std::vector<TaskSpec> target_sources;
   std::string description;  // free text from the spec
   SpecPositions positions;
+
+  // The dataset `task` reads (TaskSpec::dataset); the first one if none matches.
+  const DatasetSpec& DatasetOf(const TaskSpec& task) const {
+    for (const DatasetSpec& d : datasets) {
+      if (d.name == task.dataset) return d;
+    }
+    return datasets.front();
+  }
+  DatasetSpec& DatasetOf(const TaskSpec& task) {
+    return const_cast<DatasetSpec&>(static_cast<const SweepSpec&>(*this).DatasetOf(task));
+  }
 
   const TaskSpec& SourceTaskOf(size_t target) const {
     return target_sources.empty() ? source : target_sources[target];
@@ -185,8 +200,11 @@ struct Plan {
   std::string sweep;     // SweepSpec::name
   int seeds = 0;         // SeedPolicy::count
   int source_seeds = 0;  // SeedPolicy::source_seeds
-  // The per-class training counts the estimate used; empty: nominal counts.
-  std::vector<int64_t> train_counts_per_class;
+  // The per-class training counts the estimate used, by dataset name; a dataset
+  // missing here was estimated from its nominal counts.
+  std::map<std::string, std::vector<int64_t>> train_counts;
+  // The datasets the trials read, with their content hashes (SweepSpec::datasets).
+  std::vector<DatasetSpec> datasets;
 };
 
 }  // namespace seedproof

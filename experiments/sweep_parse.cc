@@ -39,7 +39,8 @@ std::optional<SweepSpec> SpecParser::Parse(const YAML::Node& root) {
   top_field.present = true;
   top_field.where = At(root.Mark());
   auto top = r_.Map(top_field,
-                    {"name", "description", "dataset", "source", "target", "targets", "model",
+                    {"name", "description", "dataset", "datasets", "source", "target", "targets",
+                     "model",
                      "pretrain", "transfer", "baseline", "seeds", "analysis"},
                     "a mapping (the sweep spec)");
   if (!top) return std::nullopt;
@@ -49,11 +50,25 @@ std::optional<SweepSpec> SpecParser::Parse(const YAML::Node& root) {
     if (auto n = r_.Name(name)) spec_.name = *n;
   }
   if (auto d = r_.Text(top->Get("description"), "text")) spec_.description = *d;
-  ParseDataset(top->Get("dataset"));
+  ParseDatasets(*top);
+  // The source's dataset gives the model's default input; a task's dataset is
+  // known before its mapping is parsed (ParseTask), so peek at the source's.
+  const Field source_field = top->Get("source");
+  const DatasetSpec* source_dataset = spec_.datasets.empty() ? nullptr : &spec_.datasets[0];
+  if (source_field.present && source_field.node.IsMap() && source_field.node["dataset"] &&
+      source_field.node["dataset"].IsScalar()) {
+    const std::string wanted = source_field.node["dataset"].Scalar();
+    source_dataset = nullptr;
+    for (const DatasetSpec& d : spec_.datasets) {
+      if (d.name == wanted) source_dataset = &d;
+    }
+  }
+  facts_ = source_dataset ? FactsOf(*source_dataset) : nullptr;
 
   // model: input, defaults, layers.
   Shape input = facts_ ? facts_->example_shape : Shape{28, 28, 1};
   const Field model_field = top->Get("model");
+  spec_.positions.input = ToPosition(model_field);
   std::optional<MapView> model;
   if (r_.Require(model_field)) {
     model = r_.Map(model_field, {"input", "layers", "activation", "init"},
@@ -62,6 +77,13 @@ std::optional<SweepSpec> SpecParser::Parse(const YAML::Node& root) {
   bool model_ok = model.has_value();
   if (model) {
     const Field input_field = model->Get("input");
+    if (input_field.present) spec_.positions.input = ToPosition(input_field);
+    if (!input_field.present && source_dataset && !facts_ && datasets_ok_) {
+      r_.errors().Add(Where{model->where()}, ChildPath(model_field.path, "input"),
+                      absl::StrCat("required: the input shape, like [28, 28, 1] (dataset '",
+                                   source_dataset->name, "' is known only once it is read)"));
+      model_ok = false;
+    }
     if (input_field.present) {
       if (auto shape = ParseInput(input_field))
         input = *shape;
@@ -79,19 +101,24 @@ std::optional<SweepSpec> SpecParser::Parse(const YAML::Node& root) {
     if (r_.Require(layers) && model_ok) listed_ = ParseLayers(layers, /*allow_empty=*/false);
     if (!listed_) model_ok = false;
 
-    // The data's images must fit the model's input, or be resized by declaration.
+    // The data's images must fit the model's input, or be resized by declaration
+    // (for datasets known only once read, ValidateAgainstData checks this).
+    const bool resize = source_dataset && source_dataset->resize;
     if (facts_ && input_field.present && input != facts_->example_shape) {
-      if (!resize_) {
+      const std::string key = resize_keys_.contains(source_dataset->name)
+                                  ? resize_keys_[source_dataset->name]
+                                  : std::string("dataset.resize");
+      if (!resize) {
         r_.errors().Add(input_field, absl::StrCat("model.input ", ShapeToString(input),
                                                   " differs from ", facts_->name, "'s image shape ",
                                                   ShapeToString(facts_->example_shape),
-                                                  "; declare dataset.resize: true to resize the "
+                                                  "; declare ", key, ": true to resize the "
                                                   "images, or use [",
                                                   absl::StrJoin(facts_->example_shape, ", "), "]"));
         model_ok = false;
       } else if (input.size() != 3 || input[2] != facts_->example_shape[2]) {
         r_.errors().Add(input_field,
-                        absl::StrCat("dataset.resize changes height and width only; model.input ",
+                        absl::StrCat(key, " changes height and width only; model.input ",
                                      ShapeToString(input), " cannot be made from ", facts_->name,
                                      "'s images ", ShapeToString(facts_->example_shape)));
         model_ok = false;
@@ -102,7 +129,6 @@ std::optional<SweepSpec> SpecParser::Parse(const YAML::Node& root) {
   // source and targets
   TaskPositions source_positions;
   bool others = false;
-  const Field source_field = top->Get("source");
   std::optional<TaskSpec> source;
   if (r_.Require(source_field)) source = ParseTask(source_field, true, &source_positions, &others);
   spec_.positions.source = source_positions;
@@ -146,6 +172,7 @@ std::optional<SweepSpec> SpecParser::Parse(const YAML::Node& root) {
   }
 
   // Source classes: a list, or every class outside each target ("others").
+  facts_ = source && !spec_.datasets.empty() ? FactsOf(spec_.DatasetOf(*source)) : nullptr;
   if (source && others) {
     if (!facts_) {
       r_.errors().Add(source_positions.classes, "classes: others needs a known dataset");
@@ -173,11 +200,22 @@ std::optional<SweepSpec> SpecParser::Parse(const YAML::Node& root) {
   }
   if (source) spec_.source = *source;
 
-  // The resize declaration reaches every task.
-  if (resize_ && facts_ && input != facts_->example_shape) {
-    spec_.source.resize_from = facts_->example_shape;
-    for (TaskSpec& t : spec_.targets) t.resize_from = facts_->example_shape;
-    for (TaskSpec& t : spec_.target_sources) t.resize_from = facts_->example_shape;
+  // Each task's dataset's resize declaration reaches it. The shape it resizes
+  // from is the dataset's (a dataset known only once read gets it in LoadStudy).
+  auto declare_resize = [&](TaskSpec& t) {
+    const DatasetSpec& d = spec_.DatasetOf(t);
+    if (!d.resize) return;
+    const DatasetFacts* facts = FactsOf(d);
+    if (!facts) {
+      t.resize_from = std::vector<int64_t>{};
+    } else if (input != facts->example_shape) {
+      t.resize_from = facts->example_shape;
+    }
+  };
+  if (!spec_.datasets.empty()) {
+    declare_resize(spec_.source);
+    for (TaskSpec& t : spec_.targets) declare_resize(t);
+    for (TaskSpec& t : spec_.target_sources) declare_resize(t);
   }
 
   // The source model: listed layers (+ flattens, one before the output when the
@@ -302,11 +340,46 @@ absl::StatusOr<SweepSpec> ParseSweepSpec(const std::string& path, std::vector<Sp
   return ParseSweepSpecText(text.str(), path, errors);
 }
 
-absl::Status ValidateAgainstData(const SweepSpec& spec,
-                                 const std::vector<int64_t>& train_counts_per_class,
+DataFacts FactsOfData(const DatasetSpec& dataset, const LoadedDataset& loaded) {
+  DataFacts facts;
+  const Dataset& train = loaded.data.train;
+  facts.example_shape = train.example_shape;
+  if (dataset.channels != 0 && facts.example_shape.size() == 3) {
+    facts.example_shape[2] = dataset.channels;
+  }
+  facts.num_classes = train.num_classes;
+  facts.class_names = loaded.class_names;
+  facts.train_examples = train.size();
+  facts.train_counts_per_class.assign(static_cast<size_t>(train.num_classes), 0);
+  for (int64_t i = std::min(dataset.validation, train.size()); i < train.size(); ++i) {
+    ++facts.train_counts_per_class[static_cast<size_t>(train.y[i])];
+  }
+  return facts;
+}
+
+absl::Status ValidateAgainstData(const SweepSpec& spec, const DataFactsByName& all_facts,
                                  std::vector<SpecError>* errors_out) {
   Errors errors;
   auto check = [&](const TaskSpec& task, const TaskPositions& at) {
+    const DatasetSpec& dataset = spec.DatasetOf(task);
+    const auto found = all_facts.find(dataset.name);
+    if (found == all_facts.end()) return;
+    const DataFacts& facts = found->second;
+    const std::vector<int64_t>& counts = facts.train_counts_per_class;
+    const std::string split = absl::StrCat(WithCommas(dataset.validation), "-image validation split");
+    const Shape& input = spec.source_model.input;
+    if (!input.empty() && facts.example_shape != input) {
+      const bool images = facts.example_shape.size() == 3 && input.size() == 3;
+      if (!dataset.resize || !images || facts.example_shape[2] != input[2]) {
+        errors.Add(spec.positions.input,
+                   absl::StrCat("model.input ", ShapeToString(input), " differs from dataset '",
+                                dataset.name, "''s examples ", ShapeToString(facts.example_shape),
+                                dataset.resize || !images
+                                    ? "; a resize changes height and width only (declare "
+                                      "channels: 1 or 3 on the dataset to convert gray and RGB)"
+                                    : "; declare resize: true on the dataset to resize them"));
+      }
+    }
     const std::vector<int32_t> classes = TaskClasses(task);
     int64_t available = 0;
     bool ok = true;
@@ -314,26 +387,35 @@ absl::Status ValidateAgainstData(const SweepSpec& spec,
       const bool negative =
           std::find(task.negative.begin(), task.negative.end(), c) != task.negative.end();
       const SpecPosition& list = negative ? at.negative : at.classes;
-      if (c < 0 || static_cast<size_t>(c) >= train_counts_per_class.size()) {
-        errors.Add(list, absl::StrCat("class ", c, " is not in the data (it has ",
-                                      train_counts_per_class.size(), " classes)"));
+      if (c < 0 || static_cast<size_t>(c) >= counts.size()) {
+        errors.Add(list, absl::StrCat("class ", c, " is not in the data (dataset '", dataset.name,
+                                      "' has ", counts.size(), " classes)"));
         ok = false;
-      } else if (train_counts_per_class[static_cast<size_t>(c)] == 0) {
+      } else if (counts[static_cast<size_t>(c)] == 0) {
         errors.Add(list, absl::StrCat("class ", c, " has no training examples after the ",
-                                      spec.dataset.validation, "-image validation split"));
+                                      dataset.validation, "-image validation split"));
         ok = false;
       } else {
-        available += train_counts_per_class[static_cast<size_t>(c)];
+        available += counts[static_cast<size_t>(c)];
       }
     }
     if (ok && task.train_size > available) {
       errors.Add(at.train_size,
                  absl::StrCat("train_size ", task.train_size,
                               " is larger than the task's training data (", WithCommas(available),
-                              " images of classes ", ClassList(classes), " after the ",
-                              WithCommas(spec.dataset.validation), "-image validation split)"));
+                              " images of classes ", ClassList(classes), " after the ", split,
+                              ")"));
     }
   };
+  for (const DatasetSpec& d : spec.datasets) {
+    const auto found = all_facts.find(d.name);
+    if (found == all_facts.end() || d.validation < found->second.train_examples) continue;
+    const auto at = spec.positions.dataset_validation.find(d.name);
+    errors.Add(at == spec.positions.dataset_validation.end() ? spec.positions.validation
+                                                             : at->second,
+               absl::StrCat("validation ", d.validation, " leaves no training examples: dataset '",
+                            d.name, "' has ", WithCommas(found->second.train_examples)));
+  }
   if (spec.target_sources.empty()) {
     check(spec.source, spec.positions.source);
   } else {
@@ -349,24 +431,6 @@ absl::Status ValidateAgainstData(const SweepSpec& spec,
   if (errors_out) *errors_out = sorted;
   if (sorted.empty()) return absl::OkStatus();
   return ErrorsToStatus(spec.path, sorted);
-}
-
-absl::StatusOr<std::vector<int64_t>> LoadTrainCountsPerClass(const DatasetSpec& dataset) {
-  const DatasetFacts* facts = FindDatasetFacts(dataset.name);
-  if (!facts)
-    return absl::InvalidArgumentError(absl::StrCat("unknown dataset '", dataset.name, "'"));
-  const std::string dir = dataset.dir.empty() ? std::string(kFashionMnistDir) : dataset.dir;
-  const std::string path = dir + "/train-labels-idx1-ubyte.gz";
-  auto labels = ReadIdxLabels(path, facts->num_classes);
-  if (!labels.ok()) return labels.status();
-  const int64_t n = static_cast<int64_t>(labels->data.size());
-  if (dataset.validation > n) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": validation ", dataset.validation,
-                                                   " is more than the ", n, " training labels"));
-  }
-  std::vector<int64_t> counts(static_cast<size_t>(facts->num_classes), 0);
-  for (int64_t i = dataset.validation; i < n; ++i) ++counts[labels->data[static_cast<size_t>(i)]];
-  return counts;
 }
 
 std::string WithCommas(int64_t n) {

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "backends/model_spec.h"
+#include "data/load.h"
 #include "experiments/sweep.h"
 
 namespace seedproof {
@@ -48,19 +50,29 @@ absl::StatusOr<SweepSpec> ParseSweepSpecText(const std::string& text,
                                              const std::string& path_for_messages,
                                              std::vector<SpecError>* errors = nullptr);
 
-// The checks that need the data: train_size against the task's training examples,
-// classes without training examples. train_counts_per_class[c] is the number of
-// training examples of class c after the validation split (Fashion-MNIST with
-// validation 5000: 55,000 in all). INVALID_ARGUMENT lists every problem, in the same
-// format and at the same positions as the parser's.
-absl::Status ValidateAgainstData(const SweepSpec& spec,
-                                 const std::vector<int64_t>& train_counts_per_class,
-                                 std::vector<SpecError>* errors = nullptr);
+// What reading a dataset told (LoadStudy): the facts the checks and the plan's
+// estimates need.
+struct DataFacts {
+  Shape example_shape;  // after the declared channel conversion
+  int num_classes = 0;
+  std::vector<std::string> class_names;
+  int64_t train_examples = 0;                   // before the validation split
+  std::vector<int64_t> train_counts_per_class;  // after the validation split
+};
+using DataFactsByName = std::map<std::string, DataFacts>;
 
-// Per-class counts of the training split after the first dataset.validation
-// examples, read from the dataset's training labels only (for fashion-mnist,
-// DIR/train-labels-idx1-ubyte.gz; DIR is dataset.dir or Debian's package folder).
-absl::StatusOr<std::vector<int64_t>> LoadTrainCountsPerClass(const DatasetSpec& dataset);
+// The facts of a loaded dataset as `dataset` declares it (its validation split,
+// its channel conversion).
+DataFacts FactsOfData(const DatasetSpec& dataset, const LoadedDataset& loaded);
+
+// The checks that need the data, for every task against its dataset's facts: the
+// validation split against the training examples, classes the data has and with
+// training examples, train_size against the task's training examples, and the
+// model's input against the examples' shape (or its declared resize).
+// INVALID_ARGUMENT lists every problem, in the same format and at the same
+// positions as the parser's. A dataset missing from `facts` is not checked.
+absl::Status ValidateAgainstData(const SweepSpec& spec, const DataFactsByName& facts,
+                                 std::vector<SpecError>* errors = nullptr);
 
 // What the parser knows about a dataset name without reading it.
 struct DatasetFacts {

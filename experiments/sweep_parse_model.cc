@@ -93,33 +93,6 @@ std::optional<LayerProblem> FindLayerProblem(const ModelSpec& model) {
                       WithoutLayerPrefix(std::string(full.status().message()))};
 }
 
-void SpecParser::ParseDataset(const Field& f) {
-  spec_.positions.validation = ToPosition(f);
-  if (!f.present) {
-    spec_.positions.validation = {1, 1, "dataset.validation"};
-    facts_ = FindDatasetFacts(spec_.dataset.name);
-    return;
-  }
-  auto m = r_.Map(f, {"name", "dir", "validation", "resize"},
-                  "a mapping like {name: fashion-mnist, validation: 5000}");
-  if (!m) return;
-  spec_.positions.validation = ToPosition(m->Get("validation"));
-  const Field name = m->Get("name");
-  if (name.present) {
-    std::vector<std::string> known = {"fashion-mnist"};
-    if (auto i = r_.Choice(name, "dataset", known))
-      spec_.dataset.name = known[*i];
-    else
-      return;  // later class checks would only repeat this error
-  }
-  facts_ = FindDatasetFacts(spec_.dataset.name);
-  if (auto dir = r_.Text(m->Get("dir"), "a folder path")) spec_.dataset.dir = *dir;
-  const int64_t max_validation = facts_ ? facts_->train_examples - 1 : INT64_MAX;
-  if (auto v = r_.Int(m->Get("validation"), 0, max_validation)) spec_.dataset.validation = *v;
-  resize_field_ = m->Get("resize");
-  if (auto resize = r_.Bool(resize_field_)) resize_ = *resize;
-}
-
 std::optional<std::vector<int32_t>> SpecParser::ParseClasses(const Field& f) {
   auto elements = r_.List(f, "a list of class ids like [5, 6]", /*scalar_ok=*/true);
   if (!elements) return std::nullopt;
@@ -157,12 +130,18 @@ std::optional<std::vector<int32_t>> SpecParser::ParseClasses(const Field& f) {
 std::optional<TaskSpec> SpecParser::ParseTask(const Field& f, bool is_source,
                                               TaskPositions* positions, bool* others) {
   positions->task = positions->classes = positions->train_size = ToPosition(f);
-  auto m = r_.Map(f, {"name", "classes", "positive", "negative", "train_size", "subset"},
+  auto m = r_.Map(f, {"name", "dataset", "classes", "positive", "negative", "train_size", "subset"},
                   is_source ? "a mapping like {classes: [0, 1, 2]}"
                             : "a mapping like {positive: [6], negative: [5]}");
   if (!m) return std::nullopt;
   TaskSpec task;
   bool ok = true;
+  if (auto dataset = TaskDataset(*m)) {
+    task.dataset = *dataset;
+  } else {
+    ok = false;
+  }
+  facts_ = spec_.datasets.empty() ? nullptr : FactsOf(spec_.DatasetOf(task));
   const Field classes = m->Get("classes"), positive = m->Get("positive"),
               negative = m->Get("negative");
   positions->classes = ToPosition(classes.present ? classes : positive.present ? positive : f);
@@ -239,7 +218,7 @@ std::optional<TaskSpec> SpecParser::ParseTask(const Field& f, bool is_source,
           train_size,
           absl::StrCat("train_size ", *n, " is larger than the task's training data (at most ",
                        WithCommas(facts_->max_train_per_class * static_cast<int64_t>(all.size())),
-                       " images: ", all.size(), " classes of ", spec_.dataset.name, ")"));
+                       " images: ", all.size(), " classes of ", facts_->name, ")"));
       ok = false;
     }
   } else if (train_size.present) {

@@ -53,11 +53,8 @@ absl::StatusOr<EpochStats> TrainEpoch(Model& model, const Dataset& data, int64_t
           absl::StrCat("a batch of ", global_m, " examples cannot be split across ", replicas,
                        " replicas (a smaller count of replicas, or a larger batch)"));
     }
-    for (int64_t i = 0; i < m; ++i) {
-      const int64_t src = order[first + i];
-      std::copy_n(data.x.data() + src * width, width, x.data() + i * width);
-      y[i] = data.y[src];
-    }
+    data.CopyRows(order.data() + first, m, x.data());
+    for (int64_t i = 0; i < m; ++i) y[i] = data.y[order[first + i]];
     int64_t hits = 0;
     auto loss = model.TrainStep(x.data(), y.data(), m, &hits);
     if (!loss.ok()) return loss.status();
@@ -92,6 +89,52 @@ absl::StatusOr<EpochStats> TrainEpoch(Model& model, const Dataset& data, int64_t
     stats.accuracy = static_cast<double>(correct) / static_cast<double>(stats.examples);
   }
   return stats;
+}
+
+namespace {
+// A multiple of the backend's evaluation batch (1,024) and feature chunk (256).
+constexpr int64_t kChunk = 1024;
+}  // namespace
+
+absl::StatusOr<EvalResult> EvaluateOn(Model& model, const Dataset& data) {
+  const int64_t n = data.size(), width = data.width();
+  std::vector<float> x(std::min(n, kChunk) * width);
+  EvalResult total;
+  for (int64_t first = 0; first < n; first += kChunk) {
+    const int64_t m = std::min(kChunk, n - first);
+    data.CopyRange(first, m, x.data());
+    auto part = model.Evaluate(x.data(), data.y.data() + first, m, kChunk);
+    if (!part.ok()) return part.status();
+    total.loss_sum += part->loss_sum;
+    total.correct += part->correct;
+  }
+  total.examples = n;
+  if (n > 0) {
+    total.loss = total.loss_sum / static_cast<double>(n);
+    total.accuracy = static_cast<double>(total.correct) / static_cast<double>(n);
+  }
+  return total;
+}
+
+absl::StatusOr<Dataset> FeaturesOf(Model& model, const Dataset& data, int layers) {
+  if (layers < 1 || layers > static_cast<int>(model.shapes().outputs.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("FeaturesOf: no layer ", layers));
+  }
+  Dataset out;
+  out.example_shape = model.shapes().outputs[layers - 1];
+  out.num_classes = data.num_classes;
+  out.y = data.y;
+  const int64_t n = data.size(), width = data.width(), out_width = out.width();
+  out.x.resize(n * out_width);
+  std::vector<float> x(std::min(n, kChunk) * width);
+  for (int64_t first = 0; first < n; first += kChunk) {
+    const int64_t m = std::min(kChunk, n - first);
+    data.CopyRange(first, m, x.data());
+    if (auto s = model.Features(x.data(), m, layers, out.x.data() + first * out_width); !s.ok()) {
+      return s;
+    }
+  }
+  return out;
 }
 
 }  // namespace seedproof

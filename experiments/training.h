@@ -39,4 +39,13 @@ struct EpochOptions {
 absl::StatusOr<EpochStats> TrainEpoch(Model& model, const Dataset& data, int64_t batch_size,
                                       uint64_t order_seed, const EpochOptions& options = {});
 
+// The model's loss and accuracy on `data`, built into model inputs 1,024 examples
+// at a time (the backend's own evaluation batch), so the result is bit-identical to
+// one Evaluate call on the whole set as floats.
+absl::StatusOr<EvalResult> EvaluateOn(Model& model, const Dataset& data);
+
+// The outputs of the model's first `layers` layers for every example of `data`,
+// as a float dataset with identity scaling and the same labels.
+absl::StatusOr<Dataset> FeaturesOf(Model& model, const Dataset& data, int layers);
+
 }  // namespace seedproof

@@ -13,6 +13,7 @@
 #include "experiments/plan.h"
 #include "experiments/results.h"
 #include "experiments/training.h"
+#include "experiments/trial_json.h"
 
 namespace seedproof {
 namespace {
@@ -31,9 +32,11 @@ absl::StatusOr<std::string> FileSha256(const std::string& path) {
       std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
 }
 
+// A task's splits are determined by the dataset's content and preprocessing and
+// the task's view: the dataset's trial-spec JSON carries all of those.
 std::string TaskKey(const DatasetSpec& d, const TaskSpec& t, uint64_t subset_seed,
                     const Shape& input) {
-  return absl::StrCat(d.name, "|", d.dir, "|", d.validation, "|c", absl::StrJoin(t.classes, ","),
+  return absl::StrCat(DatasetJsonText(d), "|c", absl::StrJoin(t.classes, ","),
                       "|p", absl::StrJoin(t.positive, ","), "|n", absl::StrJoin(t.negative, ","),
                       "|", t.train_size, "|", static_cast<int>(t.subset), "|",
                       t.subset == TaskSpec::Subset::kRandom ? subset_seed : 0, "|",
@@ -75,8 +78,8 @@ class TrialRunner {
       : trial_(trial), ctx_(context), result_(result) {}
 
   absl::Status Run() {
-    auto splits =
-        ctx_.cache->Splits(trial_.dataset, trial_.task, trial_.seeds.subset, trial_.model.input);
+    auto splits = ctx_.cache->Splits(trial_.dataset, trial_.task, trial_.seeds.subset,
+                                     trial_.model.input, ctx_.datasets);
     if (!splits.ok()) return splits.status();
     splits_ = *splits;
     std::unique_ptr<Model> model;
@@ -105,8 +108,7 @@ class TrialRunner {
     }
     if (result_.outcome == TrialOutcome::kDiverged) return absl::OkStatus();
 
-    const Dataset& test = splits_->test;
-    auto eval = model->Evaluate(test.x.data(), test.y.data(), test.size(), 1024);
+    auto eval = EvaluateOn(*model, splits_->test);
     if (!eval.ok()) return eval.status();
     result_.test_loss = eval->loss;
     result_.test_accuracy = eval->accuracy;
@@ -173,7 +175,7 @@ class TrialRunner {
         result_.diverged_epoch = record.epoch;
         return absl::OkStatus();
       }
-      auto val = model.Evaluate(validation.x.data(), validation.y.data(), validation.size(), 1024);
+      auto val = EvaluateOn(model, validation);
       if (!val.ok()) return val.status();
       record.train_loss = stats->loss;
       record.train_accuracy = stats->accuracy;
@@ -200,17 +202,12 @@ class TrialRunner {
                                                                    bool shareable) {
     auto compute = [&]() -> absl::StatusOr<TaskSplits> {
       TaskSplits out;
-      const int64_t width = ElementCount(model.shapes().outputs[prefix - 1]);
       // Test metrics come from the whole model after training: no test split here.
       for (auto [from, to] : {std::pair<const Dataset*, Dataset*>{&splits_->train, &out.train},
                               {&splits_->validation, &out.validation}}) {
-        to->example_shape = model.shapes().outputs[prefix - 1];
-        to->num_classes = from->num_classes;
-        to->y = from->y;
-        to->x.resize(from->size() * width);
-        if (auto s = model.Features(from->x.data(), from->size(), prefix, to->x.data()); !s.ok()) {
-          return s;
-        }
+        auto features = FeaturesOf(model, *from, prefix);
+        if (!features.ok()) return features.status();
+        *to = *std::move(features);
       }
       return out;
     };
@@ -294,9 +291,8 @@ class TrialRunner {
     if (!top.ok()) return top.status();
     EpochRecord record;
     record.epoch = 1;
-    auto on_train = (*top)->Evaluate(train.x.data(), train.y.data(), train.size(), 1024);
-    const Dataset& val = (*features)->validation;
-    auto on_val = (*top)->Evaluate(val.x.data(), val.y.data(), val.size(), 1024);
+    auto on_train = EvaluateOn(**top, train);
+    auto on_val = EvaluateOn(**top, (*features)->validation);
     if (!on_train.ok()) return on_train.status();
     if (!on_val.ok()) return on_val.status();
     record.train_loss = on_train->loss;
@@ -343,23 +339,9 @@ absl::StatusOr<std::unique_ptr<Model>> DirectoryArtifactStore::Get(const std::st
   return backend.Load(path);
 }
 
-absl::StatusOr<std::shared_ptr<const FashionMnist>> TrialCache::Data(const DatasetSpec& spec) {
-  if (spec.name != "fashion-mnist") {
-    return absl::InvalidArgumentError(absl::StrCat("unknown dataset '", spec.name, "'"));
-  }
-  std::lock_guard<std::mutex> lock(mu_);
-  const std::string key = spec.dir.empty() ? std::string(kFashionMnistDir) : spec.dir;
-  if (auto it = data_.find(key); it != data_.end()) return it->second;
-  auto data = LoadFashionMnist(key);
-  if (!data.ok()) return data.status();
-  auto shared = std::make_shared<const FashionMnist>(std::move(*data));
-  data_[key] = shared;
-  return shared;
-}
-
-template <typename Build>
-absl::StatusOr<std::shared_ptr<const TaskSplits>> TrialCache::FindOrBuild(
-    std::map<std::string, std::shared_ptr<const TaskSplits>>& entries, const std::string& key,
+template <typename T, typename Build>
+absl::StatusOr<std::shared_ptr<const T>> TrialCache::FindOrBuild(
+    std::map<std::string, std::shared_ptr<const T>>& entries, const std::string& key,
     const Build& build, bool* built) {
   *built = false;
   std::unique_lock<std::mutex> lock(mu_);
@@ -367,25 +349,48 @@ absl::StatusOr<std::shared_ptr<const TaskSplits>> TrialCache::FindOrBuild(
   if (auto it = entries.find(key); it != entries.end()) return it->second;
   building_.insert(key);
   lock.unlock();
-  absl::StatusOr<TaskSplits> value = build();
+  absl::StatusOr<T> value = build();
   lock.lock();
   building_.erase(key);
   ready_.notify_all();
   if (!value.ok()) return value.status();
   *built = true;
-  return entries.emplace(key, std::make_shared<const TaskSplits>(*std::move(value))).first->second;
+  return entries.emplace(key, std::make_shared<const T>(*std::move(value))).first->second;
+}
+
+absl::StatusOr<std::shared_ptr<const LoadedDataset>> TrialCache::Data(const DatasetSpec& spec,
+                                                                      DatasetSource* source) {
+  const std::string key =
+      spec.sha256.empty()
+          ? absl::StrCat("path|", DatasetFormatName(spec.format), "|", spec.path)
+          : absl::StrCat("sha256|", spec.sha256);
+  bool built;
+  return FindOrBuild(
+      data_, "data|" + key,
+      [&]() -> absl::StatusOr<LoadedDataset> {
+        if (spec.ship && source != nullptr) return source->Fetch(spec);
+        auto loaded = LoadDataset(spec);
+        if (!loaded.ok()) return loaded.status();
+        if (auto s = CheckDatasetHash(spec, loaded->sha256); !s.ok()) return s;
+        return loaded;
+      },
+      &built);
 }
 
 absl::StatusOr<std::shared_ptr<const TaskSplits>> TrialCache::Splits(const DatasetSpec& dataset,
                                                                      const TaskSpec& task,
                                                                      uint64_t subset_seed,
-                                                                     const Shape& model_input) {
-  auto data = Data(dataset);
+                                                                     const Shape& model_input,
+                                                                     DatasetSource* source) {
+  auto data = Data(dataset, source);
   if (!data.ok()) return data.status();
   bool built;
   return FindOrBuild(
       splits_, TaskKey(dataset, task, subset_seed, model_input),
-      [&] { return BuildTaskSplits(**data, dataset.validation, task, subset_seed, model_input); },
+      [&] {
+        return BuildTaskSplits(std::shared_ptr<const TrainTest>(*data, &(*data)->data), dataset,
+                               task, subset_seed, model_input);
+      },
       &built);
 }
 

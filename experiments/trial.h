@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "backends/backend.h"
+#include "data/load.h"
 #include "data/task_data.h"
 #include "experiments/sweep.h"
 #include "experiments/trial_result.h"
@@ -44,16 +45,30 @@ class DirectoryArtifactStore final : public ArtifactStore {
   std::string dir_;
 };
 
-// What trials in one process share: the dataset, task splits, and the outputs of
-// frozen prefixes (keyed by source model hash, prefix depth and data view), so a
-// frozen phase costs only the trainable top. Thread-safe.
+// Datasets by content hash from elsewhere (the coordinator, or a worker group's
+// rank 0), for specs that ship them (DatasetSpec::ship).
+class DatasetSource {
+ public:
+  virtual ~DatasetSource() = default;
+  // The dataset, decoded and checked against dataset.sha256 (data/load.h).
+  virtual absl::StatusOr<LoadedDataset> Fetch(const DatasetSpec& dataset) = 0;
+};
+
+// What trials in one process share: each dataset, decoded once (by content hash),
+// task splits, and the outputs of frozen prefixes (keyed by source model hash,
+// prefix depth and data view), so a frozen phase costs only the trainable top.
+// Thread-safe.
 class TrialCache {
  public:
-  absl::StatusOr<std::shared_ptr<const FashionMnist>> Data(const DatasetSpec& spec);
+  // The dataset, read from its path and checked against its hash, or for a shipped
+  // dataset fetched from `source`. Decoded once per process.
+  absl::StatusOr<std::shared_ptr<const LoadedDataset>> Data(const DatasetSpec& spec,
+                                                            DatasetSource* source = nullptr);
   absl::StatusOr<std::shared_ptr<const TaskSplits>> Splits(const DatasetSpec& dataset,
                                                            const TaskSpec& task,
                                                            uint64_t subset_seed,
-                                                           const Shape& model_input);
+                                                           const Shape& model_input,
+                                                           DatasetSource* source = nullptr);
   // The prefix outputs for `key`, computed by `compute` the first time.
   absl::StatusOr<std::shared_ptr<const TaskSplits>> Features(
       const std::string& key, const std::function<absl::StatusOr<TaskSplits>()>& compute);
@@ -65,15 +80,15 @@ class TrialCache {
   // asking while it is being built wait for it instead of building it again (the
   // workers of one process share this cache); a failure is not kept. `built` says
   // whether this call built it.
-  template <typename Build>
-  absl::StatusOr<std::shared_ptr<const TaskSplits>> FindOrBuild(
-      std::map<std::string, std::shared_ptr<const TaskSplits>>& entries, const std::string& key,
+  template <typename T, typename Build>
+  absl::StatusOr<std::shared_ptr<const T>> FindOrBuild(
+      std::map<std::string, std::shared_ptr<const T>>& entries, const std::string& key,
       const Build& build, bool* built);
 
   std::mutex mu_;
   std::condition_variable ready_;  // an entry was built, or its build failed
   std::set<std::string> building_;
-  std::map<std::string, std::shared_ptr<const FashionMnist>> data_;
+  std::map<std::string, std::shared_ptr<const LoadedDataset>> data_;
   std::map<std::string, std::shared_ptr<const TaskSplits>> splits_;
   std::map<std::string, std::shared_ptr<const TaskSplits>> features_;
   int64_t feature_hits_ = 0, feature_misses_ = 0;
@@ -84,6 +99,7 @@ struct TrialContext {
   GradientReducer* reducer = nullptr;  // nullptr: local
   ArtifactStore* artifacts = nullptr;
   TrialCache* cache = nullptr;
+  DatasetSource* datasets = nullptr;  // nullptr: every dataset is read from its path
   int threads = 1;
   // Train frozen phases on cached prefix outputs. Off only to measure the cache.
   bool feature_cache = true;

@@ -95,6 +95,8 @@ class Reader {
     }
   }
   bool Has(const char* name) const { return json_.contains(name) && !json_[name].is_null(); }
+  // A field that is present and typed but not acceptable.
+  void Fail(const char* name, const std::string& message) { Error(name, message); }
 
  private:
   // Exact conversions only: an integer out of T's range, a fraction where an
@@ -200,10 +202,102 @@ PhaseSpec ReadPhase(Reader& r) {
   return p;
 }
 
+Json DatasetToJson(const DatasetSpec& d) {
+  return {{"name", d.name},
+          {"format", DatasetFormatName(d.format)},
+          {"path", d.path},
+          {"sha256", d.sha256},
+          {"example_shape", d.example_shape},
+          {"ship", d.ship},
+          {"class_names", d.class_names},
+          {"classes", d.classes},
+          {"test_split", d.test_split},
+          {"split_seed", d.split_seed},
+          {"channels_first", d.channels_first},
+          {"image_size", d.image_size ? Json(*d.image_size) : Json(nullptr)},
+          {"arrays", {d.x_train, d.y_train, d.x_test, d.y_test}},
+          {"csv", {{"header", d.csv_header},
+                   {"label_column", d.label_column},
+                   {"label_index", d.label_index},
+                   {"shape", d.csv_shape}}},
+          {"channels", d.channels},
+          {"resize", d.resize},
+          {"scale", d.scale ? Json(*d.scale) : Json(nullptr)},
+          {"mean", d.mean},
+          {"std", d.std},
+          {"validation", d.validation}};
+}
+
+void ReadDataset(Reader& r, DatasetSpec& d) {
+  d.name = r.Get<std::string>("name");
+  if (!r.Has("format") && r.Has("dir")) {
+    // A trial stored before datasets were hashed: Fashion-MNIST's IDX files.
+    d.path = r.Get<std::string>("dir");
+    d.validation = r.Get<int64_t>("validation");
+    return;
+  }
+  const std::string format = r.Get<std::string>("format");
+  if (auto f = DatasetFormatNamed(format)) {
+    d.format = *f;
+  } else if (r.status().ok()) {
+    r.Fail("format", absl::StrCat("'", format, "' is not a dataset format"));
+  }
+  d.path = r.Get<std::string>("path");
+  d.sha256 = r.Get<std::string>("sha256");
+  d.example_shape = r.Get<std::vector<int64_t>>("example_shape");
+  d.ship = r.Get<bool>("ship");
+  d.class_names = r.Get<std::vector<std::string>>("class_names");
+  d.classes = r.Get<int>("classes");
+  d.test_split = r.Get<double>("test_split");
+  d.split_seed = r.Get<uint64_t>("split_seed");
+  d.channels_first = r.Get<bool>("channels_first");
+  if (r.Has("image_size")) d.image_size = r.Get<std::vector<int64_t>>("image_size");
+  const auto arrays = r.Get<std::vector<std::string>>("arrays");
+  if (r.status().ok() && arrays.size() != 4) r.Fail("arrays", "expected 4 names");
+  if (arrays.size() == 4) {
+    d.x_train = arrays[0], d.y_train = arrays[1], d.x_test = arrays[2], d.y_test = arrays[3];
+  }
+  r.Object("csv", [&](Reader& c) {
+    d.csv_header = c.Get<bool>("header");
+    d.label_column = c.Get<std::string>("label_column");
+    d.label_index = c.Get<int>("label_index");
+    d.csv_shape = c.Get<std::vector<int64_t>>("shape");
+  });
+  d.channels = r.Get<int>("channels");
+  d.resize = r.Get<bool>("resize");
+  if (r.Has("scale")) d.scale = r.Get<float>("scale");
+  d.mean = r.Get<std::vector<float>>("mean");
+  d.std = r.Get<std::vector<float>>("std");
+  d.validation = r.Get<int64_t>("validation");
+}
+
 }  // namespace
+
+std::string DatasetJsonText(const DatasetSpec& dataset) { return DatasetToJson(dataset).dump(); }
+
+std::string DatasetsToJsonText(const std::vector<DatasetSpec>& datasets) {
+  Json array = Json::array();
+  for (const DatasetSpec& d : datasets) array.push_back(DatasetToJson(d));
+  return array.dump();
+}
+
+absl::StatusOr<std::vector<DatasetSpec>> DatasetsFromJsonText(const std::string& text) {
+  const Json json = Json::parse(text, nullptr, false);
+  if (!json.is_array()) return absl::InvalidArgumentError("datasets: expected a JSON array");
+  std::vector<DatasetSpec> datasets;
+  for (size_t i = 0; i < json.size(); ++i) {
+    DatasetSpec d;
+    Reader r(json[i], absl::StrCat("datasets[", i, "]"));
+    ReadDataset(r, d);
+    if (!r.status().ok()) return r.status();
+    datasets.push_back(std::move(d));
+  }
+  return datasets;
+}
 
 Json TrialSpecToJson(const TrialSpec& t) {
   Json task = {{"name", t.task.name},
+               {"dataset", t.task.dataset},
                {"classes", t.task.classes},
                {"positive", t.task.positive},
                {"negative", t.task.negative},
@@ -221,8 +315,7 @@ Json TrialSpecToJson(const TrialSpec& t) {
       {"target", t.target},
       {"seed_index", t.seed_index},
       {"seeds", {{"init", t.seeds.init}, {"order", t.seeds.order}, {"subset", t.seeds.subset}}},
-      {"dataset",
-       {{"name", t.dataset.name}, {"dir", t.dataset.dir}, {"validation", t.dataset.validation}}},
+      {"dataset", DatasetToJson(t.dataset)},
       {"task", task},
       {"model", {{"input", t.model.input}, {"layers", layers}, {"loss", Number(t.model.loss)}}},
       {"phases", phases},
@@ -246,13 +339,10 @@ absl::StatusOr<TrialSpec> TrialSpecFromJson(const Json& json) {
     t.seeds.order = s.Get<uint64_t>("order");
     t.seeds.subset = s.Get<uint64_t>("subset");
   });
-  r.Object("dataset", [&](Reader& d) {
-    t.dataset.name = d.Get<std::string>("name");
-    t.dataset.dir = d.Get<std::string>("dir");
-    t.dataset.validation = d.Get<int64_t>("validation");
-  });
+  r.Object("dataset", [&](Reader& d) { ReadDataset(d, t.dataset); });
   r.Object("task", [&](Reader& k) {
     t.task.name = k.Get<std::string>("name");
+    if (k.Has("dataset")) t.task.dataset = k.Get<std::string>("dataset");  // else stored before
     t.task.classes = k.Get<std::vector<int32_t>>("classes");
     t.task.positive = k.Get<std::vector<int32_t>>("positive");
     t.task.negative = k.Get<std::vector<int32_t>>("negative");

@@ -22,5 +22,12 @@ absl::StatusOr<TrialSpec> TrialSpecFromJsonText(const std::string& text);
 // INVALID_ARGUMENT naming the missing, mistyped or out-of-range field
 // ("trial.phases[1].optimizer.kind: 7 is not an optimizer").
 absl::StatusOr<TrialSpec> TrialSpecFromJson(const nlohmann::json& json);
+// A dataset's part of the trial JSON, as text (a cache key for what it determines).
+std::string DatasetJsonText(const DatasetSpec& dataset);
+// A study's datasets as they were loaded (content hashes and all), as a JSON array,
+// and back: what the store keeps so a spec expands again into the same trials.
+std::string DatasetsToJsonText(const std::vector<DatasetSpec>& datasets);
+// INVALID_ARGUMENT naming the dataset and field for anything malformed.
+absl::StatusOr<std::vector<DatasetSpec>> DatasetsFromJsonText(const std::string& text);
 
 }  // namespace seedproof

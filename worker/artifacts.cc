@@ -2,6 +2,10 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
+#include <deque>
+#include <functional>
+
 #include "absl/strings/str_cat.h"
 #include "experiments/fingerprint.h"
 #include "proto/wire_limits.h"
@@ -62,27 +66,84 @@ absl::StatusOr<std::unique_ptr<Model>> CoordinatorArtifactStore::Get(const std::
   return loaded_->Clone();
 }
 
+namespace {
+
+// Streams artifact sha256 from the coordinator into on_chunk (after on_start with
+// its size), retrying while the coordinator is unreachable; `what` names it.
+absl::Status Download(rpc::Trials::Stub& stub, const RpcAuth& auth, const std::string& sha256,
+                      const std::string& what, int64_t deadline_ms,
+                      const std::function<void(int64_t total_bytes)>& on_start,
+                      const std::function<void(std::string&& data)>& on_chunk) {
+  auto download = [&]() -> absl::Status {
+    grpc::ClientContext ctx;
+    auth.Apply(ctx, deadline_ms);
+    rpc::ArtifactRef ref;
+    ref.set_sha256(sha256);
+    auto reader = stub.DownloadArtifact(&ctx, ref);
+    rpc::ArtifactChunk chunk;
+    for (bool first = true; reader->Read(&chunk); first = false) {
+      if (first) on_start(chunk.total_bytes());
+      on_chunk(std::move(*chunk.mutable_data()));
+    }
+    return FromGrpc(reader->Finish(), absl::StrCat("download of ", what));
+  };
+  return RetryWhileUnavailable(download);
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> CoordinatorArtifactStore::Download() {
   if (source_sha256_ == kept_sha256_) return kept_bytes_;
   std::string bytes;
-  auto download = [&]() -> absl::Status {
-    bytes.clear();
-    grpc::ClientContext ctx;
-    auth_.Apply(ctx, 60000);
-    rpc::ArtifactRef ref;
-    ref.set_sha256(source_sha256_);
-    auto reader = stub_.DownloadArtifact(&ctx, ref);
-    rpc::ArtifactChunk chunk;
-    while (reader->Read(&chunk)) bytes += chunk.data();
-    return FromGrpc(reader->Finish(), absl::StrCat("download of model ", source_sha256_));
-  };
-  if (auto s = RetryWhileUnavailable(download); !s.ok()) return s;
+  const absl::Status downloaded = seedproof::Download(
+      stub_, auth_, source_sha256_, absl::StrCat("model ", source_sha256_), 60000,
+      [&](int64_t total) {
+        bytes.clear();
+        bytes.reserve(static_cast<size_t>(std::max<int64_t>(total, 0)));
+      },
+      [&](std::string&& data) { bytes += data; });
+  if (!downloaded.ok()) return downloaded;
   if (Sha256Hex(bytes) != source_sha256_) {
     return absl::DataLossError(absl::StrCat("model ", source_sha256_, " arrived damaged"));
   }
   kept_sha256_ = source_sha256_;
   kept_bytes_ = bytes;
   return bytes;
+}
+
+absl::StatusOr<LoadedDataset> CoordinatorDatasets::Fetch(const DatasetSpec& dataset) {
+  std::deque<std::string> pieces;
+  std::unique_ptr<Sha256> hash;
+  // A dataset may be hundreds of megabytes: ten minutes, not one.
+  const absl::Status downloaded = Download(
+      stub_, auth_, dataset.sha256, absl::StrCat("dataset '", dataset.name, "' (", dataset.sha256, ")"),
+      600000,
+      [&](int64_t) {
+        pieces.clear();
+        hash = std::make_unique<Sha256>();
+      },
+      [&](std::string&& data) {
+        hash->Update(data.data(), data.size());
+        pieces.push_back(std::move(data));
+      });
+  if (!downloaded.ok()) return downloaded;
+  if (!hash) return absl::DataLossError(absl::StrCat("dataset '", dataset.name, "': no bytes came"));
+  return LoadDatasetFromPieces(dataset, std::move(pieces), hash->Hex());
+}
+
+void MemoryDatasets::Keep(const std::string& sha256, std::string encoding) {
+  encodings_[sha256] = std::move(encoding);
+}
+
+absl::StatusOr<LoadedDataset> MemoryDatasets::Fetch(const DatasetSpec& dataset) {
+  auto it = encodings_.find(dataset.sha256);
+  if (it == encodings_.end()) {
+    return absl::NotFoundError(absl::StrCat("dataset '", dataset.name, "' (", dataset.sha256,
+                                            ") was not sent to this rank"));
+  }
+  std::string encoding = std::move(it->second);
+  encodings_.erase(it);
+  return LoadDatasetFromBlob(dataset, std::move(encoding));
 }
 
 void MemoryArtifactStore::Keep(const std::string& trial_id, std::string bytes) {

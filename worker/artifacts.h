@@ -51,6 +51,33 @@ class CoordinatorArtifactStore final : public ArtifactStore {
   std::unique_ptr<Model> loaded_;
 };
 
+// The datasets a spec ships (DatasetSpec::ship), from the coordinator by content
+// hash: downloaded in chunks, hashed as they come, and decoded piece by piece, so
+// the encoding and the dataset are never both whole in memory. The worker's
+// TrialCache keeps what this returns, once per process.
+class CoordinatorDatasets final : public DatasetSource {
+ public:
+  CoordinatorDatasets(rpc::Trials::Stub& stub, const RpcAuth& auth) : stub_(stub), auth_(auth) {}
+
+  absl::StatusOr<LoadedDataset> Fetch(const DatasetSpec& dataset) override;
+
+ private:
+  rpc::Trials::Stub& stub_;
+  const RpcAuth& auth_;
+};
+
+// Datasets a group's rank 0 broadcast (their encodings), for the other ranks.
+class MemoryDatasets final : public DatasetSource {
+ public:
+  void Keep(const std::string& sha256, std::string encoding);
+  // The dataset, decoded from what was kept (and then forgotten: the trial cache
+  // keeps the decoded dataset). NOT_FOUND when rank 0 sent none.
+  absl::StatusOr<LoadedDataset> Fetch(const DatasetSpec& dataset) override;
+
+ private:
+  std::map<std::string, std::string> encodings_;  // by sha256
+};
+
 class MemoryArtifactStore final : public ArtifactStore {
  public:
   // Keeps a model file's bytes as the model of trial_id.

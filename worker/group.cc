@@ -36,20 +36,37 @@ absl::StatusOr<TrialResult> UnpackOutcome(const std::string& text) {
 
 }  // namespace
 
-absl::Status SendTrial(MpiGroup& group, const rpc::LeaseReply& lease,
-                       const std::string& source_model) {
-  std::string header = nlohmann::json({{"command", "trial"}, {"items", {GroupItem(lease)}}}).dump();
+// The header, then each dataset's encoding.
+absl::Status SendHeader(MpiGroup& group, const char* command, nlohmann::json items,
+                        GroupDatasets datasets) {
+  nlohmann::json shas = nlohmann::json::array();
+  for (const auto& [sha, encoding] : datasets) shas.push_back(sha);
+  std::string header =
+      nlohmann::json({{"command", command}, {"items", std::move(items)}, {"datasets", shas}})
+          .dump();
   if (auto s = group.Broadcast(header); !s.ok()) return s;
+  for (auto& [sha, encoding] : datasets) {
+    if (auto s = group.Broadcast(encoding); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SendTrial(MpiGroup& group, const rpc::LeaseReply& lease,
+                       const std::string& source_model, GroupDatasets datasets) {
+  if (auto s = SendHeader(group, "trial", {GroupItem(lease)}, std::move(datasets)); !s.ok()) {
+    return s;
+  }
   std::string model = source_model;
   return group.Broadcast(model);
 }
 
 absl::Status SendBatch(MpiGroup& group, const std::vector<const rpc::LeaseReply*>& leases,
-                       const std::vector<std::string>& source_models) {
+                       const std::vector<std::string>& source_models, GroupDatasets datasets) {
   nlohmann::json items = nlohmann::json::array();
   for (const rpc::LeaseReply* lease : leases) items.push_back(GroupItem(*lease));
-  std::string header = nlohmann::json({{"command", "batch"}, {"items", items}}).dump();
-  if (auto s = group.Broadcast(header); !s.ok()) return s;
+  if (auto s = SendHeader(group, "batch", std::move(items), std::move(datasets)); !s.ok()) {
+    return s;
+  }
   for (std::string model : source_models) {
     if (auto s = group.Broadcast(model); !s.ok()) return s;
   }
@@ -80,6 +97,7 @@ absl::Status RunFollower(const WorkerOptions& options, MpiGroup& group,
   auto backend = MakeBackend(options.backend, {.threads = options.threads});
   if (!backend.ok()) return backend.status();
   MemoryArtifactStore artifacts;
+  MemoryDatasets datasets;
   TrialCache cache;
   auto find_trial = [&](const nlohmann::json& item) -> absl::StatusOr<TrialSpec> {
     auto trial = LeasedTrial(item.value("trial_id", ""), item.value("trial_json", ""));
@@ -97,6 +115,11 @@ absl::Status RunFollower(const WorkerOptions& options, MpiGroup& group,
     const std::string kind = command.is_object() ? command.value("command", "") : "";
     if (kind != "trial" && kind != "batch") break;
     const nlohmann::json& items = command["items"];
+    for (const nlohmann::json& sha : command.value("datasets", nlohmann::json::array())) {
+      std::string encoding;
+      if (auto s = group.Broadcast(encoding); !s.ok()) return s;
+      datasets.Keep(sha.get<std::string>(), std::move(encoding));
+    }
     // This rank's item: the one trial, or items[rank] of a batch (none when short).
     const bool parallel = kind == "trial";
     const size_t mine = parallel ? 0 : static_cast<size_t>(group.rank());
@@ -118,6 +141,7 @@ absl::Status RunFollower(const WorkerOptions& options, MpiGroup& group,
       ctx.backend = backend->get();
       ctx.artifacts = &artifacts;
       ctx.cache = &cache;
+      ctx.datasets = &datasets;
       ctx.threads = options.threads;
       if (parallel) {
         ctx.reducer = &group.reducer();

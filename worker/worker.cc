@@ -7,9 +7,11 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "data/dataset_blob.h"
 #include "experiments/fingerprint.h"
 #include "experiments/plan.h"
 #include "experiments/results.h"
@@ -141,6 +143,7 @@ class Worker {
     };
     if (auto s = RetryWhileUnavailable(do_register, stop_); !s.ok()) return s;
     artifacts_ = std::make_unique<CoordinatorArtifactStore>(*stub_, auth_);
+    datasets_ = std::make_unique<CoordinatorDatasets>(*stub_, auth_);
     heartbeats_ = std::make_unique<Heartbeats>(
         *stub_, auth_, std::chrono::milliseconds(registered_.heartbeat_ms()), metrics_.get());
     return absl::OkStatus();
@@ -178,6 +181,7 @@ class Worker {
     ctx.backend = backend_.get();
     ctx.artifacts = artifacts_.get();
     ctx.cache = &shared_->cache();
+    ctx.datasets = datasets_.get();
     ctx.threads = options_.threads;
     ctx.reducer = parallel ? parallel_reducer_ : timed_local_reducer_.get();
     ctx.replica = 0;
@@ -204,12 +208,15 @@ class Worker {
       artifacts_->BeginAttempt(lease.attempt_id(), trial->source_trial, lease.source_sha256());
       absl::Status shared = absl::OkStatus();
       if (group_ != nullptr) {
-        // The other ranks get the trial and its source model first.
+        // The other ranks get the trial, its source model and data first.
         absl::StatusOr<std::string> source_model = std::string();
         if (!trial->source_trial.empty()) source_model = artifacts_->Download();
-        shared = source_model.status();
-        if (source_model.ok()) {
-          if (auto s = SendTrial(*group_, lease, *source_model); !s.ok()) return s;
+        absl::StatusOr<GroupDatasets> datasets = DatasetsForGroup({&*trial});
+        shared = !source_model.ok() ? source_model.status() : datasets.status();
+        if (shared.ok()) {
+          if (auto s = SendTrial(*group_, lease, *source_model, *std::move(datasets)); !s.ok()) {
+            return s;
+          }
         }
       }
       if (shared.ok()) {
@@ -230,23 +237,27 @@ class Worker {
     // A trial whose source model cannot be had fails alone; the rest run.
     std::vector<std::pair<rpc::LeaseReply, TrialSpec>> batch;
     std::vector<std::string> source_models;
+    GroupDatasets datasets;
     for (const auto& [lease, trial] : leased) {
       artifacts_->BeginAttempt(lease.attempt_id(), trial.source_trial, lease.source_sha256());
       absl::StatusOr<std::string> model = std::string();
       if (!trial.source_trial.empty()) model = artifacts_->Download();
-      if (!model.ok()) {
-        if (auto s = Finish(lease.attempt_id(), model.status(), ""); !s.ok()) return s;
+      absl::StatusOr<GroupDatasets> data = DatasetsForGroup({&trial});
+      const absl::Status ready = !model.ok() ? model.status() : data.status();
+      if (!ready.ok()) {
+        if (auto s = Finish(lease.attempt_id(), ready, ""); !s.ok()) return s;
         continue;
       }
       batch.emplace_back(lease, trial);
       source_models.push_back(*std::move(model));
+      for (auto& d : *data) datasets.push_back(std::move(d));
     }
     if (batch.empty()) return absl::OkStatus();
     std::fprintf(stderr, "worker %s: %zu trials, one per rank\n", worker_id_.c_str(), batch.size());
     for (const auto& [lease, trial] : batch) LogStart(lease, trial);
     std::vector<const rpc::LeaseReply*> leases;
     for (const auto& [lease, trial] : batch) leases.push_back(&lease);
-    if (auto s = SendBatch(*group_, leases, source_models); !s.ok()) return s;
+    if (auto s = SendBatch(*group_, leases, source_models, std::move(datasets)); !s.ok()) return s;
     // Every attempt beats while its rank trains; rank 0 runs items[0].
     std::vector<std::unique_ptr<Heartbeats::Beat>> beats;
     for (const auto& [lease, trial] : batch)
@@ -266,6 +277,22 @@ class Worker {
       if (auto s = Finish(batch[r].first.attempt_id(), outcome, model); !s.ok()) return s;
     }
     return absl::OkStatus();
+  }
+
+  // The shipped datasets these trials read that the group's other ranks lack,
+  // encoded from this process's copy (fetched once from the coordinator); from
+  // here on they count as sent.
+  absl::StatusOr<GroupDatasets> DatasetsForGroup(const std::vector<const TrialSpec*>& trials) {
+    GroupDatasets out;
+    for (const TrialSpec* trial : trials) {
+      const DatasetSpec& d = trial->dataset;
+      if (!d.ship || d.sha256.empty() || group_datasets_.contains(d.sha256)) continue;
+      auto data = shared_->cache().Data(d, datasets_.get());
+      if (!data.ok()) return data.status();
+      out.emplace_back(d.sha256, EncodeDataset((*data)->data));
+      group_datasets_.insert(d.sha256);
+    }
+    return out;
   }
 
   void LogStart(const rpc::LeaseReply& lease, const TrialSpec& trial) const {
@@ -349,6 +376,8 @@ class Worker {
   GradientReducer* parallel_reducer_ = nullptr;  // the group's, timed with metrics
   rpc::RegisterReply registered_;
   std::unique_ptr<CoordinatorArtifactStore> artifacts_;
+  std::unique_ptr<CoordinatorDatasets> datasets_;
+  std::set<std::string> group_datasets_;  // the shipped datasets the other ranks have
   std::unique_ptr<Heartbeats> heartbeats_;  // after stub_ and metrics_: stops before them
   std::shared_ptr<WorkerShared> shared_;
   int trials_done_ = 0;

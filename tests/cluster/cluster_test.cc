@@ -24,6 +24,7 @@
 #include "experiments/fingerprint.h"
 #include "experiments/plan.h"
 #include "experiments/results.h"
+#include "experiments/study.h"
 #include "experiments/sweep_parse.h"
 #include "experiments/trial.h"
 #include "gmock/gmock.h"
@@ -644,10 +645,11 @@ TEST_F(Rpc, WaitingLeasesAreAnsweredByATrialTheirDeadlineCancelOrShutdown) {
 // no lease when none is ready; either way the result is stored.
 TEST_F(Rpc, CompleteLeasesTheNextTrialInTheSameCall) {
   const std::string text = absl::StrReplaceAll(kTinySpec, {{"EPOCHS", "1"}});
-  auto spec = ParseSweepSpecText(text, "spec.yaml");
-  ASSERT_TRUE(spec.ok()) << spec.status();
+  // Loaded as the coordinator loads it: the trial ids name the data by its hash.
+  auto study = LoadStudy(text, "spec.yaml");
+  ASSERT_TRUE(study.ok()) << study.status();
   std::map<std::string, TrialKind> kinds;
-  for (const TrialSpec& t : ExpandSweep(*spec).trials) kinds[t.id] = t.kind;
+  for (const TrialSpec& t : study->plan.trials) kinds[t.id] = t.kind;
   {
     grpc::ClientContext ctx;
     Authorize(ctx);

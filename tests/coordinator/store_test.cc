@@ -224,6 +224,7 @@ TEST_F(StoreTest, MigratesAVersionOneDatabaseKeepingItsSweeps) {
   // What version 1 wrote: no awaiting_confirmation column, no trial specs.
   ASSERT_TRUE(Raw()
                   ->Exec("ALTER TABLE sweeps DROP COLUMN awaiting_confirmation;"
+                         "ALTER TABLE sweeps DROP COLUMN datasets_json;"
                          "DROP TABLE trial_specs;"
                          "PRAGMA user_version = 1;")
                   .ok());
@@ -254,7 +255,10 @@ TEST_F(StoreTest, ALeaseCarriesItsTrialsSpec) {
 TEST_F(StoreTest, AVersionTwoDatabaseGetsItsTrialSpecsFilledIn) {
   const std::string id = Submit(ScratchPlan(2));
   store_.reset();
-  ASSERT_TRUE(Raw()->Exec("DROP TABLE trial_specs; PRAGMA user_version = 2;").ok());
+  ASSERT_TRUE(Raw()
+                  ->Exec("ALTER TABLE sweeps DROP COLUMN datasets_json;"
+                         "DROP TABLE trial_specs; PRAGMA user_version = 2;")
+                  .ok());
   Reopen();
   EXPECT_EQ(RawInt("PRAGMA user_version"), kSchemaVersion);
   EXPECT_THAT(store_->SweepsMissingTrialSpecs(), ElementsAre(id));
@@ -284,6 +288,7 @@ TEST_F(StoreTest, AVersionThreeDatabaseKeepsItsTrialSpecsInTheirOwnTable) {
                          "UPDATE trials SET spec_json = (SELECT s.spec_json FROM trial_specs s "
                          "WHERE s.sweep_id = trials.sweep_id AND s.trial_id = trials.trial_id);"
                          "DROP TABLE trial_specs;"
+                         "ALTER TABLE sweeps DROP COLUMN datasets_json;"
                          "PRAGMA user_version = 3;")
                   .ok());
   Reopen();
@@ -298,11 +303,46 @@ TEST_F(StoreTest, AVersionThreeDatabaseKeepsItsTrialSpecsInTheirOwnTable) {
   EXPECT_EQ(Status(id).leased, 2);
 }
 
+// Version 5 keeps the datasets a sweep was submitted with, as the plan had them;
+// a version 4 sweep has none ("": its spec expands as parsed, as it did then).
+TEST_F(StoreTest, ASweepKeepsItsDatasetsAndAVersionFourOneHasNone) {
+  Plan plan = ScratchPlan(1);
+  DatasetSpec digits;
+  digits.name = "digits";
+  digits.format = DatasetFormat::kCsv;
+  digits.path = "/data/digits.csv";
+  digits.sha256 = std::string(64, 'd');
+  digits.example_shape = {8, 8, 1};
+  plan.datasets = {digits};
+  const std::string id = Submit(plan);
+  Reopen();
+  auto text = store_->SweepSpecText(id);
+  ASSERT_TRUE(text.ok()) << text.status();
+  auto datasets = DatasetsFromJsonText(text->datasets_json);
+  ASSERT_TRUE(datasets.ok()) << datasets.status() << " in " << text->datasets_json;
+  ASSERT_EQ(datasets->size(), 1u);
+  EXPECT_EQ((*datasets)[0].sha256, digits.sha256);
+  EXPECT_EQ((*datasets)[0].format, DatasetFormat::kCsv);
+  EXPECT_EQ((*datasets)[0].example_shape, digits.example_shape);
+  store_.reset();
+  ASSERT_TRUE(Raw()
+                  ->Exec("ALTER TABLE sweeps DROP COLUMN datasets_json;"
+                         "PRAGMA user_version = 4;")
+                  .ok());
+  Reopen();
+  EXPECT_EQ(RawInt("PRAGMA user_version"), kSchemaVersion);
+  text = store_->SweepSpecText(id);
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_EQ(text->datasets_json, "");
+  EXPECT_EQ(Status(id).total, 1);
+}
+
 TEST_F(StoreTest, AReaderLeavesAnOlderDatabaseAsItIs) {
   Submit(ScratchPlan(1));
   store_.reset();
   ASSERT_TRUE(Raw()
                   ->Exec("ALTER TABLE sweeps DROP COLUMN awaiting_confirmation;"
+                         "ALTER TABLE sweeps DROP COLUMN datasets_json;"
                          "DROP TABLE trial_specs;"
                          "PRAGMA user_version = 1;")
                   .ok());

@@ -73,16 +73,24 @@ TEST(Dataset, LoadIdxDatasetScalesPixelsByOneOver255) {
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_THAT(data->example_shape, ElementsAre(1, 2, 1));
   EXPECT_EQ(data->num_classes, 5);
-  ASSERT_EQ(data->x.size(), 4u);
-  EXPECT_EQ(data->x[0], 0.0f);
-  EXPECT_EQ(data->x[1], 1.0f);
-  EXPECT_EQ(data->x[2], 51.0f / 255.0f);
-  EXPECT_EQ(data->x[3], 128.0f / 255.0f);
+  // Kept as the file's bytes; a batch sees byte / 255.
+  EXPECT_EQ(data->storage, Dataset::Storage::kByte);
+  EXPECT_THAT(data->bytes, ElementsAre(0, 255, 51, 128));
+  EXPECT_TRUE(data->x.empty());
+  std::vector<float> inputs(4);
+  data->CopyRange(0, 2, inputs.data());
+  EXPECT_EQ(inputs[0], 0.0f);
+  EXPECT_EQ(inputs[1], 1.0f);
+  EXPECT_EQ(inputs[2], 51.0f / 255.0f);
+  EXPECT_EQ(inputs[3], 128.0f / 255.0f);
+  const int64_t second = 1;
+  data->CopyRows(&second, 1, inputs.data());
+  EXPECT_EQ(inputs[0], 51.0f / 255.0f);
   EXPECT_THAT(data->y, ElementsAre(4, 1));
 }
 
 TEST(Dataset, LoadFashionMnistFromMissingDirectoryNamesTheFile) {
-  const absl::StatusOr<FashionMnist> data = LoadFashionMnist("/nonexistent/fashion");
+  const absl::StatusOr<TrainTest> data = LoadFashionMnist("/nonexistent/fashion");
   EXPECT_EQ(data.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(data.status().message()),
               HasSubstr("/nonexistent/fashion/train-images-idx3-ubyte.gz: cannot open"));
@@ -264,13 +272,19 @@ TEST(Dataset, RandomSubsetLargerThanDataIsRejected) {
 
 // --- The real Fashion-MNIST and Géron's tasks -----------------------------------------
 
+DatasetSpec WithValidation(int64_t validation) {
+  DatasetSpec spec;
+  spec.validation = validation;
+  return spec;
+}
+
 class RealFashionMnist : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     // deploy/install-deps.sh installs dataset-fashion-mnist: a missing dataset fails.
-    absl::StatusOr<FashionMnist> loaded = LoadFashionMnist();
+    absl::StatusOr<TrainTest> loaded = LoadFashionMnist();
     ASSERT_TRUE(loaded.ok()) << loaded.status();
-    data_ = std::make_unique<const FashionMnist>(*std::move(loaded));
+    data_ = std::make_shared<const TrainTest>(*std::move(loaded));
     absl::StatusOr<TrainValidation> split = SplitValidation(data_->train, 5000);
     ASSERT_TRUE(split.ok()) << split.status();
     split_ = std::make_unique<const TrainValidation>(*std::move(split));
@@ -284,13 +298,15 @@ class RealFashionMnist : public ::testing::Test {
   }
 
   static void ExpectPixelsInUnitInterval(const Dataset& data) {
-    const auto [lo, hi] = std::minmax_element(data.x.begin(), data.x.end());
+    EXPECT_EQ(data.storage, Dataset::Storage::kByte);  // 8-bit stays 8-bit
+    const Dataset floats = data.AsFloat();
+    const auto [lo, hi] = std::minmax_element(floats.x.begin(), floats.x.end());
     EXPECT_EQ(*lo, 0.0f);
     EXPECT_EQ(*hi, 1.0f);
   }
 
   // Loaded once for the suite: decompressing and scaling 70,000 images takes a while.
-  static inline std::unique_ptr<const FashionMnist> data_;
+  static inline std::shared_ptr<const TrainTest> data_;
   static inline std::unique_ptr<const TrainValidation> split_;
 };
 
@@ -298,7 +314,7 @@ TEST_F(RealFashionMnist, LoadsSixtyThousandTrainAndTenThousandTestImagesOf28x28)
   for (const Dataset* split : {&data_->train, &data_->test}) {
     EXPECT_THAT(split->example_shape, ElementsAre(28, 28, 1));
     EXPECT_EQ(split->num_classes, 10);
-    EXPECT_EQ(split->x.size(), static_cast<size_t>(split->size()) * 28 * 28);
+    EXPECT_EQ(split->bytes.size(), static_cast<size_t>(split->size()) * 28 * 28);
     ExpectPixelsInUnitInterval(*split);
   }
   EXPECT_EQ(data_->train.size(), 60000);
@@ -315,12 +331,13 @@ TEST_F(RealFashionMnist, LoadsSixtyThousandTrainAndTenThousandTestImagesOf28x28)
 TEST_F(RealFashionMnist, GeronValidationSplitIsTheFirst5000) {
   EXPECT_EQ(split_->validation.size(), 5000);
   EXPECT_EQ(split_->train.size(), 55000);
-  EXPECT_TRUE(std::equal(split_->train.x.begin(), split_->train.x.begin() + 784,
-                         data_->train.x.begin() + 5000 * 784));
+  EXPECT_TRUE(std::equal(split_->train.bytes.begin(), split_->train.bytes.begin() + 784,
+                         data_->train.bytes.begin() + 5000 * 784));
 }
 
 // BuildTaskSplits views each part of Géron's split in place; it must equal
-// splitting first and viewing the parts.
+// splitting first and viewing the parts. Its splits hold row numbers of the
+// dataset, not copies of its pixels.
 TEST_F(RealFashionMnist, TaskSplitsAreGeronsSplitThenTheTasksView) {
   TaskSpec multi;
   multi.classes = {0, 1, 2, 3, 4, 7, 8, 9};
@@ -328,7 +345,8 @@ TEST_F(RealFashionMnist, TaskSplitsAreGeronsSplitThenTheTasksView) {
   binary.positive = {6};
   binary.negative = {5};
   for (const TaskSpec& task : {multi, binary}) {
-    absl::StatusOr<TaskSplits> splits = BuildTaskSplits(*data_, 5000, task, 0, {28, 28, 1});
+    absl::StatusOr<TaskSplits> splits =
+        BuildTaskSplits(data_, WithValidation(5000), task, 0, {28, 28, 1});
     ASSERT_TRUE(splits.ok()) << splits.status();
     auto view = [&](const Dataset& d) {
       return task.binary() ? BinaryTask(d, task.positive, task.negative)
@@ -341,11 +359,23 @@ TEST_F(RealFashionMnist, TaskSplitsAreGeronsSplitThenTheTasksView) {
       ASSERT_TRUE(want.ok()) << want.status();
       EXPECT_EQ(got->size(), want->size());
       EXPECT_EQ(got->num_classes, want->num_classes);
-      EXPECT_TRUE(got->x == want->x);
+      ASSERT_TRUE(got->is_view());
+      EXPECT_TRUE(got->bytes.empty());
+      EXPECT_EQ(got->source.get(), from == &data_->test ? &data_->test : &data_->train);
+      const Dataset held = got->Materialized();
+      EXPECT_FALSE(held.is_view());
+      EXPECT_TRUE(held.bytes == want->bytes);
+      EXPECT_EQ(held.bytes.size(), got->size() * 784);
       EXPECT_TRUE(got->y == want->y);
+      // The model sees the same inputs from the view as from a copy.
+      std::vector<float> from_view(784 * 3), from_copy(784 * 3);
+      got->CopyRange(got->size() - 3, 3, from_view.data());
+      want->CopyRange(want->size() - 3, 3, from_copy.data());
+      EXPECT_TRUE(from_view == from_copy);
     }
   }
-  ExpectInvalid(BuildTaskSplits(*data_, 60001, binary, 0, {28, 28, 1}).status(),
+  ExpectInvalid(BuildTaskSplits(data_, WithValidation(60001), binary, 0, {28, 28, 1})
+                    .status(),
                 "validation 60001 is not in [0, 60000], the training images");
 }
 
@@ -376,7 +406,7 @@ TEST_F(RealFashionMnist, GeronTaskBTrainsOnTheFirst200ShirtsAndSandals) {
               ElementsAre(1, 1, 0, 0, 0, 0, 1, 1, 1, 0));
   // The first shirt or sandal of the training part is its example 13.
   EXPECT_TRUE(
-      std::equal(task_b->x.begin(), task_b->x.begin() + 784, split_->train.x.begin() + 13 * 784));
+      std::equal(task_b->bytes.begin(), task_b->bytes.begin() + 784, split_->train.bytes.begin() + 13 * 784));
   ExpectPixelsInUnitInterval(*task_b);
 }
 

@@ -264,13 +264,14 @@ TEST(EstimatedCompute, GeronModelATrainsAt118MflopPerExample) {
 
 TEST(EstimatedCompute, UsesClassCountsTrainSizeOrTheNominalEstimate) {
   const SweepSpec spec = Shipped("geron.yaml");
-  EXPECT_EQ(TaskTrainExamples(spec.source, spec.dataset, {}), 44000);  // 8 x 6000 x 55/60
+  const DatasetSpec& data = spec.DatasetOf(spec.source);
+  EXPECT_EQ(TaskTrainExamples(spec.source, data, {}), 44000);  // 8 x 6000 x 55/60
   std::vector<int64_t> counts(10, 5500);
   counts[0] = 5000;
-  EXPECT_EQ(TaskTrainExamples(spec.source, spec.dataset, counts), 7 * 5500 + 5000);
-  EXPECT_EQ(TaskTrainExamples(spec.targets[0], spec.dataset, counts), 200);
+  EXPECT_EQ(TaskTrainExamples(spec.source, data, counts), 7 * 5500 + 5000);
+  EXPECT_EQ(TaskTrainExamples(spec.targets[0], data, counts), 200);
 
-  const Plan plan = ExpandSweep(spec, counts);
+  const Plan plan = ExpandSweep(spec, {{"fashion-mnist", counts}});
   EXPECT_DOUBLE_EQ(EstimateTrialGflop(plan.trials[0], counts), 1183200.0 * 43500 * 20 / 1e9);
   EXPECT_NEAR(plan.gflop_by_kind.at(TrialKind::kScratch),
               20 * 200 * 20 * TrainingFlopsPerExample(plan.trials[1].model, 1) / 1e9, 1e-6);

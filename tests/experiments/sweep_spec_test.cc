@@ -184,8 +184,11 @@ TEST(SweepSpecParse, GeronSpecIsTheStudyOfTheBook) {
   ASSERT_TRUE(parsed.ok()) << parsed.status().message();
   const SweepSpec& spec = *parsed;
   EXPECT_EQ(spec.path, ShippedSpec("geron.yaml"));
-  EXPECT_EQ(spec.dataset.name, "fashion-mnist");
-  EXPECT_EQ(spec.dataset.validation, 5000);
+  ASSERT_EQ(spec.datasets.size(), 1u);
+  EXPECT_EQ(spec.datasets[0].name, "fashion-mnist");
+  EXPECT_EQ(spec.datasets[0].format, DatasetFormat::kIdx);
+  EXPECT_EQ(spec.datasets[0].validation, 5000);
+  EXPECT_EQ(spec.source.dataset, "fashion-mnist");
   EXPECT_THAT(spec.source.classes, ElementsAre(0, 1, 2, 3, 4, 7, 8, 9));
   ASSERT_EQ(spec.targets.size(), 1u);
   const TaskSpec& b = spec.targets[0];
@@ -556,12 +559,26 @@ std::vector<int64_t> CountsAfterValidation() {
   return counts;
 }
 
+// Fashion-MNIST's facts with these per-class counts after the validation split.
+DataFactsByName FashionFacts(const std::vector<int64_t>& counts) {
+  DataFacts facts;
+  facts.example_shape = {28, 28, 1};
+  facts.num_classes = 10;
+  facts.train_examples = 60000;
+  facts.train_counts_per_class = counts;
+  return {{"fashion-mnist", facts}};
+}
+
 TEST(SweepSpecData, TrainingSplitAfterValidationHas55000Images) {
   const std::vector<int64_t> counts = CountsAfterValidation();
   EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), int64_t{0}), 55000);
-  auto loaded = LoadTrainCountsPerClass(DatasetSpec{});
+  auto loaded = LoadDataset(DatasetSpec{});
   ASSERT_TRUE(loaded.ok()) << loaded.status();
-  EXPECT_EQ(*loaded, counts);
+  const DataFacts facts = FactsOfData(DatasetSpec{}, *loaded);
+  EXPECT_EQ(facts.train_counts_per_class, counts);
+  EXPECT_EQ(facts.train_examples, 60000);
+  EXPECT_EQ(facts.example_shape, (Shape{28, 28, 1}));
+  EXPECT_EQ(facts.class_names.at(6), "Shirt");
   // Géron's task A: the 8 classes other than sandal and shirt.
   EXPECT_EQ(55000 - counts[5] - counts[6], 43986);
 }
@@ -571,7 +588,7 @@ TEST(SweepSpecData, ShippedSpecsFitTheData) {
   for (const char* name : {"geron.yaml", "geron-cnn.yaml", "change-the-classes.yaml"}) {
     auto spec = ParseSweepSpec(ShippedSpec(name));
     ASSERT_TRUE(spec.ok()) << spec.status().message();
-    EXPECT_TRUE(ValidateAgainstData(*spec, counts).ok()) << name;
+    EXPECT_TRUE(ValidateAgainstData(*spec, FashionFacts(counts)).ok()) << name;
   }
 }
 
@@ -583,7 +600,7 @@ TEST(SweepSpecData, TrainSizeLargerThanTheTaskIsReportedAtItsPosition) {
   text.replace(text.find("train_size: 200"), 15, "train_size: 11500");
   const SweepSpec spec = MustParse(text);
   std::vector<SpecError> errors;
-  absl::Status status = ValidateAgainstData(spec, counts, &errors);
+  absl::Status status = ValidateAgainstData(spec, FashionFacts(counts), &errors);
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(std::string(status.message()),
             absl::StrCat("test.yaml:3:52: target.train_size: train_size 11500 is larger than the "
@@ -597,7 +614,7 @@ TEST(SweepSpecData, ClassWithoutTrainingExamplesIsAnError) {
   const SweepSpec spec = MustParse(MinimalSpec());
   std::vector<int64_t> counts(10, 5000);
   counts[5] = 0;
-  absl::Status status = ValidateAgainstData(spec, counts);
+  absl::Status status = ValidateAgainstData(spec, FashionFacts(counts));
   EXPECT_THAT(std::string(status.message()),
               HasSubstr("test.yaml:3:35: target.negative: class 5 has no training examples"));
 }
