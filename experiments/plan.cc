@@ -401,8 +401,8 @@ Plan ExpandSweep(const SweepSpec& spec, const TrainCounts& train_counts) {
       p.arm = "source";
       p.seed_index = j;
       p.seeds = TrialSeedStreams(spec.seeds, j, TrialKind::kPretrain);
-      p.dataset = spec.DatasetOf(p.task);
       p.task = spec.SourceTaskOf(t);
+      p.dataset = spec.DatasetOf(p.task);
       p.model = spec.SourceModelOf(t);
       p.phases = {spec.pretrain};
       p.phases[0].train = TrainSelection{};
@@ -422,8 +422,8 @@ Plan ExpandSweep(const SweepSpec& spec, const TrainCounts& train_counts) {
         b.target = target.name;
         b.seed_index = s;
         b.seeds = TrialSeedStreams(spec.seeds, s, TrialKind::kScratch);
-        b.dataset = spec.DatasetOf(b.task);
         b.task = target;
+        b.dataset = spec.DatasetOf(b.task);
         b.model = ScratchModel(spec.source_model, target);
         b.phases = {spec.scratch};
         b.phases[0].train = TrainSelection{};
@@ -443,8 +443,8 @@ Plan ExpandSweep(const SweepSpec& spec, const TrainCounts& train_counts) {
           x.target = spec.targets[t].name;
           x.seed_index = s;
           x.seeds = TrialSeedStreams(spec.seeds, s, TrialKind::kTransfer);
-          x.dataset = spec.DatasetOf(x.task);
           x.task = spec.targets[t];
+          x.dataset = spec.DatasetOf(x.task);
           x.model = spec.SourceModelOf(t);
           x.phases = arm.phases;
           x.source_trial = source_ids[t][static_cast<size_t>(s % source_seeds)];
@@ -508,8 +508,10 @@ std::string FormatPlan(const Plan& plan, const SweepSpec& spec) {
       line("", absl::StrCat("  from ", source.name, ": classes ",
                             ClassesText(source.classes, spec.DatasetOf(source))));
     }
-    std::vector<int32_t> shared;
-    for (int32_t c : TaskClasses(target)) {
+    std::vector<int32_t> shared;  // only classes of one dataset can be the same
+    for (int32_t c : spec.DatasetOf(target).name == spec.DatasetOf(source).name
+                         ? TaskClasses(target)
+                         : std::vector<int32_t>{}) {
       const std::vector<int32_t> sc = TaskClasses(source);
       if (std::find(sc.begin(), sc.end(), c) != sc.end()) shared.push_back(c);
     }

@@ -64,6 +64,7 @@ TrialResult ResultFor(const TrialSpec& trial) {
   result.target = trial.target;
   result.seed_index = trial.seed_index;
   result.provenance.seeds = trial.seeds;
+  result.provenance.dataset_sha256 = trial.dataset.sha256;
   return result;
 }
 
@@ -114,7 +115,8 @@ nlohmann::json TrialResultToJson(const TrialResult& r) {
         {"threads", r.provenance.threads},
         {"cpu_isa", r.provenance.cpu_isa},
         {"backend", r.provenance.backend},
-        {"source_model_sha256", r.provenance.source_model_sha256}}},
+        {"source_model_sha256", r.provenance.source_model_sha256},
+        {"dataset_sha256", r.provenance.dataset_sha256}}},
       {"epochs", epochs},
   };
   return nlohmann::json(j);
@@ -158,6 +160,10 @@ absl::StatusOr<TrialResult> TrialResultFromJson(const nlohmann::json& j) {
     r.provenance.cpu_isa = field(p, "cpu_isa").get<std::string>();
     r.provenance.backend = field(p, "backend").get<std::string>();
     r.provenance.source_model_sha256 = field(p, "source_model_sha256").get<std::string>();
+    // Results files written before datasets were hashed have none.
+    if (p.contains("dataset_sha256")) {
+      r.provenance.dataset_sha256 = field(p, "dataset_sha256").get<std::string>();
+    }
     for (const nlohmann::json& e : field(j, "epochs")) r.epochs.push_back(ReadEpoch(e, field));
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("result: ", where, ": ", e.what()));

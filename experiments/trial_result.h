@@ -37,6 +37,10 @@ struct Provenance {
   std::string cpu_isa;  // widest vector ISA the CPU offers (results depend on it)
   std::string backend;
   std::string source_model_sha256;  // transfer: the reused model's content hash
+  // The content hash of the dataset it trained and was tested on (the worker
+  // refuses a copy that hashes otherwise); "" for a trial planned before datasets
+  // were hashed.
+  std::string dataset_sha256;
 };
 
 struct TrialResult {

@@ -61,6 +61,32 @@ std::map<std::string, size_t> IndexById(const Plan& plan) {
   return index;
 }
 
+// Each trial reads its own task's dataset: the source model the source's, the
+// baselines and transfers the target's (a study across datasets).
+TEST(ExpandSweep, EachTrialReadsTheDatasetOfItsTask) {
+  const SweepSpec spec = FromText(R"(name: across
+datasets:
+  fashion-mnist: {validation: 5000}
+  digits: {format: csv, path: /data/digits.csv, header: false, shape: [8, 8, 1], validation: 100,
+           resize: true}
+source: {dataset: fashion-mnist, classes: [0, 1, 2]}
+target: {dataset: digits, positive: [8], negative: [3], train_size: 40}
+model: {input: [28, 28, 1], layers: [{dense: 30}]}
+pretrain: {lr: 0.01, epochs: 1}
+transfer: {reuse: [1], schedules: {a: [{epochs: 1, train: head}]}}
+seeds: 2
+)");
+  const Plan plan = ExpandSweep(spec);
+  ASSERT_EQ(plan.trials.size(), 1u + 2u + 2u);
+  for (const TrialSpec& t : plan.trials) {
+    const bool source = t.kind == TrialKind::kPretrain;
+    EXPECT_EQ(t.task.dataset, source ? "fashion-mnist" : "digits") << TrialKindName(t.kind);
+    EXPECT_EQ(t.dataset.name, t.task.dataset) << TrialKindName(t.kind);
+    EXPECT_EQ(t.dataset.format, source ? DatasetFormat::kIdx : DatasetFormat::kCsv);
+  }
+  ASSERT_EQ(plan.datasets.size(), 2u);
+}
+
 TEST(ExpandSweep, GeronSharesOnePretrainedModelAcrossAllTransferTrials) {
   const SweepSpec spec = Shipped("geron.yaml");
   const Plan plan = ExpandSweep(spec);

@@ -4,10 +4,13 @@
 #include "experiments/trial_json.h"
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
 #include "experiments/plan.h"
+#include "experiments/study.h"
 #include "experiments/sweep_parse.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -51,6 +54,48 @@ TEST(TrialSpecJson, EveryShippedTrialRoundTripsToTheSameId) {
     }
   }
   EXPECT_GT(checked, 321 + 20);  // geron alone has 321
+}
+
+// As the coordinator expands them: datasets read, named by their content hashes.
+TEST(TrialSpecJson, TrialsOfLoadedStudiesRoundTripWithTheirDatasets) {
+  int checked = 0;
+  for (const char* name : {"digits.yaml", "fashion-to-digits.yaml"}) {
+    auto file = std::ifstream(kRepo / "experiments/specs" / name);
+    const std::string text((std::istreambuf_iterator<char>(file)), {});
+    auto study = LoadStudy(text, name);
+    ASSERT_TRUE(study.ok()) << name << ": " << study.status();
+    for (const TrialSpec& trial : study->plan.trials) {
+      ASSERT_EQ(trial.dataset.sha256.size(), 64u);
+      auto back = TrialSpecFromJsonText(TrialSpecToJson(trial).dump());
+      ASSERT_TRUE(back.ok()) << back.status();
+      EXPECT_EQ(TrialId(*back), trial.id);
+      EXPECT_EQ(back->dataset.sha256, trial.dataset.sha256);
+      EXPECT_EQ(back->dataset.path, trial.dataset.path);
+      EXPECT_EQ(back->dataset.format, trial.dataset.format);
+      EXPECT_EQ(back->dataset.csv_shape, trial.dataset.csv_shape);
+      EXPECT_EQ(back->dataset.scale, trial.dataset.scale);
+      EXPECT_EQ(back->task.resize_from, trial.task.resize_from);
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 2 * 75);
+}
+
+// A trial stored by a coordinator from before datasets were hashed (a Géron
+// transfer trial, as it is in such a database) still reads, and still hashes to
+// the id it was stored under: a study in progress resumes after the upgrade.
+TEST(TrialSpecJson, ATrialStoredBeforeDatasetsWereHashedKeepsItsId) {
+  std::ifstream file(kRepo / "tests/testdata/trial-before-datasets.json");
+  const std::string text((std::istreambuf_iterator<char>(file)), {});
+  auto trial = TrialSpecFromJsonText(text);
+  ASSERT_TRUE(trial.ok()) << trial.status();
+  EXPECT_EQ(trial->id, "723fba1668d415c1677a4f61f7c1e580");
+  EXPECT_EQ(TrialId(*trial), trial->id);
+  EXPECT_EQ(trial->dataset.name, "fashion-mnist");
+  EXPECT_EQ(trial->dataset.format, DatasetFormat::kIdx);
+  EXPECT_TRUE(trial->dataset.path.empty());
+  EXPECT_TRUE(trial->dataset.sha256.empty());
+  EXPECT_EQ(trial->task.dataset, "fashion-mnist");
 }
 
 TEST(TrialSpecJson, ADeclaredResizeAndFloatsSurviveExactly) {
@@ -100,6 +145,12 @@ TEST(TrialSpecJson, DamagedSpecsNameTheField) {
               HasSubstr("trial.task.classes: expected an array of integers"));
   EXPECT_THAT(refused([](auto& j) { j["head"] = 3; }), HasSubstr("trial.head: expected an object"));
   EXPECT_FALSE(TrialSpecFromJson(nlohmann::json::array()).ok());
+  EXPECT_THAT(refused([](auto& j) { j["dataset"]["format"] = "parquet"; }),
+              HasSubstr("trial.dataset.format: 'parquet' is not a dataset format"));
+  EXPECT_THAT(refused([](auto& j) { j["dataset"]["arrays"] = {"x", "y"}; }),
+              HasSubstr("trial.dataset.arrays: expected 4 names"));
+  EXPECT_THAT(refused([](auto& j) { j["dataset"]["csv"]["label_index"] = "last"; }),
+              HasSubstr("trial.dataset.csv.label_index: expected an integer"));
 }
 
 }  // namespace
