@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <thread>
@@ -108,7 +109,11 @@ int SubmitCommand(const ClientOptions& client_options, const std::string& spec_p
   rpc::SubmitRequest request;
   request.set_spec_text(
       std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()));
-  request.set_spec_path(spec_path);
+  // Absolute: the coordinator takes a dataset's relative path from the spec's
+  // folder, and its own working folder is not this one.
+  std::error_code ec;
+  const std::filesystem::path absolute = std::filesystem::absolute(spec_path, ec);
+  request.set_spec_path(ec ? spec_path : absolute.lexically_normal().string());
   auto client = Connect(client_options);
   if (!client.ok()) return Fail(client.status());
   grpc::ClientContext ctx;

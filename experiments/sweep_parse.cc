@@ -369,17 +369,27 @@ absl::Status ValidateAgainstData(const SweepSpec& spec, const DataFactsByName& a
     const std::string split = absl::StrCat(WithCommas(dataset.validation), "-image validation split");
     const Shape& input = spec.source_model.input;
     if (!input.empty() && facts.example_shape != input) {
-      const bool images = facts.example_shape.size() == 3 && input.size() == 3;
-      if (!dataset.resize || !images || facts.example_shape[2] != input[2]) {
+      const Shape& have = facts.example_shape;
+      const bool images = have.size() == 3 && input.size() == 3;
+      std::string fix;
+      if (!images) {
+        fix = absl::StrCat("; use model.input [", absl::StrJoin(have, ", "),
+                           "], or give the dataset's examples that shape (a CSV's shape key)");
+      } else if (have[2] != input[2]) {
+        fix = absl::StrCat("; declare channels: ", input[2],
+                           " on the dataset to convert its images");
+      } else if (!dataset.resize) {
+        fix = "; declare resize: true on the dataset to resize its images";
+      }
+      if (!fix.empty()) {
         errors.Add(spec.positions.input,
-                   absl::StrCat("model.input ", ShapeToString(input), " differs from dataset '",
-                                dataset.name, "''s examples ", ShapeToString(facts.example_shape),
-                                dataset.resize || !images
-                                    ? "; a resize changes height and width only (declare "
-                                      "channels: 1 or 3 on the dataset to convert gray and RGB)"
-                                    : "; declare resize: true on the dataset to resize them"));
+                   absl::StrCat("model.input ", ShapeToString(input),
+                                " differs from the examples of dataset '", dataset.name, "', ",
+                                ShapeToString(have), fix));
       }
     }
+    // A validation split that takes every example is reported once, for the dataset.
+    if (dataset.validation >= facts.train_examples) return;
     const std::vector<int32_t> classes = TaskClasses(task);
     int64_t available = 0;
     bool ok = true;
@@ -392,8 +402,7 @@ absl::Status ValidateAgainstData(const SweepSpec& spec, const DataFactsByName& a
                                       "' has ", counts.size(), " classes)"));
         ok = false;
       } else if (counts[static_cast<size_t>(c)] == 0) {
-        errors.Add(list, absl::StrCat("class ", c, " has no training examples after the ",
-                                      dataset.validation, "-image validation split"));
+        errors.Add(list, absl::StrCat("class ", c, " has no training examples after the ", split));
         ok = false;
       } else {
         available += counts[static_cast<size_t>(c)];

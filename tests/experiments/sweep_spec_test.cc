@@ -15,12 +15,14 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "data/dataset.h"
 #include "data/idx.h"
 #include "experiments/geron.h"
+#include "experiments/study.h"
 #include "experiments/sweep_parse.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -608,6 +610,50 @@ TEST(SweepSpecData, TrainSizeLargerThanTheTaskIsReportedAtItsPosition) {
                          available / 1000, ",", absl::StrFormat("%03d", available % 1000),
                          " images of classes 6, 5 after the 5,000-image validation split)"));
   EXPECT_EQ(errors.size(), 1u);
+}
+
+// A dataset of the user's own is known only once read: LoadStudy checks the spec
+// against it, naming the dataset, and errors stay at their places in the spec.
+TEST(SweepSpecData, AUserDatasetIsCheckedOnceRead) {
+  const std::string spec = R"(name: digits
+dataset: {name: digits, format: csv, path: /usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz,
+          header: false, shape: [8, 8, 1], test_split: 0.2, VALIDATION}
+source: {classes: [0, 1, 2, 4, 5, 6, 7, 9]}
+target: {positive: [TARGET], negative: [3], train_size: 40}
+model: {input: INPUT, layers: [{dense: 16}]}
+pretrain: {lr: 0.01, epochs: 1}
+transfer: {reuse: [1], schedules: {a: [{epochs: 1, train: head}]}}
+seeds: 2
+)";
+  auto load = [&](const std::string& validation, const std::string& target,
+                  const std::string& input) {
+    return LoadStudy(absl::StrReplaceAll(spec, {{"VALIDATION", validation},
+                                                {"TARGET", target},
+                                                {"INPUT", input}}),
+                     "digits.yaml");
+  };
+  auto good = load("validation: 200", "8", "[8, 8, 1]");
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_EQ(good->spec.datasets[0].sha256.size(), 64u);
+  EXPECT_EQ(good->spec.datasets[0].example_shape, (std::vector<int64_t>{8, 8, 1}));
+  EXPECT_EQ(*good->spec.datasets[0].scale, 1.0f);  // a CSV's values as they are
+  EXPECT_EQ(good->facts.at("digits").num_classes, 10);
+
+  EXPECT_EQ(std::string(load("validation: 200", "12", "[8, 8, 1]").status().message()),
+            "digits.yaml:5:20: target.positive: class 12 is not in the data (dataset 'digits' "
+            "has 10 classes)");
+  EXPECT_EQ(std::string(load("validation: 200", "8", "[28, 28, 1]").status().message()),
+            "digits.yaml:6:16: model.input: model.input (28, 28, 1) differs from the examples "
+            "of dataset 'digits', (8, 8, 1); declare resize: true on the dataset to resize its "
+            "images");
+  EXPECT_EQ(std::string(load("validation: 200", "8", "[64]").status().message()),
+            "digits.yaml:6:16: model.input: model.input (64) differs from the examples of "
+            "dataset 'digits', (8, 8, 1); use model.input [8, 8, 1], or give the dataset's "
+            "examples that shape (a CSV's shape key)");
+  // Once, not again for every class it leaves empty.
+  EXPECT_EQ(std::string(load("validation: 2000", "8", "[8, 8, 1]").status().message()),
+            "digits.yaml:3:73: dataset.validation: validation 2000 leaves no training examples: "
+            "dataset 'digits' has 1,438");
 }
 
 TEST(SweepSpecData, ClassWithoutTrainingExamplesIsAnError) {
