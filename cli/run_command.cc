@@ -25,6 +25,18 @@
 namespace seedproof {
 namespace {
 
+// The first failed attempt a worker logged ("worker W: trial T (attempt N) failed:
+// why"), or "".
+std::string FirstFailureLogged(const LocalWorkers& workers, int count) {
+  for (int w = 0; w < count; ++w) {
+    std::ifstream log(workers.LogOf(w));
+    for (std::string line; std::getline(log, line);) {
+      if (line.find(") failed: ") != std::string::npos) return line;
+    }
+  }
+  return "";
+}
+
 namespace fs = std::filesystem;
 
 int Fail(const std::string& message) {
@@ -238,6 +250,10 @@ int RunCommand(RunCommandOptions options) {
                                " --format table|json|md|html`)\n");
   }
   (*server)->Shutdown();
+  if (const std::string why = FirstFailureLogged(workers, options.workers); !why.empty()) {
+    std::fprintf(stderr, "%s\n(the workers' logs in %s say why each attempt failed)\n",
+                 why.c_str(), out.c_str());
+  }
   std::printf(
       "\n%s: %d done, %d failed, %d blocked, %d cancelled of %d trials\nresults: %s\n"
       "database: %s\n%s",

@@ -229,7 +229,7 @@ class Worker {
         result = shared;
       }
     }
-    return Finish(lease.attempt_id(), result, "", /*lease_next=*/true);
+    return Finish(lease, result, "", /*lease_next=*/true);
   }
 
   // Small trials, items[r] on rank r at once; rank 0 heartbeats and reports all.
@@ -245,7 +245,7 @@ class Worker {
       absl::StatusOr<GroupDatasets> data = DatasetsForGroup({&trial});
       const absl::Status ready = !model.ok() ? model.status() : data.status();
       if (!ready.ok()) {
-        if (auto s = Finish(lease.attempt_id(), ready, ""); !s.ok()) return s;
+        if (auto s = Finish(lease, ready, ""); !s.ok()) return s;
         continue;
       }
       batch.emplace_back(lease, trial);
@@ -271,10 +271,10 @@ class Worker {
     auto others = GatherBatch(*group_, batch.size());
     if (!others.ok()) return others.status();
     beats.clear();
-    if (auto s = Finish(lease.attempt_id(), own, ""); !s.ok()) return s;
+    if (auto s = Finish(lease, own, ""); !s.ok()) return s;
     for (size_t r = 1; r < batch.size(); ++r) {
       const auto& [outcome, model] = (*others)[r];
-      if (auto s = Finish(batch[r].first.attempt_id(), outcome, model); !s.ok()) return s;
+      if (auto s = Finish(batch[r].first, outcome, model); !s.ok()) return s;
     }
     return absl::OkStatus();
   }
@@ -317,8 +317,9 @@ class Worker {
   // another rank made is uploaded first. A finished result is never dropped:
   // reporting retries until the coordinator takes it. lease_next: a completion
   // also asks for the next trial (into next_), unless the worker is about to stop.
-  absl::Status Finish(int64_t attempt_id, const absl::StatusOr<TrialResult>& result,
+  absl::Status Finish(const rpc::LeaseReply& lease, const absl::StatusOr<TrialResult>& result,
                       const std::string& model, bool lease_next = false) {
+    const int64_t attempt_id = lease.attempt_id();
     if (metrics_) {
       metrics_->TrialEnded(
           !result.ok()
@@ -328,6 +329,11 @@ class Worker {
     if (!result.ok() && result.status().code() == absl::StatusCode::kCancelled) {
       Release(attempt_id);
       return absl::OkStatus();
+    }
+    if (!result.ok()) {  // the coordinator keeps the reason too; the log is where people look
+      std::fprintf(stderr, "worker %s: trial %s (attempt %d) failed: %s\n", worker_id_.c_str(),
+                   lease.trial_id().c_str(), lease.attempt(),
+                   std::string(result.status().message()).c_str());
     }
     if (result.ok() && !model.empty()) {
       if (auto s = artifacts_->Upload(model, attempt_id); !s.ok()) return s.status();

@@ -31,6 +31,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "proto/seedproof.grpc.pb.h"
+#include "tests/testing/format_files.h"
 #include "tests/testing/seedproof_cli.h"
 #include "worker/mpi.h"
 #include "worker/rpc_client.h"
@@ -251,6 +252,95 @@ TEST(Cluster, TwoWorkersCompleteASweepAndStatusAgreesWithTheResults) {
   EXPECT_EQ(results.size(), 11u);
   // Bit-identical to the same study run in one process.
   EXPECT_EQ(results, LocalResults(cluster.dir() / "spec.yaml", cluster.dir() / "local"));
+}
+
+// ---- Users' data across processes ----
+
+// The tiny study over the formats' NumPy arrays (tests/testing/format_files.h),
+// copied to `data`, shipped by the coordinator or read where they are.
+std::string ArraysSpec(const fs::path& data, bool ship) {
+  return absl::StrReplaceAll(kTinySpec, {{"EPOCHS", "1"},
+                                         {"name: cluster-tiny\n",
+                                          absl::StrCat("name: cluster-arrays\ndataset: {name: "
+                                                       "mine, format: npy, validation: 500, path: ",
+                                                       data.string(), ", ship: ",
+                                                       ship ? "true" : "false", "}\n")},
+                                         {"train_size: 1000", "train_size: 600"}});
+}
+
+fs::path CopyArrays(const fs::path& to) {
+  const fs::path files = testing_support::FormatFiles();
+  fs::remove_all(to);
+  fs::create_directories(to);
+  fs::copy(files / "npy", to, fs::copy_options::recursive);
+  return to;
+}
+
+// A worker on a host that cannot see the data's files: the coordinator read them
+// at submission and sends them by content hash, in chunks.
+TEST(ClusterData, AShippedDatasetReachesAWorkerThatCannotSeeItsFiles) {
+  Cluster cluster("shipped");
+  cluster.StartCoordinator();
+  const fs::path data = CopyArrays(cluster.dir() / "data");
+  std::ofstream(cluster.dir() / "spec.yaml") << ArraysSpec(data, /*ship=*/true);
+  const CommandRun submitted = cluster.Cli("submit", (cluster.dir() / "spec.yaml").string());
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
+  const std::string sweep(absl::StripAsciiWhitespace(submitted.out));
+  fs::remove_all(data);  // gone from this "host": only the coordinator's copy is left
+  auto worker = cluster.StartWorker("far", {"--exit-when-idle"});
+  EXPECT_EQ(worker->Wait(), 0);
+  auto status = cluster.Status(sweep);
+  EXPECT_EQ(status["done"], "11") << ReadFileText(cluster.dir() / "worker-far.log");
+  EXPECT_EQ(status["failed"], "0");
+  const auto results = cluster.Results(sweep);
+  ASSERT_EQ(results.size(), 11u);
+  for (const auto& [id, r] : results) {
+    EXPECT_EQ(r["provenance"]["dataset_sha256"].get<std::string>().size(), 64u) << id;
+  }
+}
+
+// A shared filesystem (Slurm's norm): workers read the path and check its hash. The
+// same spec on changed data is another study; data that changes after submission
+// is refused, naming the dataset and both hashes, and nothing trains on it.
+TEST(ClusterData, AWorkerReadsASharedPathAndRefusesDataThatChangedAfterSubmission) {
+  Cluster cluster("shared_path");
+  cluster.StartCoordinator();
+  const fs::path data = CopyArrays(cluster.dir() / "shared");
+  std::ofstream(cluster.dir() / "spec.yaml") << ArraysSpec(data, /*ship=*/false);
+  const auto submit = [&] {
+    const CommandRun run = cluster.Cli("submit", (cluster.dir() / "spec.yaml").string());
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    return std::string(absl::StripAsciiWhitespace(run.out));
+  };
+  const std::string first = submit();
+  auto worker = cluster.StartWorker("near", {"--exit-when-idle"});
+  EXPECT_EQ(worker->Wait(), 0);
+  EXPECT_EQ(cluster.Status(first)["done"], "11");
+  const auto first_results = cluster.Results(first);
+  const std::string sha = first_results.begin()->second["provenance"]["dataset_sha256"];
+
+  // One test label changed: the same spec is another study, with other trial ids.
+  const auto change = [&] {
+    std::string labels = ReadFileText(data / "y_test.npy");
+    labels[labels.size() - 8] ^= 1;  // the last int64 label, 9 <-> 8 or 0 <-> 1
+    std::ofstream(data / "y_test.npy", std::ios::binary | std::ios::trunc) << labels;
+  };
+  change();
+  const std::string second = submit();
+  change();  // and back, after the second submission
+  worker = cluster.StartWorker("near2", {"--exit-when-idle"});
+  EXPECT_EQ(worker->Wait(), 0);
+  auto status = cluster.Status(second);
+  EXPECT_EQ(status["done"], "0");
+  EXPECT_EQ(status["failed"], "3");   // the pretrain and the 2 baselines, 3 attempts each
+  EXPECT_EQ(status["blocked"], "8");  // the transfers, which needed the pretrain
+  const std::string log = ReadFileText(cluster.dir() / "worker-near2.log");
+  EXPECT_THAT(log, HasSubstr(absl::StrCat("dataset 'mine' at ", data.string(), " hashes to ",
+                                          sha, " but the study was submitted with ")));
+  EXPECT_THAT(log, HasSubstr("the data changed after submission"));
+  const auto second_results = cluster.Results(second);
+  EXPECT_EQ(second_results.size(), 8u);  // the blocked transfers; failed trials have no result
+  for (const auto& [id, r] : first_results) EXPECT_EQ(second_results.count(id), 0u) << id;
 }
 
 TEST(Cluster, ReportOfASweepIdWhileItRunsAndWhenItIsDone) {

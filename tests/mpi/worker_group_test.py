@@ -8,7 +8,8 @@ listens on every interface): a coordinator, a sweep, and one 2-rank worker group
 (`--exit-when-idle`), twice: once with every trial below the size threshold (each
 rank runs its own trial, two at a time; rank 0 heartbeats and reports both) and
 once with the threshold at 0 (both ranks train every trial on their halves of
-each batch). Requires the sweep done with every trial completed and stored once,
+each batch). The second time the coordinator ships the dataset (ship: true): rank 0
+downloads it and broadcasts it to rank 1. Requires the sweep done with every trial completed and stored once,
 and per-epoch training losses equal to `seedproof run` in one process: exactly
 for one trial per rank, within 1e-4 relative data parallel (sums in another
 order)."""
@@ -38,6 +39,8 @@ env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIR
            OMPI_MCA_mpi_yield_when_idle="1")
 work = pathlib.Path(tempfile.mkdtemp(prefix="seedproof-group-"))
 (work / "spec.yaml").write_text(SPEC)
+(work / "shipped.yaml").write_text(
+    "dataset: {name: fashion-mnist, validation: 5000, ship: true}\n" + SPEC)
 (work / "token").write_text("worker-group-test-token-0123456789\n")
 token = ["--token-file", str(work / "token")]
 failures = []
@@ -85,11 +88,11 @@ def start_study(dir, spec, *coordinator_args):
     return coordinator, client, sweep
 
 
-def run_group(mode, split_min_examples):
+def run_group(mode, split_min_examples, spec):
     """A coordinator, the sweep, one 2-rank group; returns the results file."""
     dir = work / mode
     dir.mkdir()
-    coordinator, client, sweep = start_study(dir, work / "spec.yaml")
+    coordinator, client, sweep = start_study(dir, work / spec)
     try:
         group = subprocess.run(
             ["mpirun", "--bind-to", "none", "--mca", "btl", "self,vader", "-np", "2", SEEDPROOF,
@@ -119,8 +122,10 @@ local = losses(work / "local" / "results.jsonl")
 # Every trial here has fewer than 5,000 training examples: by default each runs on
 # one rank, two at a time, and must give exactly the single-process numbers. With
 # the threshold at 0 every trial runs data parallel on both ranks.
-for mode, split, tolerance in (("one-per-rank", 5000, 0.0), ("data-parallel", 0, 1e-4)):
-    grouped = run_group(mode, split)
+# The same trial ids whether the data is shipped or read: it is named by its content.
+for mode, split, tolerance, spec in (("one-per-rank", 5000, 0.0, "spec.yaml"),
+                                     ("data-parallel", 0, 1e-4, "shipped.yaml")):
+    grouped = run_group(mode, split, spec)
     check(sorted(grouped) == sorted(local) and len(grouped) == 11,
           "%s: the same %d trials, each stored once" % (mode, len(grouped)))
     worst = 0.0
