@@ -9,6 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "bench/cache_bench.h"
 #include "bench/coordinator_bench.h"
+#include "bench/data_bench.h"
 #include "bench/engine_bench.h"
 #include "bench/mpi_bench.h"
 #include "bench/peak_bench.h"
@@ -150,6 +151,18 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cache_cmd->add_option("--repeats", cache.repeats)
       ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+
+  seedproof::DataBenchOptions data_bench;
+  CLI::App* data_bench_cmd = bench_cmd->add_subcommand(
+      "data", "Reading, decoding and hashing datasets in every format, images/s on one core");
+  data_bench_cmd
+      ->add_option("--dir", data_bench.dir,
+                   "Where tests/data/write_formats.py wrote the formats' files")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  data_bench_cmd->add_option("--repeats", data_bench.repeats, "Timed reads per format")
+      ->check(CLI::Range(1, 100))
       ->capture_default_str();
 
   seedproof::PeakBenchOptions peak;
@@ -331,6 +344,7 @@ int main(int argc, char** argv) {
     return Finish(seedproof::RunEngineBench(engine));
   }
   if (cache_cmd->parsed()) return Finish(seedproof::RunCacheBench(cache));
+  if (data_bench_cmd->parsed()) return Finish(seedproof::RunDataBench(data_bench));
   if (peak_cmd->parsed()) {
     if (!peak_threads.empty()) peak.threads = peak_threads;
     return Finish(seedproof::RunPeakBench(peak));
