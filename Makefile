@@ -32,6 +32,7 @@ bench: build
 	bench/engine.sh $(BUILD)
 	$(BUILD)/cli/seedproof bench cache
 	bench/coordinator.sh $(BUILD)
+	bench/data.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
