@@ -617,6 +617,16 @@ nlohmann::json PlanToJson(const Plan& plan, bool include_trials) {
                          {"transfer", count(TrialKind::kTransfer)}};
   j["arms"] = plan.arms;
   j["targets"] = plan.targets;
+  j["datasets"] = nlohmann::json::array();
+  for (const DatasetSpec& d : plan.datasets) {
+    j["datasets"].push_back({{"name", d.name},
+                             {"format", DatasetFormatName(d.format)},
+                             {"path", d.path},
+                             {"sha256", d.sha256},
+                             {"example_shape", d.example_shape},
+                             {"validation", d.validation},
+                             {"ship", d.ship}});
+  }
   j["seeds"] = plan.seeds;
   j["source_seeds"] = plan.source_seeds;
   j["estimated_gflop"] = plan.estimated_gflop;

@@ -122,6 +122,20 @@ TEST(SeedproofRun, TheShippedDigitsStudiesRun) {
   }
 }
 
+TEST(SeedproofPlan, JsonNamesEachDatasetByItsContentHash) {
+  const CommandRun run = RunSeedproof(
+      absl::StrCat("plan --json ", (kRepo / "experiments/specs/fashion-to-digits.yaml").string()));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const nlohmann::json plan = nlohmann::json::parse(run.out);
+  ASSERT_EQ(plan["datasets"].size(), 2u);
+  for (const nlohmann::json& d : plan["datasets"]) {
+    EXPECT_EQ(d["sha256"].get<std::string>().size(), 64u) << d;
+  }
+  EXPECT_EQ(plan["datasets"][1]["name"], "digits");
+  EXPECT_EQ(plan["datasets"][1]["format"], "csv");
+  EXPECT_EQ(plan["datasets"][1]["example_shape"], nlohmann::json({8, 8, 1}));
+}
+
 TEST(SeedproofRun, ADamagedDatasetIsNamedAndNothingRuns) {
   const fs::path files = testing_support::FormatFiles();
   ASSERT_FALSE(files.empty());

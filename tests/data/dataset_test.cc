@@ -270,6 +270,41 @@ TEST(Dataset, RandomSubsetLargerThanDataIsRejected) {
                 "subset size 4 is larger than the data: the dataset has 3 examples");
 }
 
+// Scaling happens as a batch is built, and gives the bits float arithmetic gives:
+// v / divisor, then (v - mean[c]) / std[c] per channel, from bytes or floats.
+TEST(Dataset, ScalingPerChannelIsAppliedAsBatchesAreBuilt) {
+  Dataset bytes;
+  bytes.example_shape = {1, 2, 3};  // one row of two RGB pixels
+  bytes.storage = Dataset::Storage::kByte;
+  bytes.bytes = {0, 128, 255, 7, 200, 31};
+  bytes.y = {1};
+  bytes.num_classes = 2;
+  bytes.scaling = {.divisor = 255.0f, .mean = {0.485f, 0.456f, 0.406f},
+                   .std = {0.229f, 0.224f, 0.225f}};
+  Dataset floats = bytes;
+  floats.storage = Dataset::Storage::kFloat;
+  floats.bytes.clear();
+  floats.x = {0, 128, 255, 7, 200, 31};
+  std::vector<float> from_bytes(6), from_floats(6), from_view(6);
+  bytes.CopyRange(0, 1, from_bytes.data());
+  floats.CopyRange(0, 1, from_floats.data());
+  const Dataset view = Dataset::ViewOf(std::make_shared<const Dataset>(bytes));
+  const int64_t row = 0;
+  view.CopyRows(&row, 1, from_view.data());
+  for (int i = 0; i < 6; ++i) {
+    const int c = i % 3;
+    const float want = (static_cast<float>(floats.x[i]) / 255.0f - bytes.scaling.mean[c]) /
+                       bytes.scaling.std[c];
+    EXPECT_EQ(from_bytes[i], want) << i;
+    EXPECT_EQ(from_floats[i], want) << i;
+    EXPECT_EQ(from_view[i], want) << i;
+  }
+  // The whole set as model inputs, once.
+  const Dataset as_float = bytes.AsFloat();
+  EXPECT_TRUE(as_float.scaling.identity());
+  EXPECT_EQ(as_float.x, from_bytes);
+}
+
 // --- The real Fashion-MNIST and Géron's tasks -----------------------------------------
 
 DatasetSpec WithValidation(int64_t validation) {
