@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "data/channels.h"
 #include "data/file_bytes.h"
 #include "data/image_decode.h"
 #include "data/readers.h"
@@ -60,25 +61,6 @@ absl::Status CollectFiles(const fs::path& dir, const fs::path& class_root, int32
   return absl::OkStatus();
 }
 
-// PIL's convert("L"): ITU-R 601-2 luma in 16-bit fixed point, rounded.
-uint8_t Luma(const uint8_t* rgb) {
-  return static_cast<uint8_t>((rgb[0] * 19595 + rgb[1] * 38470 + rgb[2] * 7471 + 0x8000) >> 16);
-}
-
-void ConvertChannels(DecodedImage& image, int channels) {
-  if (channels == 0 || image.channels == channels) return;
-  const int64_t pixels = image.height * image.width;
-  std::vector<uint8_t> out(pixels * channels);
-  for (int64_t p = 0; p < pixels; ++p) {
-    if (channels == 3) {
-      out[p * 3] = out[p * 3 + 1] = out[p * 3 + 2] = image.pixels[p];
-    } else {
-      out[p] = Luma(&image.pixels[p * 3]);
-    }
-  }
-  image.pixels = std::move(out);
-  image.channels = channels;
-}
 
 }  // namespace
 
@@ -152,7 +134,11 @@ absl::StatusOr<ReadSet> ReadImageFolder(const std::string& dir_name,
     if (!bytes.ok()) return bytes.status();
     auto image = DecodeImage(*bytes, path);
     if (!image.ok()) return image.status();
-    ConvertChannels(*image, options.channels);
+    if (options.channels != 0 && image->channels != options.channels) {
+      image->pixels = ConvertChannels(image->pixels, static_cast<int>(image->channels),
+                                      options.channels);
+      image->channels = options.channels;
+    }
     if (options.size) {
       const int64_t h = (*options.size)[0], w = (*options.size)[1];
       if (image->height != h || image->width != w) {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "backends/random.h"
+#include "data/channels.h"
 #include "data/content_hash.h"
 #include "data/dataset_blob.h"
 #include "data/idx.h"
@@ -270,27 +271,11 @@ absl::StatusOr<Dataset> Preprocess(Dataset data, const DatasetSpec& spec) {
           ShapeToString(out.example_shape), " to ", spec.channels,
           " channels (gray <-> RGB only, on (height, width, channels) images)"));
     }
-    const int64_t pixels = out.size() * out.example_shape[0] * out.example_shape[1];
     out.example_shape.back() = spec.channels;
-    const std::vector<uint8_t> bytes = std::move(out.bytes);
-    const std::vector<float> floats = std::move(out.x);
-    auto convert = [&](const auto& in, auto& to, auto round) {
-      to.assign(pixels * spec.channels, 0);
-      for (int64_t p = 0; p < pixels; ++p) {
-        if (spec.channels == 3) {
-          to[p * 3] = to[p * 3 + 1] = to[p * 3 + 2] = in[p];
-        } else {
-          const double luma = in[p * 3] * 299.0 / 1000 + in[p * 3 + 1] * 587.0 / 1000 +
-                              in[p * 3 + 2] * 114.0 / 1000;
-          to[p] = round(luma);
-        }
-      }
-    };
     if (out.storage == Dataset::Storage::kByte) {
-      convert(bytes, out.bytes,
-              [](double v) { return static_cast<uint8_t>(std::lround(std::min(v, 255.0))); });
+      out.bytes = ConvertChannels(out.bytes, static_cast<int>(have), spec.channels);
     } else {
-      convert(floats, out.x, [](double v) { return static_cast<float>(v); });
+      out.x = ConvertChannels(out.x, static_cast<int>(have), spec.channels);
     }
   }
   out.scaling.divisor = spec.scale.value_or(DefaultScale(spec, out.storage));

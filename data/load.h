@@ -59,8 +59,7 @@ float DefaultScale(const DatasetSpec& spec, Dataset::Storage storage);
 TrainTest SplitStratified(const Dataset& data, double test_share, uint64_t seed);
 
 // The spec's preprocessing of a split: channel conversion on the stored values
-// (gray -> RGB repeats the channel; RGB -> gray is ITU-R 601 luma, rounded, as PIL's
-// convert("L")), then the scaling (divisor, mean, std) set for batches. Resizing is
+// (data/channels.h), then the scaling (divisor, mean, std) set for batches. Resizing is
 // per task (BuildTaskSplits), after this.
 absl::StatusOr<Dataset> Preprocess(Dataset data, const DatasetSpec& spec);
 

@@ -160,6 +160,22 @@ TEST_F(Formats, RgbImagesConvertToGrayAsDeclared) {
   EXPECT_TRUE(converted->bytes == as_rgb.data.train.bytes);
 }
 
+// Colour to gray as PIL's convert("L") computes it, bit for bit, on random colours.
+TEST_F(Formats, ColourBecomesGrayAsPilMakesIt) {
+  ImageFolderOptions to_gray;
+  to_gray.channels = 1;
+  auto gray = ReadImageFolder((root_ / "color" / "train").string(), to_gray);
+  ASSERT_TRUE(gray.ok()) << gray.status();
+  EXPECT_EQ(gray->data.example_shape, (Shape{9, 7, 1}));
+  const std::string npy = Slurp(root_ / "color-gray.npy");
+  const std::string tail = npy.substr(npy.size() - 40 * 9 * 7);  // the array after its header
+  const std::vector<uint8_t> pil(tail.begin(), tail.end());
+  EXPECT_EQ(gray->data.bytes, pil);
+  auto rgb = ReadImageFolder((root_ / "color" / "train").string(), ImageFolderOptions());
+  ASSERT_TRUE(rgb.ok()) << rgb.status();
+  EXPECT_EQ(rgb->data.example_shape, (Shape{9, 7, 3}));
+}
+
 TEST_F(Formats, OneSetSplitsOffAStratifiedSeededTestSet) {
   DatasetSpec one = Spec(DatasetFormat::kCsv, root_ / "csv" / "train.csv");
   one.label_column = "label";

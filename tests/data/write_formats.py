@@ -12,6 +12,8 @@ spec can name, with numpy and PIL (independent of seedproof's readers):
   OUT/jpeg-decoded/  x_train.npy, x_test.npy: what PIL decodes those JPEGs to
   OUT/rgb/      train/, test/ trees of RGB PNGs (gray repeated), to convert back
   OUT/tiny.png  test image 17 at 14 x 14
+  OUT/color/    a class tree of 40 random RGB PNGs (seeded), and OUT/color-gray.npy:
+                what PIL's convert("L") makes of them, in file order
 
 File names are zero-padded indices, so every reader keeps the IDX order.
 
@@ -91,6 +93,16 @@ def main():
                    for i, label in enumerate(y)]
         np.save(os.path.join(out, "jpeg-decoded", "x_%s.npy" % split), np.stack(decoded))
     np.savez_compressed(os.path.join(out, "data.npz"), **arrays)
+    # Colour, and PIL's gray of it: the conversion seedproof must match.
+    rng = np.random.default_rng(15)
+    grays = []
+    for i in range(40):
+        folder = os.path.join(out, "color", "train", str(i % 2))
+        os.makedirs(folder, exist_ok=True)
+        picture = Image.fromarray(rng.integers(0, 256, (9, 7, 3), dtype=np.uint8), mode="RGB")
+        picture.save(os.path.join(folder, "%06d.png" % i))
+        grays.append(np.asarray(picture.convert("L")))
+    np.save(os.path.join(out, "color-gray.npy"), np.stack(grays))
     # One image of another size, for a folder of mixed sizes.
     Image.fromarray(splits["test"][0][17], mode="L").resize((14, 14)).save(
         os.path.join(out, "tiny.png"))
