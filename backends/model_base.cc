@@ -128,6 +128,15 @@ void ModelBase::InitializeParameters(uint64_t seed, int first_layer) {
   for (int l = first_layer; l < num_layers(); ++l) {
     const LayerSpec& layer = spec_.layers[l];
     if (!layer.has_weights()) continue;
+    if (layer.kind == LayerKind::kBatchNorm) {
+      // Keras's and PyTorch's start: gamma 1, beta 0, moving mean 0, moving variance 1.
+      const int64_t c = ElementCount(shapes_.params[l][0]);
+      std::fill_n(Param(l, 0), c, 1.0f);
+      std::fill_n(Param(l, 1), c, 0.0f);
+      std::fill_n(Param(l, 2), c, 0.0f);
+      std::fill_n(Param(l, 3), c, 1.0f);
+      continue;
+    }
     const Shape& kernel = shapes_.params[l][0];
     // Keras: fan_in/fan_out are the kernel's last two dims times the receptive field.
     const int64_t receptive = layer.kind == LayerKind::kConv2D ? kernel[0] * kernel[1] : 1;
@@ -167,9 +176,13 @@ void ModelBase::RebuildGradientLayout() {
   for (int l = 0; l < num_layers(); ++l) {
     const bool trains = trainable_[l] && spec_.layers[l].has_weights();
     if (trains) lowest_trainable_ = std::min(lowest_trainable_, l);
-    for (const Shape& s : shapes_.params[l]) {
-      grad_offset_[l].push_back(trains ? offset : -1);
-      if (trains) offset += ElementCount(s);
+    // Only the first trainable_tensors() tensors learn: a BatchNorm's moving
+    // statistics are state its forward pass updates, not weights.
+    const int learned = spec_.layers[l].trainable_tensors();
+    for (size_t t = 0; t < shapes_.params[l].size(); ++t) {
+      const bool learns = trains && static_cast<int>(t) < learned;
+      grad_offset_[l].push_back(learns ? offset : -1);
+      if (learns) offset += ElementCount(shapes_.params[l][t]);
     }
   }
   gradients_.assign(offset, 0.0f);
@@ -263,8 +276,9 @@ void ModelBase::ApplyOptimizer(int64_t examples) {
       const int64_t count = ElementCount(shapes_.params[l][t]);
       float* __restrict w = Param(l, static_cast<int>(t));
       const float* __restrict g = gradients_.data() + g_off;
-      // Decoupled weight decay, kernels only.
-      const float decay = t == 0 ? lr * o.weight_decay : 0.0f;
+      // Decoupled weight decay, kernels only (not biases, nor a BatchNorm's gamma).
+      const bool kernel = t == 0 && spec_.layers[l].kind != LayerKind::kBatchNorm;
+      const float decay = kernel ? lr * o.weight_decay : 0.0f;
       if (decay > 0.0f) {
         for (int64_t i = 0; i < count; ++i) w[i] -= decay * w[i];
       }

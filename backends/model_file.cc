@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstdio>
@@ -82,12 +83,24 @@ uint32_t Crc32(const char* data, size_t n) {
   return static_cast<uint32_t>(crc);
 }
 
+// Whether version 1 holds everything about this layer.
+bool FitsVersion1(const LayerSpec& l) {
+  const LayerSpec d;
+  return static_cast<uint32_t>(l.kind) <= static_cast<uint32_t>(LayerKind::kDropout) &&
+         static_cast<uint32_t>(l.activation) <= static_cast<uint32_t>(Activation::kSoftmax) &&
+         l.padding != Padding::kExplicit && l.pad_top == d.pad_top &&
+         l.pad_bottom == d.pad_bottom && l.pad_left == d.pad_left && l.pad_right == d.pad_right &&
+         l.alpha == d.alpha && l.epsilon == d.epsilon && l.momentum == d.momentum &&
+         l.count_include_pad == d.count_include_pad;
+}
+
 }  // namespace
 
 std::string EncodeModelFile(const ModelFileContents& c) {
+  const bool v1 = std::all_of(c.spec.layers.begin(), c.spec.layers.end(), FitsVersion1);
   Writer w;
   w.PutBytes(kModelFileMagic, sizeof(kModelFileMagic));
-  w.Put<uint32_t>(kModelFileVersion);
+  w.Put<uint32_t>(v1 ? 1 : 2);
   w.Put<uint32_t>(static_cast<uint32_t>(c.spec.loss));
   w.Put<uint32_t>(static_cast<uint32_t>(c.spec.input.size()));
   for (int64_t d : c.spec.input) w.Put<int64_t>(d);
@@ -105,6 +118,15 @@ std::string EncodeModelFile(const ModelFileContents& c) {
     w.Put<uint32_t>(static_cast<uint32_t>(l.padding));
     w.Put<float>(l.rate);
     w.Put<uint8_t>(c.trainable[i] ? 1 : 0);
+    if (v1) continue;
+    w.Put<int32_t>(l.pad_top);
+    w.Put<int32_t>(l.pad_bottom);
+    w.Put<int32_t>(l.pad_left);
+    w.Put<int32_t>(l.pad_right);
+    w.Put<float>(l.alpha);
+    w.Put<float>(l.epsilon);
+    w.Put<float>(l.momentum);
+    w.Put<uint8_t>(l.count_include_pad ? 1 : 0);
   }
   w.Put<uint64_t>(c.seed);
   w.Put<uint64_t>(c.step);
@@ -157,9 +179,9 @@ absl::StatusOr<ModelFileContents> DecodeModelFile(const std::string& bytes,
   if (auto s = r.GetBytes(magic, sizeof(magic), "the magic"); !s.ok()) return s;
   auto version = r.Get<uint32_t>("the format version");
   if (!version.ok()) return version.status();
-  if (*version != kModelFileVersion) {
-    return r.Error(absl::StrCat("model format version ", *version, "; this build reads version ",
-                                kModelFileVersion));
+  if (*version != 1 && *version != kModelFileVersion) {
+    return r.Error(absl::StrCat("model format version ", *version,
+                                "; this build reads versions 1 to ", kModelFileVersion));
   }
 
   ModelFileContents c;
@@ -191,7 +213,13 @@ absl::StatusOr<ModelFileContents> DecodeModelFile(const std::string& bytes,
     get(kind); get(activation); get(init);
     get(l.units); get(l.kernel_h); get(l.kernel_w); get(l.stride_h); get(l.stride_w);
     get(padding); get(l.rate); get(trainable);
+    uint8_t include_pad = 0;
+    if (*version >= 2) {
+      get(l.pad_top); get(l.pad_bottom); get(l.pad_left); get(l.pad_right);
+      get(l.alpha); get(l.epsilon); get(l.momentum); get(include_pad);
+    }
     if (!s.ok()) return s;
+    l.count_include_pad = include_pad != 0;
     l.kind = static_cast<LayerKind>(kind);
     l.activation = static_cast<Activation>(activation);
     l.init = static_cast<Initializer>(init);

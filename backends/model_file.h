@@ -13,7 +13,11 @@
 namespace seedproof {
 
 inline constexpr char kModelFileMagic[8] = {'S', 'P', 'M', 'O', 'D', 'E', 'L', '\n'};
-inline constexpr uint32_t kModelFileVersion = 1;
+// Version 2 added explicit padding, activation alpha, batch normalisation and
+// average pooling settings to each layer. A model that uses none of them is still
+// written as version 1, byte for byte as before (its hash, an artifact's name,
+// does not change); both are read.
+inline constexpr uint32_t kModelFileVersion = 2;
 
 struct ModelFileContents {
   ModelSpec spec;

@@ -8,9 +8,12 @@
 namespace seedproof {
 namespace {
 
-// Output length of a window sliding over `in` (TensorFlow's rule, which Keras uses).
-int64_t WindowOutput(int64_t in, int k, int stride, Padding padding) {
+// Output length of a window sliding over `in` (TensorFlow's rule, which Keras uses,
+// or the explicit zeros before and after).
+int64_t WindowOutput(int64_t in, int k, int stride, Padding padding, int before = 0,
+                     int after = 0) {
   if (padding == Padding::kSame) return (in + stride - 1) / stride;
+  if (padding == Padding::kExplicit) in += before + after;
   return in < k ? 0 : (in - k) / stride + 1;
 }
 
@@ -18,11 +21,13 @@ std::string LayerName(const ModelSpec& spec, size_t i) {
   return absl::StrCat("layer ", i, " (", LayerKindName(spec.layers[i].kind), ")");
 }
 
-bool ValidEnum(Activation a) { return a >= Activation::kLinear && a <= Activation::kSoftmax; }
+bool ValidEnum(Activation a) { return a >= Activation::kLinear && a <= Activation::kLeakyRelu; }
 bool ValidEnum(Initializer i) {
   return i >= Initializer::kGlorotUniform && i <= Initializer::kLecunNormal;
 }
-bool ValidEnum(Padding p) { return p == Padding::kValid || p == Padding::kSame; }
+bool ValidEnum(Padding p) {
+  return p == Padding::kValid || p == Padding::kSame || p == Padding::kExplicit;
+}
 
 }  // namespace
 
@@ -78,6 +83,27 @@ LayerSpec LayerSpec::Dropout(float rate) {
   return s;
 }
 
+LayerSpec LayerSpec::BatchNorm(float epsilon, float momentum, Activation activation) {
+  LayerSpec s;
+  s.kind = LayerKind::kBatchNorm;
+  s.epsilon = epsilon;
+  s.momentum = momentum;
+  s.activation = activation;
+  return s;
+}
+
+LayerSpec LayerSpec::AvgPool2D(int window, int stride, Padding padding) {
+  LayerSpec s = MaxPool2D(window, stride, padding);
+  s.kind = LayerKind::kAvgPool2D;
+  return s;
+}
+
+LayerSpec LayerSpec::GlobalAvgPool2D() {
+  LayerSpec s;
+  s.kind = LayerKind::kGlobalAvgPool2D;
+  return s;
+}
+
 absl::StatusOr<ModelShapes> InferShapes(const ModelSpec& spec) {
   if (spec.input.empty() || (spec.input.size() != 1 && spec.input.size() != 3)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -108,9 +134,13 @@ absl::StatusOr<ModelShapes> InferShapes(const ModelSpec& spec) {
       return absl::InvalidArgumentError(absl::StrCat(
           name, ": unknown activation code ", static_cast<uint32_t>(layer.activation)));
     }
-    if (!layer.has_weights() && layer.activation != Activation::kLinear) {
+    if (!layer.takes_activation() && layer.activation != Activation::kLinear) {
       return absl::InvalidArgumentError(
-          absl::StrCat(name, ": only dense and conv2d layers take an activation"));
+          absl::StrCat(name, ": only dense, conv2d and batchnorm layers take an activation"));
+    }
+    if (layer.activation == Activation::kLeakyRelu && !(layer.alpha >= 0.0f && layer.alpha <= 1.0f)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ": leaky_relu's alpha ", layer.alpha, " must be in [0, 1]"));
     }
     if (layer.activation == Activation::kSoftmax && !last) {
       return absl::InvalidArgumentError(
@@ -141,8 +171,24 @@ absl::StatusOr<ModelShapes> InferShapes(const ModelSpec& spec) {
         params = {{current[0], layer.units}, {layer.units}};
         current = {layer.units};
         break;
+      case LayerKind::kBatchNorm:
+        if (!(layer.epsilon > 0.0f) || !(layer.momentum >= 0.0f && layer.momentum < 1.0f)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              name, ": epsilon ", layer.epsilon, " must be > 0 and momentum ", layer.momentum,
+              " in [0, 1)"));
+        }
+        params = {{current.back()}, {current.back()}, {current.back()}, {current.back()}};
+        break;
+      case LayerKind::kGlobalAvgPool2D:
+        if (current.size() != 3) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              name, ": needs an (height, width, channels) input but gets ", ShapeToString(current)));
+        }
+        current = {1, 1, current[2]};
+        break;
       case LayerKind::kConv2D:
-      case LayerKind::kMaxPool2D: {
+      case LayerKind::kMaxPool2D:
+      case LayerKind::kAvgPool2D: {
         const bool conv = layer.kind == LayerKind::kConv2D;
         if (current.size() != 3) {
           return absl::InvalidArgumentError(absl::StrCat(
@@ -155,18 +201,31 @@ absl::StatusOr<ModelShapes> InferShapes(const ModelSpec& spec) {
         if (!ValidEnum(layer.padding)) {
           return absl::InvalidArgumentError(absl::StrCat(name, ": unknown padding"));
         }
+        if (layer.padding == Padding::kExplicit &&
+            (layer.pad_top < 0 || layer.pad_bottom < 0 || layer.pad_left < 0 ||
+             layer.pad_right < 0 || layer.pad_top >= layer.kernel_h ||
+             layer.pad_bottom >= layer.kernel_h || layer.pad_left >= layer.kernel_w ||
+             layer.pad_right >= layer.kernel_w)) {
+          // A window that would hold padding only has nothing to pool.
+          return absl::InvalidArgumentError(absl::StrCat(
+              name, ": pads (top ", layer.pad_top, ", bottom ", layer.pad_bottom, ", left ",
+              layer.pad_left, ", right ", layer.pad_right, ") must be in [0, kernel size)"));
+        }
         if (conv && layer.units < 1) {
           return absl::InvalidArgumentError(absl::StrCat(name, ": filters must be >= 1"));
         }
         if (conv && !ValidEnum(layer.init)) {
           return absl::InvalidArgumentError(absl::StrCat(name, ": unknown initializer"));
         }
-        const int64_t oh = WindowOutput(current[0], layer.kernel_h, layer.stride_h, layer.padding);
-        const int64_t ow = WindowOutput(current[1], layer.kernel_w, layer.stride_w, layer.padding);
+        const int64_t oh = WindowOutput(current[0], layer.kernel_h, layer.stride_h, layer.padding,
+                                        layer.pad_top, layer.pad_bottom);
+        const int64_t ow = WindowOutput(current[1], layer.kernel_w, layer.stride_w, layer.padding,
+                                        layer.pad_left, layer.pad_right);
         if (oh < 1 || ow < 1) {
           return absl::InvalidArgumentError(absl::StrCat(
               name, ": window ", layer.kernel_h, "x", layer.kernel_w, " is larger than its ",
-              current[0], "x", current[1], " input with valid padding"));
+              current[0], "x", current[1], " input with ", PaddingName(layer.padding),
+              " padding"));
         }
         if (conv) {
           params = {{layer.kernel_h, layer.kernel_w, current[2], layer.units}, {layer.units}};
@@ -210,6 +269,9 @@ const char* LayerKindName(LayerKind kind) {
     case LayerKind::kConv2D: return "conv2d";
     case LayerKind::kMaxPool2D: return "maxpool2d";
     case LayerKind::kDropout: return "dropout";
+    case LayerKind::kBatchNorm: return "batchnorm";
+    case LayerKind::kAvgPool2D: return "avgpool2d";
+    case LayerKind::kGlobalAvgPool2D: return "globalavgpool2d";
   }
   return "unknown";
 }
@@ -223,6 +285,7 @@ const char* ActivationName(Activation activation) {
     case Activation::kTanh: return "tanh";
     case Activation::kSigmoid: return "sigmoid";
     case Activation::kSoftmax: return "softmax";
+    case Activation::kLeakyRelu: return "leaky_relu";
   }
   return "unknown";
 }
@@ -245,7 +308,12 @@ const char* LossName(Loss loss) {
 }
 
 const char* PaddingName(Padding padding) {
-  return padding == Padding::kSame ? "same" : padding == Padding::kValid ? "valid" : "unknown";
+  switch (padding) {
+    case Padding::kValid: return "valid";
+    case Padding::kSame: return "same";
+    case Padding::kExplicit: return "explicit";
+  }
+  return "unknown";
 }
 
 namespace {
@@ -265,14 +333,16 @@ absl::StatusOr<Enum> ParseByName(std::string_view name, std::string_view what,
 absl::StatusOr<LayerKind> ParseLayerKind(std::string_view name) {
   return ParseByName(name, "layer",
                      {LayerKind::kFlatten, LayerKind::kDense, LayerKind::kConv2D,
-                      LayerKind::kMaxPool2D, LayerKind::kDropout},
+                      LayerKind::kMaxPool2D, LayerKind::kDropout, LayerKind::kBatchNorm,
+                      LayerKind::kAvgPool2D, LayerKind::kGlobalAvgPool2D},
                      LayerKindName);
 }
 
 absl::StatusOr<Activation> ParseActivation(std::string_view name) {
   return ParseByName(name, "activation",
                      {Activation::kLinear, Activation::kRelu, Activation::kSelu, Activation::kElu,
-                      Activation::kTanh, Activation::kSigmoid, Activation::kSoftmax},
+                      Activation::kTanh, Activation::kSigmoid, Activation::kSoftmax,
+                      Activation::kLeakyRelu},
                      ActivationName);
 }
 

@@ -6,6 +6,8 @@
 //   input example   (H, W, C) for images, (F) for flat features
 //   Dense kernel    (in, out)            bias (out)
 //   Conv2D kernel   (kh, kw, in, out)    bias (out)
+//   BatchNorm       gamma (C), beta (C), moving_mean (C), moving_variance (C):
+//                   the last two are state, updated by training, never by gradients
 // Flatten of an (H, W, C) example is row-major, channels fastest (as Keras).
 #pragma once
 
@@ -19,11 +21,17 @@
 namespace seedproof {
 
 // Numbering is part of the model file format: append, never renumber.
-enum class LayerKind : uint32_t { kFlatten = 1, kDense = 2, kConv2D = 3, kMaxPool2D = 4, kDropout = 5 };
-enum class Activation : uint32_t {
-  kLinear = 1, kRelu = 2, kSelu = 3, kElu = 4, kTanh = 5, kSigmoid = 6, kSoftmax = 7
+enum class LayerKind : uint32_t {
+  kFlatten = 1, kDense = 2, kConv2D = 3, kMaxPool2D = 4, kDropout = 5,
+  kBatchNorm = 6, kAvgPool2D = 7, kGlobalAvgPool2D = 8
 };
-enum class Padding : uint32_t { kValid = 1, kSame = 2 };
+enum class Activation : uint32_t {
+  kLinear = 1, kRelu = 2, kSelu = 3, kElu = 4, kTanh = 5, kSigmoid = 6, kSoftmax = 7,
+  kLeakyRelu = 8  // x < 0: alpha * x (LayerSpec::alpha)
+};
+// kExplicit: the LayerSpec's pad_* zeros before and after each spatial dimension
+// (what ONNX and PyTorch models carry).
+enum class Padding : uint32_t { kValid = 1, kSame = 2, kExplicit = 3 };
 enum class Initializer : uint32_t { kGlorotUniform = 1, kHeNormal = 2, kLecunNormal = 3 };
 // Each loss is fused with the output activation it needs: sparse categorical
 // cross-entropy with softmax (labels 0..units-1), binary cross-entropy with a
@@ -37,13 +45,23 @@ std::string ShapeToString(const Shape& shape);
 
 struct LayerSpec {
   LayerKind kind = LayerKind::kDense;
-  Activation activation = Activation::kLinear;   // Dense, Conv2D
+  Activation activation = Activation::kLinear;   // Dense, Conv2D, BatchNorm
   Initializer init = Initializer::kGlorotUniform;  // Dense, Conv2D kernels; biases start at 0
   int units = 0;                                 // Dense: outputs; Conv2D: filters
-  int kernel_h = 0, kernel_w = 0;                // Conv2D kernel; MaxPool2D window
-  int stride_h = 1, stride_w = 1;                // Conv2D, MaxPool2D
-  Padding padding = Padding::kValid;             // Conv2D, MaxPool2D
+  int kernel_h = 0, kernel_w = 0;                // Conv2D kernel; pooling window
+  int stride_h = 1, stride_w = 1;                // Conv2D, MaxPool2D, AvgPool2D
+  Padding padding = Padding::kValid;             // Conv2D, MaxPool2D, AvgPool2D
+  int pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;  // Padding::kExplicit
   float rate = 0.0f;                             // Dropout: share of inputs zeroed, [0, 1)
+  float alpha = 0.0f;      // LeakyRelu activation: the slope below 0, [0, 1]
+  // BatchNorm: y = gamma * (x - mean) / sqrt(var + epsilon) + beta, per channel (the
+  // last dimension). Training a trainable one normalises with the batch's mean and
+  // (biased) variance and moves each moving statistic as m = momentum * m + (1 -
+  // momentum) * batch value (the variance unbiased, as PyTorch); a frozen one, and
+  // every one outside training, uses the moving statistics (Keras's rule).
+  float epsilon = 1e-3f;   // Keras's default; PyTorch's is 1e-5
+  float momentum = 0.99f;  // Keras's default; PyTorch's momentum 0.1 is 0.9 here
+  bool count_include_pad = false;  // AvgPool2D: padded zeros count in the mean
 
   static LayerSpec Flatten();
   static LayerSpec Dense(int units, Activation activation,
@@ -53,8 +71,21 @@ struct LayerSpec {
   // Keras's default: the stride equals the window.
   static LayerSpec MaxPool2D(int window, int stride = 0, Padding padding = Padding::kValid);
   static LayerSpec Dropout(float rate);
+  static LayerSpec BatchNorm(float epsilon = 1e-3f, float momentum = 0.99f,
+                             Activation activation = Activation::kLinear);
+  // Keras's default: the stride equals the window.
+  static LayerSpec AvgPool2D(int window, int stride = 0, Padding padding = Padding::kValid);
+  // (H, W, C) -> (1, 1, C): the mean of each channel.
+  static LayerSpec GlobalAvgPool2D();
 
-  bool has_weights() const { return kind == LayerKind::kDense || kind == LayerKind::kConv2D; }
+  bool has_weights() const {
+    return kind == LayerKind::kDense || kind == LayerKind::kConv2D ||
+           kind == LayerKind::kBatchNorm;
+  }
+  // How many of its tensors gradients train: kernel and bias, gamma and beta.
+  int trainable_tensors() const { return has_weights() ? 2 : 0; }
+  // Whether its activation is applied (Dense, Conv2D and BatchNorm take one).
+  bool takes_activation() const { return has_weights(); }
   friend bool operator==(const LayerSpec&, const LayerSpec&) = default;
 };
 

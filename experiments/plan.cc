@@ -118,11 +118,26 @@ void AppendTask(std::string* out, const char* key, const TaskSpec& t) {
       ".resize_from=", t.resize_from ? absl::StrJoin(*t.resize_from, ",") : "none", "\n");
 }
 
+// Settings added with imported models (explicit padding, leaky_relu's alpha,
+// batch normalisation, average pools) are written only where a layer uses them,
+// so every layer that could be written before keeps its text and its trial id.
 void AppendLayer(std::string* out, const char* key, const LayerSpec& l) {
   absl::StrAppend(out, key, "=", LayerKindName(l.kind), " act=", ActivationName(l.activation),
                   " init=", InitializerName(l.init), " units=", l.units, " kernel=", l.kernel_h,
                   "x", l.kernel_w, " stride=", l.stride_h, "x", l.stride_w,
-                  " padding=", PaddingName(l.padding), " rate=", FloatText(l.rate), "\n");
+                  " padding=", PaddingName(l.padding), " rate=", FloatText(l.rate));
+  const LayerSpec d;
+  if (l.padding == Padding::kExplicit || l.pad_top != d.pad_top || l.pad_bottom != d.pad_bottom ||
+      l.pad_left != d.pad_left || l.pad_right != d.pad_right) {
+    absl::StrAppend(out, " pads=", l.pad_top, ",", l.pad_bottom, ",", l.pad_left, ",",
+                    l.pad_right);
+  }
+  if (l.alpha != d.alpha) absl::StrAppend(out, " alpha=", FloatText(l.alpha));
+  if (l.kind == LayerKind::kBatchNorm || l.epsilon != d.epsilon || l.momentum != d.momentum) {
+    absl::StrAppend(out, " epsilon=", FloatText(l.epsilon), " momentum=", FloatText(l.momentum));
+  }
+  if (l.count_include_pad) absl::StrAppend(out, " count_include_pad");
+  absl::StrAppend(out, "\n");
 }
 
 void AppendPhase(std::string* out, const PhaseSpec& p) {
@@ -209,6 +224,14 @@ std::string LayerText(const LayerSpec& l) {
                           " ", PaddingName(l.padding), " ", ActivationName(l.activation));
     case LayerKind::kMaxPool2D:
       return absl::StrCat("maxpool ", l.kernel_h, "x", l.kernel_w);
+    case LayerKind::kAvgPool2D:
+      return absl::StrCat("avgpool ", l.kernel_h, "x", l.kernel_w);
+    case LayerKind::kGlobalAvgPool2D:
+      return "global avgpool";
+    case LayerKind::kBatchNorm:
+      return absl::StrCat("batchnorm", l.activation == Activation::kLinear
+                                           ? ""
+                                           : absl::StrCat(" ", ActivationName(l.activation)));
     case LayerKind::kDropout:
       return absl::StrFormat("dropout %g", l.rate);
   }

@@ -289,8 +289,19 @@ bool SpecParser::ParseLayerActivationInit(const MapView& m, LayerSpec* layer) {
       ok = false;
     } else {
       layer->activation = *a;
+      // Keras's LeakyReLU default; a layer's `alpha` key sets another.
+      if (*a == Activation::kLeakyRelu) layer->alpha = 0.3f;
     }
   } else if (activation.present) {
+    ok = false;
+  }
+  const Field alpha = m.Get("alpha");
+  if (alpha.present && layer->activation != Activation::kLeakyRelu) {
+    r_.errors().Add(alpha, "alpha is leaky_relu's slope below 0: set activation: leaky_relu");
+    ok = false;
+  } else if (auto v = r_.Number(alpha, Reader::Bound::kUnitInterval)) {
+    layer->alpha = static_cast<float>(*v);
+  } else if (alpha.present) {
     ok = false;
   }
   const Field init = m.Get("init");
@@ -309,8 +320,13 @@ bool SpecParser::ParseLayerActivationInit(const MapView& m, LayerSpec* layer) {
 }
 
 std::optional<LayerSpec> SpecParser::ParseLayer(const Field& f) {
-  const std::string kinds = "flatten, dense, conv2d, maxpool2d, dropout";
+  const std::string kinds =
+      "flatten, dense, conv2d, maxpool2d, avgpool2d, globalavgpool2d, batchnorm, dropout";
   if (f.node.IsScalar() && f.node.Scalar() == "flatten") return LayerSpec::Flatten();
+  if (f.node.IsScalar() && f.node.Scalar() == "globalavgpool2d") {
+    return LayerSpec::GlobalAvgPool2D();
+  }
+  if (f.node.IsScalar() && f.node.Scalar() == "batchnorm") return LayerSpec::BatchNorm();
   if (!f.node.IsMap() || f.node.size() != 1) {
     r_.errors().Add(
         f, absl::StrCat("expected one layer like {dense: 300} (one of: ", kinds, "), got ",
@@ -348,7 +364,7 @@ std::optional<LayerSpec> SpecParser::ParseLayer(const Field& f) {
         layer.units = static_cast<int>(*units);
         return layer;
       }
-      auto d = r_.Map(value, {"units", "activation", "init"},
+      auto d = r_.Map(value, {"units", "activation", "alpha", "init"},
                       "a unit count or a mapping like {units: 300, activation: relu}");
       if (!d) return std::nullopt;
       bool ok = r_.Require(d->Get("units"));
@@ -363,7 +379,7 @@ std::optional<LayerSpec> SpecParser::ParseLayer(const Field& f) {
     case LayerKind::kConv2D: {
       layer.activation = default_activation_;
       layer.init = default_init_;
-      auto c = r_.Map(value, {"filters", "kernel", "stride", "padding", "activation", "init"},
+      auto c = r_.Map(value, {"filters", "kernel", "stride", "padding", "activation", "alpha", "init"},
                       "a mapping like {filters: 32, kernel: 3, padding: same}");
       if (!c) return std::nullopt;
       bool ok = r_.Require(c->Get("filters"));
@@ -385,11 +401,43 @@ std::optional<LayerSpec> SpecParser::ParseLayer(const Field& f) {
       if (!ok) return std::nullopt;
       return layer;
     }
-    case LayerKind::kMaxPool2D: {
+    case LayerKind::kGlobalAvgPool2D:
+      if (!value.node.IsNull() && !(value.node.IsMap() && value.node.size() == 0)) {
+        r_.errors().Add(value, absl::StrCat("globalavgpool2d takes no settings: expected {}, got ",
+                                            Describe(value.node)));
+        return std::nullopt;
+      }
+      return LayerSpec::GlobalAvgPool2D();
+    case LayerKind::kBatchNorm: {
+      layer = LayerSpec::BatchNorm();  // linear unless its own activation is given
+      if (value.node.IsNull()) return layer;
+      auto b = r_.Map(value, {"epsilon", "momentum", "activation", "alpha"},
+                      "a mapping like {momentum: 0.99, activation: relu}");
+      if (!b) return std::nullopt;
+      bool ok = true;
+      if (auto e = r_.Number(b->Get("epsilon"), Reader::Bound::kPositive)) {
+        layer.epsilon = static_cast<float>(*e);
+      } else if (b->Has("epsilon")) {
+        ok = false;
+      }
+      if (auto m = r_.Number(b->Get("momentum"), Reader::Bound::kUnitInterval)) {
+        layer.momentum = static_cast<float>(*m);
+      } else if (b->Has("momentum")) {
+        ok = false;
+      }
+      if (b->Has("init")) ok = false;
+      ok = ParseLayerActivationInit(*b, &layer) && ok;
+      if (!ok) return std::nullopt;
+      return layer;
+    }
+    case LayerKind::kMaxPool2D:
+    case LayerKind::kAvgPool2D: {
+      const LayerKind pool = *kind;
       if (scalar) {
         auto window = r_.Int(value, 1, 4096);
         if (!window) return std::nullopt;
-        return LayerSpec::MaxPool2D(static_cast<int>(*window));
+        return pool == LayerKind::kMaxPool2D ? LayerSpec::MaxPool2D(static_cast<int>(*window))
+                                             : LayerSpec::AvgPool2D(static_cast<int>(*window));
       }
       auto p = r_.Map(value, {"window", "stride", "padding"},
                       "a window size or a mapping like {window: 2, stride: 2}");

@@ -404,21 +404,24 @@ absl::StatusOr<std::shared_ptr<const TaskSplits>> TrialCache::Features(
   return features;
 }
 
+bool SplitsAcrossReplicas(const TrialSpec& trial) {
+  for (const auto* layers : {&trial.model.layers, &trial.new_layers}) {
+    for (const LayerSpec& layer : *layers) {
+      if (layer.kind == LayerKind::kDropout || layer.kind == LayerKind::kBatchNorm) return false;
+    }
+  }
+  return true;
+}
+
 absl::StatusOr<TrialResult> RunTrial(const TrialSpec& trial, TrialContext& context) {
   if (!context.backend || !context.artifacts || !context.cache) {
     return absl::InvalidArgumentError("a trial needs a backend, an artifact store and a cache");
   }
-  if (context.replicas > 1) {
-    // Dropout masks are drawn per position in the local batch: replicas would drop
-    // other units than one process does. Refused rather than silently different.
-    for (const auto* layers : {&trial.model.layers, &trial.new_layers}) {
-      for (const LayerSpec& layer : *layers) {
-        if (layer.kind == LayerKind::kDropout) {
-          return absl::UnimplementedError(absl::StrCat(
-              "trial ", trial.id, ": dropout layers are not supported across replicas yet"));
-        }
-      }
-    }
+  if (context.replicas > 1 && !SplitsAcrossReplicas(trial)) {
+    // Refused rather than silently different from one process's results.
+    return absl::UnimplementedError(absl::StrCat(
+        "trial ", trial.id,
+        ": dropout and batch normalisation layers are not supported across replicas yet"));
   }
   const auto start = std::chrono::steady_clock::now();
   TrialResult result = ResultFor(trial);

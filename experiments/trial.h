@@ -115,6 +115,14 @@ struct TrialContext {
   std::function<bool()> should_stop;
 };
 
+// Trains with context.replicas > 1 only when SplitsAcrossReplicas(trial); else
+// UNIMPLEMENTED.
 absl::StatusOr<TrialResult> RunTrial(const TrialSpec& trial, TrialContext& context);
+
+// Whether the trial's batches can be split across replicas and give what one
+// process gives: not with dropout (masks are drawn per position in the local
+// batch) nor batch normalisation (statistics of the local share of a batch, as
+// PyTorch's DDP without SyncBatchNorm). A worker group runs such a trial on one rank.
+bool SplitsAcrossReplicas(const TrialSpec& trial);
 
 }  // namespace seedproof

@@ -20,11 +20,21 @@ int64_t Number(Enum value) {
 }
 
 Json LayerToJson(const LayerSpec& l) {
-  return {{"kind", Number(l.kind)},       {"activation", Number(l.activation)},
-          {"init", Number(l.init)},       {"units", l.units},
-          {"kernel_h", l.kernel_h},       {"kernel_w", l.kernel_w},
-          {"stride_h", l.stride_h},       {"stride_w", l.stride_w},
-          {"padding", Number(l.padding)}, {"rate", l.rate}};
+  return {{"kind", Number(l.kind)},
+          {"activation", Number(l.activation)},
+          {"init", Number(l.init)},
+          {"units", l.units},
+          {"kernel_h", l.kernel_h},
+          {"kernel_w", l.kernel_w},
+          {"stride_h", l.stride_h},
+          {"stride_w", l.stride_w},
+          {"padding", Number(l.padding)},
+          {"pads", {l.pad_top, l.pad_bottom, l.pad_left, l.pad_right}},
+          {"rate", l.rate},
+          {"alpha", l.alpha},
+          {"epsilon", l.epsilon},
+          {"momentum", l.momentum},
+          {"count_include_pad", l.count_include_pad}};
 }
 
 Json PhaseToJson(const PhaseSpec& p) {
@@ -167,16 +177,27 @@ class Reader {
 
 LayerSpec ReadLayer(Reader& r) {
   LayerSpec l;
-  l.kind = r.GetEnum<LayerKind>("kind", 1, 5, "a layer kind");
-  l.activation = r.GetEnum<Activation>("activation", 1, 7, "an activation");
+  l.kind = r.GetEnum<LayerKind>("kind", 1, 8, "a layer kind");
+  l.activation = r.GetEnum<Activation>("activation", 1, 8, "an activation");
   l.init = r.GetEnum<Initializer>("init", 1, 3, "an initializer");
   l.units = r.Get<int>("units");
   l.kernel_h = r.Get<int>("kernel_h");
   l.kernel_w = r.Get<int>("kernel_w");
   l.stride_h = r.Get<int>("stride_h");
   l.stride_w = r.Get<int>("stride_w");
-  l.padding = r.GetEnum<Padding>("padding", 1, 2, "a padding");
+  l.padding = r.GetEnum<Padding>("padding", 1, 3, "a padding");
   l.rate = r.Get<float>("rate");
+  // Trials stored before these settings existed have none: the defaults.
+  if (r.Has("pads")) {
+    const auto pads = r.Get<std::vector<int>>("pads");
+    if (r.status().ok() && pads.size() != 4) r.Fail("pads", "expected 4 values");
+    if (pads.size() == 4) l.pad_top = pads[0], l.pad_bottom = pads[1], l.pad_left = pads[2],
+                          l.pad_right = pads[3];
+  }
+  if (r.Has("alpha")) l.alpha = r.Get<float>("alpha");
+  if (r.Has("epsilon")) l.epsilon = r.Get<float>("epsilon");
+  if (r.Has("momentum")) l.momentum = r.Get<float>("momentum");
+  if (r.Has("count_include_pad")) l.count_include_pad = r.Get<bool>("count_include_pad");
   return l;
 }
 

@@ -199,7 +199,8 @@ class Worker {
     return ctx;
   }
 
-  // One trial here (or data parallel across the whole group), reported.
+  // One trial here (or data parallel across the whole group, when it splits
+  // across replicas; else on this rank alone while the others wait), reported.
   absl::Status RunAlone(const rpc::LeaseReply& lease, const absl::StatusOr<TrialSpec>& trial) {
     absl::StatusOr<TrialResult> result = absl::UnknownError("not run");
     if (!trial.ok()) result = trial.status();
@@ -207,7 +208,8 @@ class Worker {
       LogStart(lease, *trial);
       artifacts_->BeginAttempt(lease.attempt_id(), trial->source_trial, lease.source_sha256());
       absl::Status shared = absl::OkStatus();
-      if (group_ != nullptr) {
+      const bool parallel = group_ != nullptr && SplitsAcrossReplicas(*trial);
+      if (parallel) {
         // The other ranks get the trial, its source model and data first.
         absl::StatusOr<std::string> source_model = std::string();
         if (!trial->source_trial.empty()) source_model = artifacts_->Download();
@@ -222,7 +224,7 @@ class Worker {
       if (shared.ok()) {
         std::unique_ptr<Heartbeats::Beat> beat = heartbeats_->Begin(lease.attempt_id());
         if (metrics_) metrics_->TrialStarted(trial->kind);
-        TrialContext ctx = ContextFor(*beat, /*parallel=*/true);
+        TrialContext ctx = ContextFor(*beat, parallel || group_ == nullptr);
         result = RunTrial(*trial, ctx);
         if (result.ok()) beat->ResultCarriesEpochs();
       } else {

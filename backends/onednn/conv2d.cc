@@ -34,7 +34,7 @@ class Conv2DKernels final : public LayerKernels {
     forward_pd_ = dnnl::convolution_forward::primitive_desc(
         dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, kDirect, x_, any_kernel,
                                         bias_, y_, g.strides, g.padding_l, g.padding_r),
-        MakeAttr(activation), runtime.engine);
+        MakeAttr(activation, layer.alpha), runtime.engine);
     forward_ = BoundPrimitive(runtime, threads_, dnnl::convolution_forward(forward_pd_),
                               {{DNNL_ARG_SRC, x_},
                                {DNNL_ARG_WEIGHTS, forward_pd_.weights_desc()},

@@ -13,7 +13,8 @@ constexpr auto kF32 = memory::data_type::f32;
 
 class DenseKernels final : public LayerKernels {
  public:
-  DenseKernels(Runtime& runtime, int64_t n, int64_t in, int64_t out, Activation activation)
+  DenseKernels(Runtime& runtime, int64_t n, int64_t in, int64_t out, Activation activation,
+               float alpha)
       : runtime_(runtime),
         n_(n),
         in_(in),
@@ -25,7 +26,7 @@ class DenseKernels final : public LayerKernels {
     const memory::desc x({n, in}, kF32, Tag::ab), kernel({in, out}, kF32, Tag::ab),
         bias({1, out}, kF32, Tag::ab), y({n, out}, kF32, Tag::ab);
     UseThreads(threads_);
-    matmul::primitive_desc pd(matmul::desc(x, kernel, bias, y), MakeAttr(activation),
+    matmul::primitive_desc pd(matmul::desc(x, kernel, bias, y), MakeAttr(activation, alpha),
                               runtime.engine);
     forward_ = BoundPrimitive(
         runtime, threads_, matmul(pd),
@@ -74,8 +75,8 @@ class DenseKernels final : public LayerKernels {
 }  // namespace
 
 std::unique_ptr<LayerKernels> MakeDenseKernels(Runtime& runtime, int64_t n, int64_t in, int64_t out,
-                                               Activation activation) {
-  return std::make_unique<DenseKernels>(runtime, n, in, out, activation);
+                                               Activation activation, float alpha) {
+  return std::make_unique<DenseKernels>(runtime, n, in, out, activation, alpha);
 }
 
 }  // namespace seedproof::onednn

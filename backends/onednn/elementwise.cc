@@ -1,6 +1,7 @@
 #include "backends/onednn/elementwise.h"
 
 #include <algorithm>
+#include <cmath>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -43,14 +44,17 @@ void ParallelRanges(int64_t count, [[maybe_unused]] int threads, const Body& bod
 #define SEEDPROOF_VECTOR_CLONES __attribute__((target_clones("avx512f", "default")))
 
 SEEDPROOF_VECTOR_CLONES
-void DerivativeRange(Activation activation, const float* __restrict y, float* __restrict dy,
-                     int64_t begin, int64_t end) {
+void DerivativeRange(Activation activation, float alpha, const float* __restrict y,
+                     float* __restrict dy, int64_t begin, int64_t end) {
   switch (activation) {
     case Activation::kLinear:
     case Activation::kSoftmax:  // only ever the output layer's, fused into the loss
       return;
     case Activation::kRelu:
       for (int64_t i = begin; i < end; ++i) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+      return;
+    case Activation::kLeakyRelu:  // alpha >= 0: y > 0 exactly where z > 0
+      for (int64_t i = begin; i < end; ++i) dy[i] = y[i] > 0.0f ? dy[i] : alpha * dy[i];
       return;
     case Activation::kSelu:
       // y < 0: d/dz scale*alpha*(e^z - 1) = scale*alpha*e^z = y + scale*alpha.
@@ -66,6 +70,41 @@ void DerivativeRange(Activation activation, const float* __restrict y, float* __
       return;
     case Activation::kSigmoid:
       for (int64_t i = begin; i < end; ++i) dy[i] *= y[i] * (1.0f - y[i]);
+      return;
+  }
+}
+
+float Sigmoid(float z) {
+  // Two forms so that exp never overflows into a NaN.
+  if (z >= 0.0f) return 1.0f / (1.0f + std::exp(-z));
+  const float e = std::exp(z);
+  return e / (1.0f + e);
+}
+
+void ActivateRange(Activation activation, float alpha, float* z, int64_t begin, int64_t end) {
+  switch (activation) {
+    case Activation::kLinear:
+    case Activation::kSoftmax:
+      return;
+    case Activation::kRelu:
+      for (int64_t i = begin; i < end; ++i) z[i] = z[i] > 0.0f ? z[i] : 0.0f;
+      return;
+    case Activation::kLeakyRelu:
+      for (int64_t i = begin; i < end; ++i) z[i] = z[i] > 0.0f ? z[i] : alpha * z[i];
+      return;
+    case Activation::kSelu:
+      for (int64_t i = begin; i < end; ++i) {
+        z[i] = kSeluScale * (z[i] > 0.0f ? z[i] : kSeluAlpha * std::expm1(z[i]));
+      }
+      return;
+    case Activation::kElu:
+      for (int64_t i = begin; i < end; ++i) z[i] = z[i] > 0.0f ? z[i] : std::expm1(z[i]);
+      return;
+    case Activation::kTanh:
+      for (int64_t i = begin; i < end; ++i) z[i] = std::tanh(z[i]);
+      return;
+    case Activation::kSigmoid:
+      for (int64_t i = begin; i < end; ++i) z[i] = Sigmoid(z[i]);
       return;
   }
 }
@@ -87,11 +126,18 @@ void MultiplyRange(const float* a, const float* b, float* out, int64_t begin, in
 
 }  // namespace
 
-void MultiplyByDerivative(Activation activation, const float* y, float* dy, int64_t count,
-                          int threads) {
+void MultiplyByDerivative(Activation activation, float alpha, const float* y, float* dy,
+                          int64_t count, int threads) {
   if (activation == Activation::kLinear) return;
   ParallelRanges(count, threads, [&](int64_t begin, int64_t end) {
-    DerivativeRange(activation, y, dy, begin, end);
+    DerivativeRange(activation, alpha, y, dy, begin, end);
+  });
+}
+
+void Activate(Activation activation, float alpha, float* z, int64_t count, int threads) {
+  if (activation == Activation::kLinear) return;
+  ParallelRanges(count, threads, [&](int64_t begin, int64_t end) {
+    ActivateRange(activation, alpha, z, begin, end);
   });
 }
 

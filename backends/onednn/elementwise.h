@@ -14,8 +14,13 @@ namespace seedproof::onednn {
 // y and dy are (count): y is an activation's output, dy the gradient w.r.t. it.
 // dy becomes the gradient w.r.t. the activation's input, computed from y, with
 // TensorFlow's choice at the kinks (relu: 0 at 0; selu, elu: the positive side).
-void MultiplyByDerivative(Activation activation, const float* y, float* dy, int64_t count,
-                          int threads);
+// alpha: leaky_relu's slope below 0.
+void MultiplyByDerivative(Activation activation, float alpha, const float* y, float* dy,
+                          int64_t count, int threads);
+
+// z (count) becomes activation(z), with the reference backend's formulas, for the
+// layers whose primitive takes no fused activation (BatchNorm).
+void Activate(Activation activation, float alpha, float* z, int64_t count, int threads);
 
 // dz is (rows, cols); sums is (cols): sums[c] = dz[0][c] + dz[1][c] + ... in row
 // order, starting from 0.

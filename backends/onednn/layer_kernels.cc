@@ -89,7 +89,7 @@ void Packed::Unpack(float* keras) {
   to_keras_.Run({buffer_.data(), keras});
 }
 
-dnnl::primitive_attr MakeAttr(Activation activation) {
+dnnl::primitive_attr MakeAttr(Activation activation, float alpha) {
   constexpr float kSeluScale = 1.0507009873554805f;
   constexpr float kSeluAlpha = 1.6732632423543772f;
   dnnl::post_ops ops;
@@ -100,6 +100,9 @@ dnnl::primitive_attr MakeAttr(Activation activation) {
       break;
     case Activation::kRelu:
       ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+      break;
+    case Activation::kLeakyRelu:  // eltwise_relu's alpha is the slope below 0
+      ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, alpha, 0.0f);
       break;
     case Activation::kSelu:
       ops.append_eltwise(kSeluScale, dnnl::algorithm::eltwise_elu, kSeluAlpha, 0.0f);
@@ -125,6 +128,11 @@ WindowGeometry MakeWindowGeometry(const LayerSpec& layer, const Shape& in, const
   g.strides = {layer.stride_h, layer.stride_w};
   g.kernel = {layer.kernel_h, layer.kernel_w};
   const int64_t k[2] = {layer.kernel_h, layer.kernel_w};
+  if (layer.padding == Padding::kExplicit) {
+    g.padding_l = {layer.pad_top, layer.pad_left};
+    g.padding_r = {layer.pad_bottom, layer.pad_right};
+    return g;
+  }
   for (int d = 0; d < 2; ++d) {
     const int64_t total = layer.padding == Padding::kSame
                               ? std::max<int64_t>((out[d] - 1) * g.strides[d] + k[d] - in[d], 0)

@@ -63,8 +63,8 @@ void UseThreads(int threads);
 
 // Attributes every primitive here is created with: the caller's scratchpad, plus
 // `activation` fused as a post-op (kLinear: none; also for the output layer, whose
-// activation the loss applies).
-dnnl::primitive_attr MakeAttr(Activation activation = Activation::kLinear);
+// activation the loss applies); alpha is leaky_relu's slope below 0.
+dnnl::primitive_attr MakeAttr(Activation activation = Activation::kLinear, float alpha = 0.0f);
 
 // A primitive and the memory objects its arguments are bound to, built once.
 // Run points each memory at this call's buffer (no copies, no allocation of ours)
@@ -132,7 +132,7 @@ class LayerKernels {
 
 // x (n, in), kernel (in, out), bias (out), y (n, out).
 std::unique_ptr<LayerKernels> MakeDenseKernels(Runtime& runtime, int64_t n, int64_t in, int64_t out,
-                                               Activation activation);
+                                               Activation activation, float alpha);
 
 // x (n, in_h, in_w, in_c), kernel (k_h, k_w, in_c, out_c), bias (out_c),
 // y (n, out_h, out_w, out_c); TensorFlow's 'same' padding rule.
@@ -146,9 +146,46 @@ std::unique_ptr<LayerKernels> MakeMaxPool2DKernels(Runtime& runtime, int64_t n,
                                                    const LayerSpec& layer, const Shape& in,
                                                    const Shape& out);
 
+// AvgPool2D and GlobalAvgPool2D (a window of the whole input): x (n, in_h, in_w,
+// c), y (n, out_h, out_w, c); the mean over the window's positions inside the
+// input, or over the whole window with count_include_pad. Backward as MaxPool2D's.
+std::unique_ptr<LayerKernels> MakeAvgPool2DKernels(Runtime& runtime, int64_t n,
+                                                   const LayerSpec& layer, const Shape& in,
+                                                   const Shape& out);
+
+// BatchNorm over the last dimension of x and y, (n, ..., c), with gamma, beta,
+// moving mean and moving variance (c each): LayerSpec's contract. gamma_beta is
+// gamma followed by beta, (2, c), as they lie in the flat parameter buffer (and
+// their gradients in the gradient buffer): oneDNN 2.6 backpropagates only its
+// combined scale-and-shift tensor (separate use_scale/use_shift fail to execute).
+class BatchNormKernels {
+ public:
+  virtual ~BatchNormKernels() = default;
+  // A trainable layer in training: the batch's statistics, kept for
+  // BackwardTraining; the moving ones move.
+  virtual void ForwardTraining(const float* x, float* y, const float* gamma_beta,
+                               float* moving_mean, float* moving_var) = 0;
+  // Frozen, or not training: the moving statistics.
+  virtual void ForwardInference(const float* x, float* y, const float* gamma_beta,
+                                const float* moving_mean, const float* moving_var) = 0;
+  virtual void PrepareBackward() = 0;
+  // After ForwardTraining on the same x; dz is the gradient w.r.t. y before the
+  // activation. Overwrites dgamma_dbeta (2, c) (sums over the batch), and dx
+  // unless null.
+  virtual void BackwardTraining(const float* x, const float* dz, const float* gamma_beta,
+                                float* dgamma_dbeta, float* dx) = 0;
+  // A frozen layer: dx = dz * gamma / sqrt(moving_var + epsilon).
+  virtual void BackwardFrozen(const float* dz, const float* gamma, const float* moving_var,
+                              float* dx) = 0;
+};
+// `in` is the example shape, (H, W, C) or (C).
+std::unique_ptr<BatchNormKernels> MakeBatchNormKernels(Runtime& runtime, int64_t n,
+                                                       const LayerSpec& layer, const Shape& in);
+
 // Strides, window and the padding before/after each spatial dimension (H, W) for
-// Conv2D and MaxPool2D. 'same' follows TensorFlow: pad_total =
-// max((out - 1) * stride + k - in, 0), the smaller half first (top, left).
+// Conv2D and the pooling layers. 'same' follows TensorFlow: pad_total =
+// max((out - 1) * stride + k - in, 0), the smaller half first (top, left);
+// explicit padding is the layer's pad_* values.
 struct WindowGeometry {
   dnnl::memory::dims strides, kernel, padding_l, padding_r;
 };

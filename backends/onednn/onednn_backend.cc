@@ -34,8 +34,10 @@ absl::Status FromDnnl(const dnnl::error& e, const char* during) {
 // Everything one batch size n needs.
 struct Plan {
   int64_t n = 0;
-  // [l]: the layer's primitives; null for Flatten and Dropout, which run here.
+  // [l]: the layer's primitives; null for Flatten and Dropout, which run here, and
+  // for BatchNorm, whose primitives are in norms[l].
   std::vector<std::unique_ptr<LayerKernels>> kernels;
+  std::vector<std::unique_ptr<onednn::BatchNormKernels>> norms;
   // [l]: (n, outputs[l]...), the layer's output after its activation (the logits
   // for the output layer); unused for Flatten, which passes its input on.
   std::vector<Buffer> outputs;
@@ -125,6 +127,7 @@ std::unique_ptr<Plan> OnednnModel::MakePlan(int64_t n) {
   plan->n = n;
   const int layers = num_layers();
   plan->kernels.resize(layers);
+  plan->norms.resize(layers);
   plan->outputs.resize(layers);
   plan->masks.resize(layers);
   plan->in.resize(layers);
@@ -142,14 +145,21 @@ std::unique_ptr<Plan> OnednnModel::MakePlan(int64_t n) {
         plan->masks[l].Resize(n * ElementCount(out));
         break;
       case LayerKind::kDense:
-        plan->kernels[l] =
-            onednn::MakeDenseKernels(*runtime_, n, ElementCount(in), ElementCount(out), activation);
+        plan->kernels[l] = onednn::MakeDenseKernels(*runtime_, n, ElementCount(in),
+                                                    ElementCount(out), activation, layer.alpha);
         break;
       case LayerKind::kConv2D:
         plan->kernels[l] = onednn::MakeConv2DKernels(*runtime_, n, layer, in, out, activation);
         break;
       case LayerKind::kMaxPool2D:
         plan->kernels[l] = onednn::MakeMaxPool2DKernels(*runtime_, n, layer, in, out);
+        break;
+      case LayerKind::kAvgPool2D:
+      case LayerKind::kGlobalAvgPool2D:
+        plan->kernels[l] = onednn::MakeAvgPool2DKernels(*runtime_, n, layer, in, out);
+        break;
+      case LayerKind::kBatchNorm:
+        plan->norms[l] = onednn::MakeBatchNormKernels(*runtime_, n, layer, in);
         break;
     }
     plan->outputs[l].Resize(n * ElementCount(out));
@@ -162,6 +172,7 @@ void OnednnModel::PrepareBackward(Plan& plan) {
   int64_t widest = 0;
   for (int l = 0; l < num_layers(); ++l) {
     if (plan.kernels[l]) plan.kernels[l]->PrepareBackward();
+    if (plan.norms[l]) plan.norms[l]->PrepareBackward();
     widest =
         std::max({widest, ElementCount(shapes().inputs[l]), ElementCount(shapes().outputs[l])});
   }
@@ -204,7 +215,23 @@ absl::StatusOr<const float*> OnednnModel::Forward(const float* x, int64_t n, boo
           plan.out[l] = y;
           break;
         case LayerKind::kMaxPool2D:
+        case LayerKind::kAvgPool2D:
+        case LayerKind::kGlobalAvgPool2D:
           plan.kernels[l]->Forward(in, y, nullptr, nullptr);
+          plan.out[l] = y;
+          break;
+        case LayerKind::kBatchNorm:
+          // A trainable layer in training normalises with the batch's statistics;
+          // a frozen one, or any outside training, with the moving ones (Keras).
+          // Param(l, 0) is gamma followed by beta, as the kernels take them.
+          if (training && trainable(l)) {
+            plan.norms[l]->ForwardTraining(in, y, Param(l, 0), Param(l, 2), Param(l, 3));
+          } else {
+            plan.norms[l]->ForwardInference(in, y, Param(l, 0), Param(l, 2), Param(l, 3));
+          }
+          // Never the output layer (that is dense): its activation applies here.
+          onednn::Activate(layer.activation, layer.alpha, y,
+                           n * ElementCount(shapes().outputs[l]), threads());
           plan.out[l] = y;
           break;
       }
@@ -251,7 +278,8 @@ absl::Status OnednnModel::Backward(const float* dlogits, int64_t n) {
         case LayerKind::kConv2D: {
           const float* dz = dlogits;
           if (l < last) {
-            onednn::MultiplyByDerivative(layer.activation, plan.out[l], grad, count, threads());
+            onednn::MultiplyByDerivative(layer.activation, layer.alpha, plan.out[l], grad, count,
+                                         threads());
             dz = grad;
           }
           // Gradient() is null for a frozen layer, which then only passes dx down.
@@ -260,9 +288,21 @@ absl::Status OnednnModel::Backward(const float* dlogits, int64_t n) {
           break;
         }
         case LayerKind::kMaxPool2D:
+        case LayerKind::kAvgPool2D:
+        case LayerKind::kGlobalAvgPool2D:
           // Only reached with dx: a layer without weights is never the lowest
           // trainable one.
           plan.kernels[l]->Backward(nullptr, grad, nullptr, nullptr, nullptr, dx);
+          break;
+        case LayerKind::kBatchNorm:
+          onednn::MultiplyByDerivative(layer.activation, layer.alpha, plan.out[l], grad, count,
+                                       threads());
+          if (trainable(l)) {
+            // Gradient(l, 0) is dgamma followed by dbeta.
+            plan.norms[l]->BackwardTraining(plan.in[l], grad, Param(l, 0), Gradient(l, 0), dx);
+          } else if (dx != nullptr) {
+            plan.norms[l]->BackwardFrozen(grad, Param(l, 0), Param(l, 3), dx);
+          }
           break;
       }
       if (dx != nullptr) {

@@ -27,13 +27,16 @@ float Sigmoid(float z) {
   return e / (1.0f + e);
 }
 
-// z is (count), overwritten with activation(z).
-void ActivateInPlace(Activation activation, float* z, int64_t count) {
+// z is (count), overwritten with activation(z). alpha: leaky_relu's slope below 0.
+void ActivateInPlace(Activation activation, float alpha, float* z, int64_t count) {
   switch (activation) {
     case Activation::kLinear:
       return;
     case Activation::kRelu:
       for (int64_t i = 0; i < count; ++i) z[i] = z[i] > 0.0f ? z[i] : 0.0f;
+      return;
+    case Activation::kLeakyRelu:
+      for (int64_t i = 0; i < count; ++i) z[i] = z[i] > 0.0f ? z[i] : alpha * z[i];
       return;
     case Activation::kSelu:
       for (int64_t i = 0; i < count; ++i) {
@@ -56,12 +59,17 @@ void ActivateInPlace(Activation activation, float* z, int64_t count) {
 
 // y is (count), the activation's output; dy is (count), the gradient w.r.t. y,
 // overwritten with the gradient w.r.t. the pre-activation.
-void MultiplyByDerivative(Activation activation, const float* y, float* dy, int64_t count) {
+void MultiplyByDerivative(Activation activation, float alpha, const float* y, float* dy,
+                          int64_t count) {
   switch (activation) {
     case Activation::kLinear:
       return;
     case Activation::kRelu:
       for (int64_t i = 0; i < count; ++i) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+      return;
+    case Activation::kLeakyRelu:
+      // alpha >= 0, so y > 0 exactly where z > 0.
+      for (int64_t i = 0; i < count; ++i) dy[i] = y[i] > 0.0f ? dy[i] : alpha * dy[i];
       return;
     case Activation::kSelu:
       // y < 0: d/dz scale*alpha*(e^z - 1) = scale*alpha*e^z = y + scale*alpha.
@@ -154,10 +162,12 @@ int64_t SamePadBefore(int64_t in, int64_t out, int64_t k, int64_t stride) {
   return std::max<int64_t>((out - 1) * stride + k - in, 0) / 2;
 }
 
-// The output extent that 'valid' / 'same' padding gives, computed here rather
-// than taken on trust from InferShapes.
-int64_t WindowOutputExtent(Padding padding, int64_t in, int64_t k, int64_t stride) {
-  return padding == Padding::kSame ? (in + stride - 1) / stride : (in - k) / stride + 1;
+// The output extent that 'valid' / 'same' / explicit padding (`pads`: before +
+// after) gives, computed here rather than taken on trust from InferShapes.
+int64_t WindowOutputExtent(Padding padding, int64_t in, int64_t k, int64_t stride, int64_t pads) {
+  if (padding == Padding::kSame) return (in + stride - 1) / stride;
+  if (padding == Padding::kExplicit) in += pads;
+  return (in - k) / stride + 1;
 }
 
 Window MakeWindow(const LayerSpec& layer, const Shape& in, const Shape& out) {
@@ -169,6 +179,9 @@ Window MakeWindow(const LayerSpec& layer, const Shape& in, const Shape& out) {
   if (layer.padding == Padding::kSame) {
     w.pad_top = SamePadBefore(w.in_h, w.out_h, w.k_h, w.stride_h);
     w.pad_left = SamePadBefore(w.in_w, w.out_w, w.k_w, w.stride_w);
+  } else if (layer.padding == Padding::kExplicit) {
+    w.pad_top = layer.pad_top;
+    w.pad_left = layer.pad_left;
   }
   return w;
 }
@@ -296,6 +309,168 @@ void MaxPool2DBackward(const Window& w, const float* dy, const int64_t* winners,
 }
 
 // ---------------------------------------------------------------------------
+// AvgPool2D (in_c == out_c) and GlobalAvgPool2D.
+
+// How many values the mean at output (oh, ow) divides by: the window's positions
+// inside the input, or (count_include_pad) the whole window, padding included, as
+// far as it reaches into the padded input.
+int64_t AvgCount(const Window& w, const LayerSpec& layer, int64_t oh, int64_t ow) {
+  int64_t rows = 0, cols = 0;
+  for (int64_t i = 0; i < w.k_h; ++i) {
+    const int64_t ih = oh * w.stride_h + i - w.pad_top;
+    rows += layer.count_include_pad ? ih < w.in_h + layer.pad_bottom : ih >= 0 && ih < w.in_h;
+  }
+  for (int64_t j = 0; j < w.k_w; ++j) {
+    const int64_t iw = ow * w.stride_w + j - w.pad_left;
+    cols += layer.count_include_pad ? iw < w.in_w + layer.pad_right : iw >= 0 && iw < w.in_w;
+  }
+  return rows * cols;
+}
+
+// x is (n, in_h, in_w, c), y is (n, out_h, out_w, c): y is the sum over the
+// window's positions inside the input divided by AvgCount.
+void AvgPool2DForward(const Window& w, const LayerSpec& layer, const float* x, int64_t n,
+                      float* y) {
+  for (int64_t b = 0; b < n; ++b) {
+    for (int64_t oh = 0; oh < w.out_h; ++oh) {
+      for (int64_t ow = 0; ow < w.out_w; ++ow) {
+        const float count = static_cast<float>(AvgCount(w, layer, oh, ow));
+        float* yp = y + ((b * w.out_h + oh) * w.out_w + ow) * w.out_c;
+        for (int64_t c = 0; c < w.out_c; ++c) {
+          float sum = 0.0f;
+          for (int64_t i = 0; i < w.k_h; ++i) {
+            const int64_t ih = oh * w.stride_h + i - w.pad_top;
+            if (ih < 0 || ih >= w.in_h) continue;
+            for (int64_t j = 0; j < w.k_w; ++j) {
+              const int64_t iw = ow * w.stride_w + j - w.pad_left;
+              if (iw < 0 || iw >= w.in_w) continue;
+              sum += x[((b * w.in_h + ih) * w.in_w + iw) * w.in_c + c];
+            }
+          }
+          yp[c] = sum / count;
+        }
+      }
+    }
+  }
+}
+
+// dy is (n, out_h, out_w, c), dx (n, in_h, in_w, c), overwritten: each dy / count
+// goes to every input position of its window.
+void AvgPool2DBackward(const Window& w, const LayerSpec& layer, const float* dy, int64_t n,
+                       float* dx) {
+  std::fill(dx, dx + n * w.in_h * w.in_w * w.in_c, 0.0f);
+  for (int64_t b = 0; b < n; ++b) {
+    for (int64_t oh = 0; oh < w.out_h; ++oh) {
+      for (int64_t ow = 0; ow < w.out_w; ++ow) {
+        const float count = static_cast<float>(AvgCount(w, layer, oh, ow));
+        const float* dyp = dy + ((b * w.out_h + oh) * w.out_w + ow) * w.out_c;
+        for (int64_t i = 0; i < w.k_h; ++i) {
+          const int64_t ih = oh * w.stride_h + i - w.pad_top;
+          if (ih < 0 || ih >= w.in_h) continue;
+          for (int64_t j = 0; j < w.k_w; ++j) {
+            const int64_t iw = ow * w.stride_w + j - w.pad_left;
+            if (iw < 0 || iw >= w.in_w) continue;
+            float* dxp = dx + ((b * w.in_h + ih) * w.in_w + iw) * w.in_c;
+            for (int64_t c = 0; c < w.in_c; ++c) dxp[c] += dyp[c] / count;
+          }
+        }
+      }
+    }
+  }
+}
+
+// x is (n, h, w, c) as (n, pixels, c), y is (n, c): each channel's mean.
+void GlobalAvgPoolForward(const float* x, int64_t n, int64_t pixels, int64_t c, float* y) {
+  for (int64_t b = 0; b < n; ++b) {
+    for (int64_t k = 0; k < c; ++k) {
+      float sum = 0.0f;
+      for (int64_t p = 0; p < pixels; ++p) sum += x[(b * pixels + p) * c + k];
+      y[b * c + k] = sum / static_cast<float>(pixels);
+    }
+  }
+}
+
+// dy is (n, c), dx (n, pixels, c), overwritten: dy / pixels everywhere.
+void GlobalAvgPoolBackward(const float* dy, int64_t n, int64_t pixels, int64_t c, float* dx) {
+  for (int64_t b = 0; b < n; ++b) {
+    for (int64_t p = 0; p < pixels; ++p) {
+      for (int64_t k = 0; k < c; ++k) {
+        dx[(b * pixels + p) * c + k] = dy[b * c + k] / static_cast<float>(pixels);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// BatchNorm over the last dimension: x and y are (rows, c), rows = n * H * W.
+
+// Sets mean and inv_std (c each) to the batch's statistics (biased variance),
+// summed in double, and moves the moving ones: m = momentum * m + (1 - momentum) *
+// batch, the variance unbiased (rows / (rows - 1)) as PyTorch keeps it.
+void BatchStatistics(const LayerSpec& layer, const float* x, int64_t rows, int64_t c,
+                     float* moving_mean, float* moving_var, float* mean, float* inv_std) {
+  for (int64_t k = 0; k < c; ++k) {
+    double sum = 0.0;
+    for (int64_t r = 0; r < rows; ++r) sum += x[r * c + k];
+    const double m = sum / static_cast<double>(rows);
+    double squares = 0.0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const double d = x[r * c + k] - m;
+      squares += d * d;
+    }
+    const double var = squares / static_cast<double>(rows);
+    mean[k] = static_cast<float>(m);
+    inv_std[k] = static_cast<float>(1.0 / std::sqrt(var + layer.epsilon));
+    const double unbiased = rows > 1 ? squares / static_cast<double>(rows - 1) : var;
+    moving_mean[k] = layer.momentum * moving_mean[k] + (1.0f - layer.momentum) * static_cast<float>(m);
+    moving_var[k] =
+        layer.momentum * moving_var[k] + (1.0f - layer.momentum) * static_cast<float>(unbiased);
+  }
+}
+
+// y = gamma * (x - mean) * inv_std + beta.
+void NormalizeForward(const float* x, int64_t rows, int64_t c, const float* gamma,
+                      const float* beta, const float* mean, const float* inv_std, float* y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t k = 0; k < c; ++k) {
+      y[r * c + k] = gamma[k] * ((x[r * c + k] - mean[k]) * inv_std[k]) + beta[k];
+    }
+  }
+}
+
+// dy is the gradient w.r.t. y's pre-activation. With the batch's statistics
+// (batch_stats), x's own gradient goes through the mean and variance too:
+//   dx = gamma * inv_std / rows * (rows * dy - sum(dy) - xhat * sum(dy * xhat));
+// with fixed statistics dx = gamma * inv_std * dy. dgamma = sum(dy * xhat) and
+// dbeta = sum(dy), each skipped when null; dx when null.
+void NormalizeBackward(const float* x, const float* dy, int64_t rows, int64_t c,
+                       const float* gamma, const float* mean, const float* inv_std,
+                       bool batch_stats, float* dgamma, float* dbeta, float* dx) {
+  for (int64_t k = 0; k < c; ++k) {
+    double sum_dy = 0.0, sum_dy_xhat = 0.0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const double xhat = (x[r * c + k] - mean[k]) * inv_std[k];
+      sum_dy += dy[r * c + k];
+      sum_dy_xhat += dy[r * c + k] * xhat;
+    }
+    if (dgamma != nullptr) dgamma[k] = static_cast<float>(sum_dy_xhat);
+    if (dbeta != nullptr) dbeta[k] = static_cast<float>(sum_dy);
+    if (dx == nullptr) continue;
+    const double scale = gamma[k] * inv_std[k];
+    for (int64_t r = 0; r < rows; ++r) {
+      if (!batch_stats) {
+        dx[r * c + k] = static_cast<float>(scale * dy[r * c + k]);
+        continue;
+      }
+      const double xhat = (x[r * c + k] - mean[k]) * inv_std[k];
+      dx[r * c + k] = static_cast<float>(
+          scale / static_cast<double>(rows) *
+          (static_cast<double>(rows) * dy[r * c + k] - sum_dy - xhat * sum_dy_xhat));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Checks, once per model.
 
 absl::Status CheckSupported(const ModelSpec& spec, const ModelShapes& shapes) {
@@ -311,7 +486,10 @@ absl::Status CheckSupported(const ModelSpec& spec, const ModelShapes& shapes) {
       return absl::InvalidArgumentError(
           absl::StrCat(where, ": softmax is only supported on the output layer"));
     }
-    if (layer.kind != LayerKind::kConv2D && layer.kind != LayerKind::kMaxPool2D) continue;
+    if (layer.kind != LayerKind::kConv2D && layer.kind != LayerKind::kMaxPool2D &&
+        layer.kind != LayerKind::kAvgPool2D) {
+      continue;
+    }
     const Shape& in = shapes.inputs[l];
     const Shape& out = shapes.outputs[l];
     if (in.size() != 3 || out.size() != 3) {
@@ -321,9 +499,11 @@ absl::Status CheckSupported(const ModelSpec& spec, const ModelShapes& shapes) {
     // Shape inference is someone else's code: cross-check it, since an oracle
     // that trusted it would agree with its mistakes.
     const int64_t out_c = layer.kind == LayerKind::kConv2D ? layer.units : in[2];
-    const Shape expected = {
-        WindowOutputExtent(layer.padding, in[0], layer.kernel_h, layer.stride_h),
-        WindowOutputExtent(layer.padding, in[1], layer.kernel_w, layer.stride_w), out_c};
+    const Shape expected = {WindowOutputExtent(layer.padding, in[0], layer.kernel_h,
+                                               layer.stride_h, layer.pad_top + layer.pad_bottom),
+                            WindowOutputExtent(layer.padding, in[1], layer.kernel_w,
+                                               layer.stride_w, layer.pad_left + layer.pad_right),
+                            out_c};
     if (out != expected) {
       return absl::InternalError(absl::StrCat(where, ": shape inference gave ", ShapeToString(out),
                                               " for input ", ShapeToString(in), ", expected ",
@@ -357,6 +537,8 @@ ReferenceModel::ReferenceModel(ModelSpec spec, ModelShapes shapes, const Backend
   outputs_.resize(num_layers());
   dropout_masks_.resize(num_layers());
   pool_winners_.resize(num_layers());
+  norm_mean_.resize(num_layers());
+  norm_inv_std_.resize(num_layers());
 }
 
 absl::StatusOr<std::unique_ptr<ModelBase>> ReferenceModel::MakeSibling(
@@ -398,6 +580,35 @@ absl::StatusOr<const float*> ReferenceModel::Forward(const float* x, int64_t n, 
         MaxPool2DForward(MakeWindow(layer, s.inputs[l], s.outputs[l]), in, n, y.data(),
                          pool_winners_[l].data());
         break;
+      case LayerKind::kAvgPool2D:
+        AvgPool2DForward(MakeWindow(layer, s.inputs[l], s.outputs[l]), layer, in, n, y.data());
+        break;
+      case LayerKind::kGlobalAvgPool2D:
+        GlobalAvgPoolForward(in, n, s.inputs[l][0] * s.inputs[l][1], s.inputs[l][2], y.data());
+        break;
+      case LayerKind::kBatchNorm: {
+        const int64_t c = s.inputs[l].back();
+        const int64_t rows = n * in_size / c;
+        std::vector<float>& mean = norm_mean_[l];
+        std::vector<float>& inv_std = norm_inv_std_[l];
+        mean.resize(c);
+        inv_std.resize(c);
+        if (training && trainable(l)) {
+          BatchStatistics(layer, in, rows, c, Param(l, 2), Param(l, 3), mean.data(),
+                          inv_std.data());
+        } else {
+          // Frozen, or not training: the moving statistics (Keras's rule).
+          const float* moving_var = Param(l, 3);
+          std::copy_n(Param(l, 2), c, mean.data());
+          for (int64_t k = 0; k < c; ++k) {
+            inv_std[k] = static_cast<float>(
+                1.0 / std::sqrt(static_cast<double>(moving_var[k]) + layer.epsilon));
+          }
+        }
+        NormalizeForward(in, rows, c, Param(l, 0), Param(l, 1), mean.data(), inv_std.data(),
+                         y.data());
+        break;
+      }
       case LayerKind::kDropout:
         // x and y are (n, size...). Training: y = x * mask, mask values 0 or
         // 1/(1-rate); otherwise the identity.
@@ -412,7 +623,9 @@ absl::StatusOr<const float*> ReferenceModel::Forward(const float* x, int64_t n, 
         break;
     }
     // The output layer's activation (softmax or sigmoid) is fused into the loss.
-    if (layer.has_weights() && l < last) ActivateInPlace(layer.activation, y.data(), n * out_size);
+    if (layer.takes_activation() && l < last) {
+      ActivateInPlace(layer.activation, layer.alpha, y.data(), n * out_size);
+    }
     in = y.data();
   }
   batch_ = n;
@@ -440,8 +653,9 @@ absl::Status ReferenceModel::Backward(const float* dlogits, int64_t n) {
     const float* x = l == 0 ? input_.data() : outputs_[l - 1].data();
     // No input gradient for the lowest trainable layer: nothing below it learns.
     const bool want_dx = l > lowest;
-    if (layer.has_weights() && l < last) {
-      MultiplyByDerivative(layer.activation, outputs_[l].data(), dy_.data(), n * out_size);
+    if (layer.takes_activation() && l < last) {
+      MultiplyByDerivative(layer.activation, layer.alpha, outputs_[l].data(), dy_.data(),
+                           n * out_size);
     }
     if (want_dx) dx_.resize(n * in_size);
     float* dx = want_dx ? dx_.data() : nullptr;
@@ -468,6 +682,21 @@ absl::Status ReferenceModel::Backward(const float* dlogits, int64_t n) {
         MaxPool2DBackward(MakeWindow(layer, s.inputs[l], s.outputs[l]), dy_.data(),
                           pool_winners_[l].data(), n, dx);
         break;
+      case LayerKind::kAvgPool2D:
+        AvgPool2DBackward(MakeWindow(layer, s.inputs[l], s.outputs[l]), layer, dy_.data(), n, dx);
+        break;
+      case LayerKind::kGlobalAvgPool2D:
+        GlobalAvgPoolBackward(dy_.data(), n, s.inputs[l][0] * s.inputs[l][1], s.inputs[l][2], dx);
+        break;
+      case LayerKind::kBatchNorm: {
+        // A trainable one normalised with the batch's statistics (it trained); a
+        // frozen one with the moving ones, and only passes dx down.
+        const int64_t c = s.inputs[l].back();
+        NormalizeBackward(x, dy_.data(), n * in_size / c, c, Param(l, 0), norm_mean_[l].data(),
+                          norm_inv_std_[l].data(), trainable(l), Gradient(l, 0), Gradient(l, 1),
+                          dx);
+        break;
+      }
     }
     if (want_dx) std::swap(dy_, dx_);
   }

@@ -49,6 +49,9 @@ class ReferenceModel : public ModelBase {
   // [l]: for each output of a MaxPool2D, the flat index into its (n, H, W, C) input
   // of the value that won.
   std::vector<std::vector<int64_t>> pool_winners_;
+  // [l]: a BatchNorm's per-channel mean and 1/sqrt(variance + epsilon) of the last
+  // Forward (the batch's, training a trainable one; else the moving ones).
+  std::vector<std::vector<float>> norm_mean_, norm_inv_std_;
   std::vector<float> dy_, dx_;  // Backward's gradient w.r.t. a layer's output / input
 };
 

@@ -144,7 +144,9 @@ Discrepancy ExpectMatchesFiniteDifferences(Model& model, std::span<const float> 
       EXPECT_TRUE(model.SetWeights(l, weights).ok());
       return result;
     };
-    for (size_t t = 0; t < weights.size(); ++t) {
+    // Only the tensors gradients train (a BatchNorm's moving statistics are not).
+    const size_t learned = static_cast<size_t>(model.spec().layers[l].trainable_tensors());
+    for (size_t t = 0; t < learned; ++t) {
       for (size_t e = 0; e < weights[t].values.size(); ++e, ++k) {
         if (k >= analytic.size()) {
           ADD_FAILURE() << "the reduced gradient has only " << analytic.size() << " values";
@@ -439,6 +441,116 @@ TEST(ReferenceGradients, DropoutWithFixedMaskMatchesFiniteDifferences) {
 }
 
 // ---------------------------------------------------------------------------
+// Gradients: what imported models contain (LeakyRelu, explicit padding, average
+// pooling, batch normalisation).
+
+TEST(ReferenceGradients, DenseLeakyReluMatchesFiniteDifferences) {
+  LayerSpec hidden = LayerSpec::Dense(5, Activation::kLeakyRelu);
+  hidden.alpha = 0.2f;
+  ExpectGradientsMatchFiniteDifferences(
+      Spec({6}, {hidden, hidden, LayerSpec::Dense(3, Activation::kSoftmax)}));
+}
+
+LayerSpec Explicit(LayerSpec layer, int top, int bottom, int left, int right) {
+  layer.padding = Padding::kExplicit;
+  layer.pad_top = top, layer.pad_bottom = bottom, layer.pad_left = left, layer.pad_right = right;
+  return layer;
+}
+
+TEST(ReferenceGradients, Conv2DAndMaxPoolWithExplicitUnevenPaddingMatchFiniteDifferences) {
+  ExpectGradientsMatchFiniteDifferences(
+      Spec({7, 6, 2},
+           {Explicit(LayerSpec::Conv2D(3, 3, 2, Padding::kValid, Activation::kTanh), 1, 0, 2, 1),
+            Explicit(LayerSpec::MaxPool2D(2, 1), 1, 0, 0, 1), LayerSpec::Flatten(),
+            LayerSpec::Dense(3, Activation::kSoftmax)}));
+}
+
+TEST(ReferenceGradients, AvgPoolExcludingAndIncludingPaddingMatchesFiniteDifferences) {
+  for (bool include : {false, true}) {
+    LayerSpec pool = Explicit(LayerSpec::AvgPool2D(3, 2), 1, 1, 0, 2);
+    pool.count_include_pad = include;
+    ExpectGradientsMatchFiniteDifferences(
+        Spec({6, 5, 2}, {LayerSpec::Conv2D(3, 2, 1, Padding::kSame, Activation::kElu), pool,
+                         LayerSpec::Flatten(), LayerSpec::Dense(3, Activation::kSoftmax)}));
+  }
+}
+
+TEST(ReferenceGradients, GlobalAvgPoolMatchesFiniteDifferences) {
+  ExpectGradientsMatchFiniteDifferences(
+      Spec({4, 5, 2}, {LayerSpec::Conv2D(6, 3, 1, Padding::kSame, Activation::kSelu),
+                       LayerSpec::GlobalAvgPool2D(), LayerSpec::Flatten(),
+                       LayerSpec::Dense(3, Activation::kSoftmax)}));
+}
+
+// Batch normalisation trains with the batch's statistics, so its loss is the
+// training forward pass's: the gradient runs through the mean and the variance.
+void ExpectTrainingGradientsMatch(const ModelSpec& spec, int64_t n, uint64_t seed,
+                                  const std::vector<int>& frozen = {}) {
+  ProbedReferenceModel model(spec, *InferShapes(spec));
+  model.InitializeParameters(seed);
+  RandomizeBiases(model, seed + 1);
+  // Moving statistics and gammas away from their start, so every term shows.
+  Rng rng(seed + 2);
+  for (int l = 0; l < model.num_layers(); ++l) {
+    if (spec.layers[l].kind != LayerKind::kBatchNorm) continue;
+    std::vector<Tensor> w = *model.GetWeights(l);
+    for (float& v : w[0].values) v = rng.Uniform(0.5f, 1.5f);
+    for (float& v : w[2].values) v = rng.Uniform(-0.5f, 0.5f);
+    for (float& v : w[3].values) v = rng.Uniform(0.5f, 2.0f);
+    ASSERT_TRUE(model.SetWeights(l, w).ok());
+  }
+  for (int l : frozen) ASSERT_TRUE(model.SetTrainable(l, false).ok());
+  const Batch batch = RandomBatch(spec, n, seed + 3);
+  const int64_t units = model.output_units();
+  const float* logits =
+      *model.Forward(batch.x.data(), batch.n, /*training=*/true, model.num_layers());
+  std::vector<float> dlogits;
+  SoftmaxCrossEntropy(logits, batch.y, units, &dlogits);
+  ASSERT_TRUE(model.Backward(dlogits.data(), batch.n).ok());
+  std::vector<float> gradient;
+  for (int l = 0; l < model.num_layers(); ++l) {
+    for (int t = 0; t < spec.layers[l].trainable_tensors(); ++t) {
+      const float* g = model.Gradient(l, t);
+      if (g == nullptr) continue;
+      const int64_t count = ElementCount(model.shapes().params[l][t]);
+      for (int64_t i = 0; i < count; ++i) gradient.push_back(g[i] / static_cast<float>(batch.n));
+    }
+  }
+  const auto training_loss = [&] {
+    const float* z = *model.Forward(batch.x.data(), batch.n, /*training=*/true, model.num_layers());
+    return SoftmaxCrossEntropy(z, batch.y, units, nullptr);
+  };
+  const Discrepancy d = ExpectMatchesFiniteDifferences(model, gradient, training_loss);
+  EXPECT_GT(d.checked, 0);
+}
+
+TEST(ReferenceGradients, BatchNormOnDenseFeaturesMatchesFiniteDifferences) {
+  ExpectTrainingGradientsMatch(
+      Spec({6}, {LayerSpec::Dense(5, Activation::kLinear),
+                 LayerSpec::BatchNorm(1e-3f, 0.9f, Activation::kTanh),
+                 LayerSpec::Dense(3, Activation::kSoftmax)}),
+      /*n=*/6, /*seed=*/21);
+}
+
+TEST(ReferenceGradients, BatchNormOnConvChannelsMatchesFiniteDifferences) {
+  ExpectTrainingGradientsMatch(
+      Spec({4, 4, 2}, {LayerSpec::Conv2D(3, 3, 1, Padding::kSame, Activation::kLinear),
+                       LayerSpec::BatchNorm(1e-5f, 0.9f, Activation::kElu), LayerSpec::Flatten(),
+                       LayerSpec::Dense(3, Activation::kSoftmax)}),
+      /*n=*/3, /*seed=*/31);
+}
+
+// A frozen BatchNorm normalises with its moving statistics even while the layers
+// around it train (Keras's rule), and passes the gradient down through that.
+TEST(ReferenceGradients, AFrozenBatchNormPassesGradientsThroughItsMovingStatistics) {
+  ExpectTrainingGradientsMatch(
+      Spec({6}, {LayerSpec::Dense(5, Activation::kLinear),
+                 LayerSpec::BatchNorm(1e-3f, 0.9f, Activation::kSigmoid),
+                 LayerSpec::Dense(3, Activation::kSoftmax)}),
+      /*n=*/5, /*seed=*/41, /*frozen=*/{1});
+}
+
+// ---------------------------------------------------------------------------
 // Gradients: freezing.
 
 int64_t ParameterCount(const Model& model, int layer) {
@@ -710,6 +822,61 @@ TEST(ReferenceBackend, LoadAndCloneGiveTheSameWeightsAndPredictions) {
     EXPECT_EQ(probabilities, expected);
   }
   std::filesystem::remove(path);
+}
+
+// Training normalises each channel with the batch's statistics and moves the
+// moving ones (variance unbiased, as PyTorch); outside training, and frozen, the
+// moving ones normalise.
+TEST(ReferenceForward, BatchNormUsesTheBatchWhileTrainingAndTheMovingStatisticsOtherwise) {
+  const ModelSpec spec =
+      Spec({2}, {LayerSpec::BatchNorm(1e-5f, 0.9f), LayerSpec::Dense(2, Activation::kSoftmax)});
+  std::unique_ptr<ReferenceModel> model = MakeModel(spec);
+  model->InitializeParameters(1);
+  // x: channel 0 is 1, 2, 3, 6 (mean 3, biased variance 3.5), channel 1 constant 5.
+  const std::vector<float> x = {1, 5, 2, 5, 3, 5, 6, 5};
+  const float* y = *model->Forward(x.data(), 4, /*training=*/true, 1);
+  const float inv = 1.0f / std::sqrt(3.5f + 1e-5f);
+  EXPECT_NEAR(y[0], (1 - 3) * inv, 1e-6);
+  EXPECT_NEAR(y[6], (6 - 3) * inv, 1e-6);
+  EXPECT_NEAR(y[1], 0.0f, 1e-6);  // a constant channel normalises to beta
+  std::vector<Tensor> w = *model->GetWeights(0);
+  EXPECT_FLOAT_EQ(w[2].values[0], 0.1f * 3.0f);                  // 0.9 * 0 + 0.1 * mean
+  EXPECT_FLOAT_EQ(w[3].values[0], 0.9f + 0.1f * (14.0f / 3.0f));  // unbiased: 14 / 3
+  EXPECT_FLOAT_EQ(w[3].values[1], 0.9f);
+  // Outside training: (x - moving mean) / sqrt(moving var + eps), nothing moves.
+  const float* z = *model->Forward(x.data(), 4, /*training=*/false, 1);
+  EXPECT_NEAR(z[0], (1 - 0.3f) / std::sqrt(w[3].values[0] + 1e-5f), 1e-6);
+  EXPECT_EQ(model->GetWeights(0)->at(2).values, w[2].values);
+  // Frozen and training: the moving statistics too, and they stay.
+  ASSERT_TRUE(model->SetTrainable(0, false).ok());
+  const float* f = *model->Forward(x.data(), 4, /*training=*/true, 1);
+  EXPECT_EQ(f[0], z[0]);
+  EXPECT_EQ(model->GetWeights(0)->at(3).values, w[3].values);
+}
+
+// Padded zeros count in the mean only when asked (ONNX's count_include_pad);
+// the global pool is each channel's mean.
+TEST(ReferenceForward, AveragePoolsDivideByWhatTheyCover) {
+  const std::vector<float> image = PositionImage(3, 3);  // value 10 * h + w + 1, one channel
+  for (bool include : {false, true}) {
+    LayerSpec pool = LayerSpec::AvgPool2D(2, 2);
+    pool.padding = Padding::kExplicit;
+    pool.pad_top = pool.pad_left = 1;
+    pool.count_include_pad = include;
+    const ModelSpec spec = Spec({3, 3, 1}, {pool, LayerSpec::Flatten(), LayerSpec::Dense(4, Activation::kSoftmax)});
+    std::unique_ptr<ReferenceModel> model = MakeModel(spec);
+    const float* y = *model->Forward(image.data(), 1, /*training=*/false, 1);
+    // Output (0, 0) covers only input (0, 0): 1 / 1, or 1 / 4 with the padding.
+    EXPECT_FLOAT_EQ(y[0], include ? 0.25f : 1.0f);
+    // Output (1, 1) covers inputs (1..2, 1..2): (12 + 13 + 22 + 23) / 4 either way.
+    EXPECT_FLOAT_EQ(y[3], 70.0f / 4);
+    // Output (0, 1) covers inputs (0, 1..2): 5 / 2, or 5 / 4 with the padding.
+    EXPECT_FLOAT_EQ(y[1], include ? 5.0f / 4 : 5.0f / 2);
+  }
+  const ModelSpec global = Spec({3, 3, 1}, {LayerSpec::GlobalAvgPool2D(), LayerSpec::Flatten(),
+                                            LayerSpec::Dense(2, Activation::kSoftmax)});
+  std::unique_ptr<ReferenceModel> model = MakeModel(global);
+  EXPECT_FLOAT_EQ(**model->Forward(image.data(), 1, /*training=*/false, 1), 108.0f / 9);
 }
 
 }  // namespace

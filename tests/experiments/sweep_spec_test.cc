@@ -181,6 +181,31 @@ TEST(SweepSpecParse, AcceptsTheIssueExampleVerbatim) {
   EXPECT_EQ(spec.arms.size(), 15u);
 }
 
+// What imported models contain can be written in a spec too: batch
+// normalisation (with its activation), average pools, leaky relu.
+TEST(SweepSpecParse, BatchNormPoolsAndLeakyReluLayersParse) {
+  const SweepSpec spec = MustParse(absl::StrReplaceAll(MinimalSpec(), {{"layers: [{dense: 30}, {dense: 20}]", R"(layers:
+    - {conv2d: {filters: 8, kernel: 3, padding: same, activation: linear}}
+    - {batchnorm: {momentum: 0.9, epsilon: 1.0e-5, activation: leaky_relu, alpha: 0.1}}
+    - {avgpool2d: {window: 2, stride: 1}}
+    - batchnorm
+    - globalavgpool2d
+    - {dense: {units: 10, activation: leaky_relu}})"}}));
+  const std::vector<LayerSpec>& l = spec.source_model.layers;
+  ASSERT_GE(l.size(), 7u);
+  EXPECT_EQ(l[1].kind, LayerKind::kBatchNorm);
+  EXPECT_EQ(l[1].momentum, 0.9f);
+  EXPECT_EQ(l[1].epsilon, 1e-5f);
+  EXPECT_EQ(l[1].activation, Activation::kLeakyRelu);
+  EXPECT_EQ(l[1].alpha, 0.1f);
+  EXPECT_EQ(l[2].kind, LayerKind::kAvgPool2D);
+  EXPECT_EQ(l[2].stride_h, 1);
+  EXPECT_EQ(l[3], LayerSpec::BatchNorm());
+  EXPECT_EQ(l[4].kind, LayerKind::kGlobalAvgPool2D);
+  EXPECT_EQ(l[5].kind, LayerKind::kFlatten);  // inserted before the dense layer
+  EXPECT_EQ(l[6].alpha, 0.3f);                // Keras's default slope
+}
+
 TEST(SweepSpecParse, GeronSpecIsTheStudyOfTheBook) {
   auto parsed = ParseSweepSpec(ShippedSpec("geron.yaml"));
   ASSERT_TRUE(parsed.ok()) << parsed.status().message();

@@ -224,17 +224,24 @@ TEST(Trial, NonFiniteLossEndsTheTrialAsDiverged) {
   EXPECT_FALSE(fs::exists(runner.dir() / absl::StrCat(pretrain->trial_id, ".spm")));
 }
 
-TEST(Trial, DropoutAcrossReplicasIsRefusedNotSilentlyDifferent) {
-  std::string text = SmallSpec();
-  text.replace(text.find("[{dense: 64}, {dense: 32}]"), 26,
-               "[{dense: 64}, {dropout: 0.2}, {dense: 32}]");
-  const Plan plan = PlanOf(text);
-  Runner runner("dropout_replicas");
-  runner.context().replicas = 2;
-  runner.context().reducer = &LocalGradientReducer();
-  auto result = RunTrial(plan.trials.front(), runner.context());
-  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(result.status().message(), HasSubstr("dropout layers are not supported across"));
+// Dropout masks and batch statistics are per replica's share of a batch: such a
+// trial is refused across replicas (a worker group runs it on one rank).
+TEST(Trial, DropoutOrBatchNormAcrossReplicasIsRefusedNotSilentlyDifferent) {
+  for (const char* middle : {"{dropout: 0.2}", "{batchnorm: {activation: relu}}"}) {
+    std::string text = SmallSpec();
+    text.replace(text.find("[{dense: 64}, {dense: 32}]"), 26,
+                 absl::StrCat("[{dense: 64}, ", middle, ", {dense: 32}]"));
+    const Plan plan = PlanOf(text);
+    EXPECT_FALSE(SplitsAcrossReplicas(plan.trials.front())) << middle;
+    Runner runner("dropout_replicas");
+    runner.context().replicas = 2;
+    runner.context().reducer = &LocalGradientReducer();
+    auto result = RunTrial(plan.trials.front(), runner.context());
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kUnimplemented) << middle;
+    EXPECT_THAT(result.status().message(),
+                HasSubstr("dropout and batch normalisation layers are not supported across"));
+  }
+  EXPECT_TRUE(SplitsAcrossReplicas(PlanOf(SmallSpec()).trials.front()));
 }
 
 // A reducer for one replica that stands for `replicas`: it scales nothing and
