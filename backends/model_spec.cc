@@ -104,6 +104,14 @@ LayerSpec LayerSpec::GlobalAvgPool2D() {
   return s;
 }
 
+LayerSpec LayerSpec::ActivationLayer(Activation activation, float alpha) {
+  LayerSpec s;
+  s.kind = LayerKind::kActivation;
+  s.activation = activation;
+  s.alpha = alpha;
+  return s;
+}
+
 absl::StatusOr<ModelShapes> InferShapes(const ModelSpec& spec) {
   if (spec.input.empty() || (spec.input.size() != 1 && spec.input.size() != 3)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -136,7 +144,8 @@ absl::StatusOr<ModelShapes> InferShapes(const ModelSpec& spec) {
     }
     if (!layer.takes_activation() && layer.activation != Activation::kLinear) {
       return absl::InvalidArgumentError(
-          absl::StrCat(name, ": only dense, conv2d and batchnorm layers take an activation"));
+          absl::StrCat(name, ": only dense, conv2d, batchnorm and activation layers take an "
+                             "activation"));
     }
     if (layer.activation == Activation::kLeakyRelu && !(layer.alpha >= 0.0f && layer.alpha <= 1.0f)) {
       return absl::InvalidArgumentError(
@@ -179,6 +188,8 @@ absl::StatusOr<ModelShapes> InferShapes(const ModelSpec& spec) {
         }
         params = {{current.back()}, {current.back()}, {current.back()}, {current.back()}};
         break;
+      case LayerKind::kActivation:
+        break;  // same shape; softmax is refused above for any but the output layer
       case LayerKind::kGlobalAvgPool2D:
         if (current.size() != 3) {
           return absl::InvalidArgumentError(absl::StrCat(
@@ -272,6 +283,7 @@ const char* LayerKindName(LayerKind kind) {
     case LayerKind::kBatchNorm: return "batchnorm";
     case LayerKind::kAvgPool2D: return "avgpool2d";
     case LayerKind::kGlobalAvgPool2D: return "globalavgpool2d";
+    case LayerKind::kActivation: return "activation";
   }
   return "unknown";
 }
@@ -334,7 +346,7 @@ absl::StatusOr<LayerKind> ParseLayerKind(std::string_view name) {
   return ParseByName(name, "layer",
                      {LayerKind::kFlatten, LayerKind::kDense, LayerKind::kConv2D,
                       LayerKind::kMaxPool2D, LayerKind::kDropout, LayerKind::kBatchNorm,
-                      LayerKind::kAvgPool2D, LayerKind::kGlobalAvgPool2D},
+                      LayerKind::kAvgPool2D, LayerKind::kGlobalAvgPool2D, LayerKind::kActivation},
                      LayerKindName);
 }
 

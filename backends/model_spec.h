@@ -23,7 +23,8 @@ namespace seedproof {
 // Numbering is part of the model file format: append, never renumber.
 enum class LayerKind : uint32_t {
   kFlatten = 1, kDense = 2, kConv2D = 3, kMaxPool2D = 4, kDropout = 5,
-  kBatchNorm = 6, kAvgPool2D = 7, kGlobalAvgPool2D = 8
+  kBatchNorm = 6, kAvgPool2D = 7, kGlobalAvgPool2D = 8,
+  kActivation = 9  // its activation alone (after a pool, say: an imported graph's Relu)
 };
 enum class Activation : uint32_t {
   kLinear = 1, kRelu = 2, kSelu = 3, kElu = 4, kTanh = 5, kSigmoid = 6, kSoftmax = 7,
@@ -77,6 +78,8 @@ struct LayerSpec {
   static LayerSpec AvgPool2D(int window, int stride = 0, Padding padding = Padding::kValid);
   // (H, W, C) -> (1, 1, C): the mean of each channel.
   static LayerSpec GlobalAvgPool2D();
+  // The activation on its own (not softmax, which only an output layer has).
+  static LayerSpec ActivationLayer(Activation activation, float alpha = 0.0f);
 
   bool has_weights() const {
     return kind == LayerKind::kDense || kind == LayerKind::kConv2D ||
@@ -84,8 +87,8 @@ struct LayerSpec {
   }
   // How many of its tensors gradients train: kernel and bias, gamma and beta.
   int trainable_tensors() const { return has_weights() ? 2 : 0; }
-  // Whether its activation is applied (Dense, Conv2D and BatchNorm take one).
-  bool takes_activation() const { return has_weights(); }
+  // Whether its activation is applied (Dense, Conv2D, BatchNorm and Activation).
+  bool takes_activation() const { return has_weights() || kind == LayerKind::kActivation; }
   friend bool operator==(const LayerSpec&, const LayerSpec&) = default;
 };
 

@@ -234,6 +234,8 @@ std::string LayerText(const LayerSpec& l) {
                                            : absl::StrCat(" ", ActivationName(l.activation)));
     case LayerKind::kDropout:
       return absl::StrFormat("dropout %g", l.rate);
+    case LayerKind::kActivation:
+      return ActivationName(l.activation);
   }
   return "?";
 }

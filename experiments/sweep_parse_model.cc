@@ -321,7 +321,8 @@ bool SpecParser::ParseLayerActivationInit(const MapView& m, LayerSpec* layer) {
 
 std::optional<LayerSpec> SpecParser::ParseLayer(const Field& f) {
   const std::string kinds =
-      "flatten, dense, conv2d, maxpool2d, avgpool2d, globalavgpool2d, batchnorm, dropout";
+      "flatten, dense, conv2d, maxpool2d, avgpool2d, globalavgpool2d, batchnorm, activation, "
+      "dropout";
   if (f.node.IsScalar() && f.node.Scalar() == "flatten") return LayerSpec::Flatten();
   if (f.node.IsScalar() && f.node.Scalar() == "globalavgpool2d") {
     return LayerSpec::GlobalAvgPool2D();
@@ -399,6 +400,29 @@ std::optional<LayerSpec> SpecParser::ParseLayer(const Field& f) {
       }
       ok = ParseLayerActivationInit(*c, &layer) && ok;
       if (!ok) return std::nullopt;
+      return layer;
+    }
+    case LayerKind::kActivation: {
+      // {activation: relu}, or {activation: {activation: leaky_relu, alpha: 0.1}}.
+      layer = LayerSpec::ActivationLayer(Activation::kLinear);
+      if (scalar) {
+        auto text = r_.Text(value, "an activation name");
+        if (!text) return std::nullopt;
+        auto a = ParseActivation(*text);
+        if (!a.ok() || *a == Activation::kSoftmax) {
+          r_.errors().Add(value, a.ok() ? "softmax is only for the output layer, which the "
+                                          "sweep adds"
+                                        : std::string(a.status().message()));
+          return std::nullopt;
+        }
+        layer.activation = *a;
+        if (*a == Activation::kLeakyRelu) layer.alpha = 0.3f;
+        return layer;
+      }
+      auto m = r_.Map(value, {"activation", "alpha"},
+                      "an activation name, or a mapping like {activation: leaky_relu, alpha: 0.1}");
+      if (!m || !r_.Require(m->Get("activation"))) return std::nullopt;
+      if (!ParseLayerActivationInit(*m, &layer)) return std::nullopt;
       return layer;
     }
     case LayerKind::kGlobalAvgPool2D:

@@ -177,7 +177,7 @@ class Reader {
 
 LayerSpec ReadLayer(Reader& r) {
   LayerSpec l;
-  l.kind = r.GetEnum<LayerKind>("kind", 1, 8, "a layer kind");
+  l.kind = r.GetEnum<LayerKind>("kind", 1, 9, "a layer kind");
   l.activation = r.GetEnum<Activation>("activation", 1, 8, "an activation");
   l.init = r.GetEnum<Initializer>("init", 1, 3, "an initializer");
   l.units = r.Get<int>("units");

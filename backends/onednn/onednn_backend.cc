@@ -144,6 +144,8 @@ std::unique_ptr<Plan> OnednnModel::MakePlan(int64_t n) {
       case LayerKind::kDropout:
         plan->masks[l].Resize(n * ElementCount(out));
         break;
+      case LayerKind::kActivation:
+        break;  // a loop of ours, into outputs[l]
       case LayerKind::kDense:
         plan->kernels[l] = onednn::MakeDenseKernels(*runtime_, n, ElementCount(in),
                                                     ElementCount(out), activation, layer.alpha);
@@ -214,6 +216,13 @@ absl::StatusOr<const float*> OnednnModel::Forward(const float* x, int64_t n, boo
           plan.kernels[l]->Forward(in, y, Param(l, 0), Param(l, 1));
           plan.out[l] = y;
           break;
+        case LayerKind::kActivation: {
+          const int64_t count = n * ElementCount(shapes().outputs[l]);
+          std::copy(in, in + count, y);
+          onednn::Activate(layer.activation, layer.alpha, y, count, threads());
+          plan.out[l] = y;
+          break;
+        }
         case LayerKind::kMaxPool2D:
         case LayerKind::kAvgPool2D:
         case LayerKind::kGlobalAvgPool2D:
@@ -273,6 +282,11 @@ absl::Status OnednnModel::Backward(const float* dlogits, int64_t n) {
         case LayerKind::kDropout:
           // dx = dy * mask, in place (Dropout is never the output layer).
           onednn::Multiply(grad, plan.masks[l].data(), grad, count, threads());
+          continue;
+        case LayerKind::kActivation:
+          // In place too: dy times the derivative is dx (never the output layer).
+          onednn::MultiplyByDerivative(layer.activation, layer.alpha, plan.out[l], grad, count,
+                                       threads());
           continue;
         case LayerKind::kDense:
         case LayerKind::kConv2D: {

@@ -586,6 +586,9 @@ absl::StatusOr<const float*> ReferenceModel::Forward(const float* x, int64_t n, 
       case LayerKind::kGlobalAvgPool2D:
         GlobalAvgPoolForward(in, n, s.inputs[l][0] * s.inputs[l][1], s.inputs[l][2], y.data());
         break;
+      case LayerKind::kActivation:
+        std::copy(in, in + n * in_size, y.data());  // activated in place below
+        break;
       case LayerKind::kBatchNorm: {
         const int64_t c = s.inputs[l].back();
         const int64_t rows = n * in_size / c;
@@ -688,6 +691,8 @@ absl::Status ReferenceModel::Backward(const float* dlogits, int64_t n) {
       case LayerKind::kGlobalAvgPool2D:
         GlobalAvgPoolBackward(dy_.data(), n, s.inputs[l][0] * s.inputs[l][1], s.inputs[l][2], dx);
         break;
+      case LayerKind::kActivation:
+        continue;  // its derivative is applied above: dy is now dx
       case LayerKind::kBatchNorm: {
         // A trainable one normalised with the batch's statistics (it trained); a
         // frozen one with the moving ones, and only passes dx down.

@@ -170,6 +170,7 @@ ModelSpec NormConvSpec() {
       LayerSpec::Conv2D(8, 3, 1, Padding::kSame, Activation::kLinear),
       LayerSpec::BatchNorm(1e-3f, 0.99f, Activation::kTanh),
       Explicit(LayerSpec::MaxPool2D(2, 1), 0, 1, 1, 0),
+      LayerSpec::ActivationLayer(Activation::kElu),
       LayerSpec::GlobalAvgPool2D(),
       LayerSpec::Flatten(),
       LayerSpec::Dense(1, Activation::kSigmoid)};

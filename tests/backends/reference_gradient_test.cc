@@ -475,6 +475,15 @@ TEST(ReferenceGradients, AvgPoolExcludingAndIncludingPaddingMatchesFiniteDiffere
   }
 }
 
+// An activation of its own (an imported graph's Relu after a pool, say).
+TEST(ReferenceGradients, StandaloneActivationLayersMatchFiniteDifferences) {
+  ExpectGradientsMatchFiniteDifferences(
+      Spec({5, 4, 2}, {LayerSpec::Conv2D(3, 2, 1, Padding::kSame, Activation::kLinear),
+                       LayerSpec::MaxPool2D(2, 1), LayerSpec::ActivationLayer(Activation::kTanh),
+                       LayerSpec::Flatten(), LayerSpec::ActivationLayer(Activation::kLeakyRelu, 0.2f),
+                       LayerSpec::Dense(3, Activation::kSoftmax)}));
+}
+
 TEST(ReferenceGradients, GlobalAvgPoolMatchesFiniteDifferences) {
   ExpectGradientsMatchFiniteDifferences(
       Spec({4, 5, 2}, {LayerSpec::Conv2D(6, 3, 1, Padding::kSame, Activation::kSelu),
