@@ -7,7 +7,9 @@
 #                                   every format), headless Chromium (the HTML report),
 #                                   the Prometheus server (metrics, dashboard, alerts),
 #                                   iproute2 (mpirun runs in a loopback-only namespace),
-#                                   Slurm and MUNGE (a single-node cluster in a test)
+#                                   Slurm and MUNGE (a single-node cluster in a test),
+#                                   python3-onnx, PyTorch and the ONNX backend test suite
+#                                   (models made elsewhere, for the importer)
 #   deploy/install-deps.sh --bench  also the peers the benchmarks measure against
 set -euo pipefail
 
@@ -20,11 +22,13 @@ packages=(
   libopenmpi-dev openmpi-bin
   openssl
   libpng-dev libjpeg62-turbo-dev libzip-dev libcsv-dev
+  libonnx-dev
   dataset-fashion-mnist python3-sklearn
 )
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(python3 python3-scipy python3-numpy python3-pil chromium prometheus iproute2
-             slurm-wlm munge)
+             slurm-wlm munge
+             python3-onnx libonnx-testdata python3-torch)
 fi
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-torch python3-numpy libopenblas0-pthread python3-threadpoolctl python3-optuna)

@@ -12,9 +12,9 @@ some libraries only where the architecture puts them:
   coordinator/   worker/ and below (the only user of SQLite)
   worker/        experiments/ and below, proto/ (the only user of MPI); no YAML,
                  no sweep parser: the lease carries the trial
-  experiments/   data/, onnx/, backends/; no gRPC, MPI, SQLite, Prometheus
-  data/          onnx/, backends/; no gRPC, MPI, SQLite, Prometheus, YAML
-  onnx/          backends/ (the only user of libonnx)
+  experiments/   data/, onnx_io/, backends/; no gRPC, MPI, SQLite, Prometheus
+  data/          backends/; no gRPC, MPI, SQLite, Prometheus, YAML, ONNX
+  onnx_io/       backends/ (the only user of libonnx and its protobuf types)
   backends/      nothing above it; no gRPC, MPI, YAML, SQLite, Prometheus,
                  protobuf, ONNX
   proto/         generated code only
@@ -28,14 +28,14 @@ import tempfile
 
 # Folder -> the project folders it may include from (itself always).
 MAY_USE = {
-    "cli": {"bench", "coordinator", "worker", "experiments", "data", "onnx", "backends", "proto",
+    "cli": {"bench", "coordinator", "worker", "experiments", "data", "onnx_io", "backends", "proto",
             "tests"},
-    "bench": {"coordinator", "worker", "experiments", "data", "onnx", "backends", "proto"},
-    "coordinator": {"worker", "experiments", "data", "onnx", "backends", "proto"},
-    "worker": {"experiments", "data", "onnx", "backends", "proto"},
-    "experiments": {"data", "onnx", "backends"},
-    "data": {"onnx", "backends"},
-    "onnx": {"backends"},
+    "bench": {"coordinator", "worker", "experiments", "data", "onnx_io", "backends", "proto"},
+    "coordinator": {"worker", "experiments", "data", "onnx_io", "backends", "proto"},
+    "worker": {"experiments", "data", "onnx_io", "backends", "proto"},
+    "experiments": {"data", "onnx_io", "backends"},
+    "data": {"backends"},
+    "onnx_io": {"backends"},
     "backends": set(),
     "proto": set(),
 }
@@ -46,8 +46,8 @@ LIBRARIES = {  # pattern of an include -> (what it is, the folders that may use 
     r"^prometheus/": ("Prometheus", {"coordinator", "worker", "tests"}),
     r"^yaml-cpp/": ("YAML", {"experiments", "cli", "bench", "tests"}),
     r"^CLI/": ("CLI11", {"cli"}),
-    r"^onnx/": ("ONNX", {"onnx", "tests"}),
-    r"^google/protobuf/|\.pb\.h$": ("protobuf", {"proto", "onnx", "cli", "bench", "coordinator",
+    r"^onnx/": ("ONNX", {"onnx_io", "tests"}),
+    r"^google/protobuf/|\.pb\.h$": ("protobuf", {"proto", "onnx_io", "cli", "bench", "coordinator",
                                                  "worker", "tests"}),
 }
 # Headers a folder may not include although their folder is below it.
@@ -102,6 +102,8 @@ def selftest():
         "worker/d.cc": '#include "experiments/sweep_parse.h"\n',      # YAML path on the worker
         "data/e.cc": "  #  include <yaml-cpp/yaml.h>\n",              # spacing does not hide it
         "data/f.h": '#include "experiments/sweep.h"\n',               # data/ is below experiments/
+        "experiments/g.cc": "#include <onnx/checker.h>\n",            # libonnx outside onnx_io/
+        "backends/h.cc": '#include "onnx_io/onnx_model.h"\n',        # onnx_io/ is above backends/
         "coordinator/ok.cc": '#include "worker/worker.h"\n#include "experiments/trial.h"\n',
     }
     with tempfile.TemporaryDirectory() as folder:
@@ -111,7 +113,7 @@ def selftest():
             (root / name).write_text(text)
         found = violations(root)
     expected = ["backends/a.cc:1", "backends/b.h:1", "experiments/c.cc:1", "worker/d.cc:1",
-                "data/e.cc:1", "data/f.h:1"]
+                "data/e.cc:1", "data/f.h:1", "experiments/g.cc:1", "backends/h.cc:1"]
     missed = [e for e in expected if not any(f.startswith(e + ":") for f in found)]
     wrong = [f for f in found if f.startswith("coordinator/ok.cc")]
     for f in found:
