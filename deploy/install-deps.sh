@@ -9,7 +9,10 @@
 #                                   iproute2 (mpirun runs in a loopback-only namespace),
 #                                   Slurm and MUNGE (a single-node cluster in a test),
 #                                   python3-onnx, PyTorch and the ONNX backend test suite
-#                                   (models made elsewhere, for the importer)
+#                                   (models made elsewhere, for the importer), and
+#                                   onnxruntime-node from the npm registry (the
+#                                   exported models run in it), in
+#                                   ~/.cache/seedproof/onnxruntime
 #   deploy/install-deps.sh --bench  also the peers the benchmarks measure against
 set -euo pipefail
 
@@ -29,6 +32,11 @@ if [[ "${1:-}" == "--test" ]]; then
   packages+=(python3 python3-scipy python3-numpy python3-pil chromium prometheus iproute2
              slurm-wlm munge
              python3-onnx libonnx-testdata python3-torch)
+  # Node.js from Debian, unless a node and npm are here already (NodeSource's
+  # nodejs bundles npm and conflicts with Debian's npm package).
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    packages+=(nodejs npm)
+  fi
 fi
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-torch python3-numpy libopenblas0-pthread python3-threadpoolctl python3-optuna)
@@ -38,12 +46,24 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-if (( ${#missing[@]} == 0 )); then
-  exit 0
+if (( ${#missing[@]} > 0 )); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "install-deps: installing ${missing[*]}" >&2
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# onnxruntime-node, CPU only: its install script would download GPU binaries from
+# outside the npm registry, and the CPU ones are in the package (TOOLCHAIN.md).
+if [[ "${1:-}" == "--test" ]]; then
+  ort_dir="$HOME/.cache/seedproof/onnxruntime"
+  if [[ ! -f "$ort_dir/node_modules/onnxruntime-node/package.json" ]]; then
+    echo "install-deps: npm install onnxruntime-node@1.20.1 in $ort_dir" >&2
+    mkdir -p "$ort_dir"
+    [[ -f "$ort_dir/package.json" ]] || echo '{"private": true}' > "$ort_dir/package.json"
+    (cd "$ort_dir" && npm install --ignore-scripts --no-audit --no-fund --loglevel=error \
+                        onnxruntime-node@1.20.1 >/dev/null)
+  fi
+fi

@@ -17,32 +17,18 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "onnx_io/onnx_model.h"
-#include "tests/testing/script_output.h"
+#include "tests/onnx/onnx_test_files.h"
 
 namespace seedproof {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_support::ReadBytes;
+using testing_support::ReadFloats;
+using testing_support::TorchModels;
+using testing_support::Worst;
 
 constexpr int64_t kImages = 1000;
-
-fs::path TorchModels() {
-  static const fs::path root = testing_support::ScriptOutput(
-      fs::path(__FILE__).parent_path() / "torch_models.py", "seedproof_torch_models");
-  return root;
-}
-
-std::string ReadBytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-std::vector<float> ReadFloats(const fs::path& path) {
-  const std::string bytes = ReadBytes(path);
-  std::vector<float> out(bytes.size() / sizeof(float));
-  std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
-  return out;
-}
 
 struct Case {
   std::string model;    // tests/onnx/torch_models.py's name
@@ -75,15 +61,7 @@ TEST_P(TorchModelTest, PredictsWhatPyTorchPredicts) {
   ASSERT_EQ(expected.size(), static_cast<size_t>(kImages * outputs));
   std::vector<float> got(expected.size());
   ASSERT_TRUE((*model)->Predict(x.data(), kImages, got.data()).ok());
-  double worst = 0.0;
-  int64_t worst_at = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double diff = std::fabs(double{got[i]} - expected[i]);
-    if (!(diff <= worst)) {  // NaN lands here too
-      worst = diff;
-      worst_at = static_cast<int64_t>(i);
-    }
-  }
+  const auto [worst, worst_at] = Worst(got, expected);
   EXPECT_LE(worst, 1e-5) << c.model << " on " << c.backend << ": image " << worst_at / outputs
                          << " output " << worst_at % outputs << " is " << got[worst_at]
                          << ", PyTorch says " << expected[worst_at];
