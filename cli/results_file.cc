@@ -7,6 +7,7 @@
 #include "absl/strings/str_split.h"
 #include "coordinator/store.h"
 #include "experiments/results.h"
+#include "experiments/study.h"
 #include "experiments/sweep_parse.h"
 #include "nlohmann/json.hpp"
 #include "proto/seedproof.grpc.pb.h"
@@ -15,12 +16,20 @@
 namespace seedproof {
 namespace {
 
+// inputs_json: the study's datasets and imported model as stored
+// (StudyInputsToJsonText), so the file is read again without them.
 std::string HeaderLine(const std::string& name, const std::string& id, const std::string& spec_path,
-                       const std::string& spec_text, const std::string& state, int trials) {
+                       const std::string& spec_text, const std::string& inputs_json,
+                       const std::string& state, int trials) {
   nlohmann::json sweep = {{"name", name},   {"id", id},         {"spec", spec_path},
                           {"state", state}, {"trials", trials}, {"spec_text", spec_text}};
+  if (nlohmann::json inputs = nlohmann::json::parse(inputs_json, nullptr, false);
+      !inputs_json.empty() && !inputs.is_discarded()) {
+    sweep["inputs"] = std::move(inputs);
+  }
   // The arms and targets, for a reader that does not parse the spec.
-  if (auto spec = ParseSweepSpecText(spec_text, spec_path); spec.ok()) {
+  if (auto study = LoadStoredStudy(spec_text, spec_path, inputs_json); study.ok()) {
+    const SweepSpec* spec = &study->spec;
     std::vector<std::string> arms, targets;
     for (const ArmSpec& arm : spec->arms) arms.push_back(arm.name);
     for (const TaskSpec& target : spec->targets) targets.push_back(target.name);
@@ -52,7 +61,7 @@ absl::StatusOr<std::string> FetchResultsFile(const std::shared_ptr<grpc::Channel
     if (auto s = FromGrpc(trials->SweepSpec(&ctx, ref, &spec), "spec"); !s.ok()) return s;
   }
   std::string text = HeaderLine(status.name(), sweep_id, spec.spec_path(), spec.spec_text(),
-                                SweepStateWord(status.state()), status.total());
+                                spec.inputs_json(), SweepStateWord(status.state()), status.total());
   grpc::ClientContext ctx;
   auth.Apply(ctx, 600000);
   auto reader = studies->Results(&ctx, ref);
@@ -81,7 +90,7 @@ absl::StatusOr<std::string> ResultsFileFromDatabase(const std::string& database_
   auto results = (*store)->Results(sweep.sweep_id, BlockedTrials::kIncluded);
   if (!results.ok()) return results.status();
   std::string text = HeaderLine(sweep.name, sweep.sweep_id, spec->path, spec->text,
-                                SweepStateName(sweep.state), sweep.total);
+                                spec->datasets_json, SweepStateName(sweep.state), sweep.total);
   for (const TrialResult& result : *results) {
     absl::StrAppend(&text, TrialResultToJson(result).dump(), "\n");
   }
@@ -133,13 +142,15 @@ absl::StatusOr<StudyResults> ParseResultsFile(const std::string& text, const std
   study.sweep = sweep["name"].get<std::string>();
   study.sweep_id = sweep["id"].get<std::string>();
   const std::string spec_path = sweep.value("spec", std::string());
-  auto spec = ParseSweepSpecText(sweep["spec_text"].get<std::string>(),
-                                 absl::StrCat(source, ": sweep.spec_text (", spec_path, ")"));
-  if (!spec.ok()) {
+  // The datasets and imported model as submitted: the files need not be here.
+  const std::string inputs = sweep.contains("inputs") ? sweep["inputs"].dump() : "";
+  auto stored = LoadStoredStudy(sweep["spec_text"].get<std::string>(),
+                                absl::StrCat(source, ": sweep.spec_text (", spec_path, ")"), inputs);
+  if (!stored.ok()) {
     return error(header_line,
-                 absl::StrCat("sweep.spec_text: ", std::string(spec.status().message())));
+                 absl::StrCat("sweep.spec_text: ", std::string(stored.status().message())));
   }
-  study.spec = *std::move(spec);
+  study.spec = std::move(stored->spec);
   study.trials_total = static_cast<int>(sweep.value("trials", int64_t{0}));
   study.finished = sweep.value("state", std::string("done")) != "running";
   for (size_t i = 1; i < lines.size(); ++i) {

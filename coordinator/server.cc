@@ -340,6 +340,7 @@ class TrialsService final : public TrialsBase {
       if (!spec.ok()) return ToGrpc(spec.status());
       reply->set_spec_text(spec->text);
       reply->set_spec_path(spec->path);
+      reply->set_inputs_json(spec->datasets_json);
       return grpc::Status::OK;
     });
   }

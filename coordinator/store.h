@@ -126,8 +126,9 @@ enum class BlockedTrials { kLeftOut, kIncluded };
 struct SpecText {
   std::string text;
   std::string path;  // for messages
-  // The datasets its trials read, with their content hashes, as JSON
-  // (DatasetsToJsonText); "" for a sweep submitted before the store kept them.
+  // The datasets its trials read, with their content hashes, and the model it
+  // imported, as JSON (StudyInputsToJsonText); "" for a sweep submitted before the
+  // store kept them.
   std::string datasets_json;
 };
 

@@ -212,6 +212,23 @@ std::string PhaseText(const PhaseSpec& p, bool with_train) {
                       p.batch_size);
 }
 
+
+std::string TaskText(const TaskSpec& t, const DatasetSpec& dataset, int64_t examples,
+                     bool estimated) {
+  std::string s = t.binary() ? absl::StrCat("positive ", ClassesText(t.positive, dataset),
+                                            "; negative ", ClassesText(t.negative, dataset))
+                             : absl::StrCat("classes ", ClassesText(t.classes, dataset));
+  if (t.train_size > 0) {
+    absl::StrAppend(&s, "; ", t.subset == TaskSpec::Subset::kFirst ? "first " : "random ",
+                    WithCommas(t.train_size), " training images");
+  } else {
+    absl::StrAppend(&s, "; ", estimated ? "~" : "", WithCommas(examples), " training images");
+  }
+  return s;
+}
+
+}  // namespace
+
 std::string LayerText(const LayerSpec& l) {
   switch (l.kind) {
     case LayerKind::kFlatten:
@@ -239,22 +256,6 @@ std::string LayerText(const LayerSpec& l) {
   }
   return "?";
 }
-
-std::string TaskText(const TaskSpec& t, const DatasetSpec& dataset, int64_t examples,
-                     bool estimated) {
-  std::string s = t.binary() ? absl::StrCat("positive ", ClassesText(t.positive, dataset),
-                                            "; negative ", ClassesText(t.negative, dataset))
-                             : absl::StrCat("classes ", ClassesText(t.classes, dataset));
-  if (t.train_size > 0) {
-    absl::StrAppend(&s, "; ", t.subset == TaskSpec::Subset::kFirst ? "first " : "random ",
-                    WithCommas(t.train_size), " training images");
-  } else {
-    absl::StrAppend(&s, "; ", estimated ? "~" : "", WithCommas(examples), " training images");
-  }
-  return s;
-}
-
-}  // namespace
 
 SeedStreams TrialSeedStreams(const SeedPolicy& seeds, int seed_index, TrialKind kind) {
   const uint64_t domain = kind == TrialKind::kPretrain ? 1 : 0;
@@ -310,6 +311,8 @@ std::string CanonicalTrialText(const TrialSpec& t) {
   for (const LayerSpec& l : t.model.layers) AppendLayer(&out, "model.layer", l);
   for (const PhaseSpec& p : t.phases) AppendPhase(&out, p);
   absl::StrAppend(&out, "source_trial=", t.source_trial, "\nkeep_layers=", t.keep_layers, "\n");
+  // Only imported sources add a line: every other trial keeps the id it had.
+  if (!t.source_onnx.empty()) absl::StrAppend(&out, "source_onnx=", t.source_onnx, "\n");
   for (const LayerSpec& l : t.new_layers) AppendLayer(&out, "new_layer", l);
   absl::StrAppend(&out, "head=", t.head.name(), " c=", DoubleText(t.head.c), "\n");
   return out;
@@ -389,6 +392,7 @@ Plan ExpandSweep(const SweepSpec& spec, const TrainCounts& train_counts) {
   };
   Plan plan;
   plan.datasets = spec.datasets;
+  plan.imported = spec.imported;
   plan.sweep = spec.name;
   plan.seeds = spec.seeds.count;
   plan.source_seeds = spec.seeds.source_seeds;
@@ -417,9 +421,10 @@ Plan ExpandSweep(const SweepSpec& spec, const TrainCounts& train_counts) {
   };
 
   // Pretrain: per target's source task and source seed; equal ones are one trial.
+  // An imported source model is not pretrained.
   const int source_seeds = std::max(1, spec.seeds.source_seeds);
   std::vector<std::vector<std::string>> source_ids(spec.targets.size());
-  for (size_t t = 0; t < spec.targets.size(); ++t) {
+  for (size_t t = 0; t < spec.targets.size() && !spec.imported; ++t) {
     for (int j = 0; j < source_seeds; ++j) {
       TrialSpec p;
       p.kind = TrialKind::kPretrain;
@@ -472,7 +477,11 @@ Plan ExpandSweep(const SweepSpec& spec, const TrainCounts& train_counts) {
           x.dataset = spec.DatasetOf(x.task);
           x.model = spec.SourceModelOf(t);
           x.phases = arm.phases;
-          x.source_trial = source_ids[t][static_cast<size_t>(s % source_seeds)];
+          if (spec.imported) {
+            x.source_onnx = spec.imported->sha256;
+          } else {
+            x.source_trial = source_ids[t][static_cast<size_t>(s % source_seeds)];
+          }
           x.keep_layers = arm.keep_layers;
           x.new_layers = arm.new_layers;
           x.head = arm.head;
@@ -518,7 +527,12 @@ std::string FormatPlan(const Plan& plan, const SweepSpec& spec) {
                       d.sha256.substr(0, 12), "); the first ", WithCommas(d.validation),
                       " training examples are the validation split"));
   }
-  if (spec.target_sources.empty()) {
+  if (spec.imported) {
+    line("source", absl::StrCat("imported: ", spec.imported->path, " (ONNX opset ",
+                                spec.imported->opset, spec.imported->producer.empty() ? "" : ", ",
+                                spec.imported->producer, ", sha256 ",
+                                spec.imported->sha256.substr(0, 12), "), not pretrained"));
+  } else if (spec.target_sources.empty()) {
     line("source",
          absl::StrCat(spec.source.name, ": ", task_text(spec.source)));
   } else {
@@ -552,9 +566,21 @@ std::string FormatPlan(const Plan& plan, const SweepSpec& spec) {
        absl::StrCat(ShapeToString(spec.source_model.input), " > ", absl::StrJoin(layers, " > ")));
   if (shapes.ok()) {
     line("", absl::StrCat(WithCommas(shapes->parameter_count), " parameters (source model); ",
-                          "output layer added per task"));
+                          spec.imported ? "output layer replaced per target"
+                                        : "output layer added per task"));
   }
-  line("pretrain", PhaseText(spec.pretrain, false));
+  if (spec.imported) {
+    // What "reuse k" keeps: the first k of these.
+    for (size_t u = 0; u < spec.imported->units.size(); ++u) {
+      const bool output = u + 1 == spec.imported->units.size();
+      line(u == 0 ? "layers" : "",
+           absl::StrCat(output ? "  " : absl::StrCat(u + 1, ": "),
+                        spec.imported->units[u].description,
+                        output ? "  (output layer: each target gets its own)" : ""));
+    }
+  } else {
+    line("pretrain", PhaseText(spec.pretrain, false));
+  }
   line("baseline", absl::StrCat("scratch: ", PhaseText(spec.scratch, false)));
   std::vector<std::string> shown;
   bool first = true;
@@ -572,9 +598,13 @@ std::string FormatPlan(const Plan& plan, const SweepSpec& spec) {
                                                     : ""));
     first = false;
   }
-  std::string seeds = absl::StrCat(spec.seeds.count, " paired seeds, ", spec.seeds.source_seeds,
-                                   " source model", spec.seeds.source_seeds == 1 ? "" : "s",
-                                   " per source task; base ", spec.seeds.base);
+  std::string seeds =
+      spec.imported
+          ? absl::StrCat(spec.seeds.count, " paired seeds, one source model (the imported one); base ",
+                         spec.seeds.base)
+          : absl::StrCat(spec.seeds.count, " paired seeds, ", spec.seeds.source_seeds,
+                         " source model", spec.seeds.source_seeds == 1 ? "" : "s",
+                         " per source task; base ", spec.seeds.base);
   std::vector<std::string> fixed;
   if (spec.seeds.fixed_init) fixed.push_back(absl::StrCat("init=", *spec.seeds.fixed_init));
   if (spec.seeds.fixed_order) fixed.push_back(absl::StrCat("order=", *spec.seeds.fixed_order));
@@ -652,6 +682,15 @@ nlohmann::json PlanToJson(const Plan& plan, bool include_trials) {
                              {"validation", d.validation},
                              {"ship", d.ship}});
   }
+  if (plan.imported) {
+    nlohmann::json units = nlohmann::json::array();
+    for (const OnnxUnit& u : plan.imported->units) units.push_back(u.description);
+    j["imported_model"] = {{"path", plan.imported->path},
+                           {"sha256", plan.imported->sha256},
+                           {"opset", plan.imported->opset},
+                           {"producer", plan.imported->producer},
+                           {"layers", units}};
+  }
   j["seeds"] = plan.seeds;
   j["source_seeds"] = plan.source_seeds;
   j["estimated_gflop"] = plan.estimated_gflop;
@@ -667,6 +706,7 @@ nlohmann::json PlanToJson(const Plan& plan, bool include_trials) {
                              {"target", t.target},
                              {"seed", t.seed_index}};
       if (!t.source_trial.empty()) node["source_trial"] = t.source_trial;
+      if (!t.source_onnx.empty()) node["source_onnx"] = t.source_onnx;
       dag.push_back(std::move(node));
     }
     j["dag"] = std::move(dag);

@@ -73,6 +73,8 @@ double EstimateTrialGflop(const TrialSpec& trial,
 
 // For a terminal: the sweep's tasks, model, trials by kind, arms, seeds, compute.
 std::string FormatPlan(const Plan& plan, const SweepSpec& spec);
+// One layer as the plan shows it: "conv 32 3x3 same relu", "dense 100 selu".
+std::string LayerText(const LayerSpec& layer);
 // {"sweep", "trials" (count), "trials_by_kind": {"pretrain", "scratch", "transfer"},
 //  "arms", "targets", "seeds", "source_seeds", "estimated_gflop", "gflop_by_kind"};
 // with include_trials also "dag": [{id, kind, arm, target, seed, source_trial}].

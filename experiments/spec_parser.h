@@ -50,6 +50,10 @@ struct OptimizerOverrides {
 OptimizerSpec Resolve(const OptimizerSpec& base, const OptimizerOverrides& o);
 
 // A listed layer and where it was listed.
+// A relative path is taken from the spec file's folder, made absolute so that
+// workers in other folders read the same files.
+std::string ResolvePath(const std::string& spec_path, const std::string& path);
+
 struct ListedLayer {
   LayerSpec spec;
   Field field;
@@ -107,7 +111,8 @@ using Stacks = std::map<std::pair<int, size_t>, std::vector<LayerSpec>>;
 
 class SpecParser {
  public:
-  SpecParser(Errors& errors, std::string path) : r_(errors), errors_(errors) {
+  SpecParser(Errors& errors, std::string path, const ImportedModelLoader& loader)
+      : r_(errors), errors_(errors), loader_(loader) {
     spec_.path = std::move(path);
   }
 
@@ -129,6 +134,10 @@ class SpecParser {
   std::optional<Shape> ParseInput(const Field& f);
   std::optional<std::vector<ListedLayer>> ParseLayers(const Field& f, bool allow_empty);
   std::optional<LayerSpec> ParseLayer(const Field& f);
+  // model: {onnx: FILE}: the imported model as the source model, its units as the
+  // listed layers a reuse depth counts (all but the output layer's). False after
+  // reporting a problem.
+  bool ParseImportedModel(const MapView& model);
   bool ParseWindow(const Field& f, int* h, int* w);
   bool ParseLayerActivationInit(const MapView& m, LayerSpec* layer);
   OptimizerOverrides ParseOptimizerKeys(const MapView& m, bool with_lr);
@@ -149,6 +158,7 @@ class SpecParser {
 
   Reader r_;
   Errors& errors_;
+  const ImportedModelLoader& loader_;
   SweepSpec spec_;
   // The dataset of the task being parsed; nullptr: unknown until read, class checks
   // wait for LoadStudy (ValidateAgainstData).

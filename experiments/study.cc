@@ -44,19 +44,30 @@ void ResolveDatasets(SweepSpec& spec, const std::vector<DatasetSpec>& resolved) 
 }
 
 absl::StatusOr<LoadedStudy> LoadStoredStudy(const std::string& text, const std::string& path,
-                                            const std::string& datasets_json) {
+                                            const std::string& inputs_json) {
+  StudyInputs inputs;
+  if (!inputs_json.empty()) {
+    auto stored = StudyInputsFromJsonText(inputs_json);
+    if (!stored.ok()) {
+      return absl::DataLossError(absl::StrCat(path, ": the stored datasets: ",
+                                              stored.status().message()));
+    }
+    inputs = *std::move(stored);
+  }
+  // The imported model as it was at submission, not the file as it is now.
+  const ImportedModelLoader stored_model =
+      [&](const std::string& file) -> absl::StatusOr<ImportedModel> {
+    if (!inputs.imported) {
+      return absl::DataLossError(
+          absl::StrCat(file, ": the study was stored without the model it imported"));
+    }
+    return *inputs.imported;
+  };
   std::vector<SpecError> errors;
-  auto spec = ParseSweepSpecText(text, path, &errors);
+  auto spec = ParseSweepSpecText(text, path, &errors, stored_model);
   if (!spec.ok()) return Invalid(path, errors, spec.status());
   LoadedStudy study;
-  if (!datasets_json.empty()) {
-    auto resolved = DatasetsFromJsonText(datasets_json);
-    if (!resolved.ok()) {
-      return absl::DataLossError(absl::StrCat(path, ": the stored datasets: ",
-                                              resolved.status().message()));
-    }
-    ResolveDatasets(*spec, *resolved);
-  }
+  if (!inputs_json.empty()) ResolveDatasets(*spec, inputs.datasets);
   study.plan = ExpandSweep(*spec);
   study.spec = *std::move(spec);
   return study;
@@ -66,9 +77,16 @@ absl::StatusOr<LoadedStudy> LoadStudy(const std::string& text, const std::string
                                       std::vector<SpecError>* errors_out,
                                       const LoadStudyOptions& options) {
   std::vector<SpecError> errors;
-  auto spec = ParseSweepSpecText(text, path, &errors);
+  std::string onnx_bytes;  // the imported model's file, shipped to workers as an artifact
+  const ImportedModelLoader read_model = [&](const std::string& file) {
+    return ImportModelFile(file, &onnx_bytes);
+  };
+  auto spec = ParseSweepSpecText(text, path, &errors, read_model);
   absl::Status status = spec.status();
   LoadedStudy study;
+  if (spec.ok() && spec->imported && options.keep_shipped) {
+    study.shipped[spec->imported->sha256] = std::move(onnx_bytes);
+  }
   if (spec.ok()) {
     std::vector<DatasetSpec> resolved;
     for (const DatasetSpec& d : spec->datasets) {

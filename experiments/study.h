@@ -23,7 +23,8 @@ struct LoadedStudy {
   Plan plan;
   DataFactsByName facts;
   // The canonical encoding of every dataset the spec ships (DatasetSpec::ship),
-  // by sha256, when LoadStudy was asked to keep them.
+  // and the imported model's file (model: {onnx: FILE}), by sha256, when
+  // LoadStudy was asked to keep them: the artifacts workers fetch.
   std::map<std::string, std::string> shipped;
 };
 
@@ -39,14 +40,15 @@ absl::StatusOr<LoadedStudy> LoadStudy(const std::string& text, const std::string
                                       std::vector<SpecError>* errors = nullptr,
                                       const LoadStudyOptions& options = {});
 
-// A stored study expanded again without reading its data: the spec text with the
-// datasets as they were loaded at submission (DatasetsFromJsonText of the stored
-// JSON), so the trials and their ids are the submitted ones even when the files
-// have changed since. datasets_json "" (a study stored before datasets were kept):
-// the spec as parsed, whose trials have the ids they had then. Errors as LoadStudy.
+// A stored study expanded again without reading its files: the spec text with the
+// datasets and imported model as they were loaded at submission (StudyInputsFromJsonText
+// of the stored JSON), so the trials and their ids are the submitted ones even
+// when the files have changed since. inputs_json "" (a study stored before
+// datasets were kept): the spec as parsed, whose trials have the ids they had
+// then. Errors as LoadStudy.
 absl::StatusOr<LoadedStudy> LoadStoredStudy(const std::string& text,
                                             const std::string& path_for_messages,
-                                            const std::string& datasets_json);
+                                            const std::string& inputs_json);
 
 // What reading the data settles in a dataset's spec: its content hash and its
 // scale (the format's default made explicit), and for tasks whose dataset declares

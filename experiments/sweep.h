@@ -12,6 +12,7 @@
 
 #include "backends/model_spec.h"
 #include "data/dataset_spec.h"
+#include "onnx_io/onnx_model.h"
 
 namespace seedproof {
 
@@ -108,6 +109,19 @@ struct SpecPositions {
   std::vector<TaskPositions> targets;  // parallel to SweepSpec::targets
 };
 
+// model: {onnx: FILE}: a source model made elsewhere, read by onnx_io/ instead of
+// pretrained. What the spec needs of it; its bytes travel as an artifact named by
+// sha256, and each worker imports them again.
+struct ImportedModel {
+  std::string path;    // the file read (a relative path resolved against the spec's folder)
+  std::string sha256;  // of the file's bytes: in every transfer trial's id
+  std::string producer;
+  int64_t opset = 0;
+  // Reusable units (OnnxGraph::units): "reuse k" keeps the layers of the first k.
+  std::vector<OnnxUnit> units;
+  ModelSpec model;  // the graph as a source model (SourceModelSpec)
+};
+
 struct SweepSpec {
   std::string name;
   std::string path;  // the YAML file, for messages
@@ -117,6 +131,11 @@ struct SweepSpec {
   TaskSpec source;
   std::vector<TaskSpec> targets;  // several class pairs: "change the classes"
   ModelSpec source_model;         // the pretrained network, output layer included
+  // Set when the source model is an ONNX file: then source_model is its graph as
+  // a source model (SourceModelSpec), nothing is pretrained, `source` is unused,
+  // and `pretrain` holds the training settings the baseline and the transfer
+  // phases start from (baseline.scratch).
+  std::optional<ImportedModel> imported;
   PhaseSpec pretrain;
   std::vector<ArmSpec> arms;  // the cross product of the transfer axes
   PhaseSpec scratch;          // baseline: the target model from scratch
@@ -146,9 +165,11 @@ struct SweepSpec {
   const TaskSpec& SourceTaskOf(size_t target) const {
     return target_sources.empty() ? source : target_sources[target];
   }
-  // source_model with its output layer sized for SourceTaskOf(target).
+  // source_model with its output layer sized for SourceTaskOf(target) (an
+  // imported model's as the file has it).
   ModelSpec SourceModelOf(size_t target) const {
     ModelSpec model = source_model;
+    if (imported) return model;
     if (!model.layers.empty()) model.layers.back().units = SourceTaskOf(target).num_classes();
     return model;
   }
@@ -179,6 +200,9 @@ struct TrialSpec {
   std::vector<PhaseSpec> phases;
   // Transfer only.
   std::string source_trial;  // id of the pretrain trial whose model is reused
+  // Or the SHA-256 of the ONNX file it is imported from (ImportedModel); "" when
+  // the source is a pretrain trial's. SourceKey names either.
+  std::string source_onnx;
   // Layers of `model` (the source's ModelSpec) kept: the arm's reuse depth mapped
   // onto the ModelSpec, so a flatten the parser inserted counts here.
   int keep_layers = 0;
@@ -205,6 +229,16 @@ struct Plan {
   std::map<std::string, std::vector<int64_t>> train_counts;
   // The datasets the trials read, with their content hashes (SweepSpec::datasets).
   std::vector<DatasetSpec> datasets;
+  // The imported source model (SweepSpec::imported), when there is one.
+  std::optional<ImportedModel> imported;
 };
+
+// The source model a transfer trial reuses, as artifact stores name it: the
+// pretrain trial's id, or "onnx:" and the imported file's SHA-256; "" for trials
+// that reuse none.
+inline std::string SourceKey(const TrialSpec& trial) {
+  if (!trial.source_onnx.empty()) return "onnx:" + trial.source_onnx;
+  return trial.source_trial;
+}
 
 }  // namespace seedproof

@@ -71,11 +71,28 @@ std::optional<SweepSpec> SpecParser::Parse(const YAML::Node& root) {
   spec_.positions.input = ToPosition(model_field);
   std::optional<MapView> model;
   if (r_.Require(model_field)) {
-    model = r_.Map(model_field, {"input", "layers", "activation", "init"},
-                   "a mapping like {input: [28, 28, 1], layers: [{dense: 300}]}");
+    model = r_.Map(model_field, {"input", "layers", "activation", "init", "onnx"},
+                   "a mapping like {input: [28, 28, 1], layers: [{dense: 300}]} or "
+                   "{onnx: model.onnx}");
   }
   bool model_ok = model.has_value();
-  if (model) {
+  const bool imported = model && model->Has("onnx");
+  if (imported) {
+    model_ok = ParseImportedModel(*model);
+    if (model_ok) input = spec_.source_model.input;
+    // The data's examples must fit the file's input, or be resized by declaration.
+    if (model_ok && facts_ && input != facts_->example_shape &&
+        !(source_dataset->resize && input.size() == 3 && input[2] == facts_->example_shape[2])) {
+      r_.errors().Add(model->Get("onnx"),
+                      absl::StrCat("the ONNX model's input ", ShapeToString(input),
+                                   " differs from ", facts_->name, "'s examples ",
+                                   ShapeToString(facts_->example_shape),
+                                   input.size() == 3 && input[2] == facts_->example_shape[2]
+                                       ? "; declare resize: true on the dataset to resize them"
+                                       : ""));
+      model_ok = false;
+    }
+  } else if (model) {
     const Field input_field = model->Get("input");
     if (input_field.present) spec_.positions.input = ToPosition(input_field);
     if (!input_field.present && source_dataset && !facts_ && datasets_ok_) {
@@ -130,7 +147,13 @@ std::optional<SweepSpec> SpecParser::Parse(const YAML::Node& root) {
   TaskPositions source_positions;
   bool others = false;
   std::optional<TaskSpec> source;
-  if (r_.Require(source_field)) source = ParseTask(source_field, true, &source_positions, &others);
+  if (imported && source_field.present) {
+    r_.errors().Add(top->KeyWhere("source"), "source",
+                    "an imported model is not pretrained here, so there is no source task; "
+                    "remove source (the model's own training was its source task)");
+  } else if (!imported && r_.Require(source_field)) {
+    source = ParseTask(source_field, true, &source_positions, &others);
+  }
   spec_.positions.source = source_positions;
 
   const Field target_field = top->Get("target"), targets_field = top->Get("targets");
@@ -220,7 +243,9 @@ std::optional<SweepSpec> SpecParser::Parse(const YAML::Node& root) {
 
   // The source model: listed layers (+ flattens, one before the output when the
   // last listed layer is not flat) + Dense(source classes, softmax).
-  if (model_ok && listed_) {
+  if (imported) {
+    // ParseImportedModel set the source model.
+  } else if (model_ok && listed_) {
     std::vector<LayerSpec> layers = WithFlattens(*listed_, input.size(), true, &listed_to_model_);
     const int outputs = source && (!others || !spec_.target_sources.empty())
                             ? spec_.SourceTaskOf(0).num_classes()
@@ -247,18 +272,41 @@ std::optional<SweepSpec> SpecParser::Parse(const YAML::Node& root) {
 
   // Training settings: pretrain, then everything that inherits from it.
   const Field pretrain = top->Get("pretrain");
-  if (r_.Require(pretrain)) {
+  if (imported) {
+    // Nothing is pretrained: the baseline's settings are where every phase starts.
+    if (pretrain.present) {
+      r_.errors().Add(top->KeyWhere("pretrain"), "pretrain",
+                      "an imported model is not pretrained; give the training settings under "
+                      "baseline.scratch (the transfer phases start from them too)");
+    }
+    const Field baseline = top->Get("baseline");
+    if (r_.Require(baseline)) {
+      if (auto b = r_.Map(baseline, {"scratch"},
+                          "a mapping like {scratch: {optimizer: adam, lr: 1.0e-3, epochs: 10}}")) {
+        const Field scratch = b->Get("scratch");
+        if (r_.Require(scratch)) {
+          if (auto p = ParsePretrain(scratch)) {
+            spec_.pretrain = spec_.scratch = *p;
+            pretrain_ok_ = !pretrain.present;
+          }
+        }
+      }
+    }
+  } else if (r_.Require(pretrain)) {
     if (auto p = ParsePretrain(pretrain)) {
       spec_.pretrain = *p;
       pretrain_ok_ = true;
     }
   }
-  if (pretrain_ok_) {
+  if (pretrain_ok_ && !imported) {
     spec_.scratch = spec_.pretrain;
     ParseBaseline(top->Get("baseline"));
   }
   const Field seeds = top->Get("seeds");
   if (r_.Require(seeds)) ParseSeeds(seeds);
+  if (imported && spec_.seeds.source_seeds > 1) {
+    r_.errors().Add(seeds, "an imported model is one source model; remove seeds.source");
+  }
   const Field transfer = top->Get("transfer");
   if (r_.Require(transfer)) ParseTransfer(transfer);
   ParseAnalysis(top->Get("analysis"));
@@ -299,7 +347,8 @@ const DatasetFacts* FindDatasetFacts(std::string_view name) {
 
 absl::StatusOr<SweepSpec> ParseSweepSpecText(const std::string& text,
                                              const std::string& path_for_messages,
-                                             std::vector<SpecError>* errors_out) {
+                                             std::vector<SpecError>* errors_out,
+                                             const ImportedModelLoader& loader) {
   Errors errors;
   std::optional<SweepSpec> spec;
   try {
@@ -310,7 +359,7 @@ absl::StatusOr<SweepSpec> ParseSweepSpecText(const std::string& text,
       errors.Add(At(documents[1].Mark()), "(document)",
                  "a spec is one YAML document; remove the second '---' part");
     } else {
-      SpecParser parser(errors, path_for_messages);
+      SpecParser parser(errors, path_for_messages, loader);
       spec = parser.Parse(documents[0]);
     }
   } catch (const YAML::Exception& e) {
@@ -372,7 +421,9 @@ absl::Status ValidateAgainstData(const SweepSpec& spec, const DataFactsByName& a
       const Shape& have = facts.example_shape;
       const bool images = have.size() == 3 && input.size() == 3;
       std::string fix;
-      if (!images) {
+      if (!images && spec.imported) {
+        fix = "; give the dataset's examples the model's shape (a CSV's shape key)";
+      } else if (!images) {
         fix = absl::StrCat("; use model.input [", absl::StrJoin(have, ", "),
                            "], or give the dataset's examples that shape (a CSV's shape key)");
       } else if (have[2] != input[2]) {
@@ -383,7 +434,8 @@ absl::Status ValidateAgainstData(const SweepSpec& spec, const DataFactsByName& a
       }
       if (!fix.empty()) {
         errors.Add(spec.positions.input,
-                   absl::StrCat("model.input ", ShapeToString(input),
+                   absl::StrCat(spec.imported ? "the ONNX model's input " : "model.input ",
+                                ShapeToString(input),
                                 " differs from the examples of dataset '", dataset.name, "', ",
                                 ShapeToString(have), fix));
       }
@@ -425,7 +477,9 @@ absl::Status ValidateAgainstData(const SweepSpec& spec, const DataFactsByName& a
                absl::StrCat("validation ", d.validation, " leaves no training examples: dataset '",
                             d.name, "' has ", WithCommas(found->second.train_examples)));
   }
-  if (spec.target_sources.empty()) {
+  if (spec.imported) {
+    // No source task: the imported model's training was its own.
+  } else if (spec.target_sources.empty()) {
     check(spec.source, spec.positions.source);
   } else {
     // One message per distinct problem: the sources share the spec's positions.

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -44,11 +45,20 @@ std::string FormatSpecError(const std::string& path, const SpecError& error);
 absl::StatusOr<SweepSpec> ParseSweepSpec(const std::string& path,
                                          std::vector<SpecError>* errors = nullptr);
 
+// How the parser gets the ONNX file `model: {onnx: FILE}` names (the path resolved
+// against the spec's folder). Errors are reported at model.onnx.
+using ImportedModelLoader = std::function<absl::StatusOr<ImportedModel>(const std::string& path)>;
+
+// Reads the file and imports it (onnx_io/ReadOnnx); `bytes`, if given, receives
+// the file's bytes. NOT_FOUND for a missing file; the importer's errors otherwise.
+absl::StatusOr<ImportedModel> ImportModelFile(const std::string& path, std::string* bytes = nullptr);
+
 // The same for spec text; path_for_messages is the FILE of every message and
-// SweepSpec::path.
+// SweepSpec::path. An empty `loader` is ImportModelFile.
 absl::StatusOr<SweepSpec> ParseSweepSpecText(const std::string& text,
                                              const std::string& path_for_messages,
-                                             std::vector<SpecError>* errors = nullptr);
+                                             std::vector<SpecError>* errors = nullptr,
+                                             const ImportedModelLoader& loader = {});
 
 // What reading a dataset told (LoadStudy): the facts the checks and the plan's
 // estimates need.

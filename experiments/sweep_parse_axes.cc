@@ -229,7 +229,9 @@ std::vector<Schedule> SpecParser::ParseSchedules(const Field& sched_field, bool 
   std::vector<Schedule> schedules;
   int weighted = 0;
   if (listed_) {
-    for (const ListedLayer& l : *listed_) weighted += l.spec.has_weights() ? 1 : 0;
+    for (const ListedLayer& l : *listed_) {
+      weighted += l.spec.kind == LayerKind::kDense || l.spec.kind == LayerKind::kConv2D ? 1 : 0;
+    }
   }
   if (auto entries =
           r_.Map(sched_field, {},

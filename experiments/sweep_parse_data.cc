@@ -15,8 +15,8 @@ const std::vector<std::string> kDatasetKeys = {
     "classes", "test_split", "split_seed", "layout", "arrays", "size", "header",
     "label",  "shape",  "channels", "scale", "mean",       "std"};
 
-// A relative path is taken from the spec file's folder, made absolute so that
-// workers in other folders read the same files.
+}  // namespace
+
 std::string ResolvePath(const std::string& spec_path, const std::string& path) {
   namespace fs = std::filesystem;
   fs::path p(path);
@@ -25,8 +25,6 @@ std::string ResolvePath(const std::string& spec_path, const std::string& path) {
   const fs::path absolute = fs::absolute(p, ec);
   return (ec ? p : absolute).lexically_normal().string();
 }
-
-}  // namespace
 
 const DatasetFacts* SpecParser::FactsOf(const DatasetSpec& d) const {
   if (d.format != DatasetFormat::kIdx || d.name != "fashion-mnist" || d.channels == 3) {

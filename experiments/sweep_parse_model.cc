@@ -9,9 +9,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "data/content_hash.h"
+#include "data/file_bytes.h"
 #include "experiments/spec_parser.h"
+#include "onnx_io/onnx_model.h"
 
-namespace seedproof::spec_internal {
+namespace seedproof {
+namespace spec_internal {
 namespace {
 
 std::string DefaultTaskName(const TaskSpec& task) {
@@ -670,4 +674,86 @@ void SpecParser::ParseAnalysis(const Field& f) {
   }
 }
 
-}  // namespace seedproof::spec_internal
+bool SpecParser::ParseImportedModel(const MapView& model) {
+  bool ok = true;
+  for (const char* key : {"input", "layers"}) {
+    if (!model.Has(key)) continue;
+    r_.errors().Add(model.Get(key), absl::StrCat("the ONNX file gives the model's ", key,
+                                                 "; remove ", key, " (or onnx)"));
+    ok = false;
+  }
+  // activation and init are the defaults of the new layers a transfer adds.
+  LayerSpec defaults;
+  defaults.activation = default_activation_;
+  defaults.init = default_init_;
+  if (!ParseLayerActivationInit(model, &defaults)) ok = false;
+  default_activation_ = defaults.activation;
+  default_init_ = defaults.init;
+
+  const Field onnx = model.Get("onnx");
+  const std::optional<std::string> path = r_.Text(onnx, "a file name like model.onnx");
+  if (!path) return false;
+  const std::string resolved = ResolvePath(spec_.path, *path);
+  absl::StatusOr<ImportedModel> imported = loader_ ? loader_(resolved) : ImportModelFile(resolved);
+  if (!imported.ok()) {
+    r_.errors().Add(onnx, std::string(imported.status().message()));
+    return false;
+  }
+  if (imported->units.size() < 2) {
+    r_.errors().Add(onnx, absl::StrCat(resolved, ": the model is its output layer alone (",
+                                       imported->units.empty() ? "no layers"
+                                                               : imported->units[0].description,
+                                       "); there is nothing to reuse"));
+    return false;
+  }
+  auto shapes = InferShapes(imported->model);
+  if (!shapes.ok()) {
+    r_.errors().Add(onnx, absl::StrCat(resolved, ": ", shapes.status().message()));
+    return false;
+  }
+  // A reuse depth counts units; the output layer's unit is never reused.
+  listed_.emplace();
+  listed_to_model_.clear();
+  for (size_t u = 0; u + 1 < imported->units.size(); ++u) {
+    const OnnxUnit& unit = imported->units[u];
+    ListedLayer listed;
+    listed.field = onnx;
+    listed.spec = imported->model.layers[static_cast<size_t>(unit.first_layer)];
+    for (int l = unit.first_layer; l < unit.end_layer; ++l) {
+      const LayerSpec& layer = imported->model.layers[static_cast<size_t>(l)];
+      if (layer.kind == LayerKind::kDense || layer.kind == LayerKind::kConv2D) {
+        listed.spec = layer;
+        break;
+      }
+    }
+    listed_->push_back(std::move(listed));
+    listed_to_model_.push_back(unit.end_layer - 1);
+  }
+  spec_.source_model = imported->model;
+  spec_.imported = *std::move(imported);
+  source_shapes_ = *std::move(shapes);
+  return ok;
+}
+
+}  // namespace spec_internal
+
+absl::StatusOr<ImportedModel> ImportModelFile(const std::string& path, std::string* bytes_out) {
+  auto read = ReadFileBytes(path);
+  if (!read.ok()) return read.status();
+  std::string bytes(read->begin(), read->end());
+  auto graph = ReadOnnx(bytes, path);
+  if (!graph.ok()) return graph.status();
+  auto model = SourceModelSpec(*graph);
+  if (!model.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", model.status().message()));
+  ImportedModel imported;
+  imported.path = path;
+  imported.sha256 = Sha256Hex(bytes);
+  imported.producer = graph->producer;
+  imported.opset = graph->opset;
+  imported.units = graph->units;
+  imported.model = *std::move(model);
+  if (bytes_out) *bytes_out = std::move(bytes);
+  return imported;
+}
+
+}  // namespace seedproof

@@ -14,6 +14,7 @@
 #include "experiments/results.h"
 #include "experiments/training.h"
 #include "experiments/trial_json.h"
+#include "onnx_io/onnx_model.h"
 
 namespace seedproof {
 namespace {
@@ -50,11 +51,14 @@ absl::StatusOr<int> SelectTrainable(Model& model, const TrainSelection& sel, int
   if (sel.kind == TrainSelection::Kind::kHead) {
     lowest = keep;
   } else if (sel.kind == TrainSelection::Kind::kTopReused) {
-    // The top `sel.top` weight layers of the reused part, and everything above.
+    // The top `sel.top` dense or conv2d layers of the reused part, and everything
+    // above (a batch normalisation after one trains with it: an imported unit is
+    // a weight layer with what follows it).
     lowest = keep;
     for (int found = 0; lowest > 0 && found < sel.top;) {
       --lowest;
-      found += model.spec().layers[lowest].has_weights() ? 1 : 0;
+      const LayerKind kind = model.spec().layers[lowest].kind;
+      found += kind == LayerKind::kDense || kind == LayerKind::kConv2D ? 1 : 0;
     }
   }
   for (int l = 0; l < model.num_layers(); ++l) {
@@ -84,7 +88,7 @@ class TrialRunner {
     splits_ = *splits;
     std::unique_ptr<Model> model;
     if (trial_.kind == TrialKind::kTransfer) {
-      auto source = ctx_.artifacts->Get(trial_.source_trial, *ctx_.backend,
+      auto source = ctx_.artifacts->Get(SourceKey(trial_), *ctx_.backend,
                                         &result_.provenance.source_model_sha256);
       if (!source.ok()) return source.status();
       const ModelSpec target = TransferModel(trial_);
@@ -118,6 +122,7 @@ class TrialRunner {
       if (!sha.ok()) return sha.status();
       result_.model_sha256 = *sha;
     }
+    if (ctx_.trained_model) *ctx_.trained_model = std::move(model);
     return absl::OkStatus();
   }
 
@@ -313,8 +318,9 @@ class TrialRunner {
 
 }  // namespace
 
-std::string DirectoryArtifactStore::PathOf(const std::string& trial_id) const {
-  return absl::StrCat(dir_, "/", trial_id, ".spm");
+std::string DirectoryArtifactStore::PathOf(const std::string& key) const {
+  if (key.rfind("onnx:", 0) == 0) return absl::StrCat(dir_, "/", key.substr(5), ".onnx");
+  return absl::StrCat(dir_, "/", key, ".spm");
 }
 
 absl::StatusOr<std::string> DirectoryArtifactStore::Put(const std::string& trial_id,
@@ -324,19 +330,33 @@ absl::StatusOr<std::string> DirectoryArtifactStore::Put(const std::string& trial
   return FileSha256(path);
 }
 
-absl::StatusOr<std::unique_ptr<Model>> DirectoryArtifactStore::Get(const std::string& trial_id,
+absl::StatusOr<std::unique_ptr<Model>> DirectoryArtifactStore::Get(const std::string& key,
                                                                    Backend& backend,
                                                                    std::string* sha256) {
-  const std::string path = PathOf(trial_id);
-  if (sha256) {
-    auto sha = FileSha256(path);
-    if (!sha.ok()) {
-      return absl::NotFoundError(absl::StrCat("source model of trial ", trial_id,
-                                              " is missing: ", sha.status().message()));
-    }
-    *sha256 = *sha;
-  }
-  return backend.Load(path);
+  const std::string path = PathOf(key);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("source model ", key, " is missing: ", path));
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (sha256) *sha256 = Sha256Hex(bytes);
+  return LoadSourceModel(backend, key, bytes, path);
+}
+
+absl::Status DirectoryArtifactStore::Keep(const std::string& key, const std::string& bytes) {
+  const std::string path = PathOf(key);
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat(path, ": cannot write"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Model>> LoadSourceModel(Backend& backend, const std::string& key,
+                                                       const std::string& bytes,
+                                                       const std::string& name) {
+  if (key.rfind("onnx:", 0) != 0) return backend.LoadBytes(bytes, name);
+  auto graph = ReadOnnx(bytes, name);
+  if (!graph.ok()) return graph.status();
+  return MakeOnnxModel(backend, *graph);
 }
 
 template <typename T, typename Build>

@@ -22,24 +22,36 @@
 
 namespace seedproof {
 
-// Source models by the id of the pretrain trial that made them.
+// Source models by SourceKey: the id of the pretrain trial that made them, or
+// "onnx:" and the SHA-256 of the ONNX file they are imported from.
 class ArtifactStore {
  public:
   virtual ~ArtifactStore() = default;
   // Stores the model; returns its content hash (SHA-256 of the model file, hex).
   virtual absl::StatusOr<std::string> Put(const std::string& trial_id, const Model& model) = 0;
-  virtual absl::StatusOr<std::unique_ptr<Model>> Get(const std::string& trial_id, Backend& backend,
+  // The source model `key` names, loaded by LoadSourceModel; *sha256 receives the
+  // hash of the file it was loaded from.
+  virtual absl::StatusOr<std::unique_ptr<Model>> Get(const std::string& key, Backend& backend,
                                                      std::string* sha256) = 0;
 };
 
-// Model files in a folder, named by trial id.
+// A source model from its file's bytes: seedproof's model file, or for a key
+// starting "onnx:" an ONNX file, imported (onnx_io/MakeOnnxModel). `name` is for
+// messages.
+absl::StatusOr<std::unique_ptr<Model>> LoadSourceModel(Backend& backend, const std::string& key,
+                                                       const std::string& bytes,
+                                                       const std::string& name);
+
+// Model files in a folder, named by SourceKey.
 class DirectoryArtifactStore final : public ArtifactStore {
  public:
   explicit DirectoryArtifactStore(std::string dir) : dir_(std::move(dir)) {}
   absl::StatusOr<std::string> Put(const std::string& trial_id, const Model& model) override;
-  absl::StatusOr<std::unique_ptr<Model>> Get(const std::string& trial_id, Backend& backend,
+  absl::StatusOr<std::unique_ptr<Model>> Get(const std::string& key, Backend& backend,
                                              std::string* sha256) override;
-  std::string PathOf(const std::string& trial_id) const;
+  // Writes a source model's file as it came (an imported ONNX file) under `key`.
+  absl::Status Keep(const std::string& key, const std::string& bytes);
+  std::string PathOf(const std::string& key) const;
 
  private:
   std::string dir_;
@@ -113,6 +125,9 @@ struct TrialContext {
   // Asked before every epoch; true ends the trial with CANCELLED (a worker
   // stopping, or a lease the coordinator took back). May be empty.
   std::function<bool()> should_stop;
+  // When set, receives the trained model of a trial that completed (`seedproof
+  // model export` takes a trial's model away this way).
+  std::unique_ptr<Model>* trained_model = nullptr;
 };
 
 // Trains with context.replicas > 1 only when SplitsAcrossReplicas(trial); else

@@ -292,28 +292,82 @@ void ReadDataset(Reader& r, DatasetSpec& d) {
   d.validation = r.Get<int64_t>("validation");
 }
 
+Json ModelToJson(const ModelSpec& m) {
+  Json layers = Json::array();
+  for (const LayerSpec& l : m.layers) layers.push_back(LayerToJson(l));
+  return {{"input", m.input}, {"layers", layers}, {"loss", Number(m.loss)}};
+}
+
+void ReadModel(Reader& m, ModelSpec& model) {
+  model.input = m.Get<std::vector<int64_t>>("input");
+  m.Array("layers", [&](Reader& l) { model.layers.push_back(ReadLayer(l)); });
+  model.loss = m.GetEnum<Loss>("loss", 1, 2, "a loss");
+}
+
+Json ImportedToJson(const ImportedModel& imported) {
+  Json units = Json::array();
+  for (const OnnxUnit& u : imported.units) {
+    units.push_back({{"first_layer", u.first_layer},
+                     {"end_layer", u.end_layer},
+                     {"description", u.description}});
+  }
+  return {{"path", imported.path},         {"sha256", imported.sha256},
+          {"producer", imported.producer}, {"opset", imported.opset},
+          {"units", units},                {"model", ModelToJson(imported.model)}};
+}
+
+void ReadImported(Reader& r, ImportedModel& imported) {
+  imported.path = r.Get<std::string>("path");
+  imported.sha256 = r.Get<std::string>("sha256");
+  imported.producer = r.Get<std::string>("producer");
+  imported.opset = r.Get<int64_t>("opset");
+  r.Array("units", [&](Reader& u) {
+    OnnxUnit unit;
+    unit.first_layer = u.Get<int>("first_layer");
+    unit.end_layer = u.Get<int>("end_layer");
+    unit.description = u.Get<std::string>("description");
+    imported.units.push_back(std::move(unit));
+  });
+  r.Object("model", [&](Reader& m) { ReadModel(m, imported.model); });
+}
+
 }  // namespace
 
 std::string DatasetJsonText(const DatasetSpec& dataset) { return DatasetToJson(dataset).dump(); }
 
-std::string DatasetsToJsonText(const std::vector<DatasetSpec>& datasets) {
+std::string StudyInputsToJsonText(const std::vector<DatasetSpec>& datasets,
+                                  const std::optional<ImportedModel>& imported) {
   Json array = Json::array();
   for (const DatasetSpec& d : datasets) array.push_back(DatasetToJson(d));
-  return array.dump();
+  // A study without an imported model keeps the array it has always stored.
+  if (!imported) return array.dump();
+  return Json{{"datasets", array}, {"onnx", ImportedToJson(*imported)}}.dump();
 }
 
-absl::StatusOr<std::vector<DatasetSpec>> DatasetsFromJsonText(const std::string& text) {
+absl::StatusOr<StudyInputs> StudyInputsFromJsonText(const std::string& text) {
   const Json json = Json::parse(text, nullptr, false);
-  if (!json.is_array()) return absl::InvalidArgumentError("datasets: expected a JSON array");
-  std::vector<DatasetSpec> datasets;
-  for (size_t i = 0; i < json.size(); ++i) {
+  const bool object = json.is_object() && json.contains("datasets");
+  const Json& array = object ? json["datasets"] : json;
+  if (!array.is_array()) {
+    return absl::InvalidArgumentError("datasets: expected a JSON array");
+  }
+  StudyInputs inputs;
+  for (size_t i = 0; i < array.size(); ++i) {
     DatasetSpec d;
-    Reader r(json[i], absl::StrCat("datasets[", i, "]"));
+    Reader r(array[i], absl::StrCat("datasets[", i, "]"));
     ReadDataset(r, d);
     if (!r.status().ok()) return r.status();
-    datasets.push_back(std::move(d));
+    inputs.datasets.push_back(std::move(d));
   }
-  return datasets;
+  if (object) {
+    Reader r(json, "study");
+    ImportedModel imported;
+    r.Object("onnx", [&](Reader& o) { ReadImported(o, imported); });
+    if (!r.status().ok()) return r.status();
+    if (imported.sha256.empty()) return absl::InvalidArgumentError("study.onnx: missing");
+    inputs.imported = std::move(imported);
+  }
+  return inputs;
 }
 
 Json TrialSpecToJson(const TrialSpec& t) {
@@ -325,11 +379,10 @@ Json TrialSpecToJson(const TrialSpec& t) {
                {"train_size", t.task.train_size},
                {"subset", Number(t.task.subset)},
                {"resize_from", t.task.resize_from ? Json(*t.task.resize_from) : Json(nullptr)}};
-  Json layers = Json::array(), phases = Json::array(), new_layers = Json::array();
-  for (const LayerSpec& l : t.model.layers) layers.push_back(LayerToJson(l));
+  Json phases = Json::array(), new_layers = Json::array();
   for (const PhaseSpec& p : t.phases) phases.push_back(PhaseToJson(p));
   for (const LayerSpec& l : t.new_layers) new_layers.push_back(LayerToJson(l));
-  return {
+  Json json = {
       {"id", t.id},
       {"kind", Number(t.kind)},
       {"arm", t.arm},
@@ -338,12 +391,14 @@ Json TrialSpecToJson(const TrialSpec& t) {
       {"seeds", {{"init", t.seeds.init}, {"order", t.seeds.order}, {"subset", t.seeds.subset}}},
       {"dataset", DatasetToJson(t.dataset)},
       {"task", task},
-      {"model", {{"input", t.model.input}, {"layers", layers}, {"loss", Number(t.model.loss)}}},
+      {"model", ModelToJson(t.model)},
       {"phases", phases},
       {"source_trial", t.source_trial},
       {"keep_layers", t.keep_layers},
       {"new_layers", new_layers},
       {"head", {{"kind", Number(t.head.kind)}, {"c", t.head.c}}}};
+  if (!t.source_onnx.empty()) json["source_onnx"] = t.source_onnx;
+  return json;
 }
 
 absl::StatusOr<TrialSpec> TrialSpecFromJson(const Json& json) {
@@ -371,13 +426,10 @@ absl::StatusOr<TrialSpec> TrialSpecFromJson(const Json& json) {
     t.task.subset = k.GetEnum<TaskSpec::Subset>("subset", 0, 1, "a subset rule");
     if (k.Has("resize_from")) t.task.resize_from = k.Get<std::vector<int64_t>>("resize_from");
   });
-  r.Object("model", [&](Reader& m) {
-    t.model.input = m.Get<std::vector<int64_t>>("input");
-    m.Array("layers", [&](Reader& l) { t.model.layers.push_back(ReadLayer(l)); });
-    t.model.loss = m.GetEnum<Loss>("loss", 1, 2, "a loss");
-  });
+  r.Object("model", [&](Reader& m) { ReadModel(m, t.model); });
   r.Array("phases", [&](Reader& p) { t.phases.push_back(ReadPhase(p)); });
   t.source_trial = r.Get<std::string>("source_trial");
+  if (r.Has("source_onnx")) t.source_onnx = r.Get<std::string>("source_onnx");
   t.keep_layers = r.Get<int>("keep_layers");
   r.Array("new_layers", [&](Reader& l) { t.new_layers.push_back(ReadLayer(l)); });
   r.Object("head", [&](Reader& h) {

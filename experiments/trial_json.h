@@ -7,7 +7,9 @@
 // model file and never renumbered); floats and 64-bit seeds round-trip exactly.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "experiments/sweep.h"
@@ -24,10 +26,17 @@ absl::StatusOr<TrialSpec> TrialSpecFromJsonText(const std::string& text);
 absl::StatusOr<TrialSpec> TrialSpecFromJson(const nlohmann::json& json);
 // A dataset's part of the trial JSON, as text (a cache key for what it determines).
 std::string DatasetJsonText(const DatasetSpec& dataset);
-// A study's datasets as they were loaded (content hashes and all), as a JSON array,
+// What loading a study read from files: its datasets as they were loaded (content
+// hashes and all) and its imported source model. As JSON (a plain array of the
+// datasets when nothing is imported, as studies stored before imports have it),
 // and back: what the store keeps so a spec expands again into the same trials.
-std::string DatasetsToJsonText(const std::vector<DatasetSpec>& datasets);
+struct StudyInputs {
+  std::vector<DatasetSpec> datasets;
+  std::optional<ImportedModel> imported;
+};
+std::string StudyInputsToJsonText(const std::vector<DatasetSpec>& datasets,
+                                  const std::optional<ImportedModel>& imported);
 // INVALID_ARGUMENT naming the dataset and field for anything malformed.
-absl::StatusOr<std::vector<DatasetSpec>> DatasetsFromJsonText(const std::string& text);
+absl::StatusOr<StudyInputs> StudyInputsFromJsonText(const std::string& text);
 
 }  // namespace seedproof

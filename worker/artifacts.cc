@@ -12,11 +12,13 @@
 
 namespace seedproof {
 
-void CoordinatorArtifactStore::BeginAttempt(int64_t attempt_id, const std::string& source_trial,
-                                            const std::string& source_sha256) {
+void CoordinatorArtifactStore::BeginAttempt(int64_t attempt_id, const TrialSpec& trial,
+                                            const std::string& lease_source_sha256) {
   attempt_id_ = attempt_id;
-  source_trial_ = source_trial;
-  source_sha256_ = source_sha256;
+  source_key_ = SourceKey(trial);
+  // An imported model's file is named by the trial itself; a pretrained one by
+  // the lease (the coordinator knows which model its source trial made).
+  source_sha256_ = trial.source_onnx.empty() ? lease_source_sha256 : trial.source_onnx;
 }
 
 absl::StatusOr<std::string> CoordinatorArtifactStore::Put(const std::string&, const Model& model) {
@@ -48,17 +50,18 @@ absl::StatusOr<std::string> CoordinatorArtifactStore::Upload(const std::string& 
   return sha;
 }
 
-absl::StatusOr<std::unique_ptr<Model>> CoordinatorArtifactStore::Get(const std::string& trial_id,
+absl::StatusOr<std::unique_ptr<Model>> CoordinatorArtifactStore::Get(const std::string& key,
                                                                      Backend& backend,
                                                                      std::string* sha256) {
-  if (trial_id != source_trial_ || source_sha256_.empty()) {
-    return absl::NotFoundError(absl::StrCat("no artifact of trial ", trial_id, " was leased"));
+  if (key != source_key_ || source_sha256_.empty()) {
+    return absl::NotFoundError(absl::StrCat("no source model ", key, " was leased"));
   }
   if (sha256) *sha256 = source_sha256_;
   if (source_sha256_ != loaded_sha256_) {
     auto bytes = Download();
     if (!bytes.ok()) return bytes.status();
-    auto model = backend.LoadBytes(*bytes, absl::StrCat("model ", source_sha256_));
+    auto model = LoadSourceModel(backend, source_key_, *bytes,
+                                 absl::StrCat("model ", source_sha256_));
     if (!model.ok()) return model.status();
     loaded_ = *std::move(model);
     loaded_sha256_ = source_sha256_;
@@ -146,8 +149,8 @@ absl::StatusOr<LoadedDataset> MemoryDatasets::Fetch(const DatasetSpec& dataset) 
   return LoadDatasetFromBlob(dataset, std::move(encoding));
 }
 
-void MemoryArtifactStore::Keep(const std::string& trial_id, std::string bytes) {
-  models_[trial_id] = std::move(bytes);
+void MemoryArtifactStore::Keep(const std::string& key, std::string bytes) {
+  models_[key] = std::move(bytes);
 }
 
 std::string MemoryArtifactStore::BytesOf(const std::string& trial_id) const {
@@ -163,15 +166,15 @@ absl::StatusOr<std::string> MemoryArtifactStore::Put(const std::string& trial_id
   return sha;
 }
 
-absl::StatusOr<std::unique_ptr<Model>> MemoryArtifactStore::Get(const std::string& trial_id,
+absl::StatusOr<std::unique_ptr<Model>> MemoryArtifactStore::Get(const std::string& key,
                                                                 Backend& backend,
                                                                 std::string* sha256) {
-  auto it = models_.find(trial_id);
+  auto it = models_.find(key);
   if (it == models_.end()) {
-    return absl::NotFoundError(absl::StrCat("no model of trial ", trial_id, " was sent here"));
+    return absl::NotFoundError(absl::StrCat("no source model ", key, " was sent here"));
   }
   if (sha256) *sha256 = Sha256Hex(it->second);
-  return backend.LoadBytes(it->second, absl::StrCat("the model of trial ", trial_id));
+  return LoadSourceModel(backend, key, it->second, absl::StrCat("the source model ", key));
 }
 
 }  // namespace seedproof

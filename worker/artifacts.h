@@ -24,14 +24,16 @@ class CoordinatorArtifactStore final : public ArtifactStore {
   CoordinatorArtifactStore(rpc::Trials::Stub& stub, const RpcAuth& auth)
       : stub_(stub), auth_(auth) {}
 
-  // The attempt whose models Put uploads, and the source model Get may fetch.
-  void BeginAttempt(int64_t attempt_id, const std::string& source_trial,
-                    const std::string& source_sha256);
+  // The attempt whose models Put uploads, and the source model Get may fetch:
+  // the trial's (SourceKey), named by the lease's source_sha256 or, for an
+  // imported one, by the trial's source_onnx.
+  void BeginAttempt(int64_t attempt_id, const TrialSpec& trial,
+                    const std::string& lease_source_sha256);
 
   absl::StatusOr<std::string> Put(const std::string& trial_id, const Model& model) override;
   // The leased source model; the last one loaded is kept and copied (consecutive
   // transfers mostly share a source).
-  absl::StatusOr<std::unique_ptr<Model>> Get(const std::string& trial_id, Backend& backend,
+  absl::StatusOr<std::unique_ptr<Model>> Get(const std::string& key, Backend& backend,
                                              std::string* sha256) override;
 
   // A model file's bytes for an attempt (the current one, or one a group's rank
@@ -45,7 +47,7 @@ class CoordinatorArtifactStore final : public ArtifactStore {
   rpc::Trials::Stub& stub_;
   const RpcAuth& auth_;
   int64_t attempt_id_ = 0;
-  std::string source_trial_, source_sha256_;
+  std::string source_key_, source_sha256_;
   std::string kept_sha256_, kept_bytes_;  // the last model downloaded
   std::string loaded_sha256_;             // and the last one loaded
   std::unique_ptr<Model> loaded_;
@@ -80,13 +82,14 @@ class MemoryDatasets final : public DatasetSource {
 
 class MemoryArtifactStore final : public ArtifactStore {
  public:
-  // Keeps a model file's bytes as the model of trial_id.
-  void Keep(const std::string& trial_id, std::string bytes);
+  // Keeps a model file's bytes under `key` (a trial id, or an imported file's
+  // SourceKey).
+  void Keep(const std::string& key, std::string bytes);
   // The bytes of trial_id's model; "" when there is none.
   std::string BytesOf(const std::string& trial_id) const;
 
   absl::StatusOr<std::string> Put(const std::string& trial_id, const Model& model) override;
-  absl::StatusOr<std::unique_ptr<Model>> Get(const std::string& trial_id, Backend& backend,
+  absl::StatusOr<std::unique_ptr<Model>> Get(const std::string& key, Backend& backend,
                                              std::string* sha256) override;
 
  private:

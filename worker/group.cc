@@ -132,7 +132,7 @@ absl::Status RunFollower(const WorkerOptions& options, MpiGroup& group,
       if (!found.ok()) return found.status();
       trial = *std::move(found);
       if (!source_model.empty()) {
-        artifacts.Keep(trial->source_trial, std::move(source_model));
+        artifacts.Keep(SourceKey(*trial), std::move(source_model));
       }
     }
     absl::StatusOr<TrialResult> result = absl::NotFoundError("no trial for this rank");

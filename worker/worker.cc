@@ -206,13 +206,13 @@ class Worker {
     if (!trial.ok()) result = trial.status();
     if (trial.ok()) {
       LogStart(lease, *trial);
-      artifacts_->BeginAttempt(lease.attempt_id(), trial->source_trial, lease.source_sha256());
+      artifacts_->BeginAttempt(lease.attempt_id(), *trial, lease.source_sha256());
       absl::Status shared = absl::OkStatus();
       const bool parallel = group_ != nullptr && SplitsAcrossReplicas(*trial);
       if (parallel) {
         // The other ranks get the trial, its source model and data first.
         absl::StatusOr<std::string> source_model = std::string();
-        if (!trial->source_trial.empty()) source_model = artifacts_->Download();
+        if (!SourceKey(*trial).empty()) source_model = artifacts_->Download();
         absl::StatusOr<GroupDatasets> datasets = DatasetsForGroup({&*trial});
         shared = !source_model.ok() ? source_model.status() : datasets.status();
         if (shared.ok()) {
@@ -241,9 +241,9 @@ class Worker {
     std::vector<std::string> source_models;
     GroupDatasets datasets;
     for (const auto& [lease, trial] : leased) {
-      artifacts_->BeginAttempt(lease.attempt_id(), trial.source_trial, lease.source_sha256());
+      artifacts_->BeginAttempt(lease.attempt_id(), trial, lease.source_sha256());
       absl::StatusOr<std::string> model = std::string();
-      if (!trial.source_trial.empty()) model = artifacts_->Download();
+      if (!SourceKey(trial).empty()) model = artifacts_->Download();
       absl::StatusOr<GroupDatasets> data = DatasetsForGroup({&trial});
       const absl::Status ready = !model.ok() ? model.status() : data.status();
       if (!ready.ok()) {
@@ -265,7 +265,7 @@ class Worker {
     for (const auto& [lease, trial] : batch)
       beats.push_back(heartbeats_->Begin(lease.attempt_id()));
     const auto& [lease, trial] = batch.front();
-    artifacts_->BeginAttempt(lease.attempt_id(), trial.source_trial, lease.source_sha256());
+    artifacts_->BeginAttempt(lease.attempt_id(), trial, lease.source_sha256());
     if (metrics_) metrics_->TrialStarted(trial.kind);
     TrialContext ctx = ContextFor(*beats.front(), /*parallel=*/false);
     const absl::StatusOr<TrialResult> own = RunTrial(trial, ctx);

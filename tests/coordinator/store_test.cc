@@ -318,12 +318,14 @@ TEST_F(StoreTest, ASweepKeepsItsDatasetsAndAVersionFourOneHasNone) {
   Reopen();
   auto text = store_->SweepSpecText(id);
   ASSERT_TRUE(text.ok()) << text.status();
-  auto datasets = DatasetsFromJsonText(text->datasets_json);
-  ASSERT_TRUE(datasets.ok()) << datasets.status() << " in " << text->datasets_json;
-  ASSERT_EQ(datasets->size(), 1u);
-  EXPECT_EQ((*datasets)[0].sha256, digits.sha256);
-  EXPECT_EQ((*datasets)[0].format, DatasetFormat::kCsv);
-  EXPECT_EQ((*datasets)[0].example_shape, digits.example_shape);
+  auto inputs = StudyInputsFromJsonText(text->datasets_json);
+  ASSERT_TRUE(inputs.ok()) << inputs.status() << " in " << text->datasets_json;
+  const std::vector<DatasetSpec>& datasets = inputs->datasets;
+  ASSERT_EQ(datasets.size(), 1u);
+  EXPECT_EQ(datasets[0].sha256, digits.sha256);
+  EXPECT_EQ(datasets[0].format, DatasetFormat::kCsv);
+  EXPECT_EQ(datasets[0].example_shape, digits.example_shape);
+  EXPECT_FALSE(inputs->imported);
   store_.reset();
   ASSERT_TRUE(Raw()
                   ->Exec("ALTER TABLE sweeps DROP COLUMN datasets_json;"

@@ -79,7 +79,7 @@ TEST(MemoryArtifactStore, KeepsModelsAsBytesAndLoadsThemBack) {
   store.Keep("damaged", "not a model");
   auto damaged = store.Get("damaged", **backend, nullptr);
   ASSERT_FALSE(damaged.ok());
-  EXPECT_THAT(damaged.status().message(), HasSubstr("the model of trial damaged"));
+  EXPECT_THAT(damaged.status().message(), HasSubstr("the source model damaged"));
 }
 
 }  // namespace
