@@ -15,6 +15,7 @@
 #include "bench/peak_bench.h"
 #include "cli/cluster_commands.h"
 #include "cli/demo.h"
+#include "cli/model_commands.h"
 #include "cli/report_command.h"
 #include "cli/run_command.h"
 #include "cli/study_commands.h"
@@ -103,6 +104,31 @@ int main(int argc, char** argv) {
       app.add_subcommand("plan", "Validate a sweep spec and print its trials without running them");
   plan_cmd->add_option("spec", plan_spec, "The sweep spec (YAML)")->required();
   plan_cmd->add_flag("--json", plan_json, "One JSON object instead of text");
+
+  CLI::App* model_cmd =
+      app.add_subcommand("model", "Model files: what is in one; any trained model as ONNX");
+  model_cmd->require_subcommand(1);
+  std::string show_path;
+  CLI::App* model_show_cmd = model_cmd->add_subcommand(
+      "show", "Layers, shapes, parameters and checksum of a seedproof or ONNX model file");
+  model_show_cmd->add_option("file", show_path, "A .spm or .onnx file")->required();
+  seedproof::ModelExportOptions model_export;
+  CLI::App* model_export_cmd = model_cmd->add_subcommand(
+      "export", "Write a model file, or a trial of a finished study, as ONNX");
+  model_export_cmd
+      ->add_option("source", model_export.source,
+                   "A seedproof model file, or a `seedproof run` folder (or its database)")
+      ->required();
+  model_export_cmd->add_option("-o,--out", model_export.out, "The ONNX file to write")
+      ->required();
+  model_export_cmd->add_option("--trial", model_export.trial, "A study's trial, by id");
+  model_export_cmd->add_option(
+      "--arm", model_export.arm,
+      "A study's arm (or baseline; best: the highest mean test accuracy)");
+  model_export_cmd->add_option("--seed", model_export.seed,
+                               "The arm's seed (default: its most accurate one)")
+      ->check(CLI::Range(0, 1 << 30));
+  model_export_cmd->add_option("--target", model_export.target, "The target task (when several)");
 
   seedproof::RunCommandOptions run;
   CLI::App* run_cmd = app.add_subcommand(
@@ -331,6 +357,8 @@ int main(int argc, char** argv) {
     return seedproof::ReportCommand(report);
   }
 
+  if (model_show_cmd->parsed()) return seedproof::ModelShowCommand(show_path);
+  if (model_export_cmd->parsed()) return seedproof::ModelExportCommand(model_export);
   if (demo_cmd->parsed()) return Finish(seedproof::RunDemo(demo));
   if (plan_cmd->parsed()) return seedproof::PlanCommand(plan_spec, plan_json);
   if (run_cmd->parsed()) return seedproof::RunCommand(run);
