@@ -230,5 +230,29 @@ TEST(OnnxStudy, RunsEndToEndAndItsBestModelRunsInOnnxruntime) {
   EXPECT_LE(Worst(got, want).diff, 1e-5);
 }
 
+// The shipped example as the README has users run it: PyTorch trains the source
+// model (fewer images and epochs here), then the spec runs as shipped.
+TEST(ShippedOnnxSpec, ItsScriptMakesTheSourceModelAndTheStudyRuns) {
+  const fs::path repo = fs::path(__FILE__).parent_path().parent_path().parent_path();
+  const fs::path dir = Temp("model_cmd_shipped");
+  fs::remove_all(dir);
+  fs::create_directories(dir / "specs");
+  fs::copy_file(repo / "experiments/specs/onnx-source.yaml", dir / "specs/onnx-source.yaml");
+  const std::string train = absl::StrCat(
+      "/usr/bin/python3 ", (repo / "experiments/models/train_fashion_cnn.py").string(), " ",
+      (dir / "models/fashion-cnn.onnx").string(), " --epochs 1 --train-size 8000 2>&1");
+  ASSERT_EQ(std::system(train.c_str()), 0) << train;
+  const fs::path out = dir / "run";
+  const CommandRun run = RunSeedproof(
+      absl::StrCat("run ", (dir / "specs/onnx-source.yaml").string(), " --out ", out.string()));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto lines = ReadJsonLines(out / "results.jsonl");
+  ASSERT_EQ(lines.size(), 1u + 10u + 60u);  // header, 10 baselines, 6 arms x 10 seeds
+  for (size_t i = 1; i < lines.size(); ++i) {
+    EXPECT_EQ(lines[i]["outcome"], "completed") << lines[i].dump();
+  }
+  EXPECT_THAT(run.out, HasSubstr("reuse3/geron/dense"));
+}
+
 }  // namespace
 }  // namespace seedproof
