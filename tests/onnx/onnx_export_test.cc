@@ -121,6 +121,27 @@ std::vector<float> Predictions(Model& model, const std::vector<float>& x) {
   return out;
 }
 
+// The case's model on a backend, and the ONNX file it writes ("" after a failure
+// the test has reported).
+struct Written {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Model> model;
+  std::string onnx;
+};
+Written WriteCase(const std::string& backend_name, const ExportCase& c) {
+  Written w;
+  auto backend = MakeBackend(backend_name);
+  EXPECT_TRUE(backend.ok()) << backend.status();
+  if (!backend.ok()) return w;
+  w.backend = *std::move(backend);
+  w.model = Build(*w.backend, c.spec);
+  if (w.model == nullptr) return w;
+  auto onnx = WriteOnnx(*w.model, c.name);
+  EXPECT_TRUE(onnx.ok()) << onnx.status();
+  if (onnx.ok()) w.onnx = *std::move(onnx);
+  return w;
+}
+
 class ExportTest : public ::testing::TestWithParam<ExportCase> {};
 
 TEST_P(ExportTest, ReadBackPredictsTheSame) {
@@ -128,13 +149,9 @@ TEST_P(ExportTest, ReadBackPredictsTheSame) {
   const std::vector<float> x = Inputs(c.spec.input);
   ASSERT_EQ(x.size(), static_cast<size_t>(kExamples * ElementCount(c.spec.input)));
   for (const char* name : {"reference", "onednn"}) {
-    auto backend = MakeBackend(name);
-    ASSERT_TRUE(backend.ok()) << backend.status();
-    std::unique_ptr<Model> model = Build(**backend, c.spec);
-    ASSERT_NE(model, nullptr);
-    auto onnx = WriteOnnx(*model, c.name);
-    ASSERT_TRUE(onnx.ok()) << onnx.status();
-    auto graph = ReadOnnx(*onnx, c.name + ".onnx");
+    Written w = WriteCase(name, c);
+    ASSERT_FALSE(w.onnx.empty());
+    auto graph = ReadOnnx(w.onnx, c.name + ".onnx");
     ASSERT_TRUE(graph.ok()) << graph.status();
     EXPECT_EQ(graph->opset, 14);
     EXPECT_EQ(graph->producer, "seedproof");
@@ -144,9 +161,9 @@ TEST_P(ExportTest, ReadBackPredictsTheSame) {
       weight_layers += layer.kind == LayerKind::kDense || layer.kind == LayerKind::kConv2D;
     }
     EXPECT_EQ(graph->units.size(), static_cast<size_t>(weight_layers));
-    auto back = MakeOnnxModel(**backend, *graph);
+    auto back = MakeOnnxModel(*w.backend, *graph);
     ASSERT_TRUE(back.ok()) << back.status();
-    const std::vector<float> want = Predictions(*model, x);
+    const std::vector<float> want = Predictions(*w.model, x);
     const std::vector<float> got = Predictions(**back, x);
     const auto [worst, at] = Worst(got, want);
     EXPECT_LE(worst, 1e-5) << c.name << " on " << name << ": value " << at << " is " << got[at]
@@ -172,21 +189,17 @@ TEST(ExportToOnnxruntime, OutputsWithin1e5OfSeedproofs) {
     const std::string input = c.name + ".x.f32";
     WriteBytes(dir / input, x.data(), x.size() * sizeof(float));
     for (const char* name : {"reference", "onednn"}) {
-      auto backend = MakeBackend(name);
-      ASSERT_TRUE(backend.ok()) << backend.status();
-      std::unique_ptr<Model> model = Build(**backend, c.spec);
-      ASSERT_NE(model, nullptr);
-      auto onnx = WriteOnnx(*model, c.name);
-      ASSERT_TRUE(onnx.ok()) << onnx.status();
+      Written w = WriteCase(name, c);
+      ASSERT_FALSE(w.onnx.empty());
       const std::string stem = absl::StrCat(c.name, "_", name);
-      WriteBytes(dir / (stem + ".onnx"), onnx->data(), onnx->size());
+      WriteBytes(dir / (stem + ".onnx"), w.onnx.data(), w.onnx.size());
       nlohmann::json dims = {kExamples};
       for (int64_t d : c.spec.input) dims.push_back(d);
       runs.push_back({{"model", stem + ".onnx"},
                       {"input", input},
                       {"dims", dims},
                       {"output", stem + ".ort.f32"}});
-      want.push_back(Predictions(*model, x));
+      want.push_back(Predictions(*w.model, x));
     }
   }
   const std::string cases = runs.dump(1);
