@@ -202,7 +202,10 @@ absl::StatusOr<std::unique_ptr<Model>> TrainAgain(Store& store, const std::strin
   auto backend = MakeBackend(recorded.provenance.backend, {.threads = recorded.provenance.threads});
   if (!backend.ok()) return backend.status();
   if (trial.kind == TrialKind::kPretrain) {
-    auto bytes = store.ArtifactOf(sweep_id, trial.id);
+    // The model it made is stored: nothing to train again.
+    auto sha = store.ArtifactOf(sweep_id, trial.id);
+    if (!sha.ok()) return sha.status();
+    auto bytes = store.GetArtifact(*sha);
     if (!bytes.ok()) return bytes.status();
     return (*backend)->LoadBytes(*bytes, absl::StrCat("the model of trial ", trial.id));
   }

@@ -9,7 +9,9 @@ listens on every interface): a coordinator, a sweep, and one 2-rank worker group
 rank runs its own trial, two at a time; rank 0 heartbeats and reports both) and
 once with the threshold at 0 (both ranks train every trial on their halves of
 each batch). The second time the coordinator ships the dataset (ship: true): rank 0
-downloads it and broadcasts it to rank 1. Requires the sweep done with every trial completed and stored once,
+downloads it and broadcasts it to rank 1. Then both again for the same study with
+its source model imported from ONNX (the first study's, exported by `seedproof
+model export`): rank 0 fetches the file and sends it to rank 1. Requires the sweep done with every trial completed and stored once,
 and per-epoch training losses equal to `seedproof run` in one process: exactly
 for one trial per rank, within 1e-4 relative data parallel (sums in another
 order)."""
@@ -119,17 +121,34 @@ def run_group(mode, split_min_examples, spec):
 subprocess.run([SEEDPROOF, "run", str(work / "spec.yaml"), "--out", str(work / "local"),
                 "--workers", "1"], capture_output=True, check=True)
 local = losses(work / "local" / "results.jsonl")
+# The same study from an imported model: the local run's source model, exported as
+# ONNX; rank 0 fetches the file from the coordinator and sends it to rank 1.
+subprocess.run([SEEDPROOF, "model", "export", str(work / "local"), "--arm", "source", "-o",
+                str(work / "source.onnx")], capture_output=True, check=True)
+(work / "onnx.yaml").write_text(
+    SPEC.replace("name: group-study", "name: group-onnx")
+    .replace("source: {classes: [0, 1, 2, 3, 4, 7, 8, 9], train_size: 1000}\n", "")
+    .replace("model: {input: [28, 28, 1], layers: [{dense: 32}, {dense: 16}], activation: selu}",
+             "model: {onnx: source.onnx}")
+    .replace("pretrain: {lr: 0.01, epochs: 2}\n", ""))
+subprocess.run([SEEDPROOF, "run", str(work / "onnx.yaml"), "--out", str(work / "local-onnx"),
+                "--workers", "1"], capture_output=True, check=True)
+local_onnx = losses(work / "local-onnx" / "results.jsonl")
 # Every trial here has fewer than 5,000 training examples: by default each runs on
 # one rank, two at a time, and must give exactly the single-process numbers. With
 # the threshold at 0 every trial runs data parallel on both ranks.
 # The same trial ids whether the data is shipped or read: it is named by its content.
-for mode, split, tolerance, spec in (("one-per-rank", 5000, 0.0, "spec.yaml"),
-                                     ("data-parallel", 0, 1e-4, "shipped.yaml")):
+for mode, split, tolerance, spec, want in (
+        ("one-per-rank", 5000, 0.0, "spec.yaml", local),
+        ("data-parallel", 0, 1e-4, "shipped.yaml", local),
+        ("onnx-one-per-rank", 5000, 0.0, "onnx.yaml", local_onnx),
+        ("onnx-data-parallel", 0, 1e-4, "onnx.yaml", local_onnx)):
     grouped = run_group(mode, split, spec)
-    check(sorted(grouped) == sorted(local) and len(grouped) == 11,
+    expected = 11 if want is local else 10  # the import has no pretrain trial
+    check(sorted(grouped) == sorted(want) and len(grouped) == expected,
           "%s: the same %d trials, each stored once" % (mode, len(grouped)))
     worst = 0.0
-    for trial_id, (outcome, trial_losses) in local.items():
+    for trial_id, (outcome, trial_losses) in want.items():
         g_outcome, g_losses = grouped.get(trial_id, ("missing", []))
         check(g_outcome == outcome == "completed" and len(g_losses) == len(trial_losses),
               "%s: trial %s completed with %d epochs" % (mode, trial_id[:8], len(trial_losses)))
