@@ -5,6 +5,8 @@
 // wrong is an error at model.onnx (or the key at fault). The ONNX files are
 // written by WriteOnnx from seedproof models (tests/onnx/ checks that writer
 // against onnxruntime and PyTorch's files against the reader).
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -58,8 +60,10 @@ std::string WriteModel(const fs::path& dir, const std::string& name, const Model
 
 class OnnxSourceTest : public ::testing::Test {
  protected:
+  void TearDown() override { fs::remove_all(dir_); }
   void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) / "seedproof_onnx_source";
+    // A folder per test process: ctest runs these tests at once.
+    dir_ = fs::path(::testing::TempDir()) / absl::StrCat("seedproof_onnx_source_", getpid());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     cnn_bytes_ = WriteModel(dir_, "cnn.onnx", SmallCnn(), 1);
