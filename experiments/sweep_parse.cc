@@ -78,6 +78,7 @@ std::optional<SweepSpec> SpecParser::Parse(const YAML::Node& root) {
   bool model_ok = model.has_value();
   const bool imported = model && model->Has("onnx");
   if (imported) {
+    spec_.positions.input = ToPosition(model->Get("onnx"));
     model_ok = ParseImportedModel(*model);
     if (model_ok) input = spec_.source_model.input;
     // The data's examples must fit the file's input, or be resized by declaration.

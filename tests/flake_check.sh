@@ -9,7 +9,7 @@ build=$(cd "${1:-build}" && pwd)
 runs=${2:-5}
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "flake_check: RUNS must be a positive integer, got '$runs'" >&2; exit 2; }
 [[ -f $build/CTestTestfile.cmake ]] || { echo "flake_check: $build is not a configured build folder" >&2; exit 2; }
-process_tests='^(Cluster\.|Rpc\.|SeedproofRun\.|SeedproofCluster\.|SeedproofCoordinator\.|SeedproofMetrics\.|SeedproofReport\.HtmlRenders|mpi_|slurm_|sbatch_|prometheus_|html_checker)'
+process_tests='^(Cluster\.|OnnxStudy\.|Rpc\.|SeedproofRun\.|SeedproofCluster\.|SeedproofCoordinator\.|SeedproofMetrics\.|SeedproofReport\.HtmlRenders|mpi_|slurm_|sbatch_|prometheus_|html_checker)'
 
 # One busy loop per core, at the tests' own priority; gone when this script is.
 load=()

@@ -277,6 +277,15 @@ INSTANTIATE_TEST_SUITE_P(
                   {{"cnn.onnx", "flat.onnx"}},
                   "model.onnx",
                   "the ONNX model's input (64) differs from fashion-mnist's examples (28, 28, 1)"},
+        BadImport{"input that does not fit data known once read",
+                  {{"dataset: {name: fashion-mnist, validation: 5000}",
+                    "dataset: {name: digits, format: csv, header: false, label: -1, "
+                    "path: /usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz, "
+                    "shape: [8, 8, 1], scale: 16, test_split: 0.2, split_seed: 7, "
+                    "validation: 200}"}},
+                  "model.onnx",
+                  "the ONNX model's input (28, 28, 1) differs from the examples of dataset "
+                  "'digits', (8, 8, 1); declare resize: true"},
         BadImport{"nothing to reuse",
                   {{"cnn.onnx", "output_only.onnx"}},
                   "model.onnx",
