@@ -102,6 +102,16 @@ TEST(ModelShow, BadFilesAreNamedNeverACrash) {
       EXPECT_THAT(run.err, HasSubstr("seedproof: error: ")) << command;
     }
   }
+  // Intact models the importer cannot read: named by node, operator and reason.
+  const fs::path bad = testing_support::BadModels();
+  ASSERT_FALSE(bad.empty());
+  const CommandRun unsupported =
+      RunSeedproof("model show " + (bad / "unsupported_op.onnx").string());
+  EXPECT_EQ(unsupported.exit_code, 1);
+  EXPECT_THAT(unsupported.err, HasSubstr("node 'cosine' (Cos)"));
+  const CommandRun residual = RunSeedproof("model show " + (bad / "residual.onnx").string());
+  EXPECT_EQ(residual.exit_code, 1);
+  EXPECT_THAT(residual.err, HasSubstr("a branch or residual connection"));
   const CommandRun missing = RunSeedproof("model show " + Temp("nowhere.onnx").string());
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_THAT(missing.err, HasSubstr("nowhere.onnx"));

@@ -15,7 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "onnx_io/onnx_model.h"
-#include "tests/testing/script_output.h"
+#include "tests/onnx/onnx_test_files.h"
 
 namespace seedproof {
 namespace {
@@ -23,23 +23,9 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-
-std::string ReadBytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-fs::path BadModels() {
-  static const fs::path root = testing_support::ScriptOutput(
-      fs::path(__FILE__).parent_path() / "bad_models.py", "seedproof_bad_onnx");
-  return root;
-}
-
-fs::path TorchModels() {
-  static const fs::path root = testing_support::ScriptOutput(
-      fs::path(__FILE__).parent_path() / "torch_models.py", "seedproof_torch_models");
-  return root;
-}
+using testing_support::BadModels;
+using testing_support::ReadBytes;
+using testing_support::TorchModels;
 
 struct Refusal {
   std::string file;  // bad_models.py's case

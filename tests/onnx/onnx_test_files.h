@@ -1,5 +1,6 @@
 // Files the ONNX tests share: what tests/onnx/torch_models.py wrote (PyTorch's
-// models, their outputs and 1,000 Fashion-MNIST test images), and raw reads.
+// models, their outputs and 1,000 Fashion-MNIST test images) and bad_models.py
+// wrote (models to refuse), and raw reads.
 #pragma once
 
 #include <cmath>
@@ -18,6 +19,13 @@ namespace seedproof::testing_support {
 inline std::filesystem::path TorchModels() {
   static const std::filesystem::path root = ScriptOutput(
       std::filesystem::path(__FILE__).parent_path() / "torch_models.py", "seedproof_torch_models");
+  return root;
+}
+
+// The folder bad_models.py wrote: ONNX files the importer must refuse, by name.
+inline std::filesystem::path BadModels() {
+  static const std::filesystem::path root = ScriptOutput(
+      std::filesystem::path(__FILE__).parent_path() / "bad_models.py", "seedproof_bad_onnx");
   return root;
 }
 
