@@ -6,6 +6,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_format.h"
 
 namespace seedproof {
@@ -220,6 +221,60 @@ LearningCurve CurveOf(const std::string& name, const std::string& target, const 
 
 }  // namespace
 
+Coverage CoverageOf(const SweepSpec& spec) {
+  Coverage c;
+  const SeedPolicy& seeds = spec.seeds;
+  auto stream = [&](const std::optional<uint64_t>& fixed, const std::string& what,
+                    const std::string& about) {
+    if (fixed) {
+      c.conditional.push_back(absl::StrCat(what, " held fixed (stream ", *fixed,
+                                           "): says nothing about other ", about));
+    } else {
+      c.varied.push_back(what);
+    }
+  };
+  stream(seeds.fixed_init, "weight initialisation", "initialisations");
+  stream(seeds.fixed_order, "data order", "orders of the training data");
+  // A subset is drawn only for a target that takes a random train_size sample.
+  std::vector<std::string> first, drawn;
+  for (const TaskSpec& t : spec.targets) {
+    if (t.train_size <= 0) continue;
+    (t.subset == TaskSpec::Subset::kRandom ? drawn : first)
+        .push_back(absl::StrCat(t.train_size, " of target ", t.name));
+  }
+  if (!drawn.empty()) {
+    stream(seeds.fixed_subset, "training subset", "samples of the same size");
+  }
+  if (!first.empty()) {
+    c.conditional.push_back(absl::StrCat("the first training examples (subset: first; ",
+                                         absl::StrJoin(first, ", "),
+                                         "): says nothing about other samples of the same size"));
+  }
+  if (spec.imported) {
+    c.imported = true;
+    c.conditional.push_back(absl::StrCat(
+        "one source model, imported from ", spec.imported->path, " (sha256 ",
+        spec.imported->sha256.substr(0, 12),
+        "): says nothing about other source models, nor about this architecture trained again"));
+    return c;
+  }
+  c.source_models = std::max(1, seeds.source_seeds);
+  if (c.source_models == 1) {
+    c.conditional.push_back(
+        "one source model (source seed 0), reused by every seed: says nothing about other "
+        "source models");
+  } else if (c.source_models >= seeds.count) {
+    c.varied.push_back("source model (a fresh one per seed)");
+  } else {
+    c.varied.push_back(absl::StrCat("source model (", c.source_models,
+                                    " of them; seed i reuses model i mod ", c.source_models, ")"));
+    c.conditional.push_back(absl::StrCat(
+        "those ", c.source_models, " source models: seeds that share one are not independent, "
+        "and the intervals and tests here treat them as if they were"));
+  }
+  return c;
+}
+
 absl::StatusOr<StudyAnalysis> AnalyzeStudy(const StudyResults& study,
                                            const AnalysisOptions& options) {
   const SweepSpec& spec = study.spec;
@@ -231,6 +286,7 @@ absl::StatusOr<StudyAnalysis> AnalyzeStudy(const StudyResults& study,
   out.confirmation = spec.analysis.confirmation;
   out.trials_total = study.trials_total;
   out.complete = study.finished;
+  out.coverage = CoverageOf(spec);
 
   // results[target][arm][seed]; the baseline is the arm "baseline".
   std::map<std::string, std::map<std::string, BySeed>> results;

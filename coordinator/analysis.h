@@ -87,6 +87,16 @@ struct Confirmation {
   bool replicated = false;  // analysis.verdict == robust_gain
 };
 
+// What the verdicts cover: the sources of luck the seeds varied, and what they are
+// conditional on (a stream the spec fixed, a subset it chose, one source model).
+struct Coverage {
+  std::vector<std::string> varied;       // "weight initialisation", "data order", ...
+  std::vector<std::string> conditional;  // each with what it says nothing about
+  int source_models = 1;                 // distinct source models behind the seeds
+  bool imported = false;                 // the source model is an imported file
+};
+Coverage CoverageOf(const SweepSpec& spec);
+
 struct StudyAnalysis {
   std::string sweep, sweep_id;
   std::string metric = "test_accuracy";
@@ -104,6 +114,7 @@ struct StudyAnalysis {
   // differences between the baseline's seeds, every ordered pair of them).
   double expected_best_under_luck = 0;
   std::vector<LearningCurve> curves;  // baseline first, then arms
+  Coverage coverage;
 };
 
 // What a report reads: the sweep's spec and its trial results so far.

@@ -42,6 +42,19 @@ std::string FormatPoints(double fraction, int decimals) {
   return absl::StrFormat("%+.*f", decimals, 100 * fraction);
 }
 
+// What the verdicts cover, in words: a line of what the seeds varied, and one of
+// what the verdicts are conditional on.
+std::vector<std::string> CoverageLines(const Coverage& c) {
+  std::vector<std::string> lines;
+  lines.push_back(absl::StrCat("The verdicts cover luck in: ",
+                               c.varied.empty() ? "nothing (every stream is fixed)"
+                                                : absl::StrJoin(c.varied, ", ")));
+  if (!c.conditional.empty()) {
+    lines.push_back(absl::StrCat("They are conditional on ", absl::StrJoin(c.conditional, "; ")));
+  }
+  return lines;
+}
+
 namespace {
 
 nlohmann::json ArmJson(const ArmAnalysis& a) {
@@ -98,6 +111,7 @@ std::vector<std::string> Preamble(const StudyAnalysis& s) {
         absl::StrFormat("RUNNING: %d of %d trials finished; verdicts are on the seeds done so far",
                         s.trials_finished, s.trials_total));
   }
+  for (const std::string& line : CoverageLines(s.coverage)) lines.push_back(line);
   for (const TargetSummary& t : s.targets) {
     lines.push_back(absl::StrFormat(
         "target %s: baseline %.2f%% test accuracy on %d test examples; noise floor %.2f points "
@@ -327,7 +341,12 @@ nlohmann::json ReportJson(const StudyAnalysis& s) {
           {"arms", arms},
           {"comparisons", comparisons},
           {"one_seed", one_seed},
-          {"curves", curves}};
+          {"curves", curves},
+          {"coverage",
+           {{"varied", s.coverage.varied},
+            {"conditional", s.coverage.conditional},
+            {"source_models", s.coverage.source_models},
+            {"imported", s.coverage.imported}}}};
 }
 
 std::string RenderReport(const StudyAnalysis& analysis, ReportFormat format,

@@ -34,5 +34,8 @@ const char* VerdictWords(Verdict verdict);
 std::string ArmLabel(const StudyAnalysis& analysis, const ArmAnalysis& arm);
 // "+0.54" percentage points of a fraction, with its sign.
 std::string FormatPoints(double fraction, int decimals = 2);
+// What the verdicts cover, in words: a line of the luck the seeds varied, and one
+// of what the verdicts are conditional on (none when nothing is).
+std::vector<std::string> CoverageLines(const Coverage& coverage);
 
 }  // namespace seedproof

@@ -269,6 +269,9 @@ std::string ReportHtml(const StudyAnalysis& s) {
                           "on the seeds done so far.</p>\n",
                           s.trials_finished, s.trials_total);
   }
+  for (const std::string& line : CoverageLines(s.coverage)) {
+    absl::StrAppend(&html, "<p class=\"coverage\">", Escape(line), ".</p>\n");
+  }
   for (const TargetSummary& t : s.targets) {
     absl::StrAppendFormat(&html,
                           "<p>Target <code>%s</code>: baseline %.2f%% on %d test examples; "

@@ -201,6 +201,9 @@ TEST(OnnxStudy, RunsEndToEndAndItsBestModelRunsInOnnxruntime) {
   const CommandRun report = RunSeedproof("report " + (out / "results.jsonl").string());
   EXPECT_EQ(report.exit_code, 0) << report.err;
   EXPECT_THAT(report.out, HasSubstr("reuse3/gentle/dense"));
+  EXPECT_THAT(report.out, HasSubstr(absl::StrCat("one source model, imported from ",
+                                                 (dir / "cnn_bn.onnx").string(), " (sha256 ",
+                                                 sha.substr(0, 12), ")")));
 
   const fs::path best = dir / "best.onnx";
   const CommandRun exported =

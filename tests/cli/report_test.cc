@@ -115,6 +115,10 @@ TEST(SeedproofReport, JsonHasEveryFieldTheInterfacePromises) {
   EXPECT_EQ(report["correction"], "holm");
   EXPECT_EQ(report["targets"][0]["test_examples"], 2000);
   EXPECT_EQ(report["curves"].size(), 3u);  // baseline + 2 arms
+  // What the verdicts cover: tiny-study.yaml pretrains one source model.
+  EXPECT_EQ(report["coverage"]["source_models"], 1);
+  EXPECT_EQ(report["coverage"]["varied"][0], "weight initialisation");
+  EXPECT_THAT(report["coverage"]["conditional"].dump(), HasSubstr("one source model"));
 }
 
 TEST(SeedproofReport, SameNumbersFromTheFolderTheResultsFileAndTheRunsOwnReport) {
@@ -130,12 +134,15 @@ TEST(SeedproofReport, TableAndMarkdownNameEveryArmAndVerdict) {
   EXPECT_THAT(table.out, HasSubstr("reuse2/frozen/dense"));
   EXPECT_THAT(table.out, HasSubstr("robust loss"));
   EXPECT_THAT(table.out, HasSubstr("What one seed would have claimed"));
+  EXPECT_THAT(table.out, HasSubstr("The verdicts cover luck in: weight initialisation"));
+  EXPECT_THAT(table.out, HasSubstr("They are conditional on "));
   EXPECT_THAT(table.out, Not(HasSubstr("\033[")));  // piped: no colours
   const CommandRun md =
       RunSeedproof(absl::StrCat("report ", StudyFolder().string(), " --format md"));
   ASSERT_EQ(md.exit_code, 0) << md.err;
   EXPECT_THAT(md.out, HasSubstr("| arm | verdict |"));
   EXPECT_THAT(md.out, HasSubstr("| `reuse1/frozen/dense` | **robust loss** |"));
+  EXPECT_THAT(md.out, HasSubstr("says nothing about other source models"));
 }
 
 TEST(SeedproofReport, OptionsChangeTheAnalysisAsAsked) {
@@ -197,7 +204,8 @@ TEST(SeedproofReport, HtmlRendersInHeadlessChromiumWithoutErrors) {
   const std::string command =
       absl::StrCat("/usr/bin/python3 ", (kRepo / "tests/report/check_html.py").string(),
                    " --full-page --expect 'robust loss' --expect 'reuse2/frozen/dense' --expect "
-                   "'Learning curves' --expect 'What one seed would have claimed' ",
+                   "'Learning curves' --expect 'What one seed would have claimed' --expect "
+                   "'The verdicts cover luck in' ",
                    page.string(), " ", screenshot.string(), " 2>&1");
   FILE* pipe = popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
