@@ -65,6 +65,60 @@ Scale Padded(double lo, double hi, double from, double to, double unit) {
   return {lo - pad, hi + pad, from, to};
 }
 
+// The gain axis: linear within +-linear points of zero, where the close calls
+// are, and logarithmic beyond it (each decade as wide as the linear part), so arms
+// that lose or gain tens of points cannot squeeze the others into a sliver.
+// With every gain inside +-3 x linear it is plain linear.
+struct GainAxis {
+  Scale scale;        // on the transformed values
+  double linear = 0;  // points; 0: plain linear
+  double T(double points) const {
+    if (linear <= 0 || std::fabs(points) <= linear) return points;
+    return std::copysign(linear * (1 + std::log10(std::fabs(points) / linear)), points);
+  }
+  double operator()(double points) const { return scale(T(points)); }
+  // Round values, at least `gap` pixels apart, working out from zero.
+  std::vector<double> Ticks(double gap) const {
+    if (linear <= 0) return scale.Ticks(8);
+    std::vector<double> candidates;
+    for (double decade = 0.1; decade < 1e4; decade *= 10) {
+      for (double m : {1.0, 2.0, 5.0}) candidates.push_back(m * decade);
+    }
+    std::vector<double> ticks = {0.0};
+    for (double sign : {1.0, -1.0}) {
+      double last = 0;
+      for (double c : candidates) {
+        const double v = sign * c;
+        if (T(v) < scale.lo || T(v) > scale.hi) continue;
+        if (std::fabs((*this)(v) - (*this)(last)) < gap) continue;
+        ticks.push_back(v);
+        last = v;
+      }
+    }
+    std::sort(ticks.begin(), ticks.end());
+    return ticks;
+  }
+};
+
+// The linear part: the largest of 1 point and four times the targets' noise floor,
+// rounded up to 1, 2 or 5 times a power of ten; 0 when every gain fits in three times it.
+GainAxis MakeGainAxis(const StudyAnalysis& s, double lo, double hi, double from, double to) {
+  double floor = 0;
+  for (const TargetSummary& t : s.targets) floor = std::max(floor, 100 * t.noise_floor);
+  const double want = std::max(1.0, 4 * floor);
+  double linear = std::pow(10.0, std::floor(std::log10(want)));
+  for (double m : {1.0, 2.0, 5.0, 10.0}) {
+    if (m * linear >= want - 1e-9) {
+      linear *= m;
+      break;
+    }
+  }
+  GainAxis axis;
+  if (std::max(-lo, hi) > 3 * linear) axis.linear = linear;
+  axis.scale = Padded(axis.T(lo), axis.T(hi), from, to, 1);
+  return axis;
+}
+
 std::string ForestPlot(const StudyAnalysis& s) {
   constexpr double kLabel = 300, kWidth = 960, kRow = 26, kTop = 30;
   double lo = 0, hi = 0;
@@ -73,25 +127,36 @@ std::string ForestPlot(const StudyAnalysis& s) {
     lo = std::min({lo, a.gain_ci.low, *std::min_element(a.gains.begin(), a.gains.end())});
     hi = std::max({hi, a.gain_ci.high, *std::max_element(a.gains.begin(), a.gains.end())});
   }
-  const Scale x = Padded(100 * lo, 100 * hi, kLabel + 10, kWidth - 20, 1);
+  const GainAxis x = MakeGainAxis(s, 100 * lo, 100 * hi, kLabel + 10, kWidth - 20);
   const double height = kTop + kRow * static_cast<double>(s.arms.size()) + 50;
   std::string svg = absl::StrFormat(
       "<svg class=\"plot\" viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" height=\"%.0f\" "
       "role=\"img\" aria-label=\"gain of each arm over the baseline\">\n",
       kWidth, height, kWidth, height);
   const double bottom = height - 40;
-  for (double t : x.Ticks(8)) {
+  if (x.linear > 0) {
+    // The linear part, shaded: outside it the axis is logarithmic.
+    absl::StrAppendFormat(&svg,
+                          "<rect x=\"%.1f\" y=\"%.0f\" width=\"%.1f\" height=\"%.0f\" "
+                          "class=\"linear\"/>\n",
+                          x(-x.linear), kTop - 10, x(x.linear) - x(-x.linear), bottom - kTop + 10);
+  }
+  for (double t : x.Ticks(38)) {
     absl::StrAppendFormat(&svg,
                           "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.0f\" y2=\"%.0f\" class=\"%s\"/>"
                           "<text x=\"%.1f\" y=\"%.0f\" class=\"tick\">%s</text>\n",
                           x(t), x(t), kTop - 10, bottom, t == 0 ? "zero" : "grid", x(t),
                           bottom + 16, FormatPoints(t / 100, t == std::round(t) ? 0 : 1));
   }
-  absl::StrAppendFormat(&svg,
-                        "<text x=\"%.1f\" y=\"%.0f\" class=\"axis\">gain over the baseline, "
-                        "percentage points of test accuracy (per seed: dots; mean and %.0f%% "
-                        "interval: bar)</text>\n",
-                        (kLabel + kWidth) / 2, bottom + 30, 100 * s.options.level);
+  absl::StrAppendFormat(
+      &svg,
+      "<text x=\"%.1f\" y=\"%.0f\" class=\"axis\">gain over the baseline, percentage points "
+      "of test accuracy%s (per seed: dots; mean and %.0f%% interval: bar)</text>\n",
+      (kLabel + kWidth) / 2, bottom + 30,
+      x.linear > 0
+          ? absl::StrFormat("; linear within &plusmn;%g (shaded), logarithmic beyond", x.linear)
+          : "",
+      100 * s.options.level);
   for (size_t i = 0; i < s.arms.size(); ++i) {
     const ArmAnalysis& a = s.arms[i];
     const double y = kTop + kRow * (static_cast<double>(i) + 0.5);
@@ -242,6 +307,7 @@ th:first-child, td:first-child { text-align: left; }
 .plot .tick, .curve .tick { text-anchor: middle; } .plot .axis { text-anchor: middle; }
 .curve .ytick { text-anchor: end; }
 .grid { stroke: #eaeef2; } .zero { stroke: #57606a; stroke-dasharray: 4 3; }
+.linear { fill: #f6f8fa; }
 .seed { fill: #57606a; opacity: 0.45; }
 .baseline { fill: none; stroke: #57606a; stroke-width: 1.5; stroke-dasharray: 5 3; }
 .curves { display: flex; flex-wrap: wrap; gap: 8px; }

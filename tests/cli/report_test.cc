@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <set>
 #include <string>
 
@@ -197,6 +198,14 @@ TEST(SeedproofReport, HtmlRendersInHeadlessChromiumWithoutErrors) {
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const std::string html = ReadFile(page);
   EXPECT_THAT(html, HasSubstr("<svg"));
+  // The frozen arms lose tens of points: the gain axis stays linear near zero (the
+  // shaded part, a readable share of the plot) and is logarithmic beyond.
+  EXPECT_THAT(html, HasSubstr("logarithmic beyond"));
+  std::smatch linear;
+  ASSERT_TRUE(std::regex_search(html, linear,
+                                std::regex("<rect x=\"[0-9.]+\" y=\"[0-9]+\" width=\"([0-9.]+)\" "
+                                           "height=\"[0-9]+\" class=\"linear\"/>")));
+  EXPECT_GT(std::stod(linear[1]), 150.0) << "of a 630-pixel axis";
   EXPECT_THAT(html, Not(HasSubstr("http://")));
   EXPECT_THAT(html, Not(HasSubstr("https://")));
   // The screenshot is kept next to the build for people to look at.
