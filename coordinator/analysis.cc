@@ -6,8 +6,8 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 
 namespace seedproof {
 
@@ -36,7 +36,8 @@ AnalysisOptions OptionsFromSpec(const AnalysisSpec& spec) {
 
 ArmAnalysis ComparePaired(std::string name, std::string against, std::vector<int> seeds,
                           std::vector<double> scores, std::vector<double> against_scores,
-                          double large_step, const AnalysisOptions& options, double quantum) {
+                          double large_step, const AnalysisOptions& options, double quantum,
+                          const std::vector<int>& clusters) {
   ArmAnalysis a;
   a.name = std::move(name);
   a.against = std::move(against);
@@ -64,15 +65,41 @@ ArmAnalysis ComparePaired(std::string name, std::string against, std::vector<int
   a.against_mean = Mean(a.against_scores);
   a.mean_gain = Mean(a.gains);
   a.iqm_gain = InterquartileMean(a.gains);
-  const PairedBootstrap bootstrap = BootstrapPaired(
-      a.scores, a.against_scores,
-      {.resamples = options.resamples, .level = options.level, .seed = options.bootstrap_seed});
+  const BootstrapOptions resampling = {
+      .resamples = options.resamples, .level = options.level, .seed = options.bootstrap_seed};
+  // Seeds that share a source model are one independent unit: the interval
+  // resamples source models, then seeds within them, and the tests count the
+  // source models' mean gains.
+  std::map<int, std::vector<double>> gains_of;
+  for (size_t i = 0; i < clusters.size() && i < a.gains.size(); ++i) {
+    gains_of[clusters[i]].push_back(a.gains[i]);
+  }
+  const bool clustered =
+      clusters.size() == a.gains.size() && static_cast<int>(gains_of.size()) < a.n_seeds;
+  const PairedBootstrap bootstrap =
+      clustered ? BootstrapPairedClustered(a.scores, a.against_scores, clusters, resampling)
+                : BootstrapPaired(a.scores, a.against_scores, resampling);
   a.gain_ci = bootstrap.mean_difference;
   a.p_improvement = ProbabilityOfImprovement(a.scores, a.against_scores);
   a.p_improvement_ci = bootstrap.probability_of_improvement;
-  a.wilcoxon = WilcoxonSignedRank(a.gains);
+  if (clustered) {
+    a.source_models = static_cast<int>(gains_of.size());
+    std::vector<double> means;
+    int wins = 0, losses = 0;
+    for (const auto& [source, gains] : gains_of) {
+      double mean = Mean(gains);
+      if (quantum > 0) mean = std::round(mean / quantum * gains.size()) / gains.size() * quantum;
+      means.push_back(mean);
+      wins += mean > 0;
+      losses += mean < 0;
+    }
+    a.wilcoxon = WilcoxonSignedRank(means);
+    a.sign_p = SignTestP(wins, losses);
+  } else {
+    a.wilcoxon = WilcoxonSignedRank(a.gains);
+    a.sign_p = SignTestP(a.wins, a.losses);
+  }
   a.wilcoxon_p_adjusted = a.wilcoxon.p_value;
-  a.sign_p = SignTestP(a.wins, a.losses);
   a.share_seeds_gain = static_cast<double>(a.wins) / a.n_seeds;
   return a;
 }
@@ -97,21 +124,32 @@ void Decide(ArmAnalysis& a, int family_size, const AnalysisOptions& options) {
                             " are needed to call anything");
     return;
   }
-  if (const double floor = SmallestAttainableP(a.n_seeds, family_size, options.correction);
+  // The test counts independent units: seeds, or the source models they share.
+  const int units = a.source_models > 0 ? a.source_models : a.n_seeds;
+  const char* unit = a.source_models > 0 ? "source models" : "seeds";
+  if (const double floor = SmallestAttainableP(units, family_size, options.correction);
       floor >= alpha) {
-    int needed = a.n_seeds;
+    int needed = units;
     while (SmallestAttainableP(needed, family_size, options.correction) >= alpha) ++needed;
     a.verdict = Verdict::kTooFewSeeds;
     a.reason = absl::StrFormat(
-        "on %d paired seeds the signed-rank test cannot go below p = %.3g (%s over %d "
-        "comparisons) even if every seed agrees; %d seeds are needed",
-        a.n_seeds, floor, CorrectionName(options.correction), family_size, needed);
+        "on %d %s%s the signed-rank test cannot go below p = %.3g (%s over %d "
+        "comparisons) even if every one agrees; %d %s are needed",
+        units, a.source_models > 0 ? "" : "paired ", unit, floor,
+        CorrectionName(options.correction), family_size, needed, unit);
+    if (a.source_models > 0) {
+      absl::StrAppend(&a.reason, " (the ", a.n_seeds, " seeds share ", a.source_models,
+                      " source models: seeds of one source model are not independent)");
+    }
     return;
   }
   const bool significant = a.wilcoxon_p_adjusted < alpha;
-  const std::string test =
-      absl::StrFormat("Wilcoxon p = %.3g (%s-corrected)", a.wilcoxon_p_adjusted,
-                      CorrectionName(options.correction));
+  const std::string test = absl::StrFormat(
+      "Wilcoxon p = %.3g (%s-corrected%s)", a.wilcoxon_p_adjusted,
+      CorrectionName(options.correction),
+      a.source_models > 0
+          ? absl::StrFormat(", on the mean gains of %d source models", a.source_models)
+          : "");
   const std::string interval = absl::StrFormat("%.0f%% interval [%s, %s]", 100 * options.level,
                                                Points(a.gain_ci.low), Points(a.gain_ci.high));
   if (significant && a.gain_ci.low > 0 && a.diverged == 0) {
@@ -170,9 +208,11 @@ double Score(const TrialResult& r) {
 }
 
 // `side` against `other` on the seeds in [first, last) where both completed.
+// shared_sources > 0: seed i reuses source model i mod shared_sources, fewer
+// source models than seeds (ComparePaired's clusters).
 ArmAnalysis Pair(const std::string& name, const std::string& against, const std::string& target,
                  const BySeed& side, const BySeed& other, int first, int last, double large_step,
-                 const AnalysisOptions& options) {
+                 const AnalysisOptions& options, int shared_sources) {
   std::vector<int> seeds;
   std::vector<double> scores, against_scores;
   int diverged = 0;
@@ -188,9 +228,13 @@ ArmAnalysis Pair(const std::string& name, const std::string& against, const std:
     scores.push_back(Score(*result));
     against_scores.push_back(Score(*it->second));
   }
-  ArmAnalysis a = ComparePaired(name, against, std::move(seeds), std::move(scores),
-                                std::move(against_scores), large_step, options,
-                                test_examples > 0 ? 1.0 / static_cast<double>(test_examples) : 0);
+  std::vector<int> clusters;
+  if (shared_sources > 0) {
+    for (int seed : seeds) clusters.push_back(seed % shared_sources);
+  }
+  ArmAnalysis a = ComparePaired(
+      name, against, std::move(seeds), std::move(scores), std::move(against_scores), large_step,
+      options, test_examples > 0 ? 1.0 / static_cast<double>(test_examples) : 0, clusters);
   a.target = target;
   a.diverged = diverged;
   return a;
@@ -269,8 +313,10 @@ Coverage CoverageOf(const SweepSpec& spec) {
     c.varied.push_back(absl::StrCat("source model (", c.source_models,
                                     " of them; seed i reuses model i mod ", c.source_models, ")"));
     c.conditional.push_back(absl::StrCat(
-        "those ", c.source_models, " source models: seeds that share one are not independent, "
-        "and the intervals and tests here treat them as if they were"));
+        "those ", c.source_models,
+        " source models: seeds that share one are not independent, "
+        "so the intervals resample source models, then seeds within them, and the tests "
+        "count the source models' mean gains"));
   }
   return c;
 }
@@ -287,6 +333,11 @@ absl::StatusOr<StudyAnalysis> AnalyzeStudy(const StudyResults& study,
   out.trials_total = study.trials_total;
   out.complete = study.finished;
   out.coverage = CoverageOf(spec);
+  // Fewer source models than seeds: seeds that share one are clustered.
+  const int shared_sources =
+      !spec.imported && spec.seeds.source_seeds > 1 && spec.seeds.source_seeds < spec.seeds.count
+          ? spec.seeds.source_seeds
+          : 0;
 
   // results[target][arm][seed]; the baseline is the arm "baseline".
   std::map<std::string, std::map<std::string, BySeed>> results;
@@ -353,20 +404,20 @@ absl::StatusOr<StudyAnalysis> AnalyzeStudy(const StudyResults& study,
 
     for (const std::string& name : arm_names) {
       const BySeed& side = by_arm[name];
-      out.arms.push_back(
-          Pair(name, "baseline", task.name, side, baseline, 0, explore, large_step, options));
+      out.arms.push_back(Pair(name, "baseline", task.name, side, baseline, 0, explore, large_step,
+                              options, shared_sources));
       out.curves.push_back(CurveOf(name, task.name, side, explore));
       if (spec.analysis.confirmation.seeds > 0 &&
           std::any_of(side.begin(), side.end(),
                       [&](const auto& s) { return s.first >= explore; })) {
         confirmations.push_back(Pair(name, "baseline", task.name, side, baseline, explore,
-                                     confirm_end, large_step, options));
+                                     confirm_end, large_step, options, shared_sources));
         confirmation_arm.push_back(out.arms.size() - 1);
       }
     }
     for (const auto& [first, second] : comparison_pairs) {
       out.comparisons.push_back(Pair(first, second, task.name, by_arm[first], by_arm[second], 0,
-                                     explore, large_step, options));
+                                     explore, large_step, options, shared_sources));
     }
   }
   DecideFamily(out.arms, options);

@@ -46,6 +46,9 @@ struct ArmAnalysis {
   std::vector<int> seeds;                             // paired seed indices, ascending
   std::vector<double> scores, against_scores, gains;  // parallel to seeds
   int n_seeds = 0;
+  // 0: the seeds are independent; else how many source models they share (fewer
+  // than the seeds): the units the interval resamples and the tests count.
+  int source_models = 0;
   int diverged = 0;  // seeds on which this arm diverged and `against` did not (not paired)
 
   double mean = 0, against_mean = 0;   // mean score of each side over the paired seeds
@@ -139,9 +142,14 @@ absl::StatusOr<StudyAnalysis> AnalyzeStudy(const StudyResults& study,
 // the correction), and the correction with the verdicts over a family. With
 // quantum > 0 (1 / test examples) each gain is rounded to a multiple of it, so
 // equal count differences are equal doubles and tie in the rank tests.
+// clusters (parallel to seeds; empty: none): the source model each seed reused.
+// With fewer source models than seeds, the interval resamples source models and
+// then seeds within them (BootstrapPairedClustered), the signed-rank and sign
+// tests count the source models' mean gains, and source_models is set.
 ArmAnalysis ComparePaired(std::string name, std::string against, std::vector<int> seeds,
                           std::vector<double> scores, std::vector<double> against_scores,
-                          double large_step, const AnalysisOptions& options, double quantum = 0);
+                          double large_step, const AnalysisOptions& options, double quantum = 0,
+                          const std::vector<int>& clusters = {});
 void DecideFamily(std::vector<ArmAnalysis>& family, const AnalysisOptions& options);
 
 // The arm with the largest single-seed gain over the baseline: what a one-seed

@@ -46,9 +46,9 @@ std::string FormatPoints(double fraction, int decimals) {
 // what the verdicts are conditional on.
 std::vector<std::string> CoverageLines(const Coverage& c) {
   std::vector<std::string> lines;
-  lines.push_back(absl::StrCat("The verdicts cover luck in: ",
-                               c.varied.empty() ? "nothing (every stream is fixed)"
-                                                : absl::StrJoin(c.varied, ", ")));
+  lines.push_back(absl::StrCat(
+      "The verdicts cover luck in: ",
+      c.varied.empty() ? "nothing (every stream is fixed)" : absl::StrJoin(c.varied, ", ")));
   if (!c.conditional.empty()) {
     lines.push_back(absl::StrCat("They are conditional on ", absl::StrJoin(c.conditional, "; ")));
   }
@@ -65,6 +65,7 @@ nlohmann::json ArmJson(const ArmAnalysis& a) {
       {"verdict", VerdictName(a.verdict)},
       {"reason", a.reason},
       {"n_seeds", a.n_seeds},
+      {"source_models", a.source_models},
       {"diverged", a.diverged},
       {"mean", a.mean},
       {"against_mean", a.against_mean},

@@ -102,9 +102,8 @@ class StudiesService final : public rpc::Studies::Service {
                  ? Invalid("spec_text", std::string(study.status().message()))
                  : ToGrpc(study.status());
     }
-    auto id =
-        store_.SubmitSweep(study->spec.name, request->spec_text(), path, study->plan, NowMs(),
-                           study->shipped);
+    auto id = store_.SubmitSweep(study->spec.name, request->spec_text(), path, study->plan, NowMs(),
+                                 study->shipped);
     if (!id.ok()) return ToGrpc(id.status());
     bell_.Ring();
     auto status = store_.GetSweep(*id);

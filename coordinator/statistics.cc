@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
 
 #include "backends/random.h"
@@ -156,8 +157,13 @@ double ExpectedMaxOfN(std::span<const double> values, int n) {
   return expected;
 }
 
-PairedBootstrap BootstrapPaired(std::span<const double> a, std::span<const double> b,
-                                const BootstrapOptions& options) {
+namespace {
+
+// The percentile bootstrap of both statistics, each resample's weights (how often
+// each pair is drawn) given by draw(rng, count).
+template <typename Draw>
+PairedBootstrap BootstrapWithCounts(std::span<const double> a, std::span<const double> b,
+                                    const BootstrapOptions& options, const Draw& draw) {
   const size_t n = std::min(a.size(), b.size());
   PairedBootstrap result;
   if (n == 0) return result;
@@ -182,11 +188,11 @@ PairedBootstrap BootstrapPaired(std::span<const double> a, std::span<const doubl
   std::vector<double> means(resamples), improvements(resamples);
   std::vector<int> count(n);
   std::vector<double> prefix(n + 1);  // weight of the first k sorted b's
-  const double size = static_cast<double>(n);
   for (int r = 0; r < resamples; ++r) {
     std::fill(count.begin(), count.end(), 0);
-    for (size_t k = 0; k < n; ++k) ++count[rng.Below(n)];
+    draw(rng, count);
     for (size_t k = 0; k < n; ++k) prefix[k + 1] = prefix[k] + count[order[k]];
+    const double size = prefix[n];
     double difference = 0, u = 0;
     for (size_t i = 0; i < n; ++i) {
       if (count[i] == 0) continue;
@@ -203,6 +209,35 @@ PairedBootstrap BootstrapPaired(std::span<const double> a, std::span<const doubl
   result.probability_of_improvement = {QuantileOfSorted(improvements, low),
                                        QuantileOfSorted(improvements, high)};
   return result;
+}
+
+}  // namespace
+
+PairedBootstrap BootstrapPaired(std::span<const double> a, std::span<const double> b,
+                                const BootstrapOptions& options) {
+  const size_t n = std::min(a.size(), b.size());
+  return BootstrapWithCounts(a, b, options, [n](Rng& rng, std::vector<int>& count) {
+    for (size_t k = 0; k < n; ++k) ++count[rng.Below(n)];
+  });
+}
+
+PairedBootstrap BootstrapPairedClustered(std::span<const double> a, std::span<const double> b,
+                                         std::span<const int> cluster,
+                                         const BootstrapOptions& options) {
+  const size_t n = std::min({a.size(), b.size(), cluster.size()});
+  std::map<int, std::vector<size_t>> members_of;
+  for (size_t i = 0; i < n; ++i) members_of[cluster[i]].push_back(i);
+  std::vector<std::vector<size_t>> clusters;
+  for (auto& [id, members] : members_of) clusters.push_back(std::move(members));
+  return BootstrapWithCounts(
+      a.first(n), b.first(n), options, [&clusters](Rng& rng, std::vector<int>& count) {
+        for (size_t c = 0; c < clusters.size(); ++c) {
+          const std::vector<size_t>& drawn = clusters[rng.Below(clusters.size())];
+          for (size_t k = 0; k < drawn.size(); ++k) {
+            ++count[drawn[rng.Below(drawn.size())]];
+          }
+        }
+      });
 }
 
 }  // namespace seedproof

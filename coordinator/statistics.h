@@ -71,5 +71,13 @@ struct PairedBootstrap {
 // replacement and keeps the pairs together. a and b have equal sizes (>= 1).
 PairedBootstrap BootstrapPaired(std::span<const double> a, std::span<const double> b,
                                 const BootstrapOptions& options);
+// The same when pairs come in clusters that are not independent (seeds that
+// share a source model): each resample draws as many clusters as there are, with
+// replacement, then within each drawn cluster as many of its pairs, with
+// replacement (the two-stage bootstrap, Davison & Hinkley 1997, section 3.8), so
+// one lucky cluster weighs as one draw. cluster[i] names pair i's cluster.
+PairedBootstrap BootstrapPairedClustered(std::span<const double> a, std::span<const double> b,
+                                         std::span<const int> cluster,
+                                         const BootstrapOptions& options);
 
 }  // namespace seedproof

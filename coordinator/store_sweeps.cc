@@ -47,7 +47,8 @@ absl::StatusOr<std::string> SqliteStore::SubmitSweep(
                               "created_ms, awaiting_confirmation, datasets_json) VALUES (?1, ?2, "
                               "?3, ?4, ?5, 'running', ?6, ?7, ?8)",
                               seq, sweep.id, name, spec_text, spec_path, now_ms,
-                              int64_t{sweep.awaiting_confirmation}, StudyInputsToJsonText(plan.datasets, plan.imported))
+                              int64_t{sweep.awaiting_confirmation},
+                              StudyInputsToJsonText(plan.datasets, plan.imported))
                      .Run();
         !s.ok()) {
       return s;

@@ -4,6 +4,8 @@
 //   {"kind": "mannwhitney", "a": [...], "b": [...]} -> {"u": ..}
 //   {"kind": "bootstrap", "a": [...], "b": [...], "level": .., "resamples": ..}
 //                                                   -> {"low": .., "high": ..}
+//   {"kind": "clustered_bootstrap", "a": [...], "b": [...], "cluster": [...], "level": ..,
+//    "resamples": ..}                                -> {"low": .., "high": ..}
 //   {"kind": "sign", "wins": .., "losses": ..}      -> {"p": ..}
 #include <iostream>
 #include <iterator>
@@ -27,6 +29,12 @@ int main() {
       const auto r = BootstrapPaired(c.at("a").get<std::vector<double>>(),
                                      c.at("b").get<std::vector<double>>(),
                                      {.resamples = c.at("resamples"), .level = c.at("level")});
+      answers.push_back({{"low", r.mean_difference.low}, {"high", r.mean_difference.high}});
+    } else if (kind == "clustered_bootstrap") {
+      const auto r = seedproof::BootstrapPairedClustered(
+          c.at("a").get<std::vector<double>>(), c.at("b").get<std::vector<double>>(),
+          c.at("cluster").get<std::vector<int>>(),
+          {.resamples = c.at("resamples"), .level = c.at("level")});
       answers.push_back({{"low", r.mean_difference.low}, {"high", r.mean_difference.high}});
     } else if (kind == "sign") {
       answers.push_back({{"p", seedproof::SignTestP(c.at("wins"), c.at("losses"))}});

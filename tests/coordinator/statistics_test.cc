@@ -9,6 +9,7 @@
 
 #include "backends/random.h"
 #include "coordinator/analysis.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace seedproof {
@@ -212,6 +213,107 @@ TEST(StatisticsSimulation, APlantedGainOfOneStandardDeviationIsFoundInEightyPerc
               found, kStudies, false_calls, 9 * kStudies);
   EXPECT_GE(found, kStudies * 80 / 100);
   EXPECT_LE(false_calls, 9 * kStudies * 5 / 100);
+}
+
+// A clustered study: `seeds` seeds over `sources` source models (seed s reuses
+// source s mod sources), 10 arms, no effect. Each arm's gain on a seed is its
+// source model's effect on that arm plus the seed's own noise, the two of equal
+// variance (the between-source variance as large as the within-source one).
+// Returns whether any arm was called robust, analysed with the clusters or, with
+// `naive`, as if the seeds were independent.
+bool ClusteredStudyCallsSomethingRobust(Rng& rng, int seeds, int sources, bool naive) {
+  const AnalysisOptions options = SimulationOptions();
+  std::vector<ArmAnalysis> family;
+  for (int a = 0; a < 10; ++a) {
+    std::vector<double> source_effect(sources);
+    for (double& e : source_effect) e = rng.Normal();
+    std::vector<int> seed_index(seeds), clusters(seeds);
+    std::vector<double> scores(seeds), baseline(seeds);
+    for (int s = 0; s < seeds; ++s) {
+      seed_index[s] = s;
+      clusters[s] = s % sources;
+      baseline[s] = 2 * rng.Normal();
+      scores[s] = baseline[s] + source_effect[clusters[s]] + rng.Normal();
+    }
+    family.push_back(ComparePaired("arm", "baseline", seed_index, scores, baseline, 1.0, options, 0,
+                                   naive ? std::vector<int>{} : clusters));
+  }
+  DecideFamily(family, options);
+  bool robust = false;
+  for (const ArmAnalysis& a : family) {
+    robust |= a.verdict == Verdict::kRobustGain || a.verdict == Verdict::kRobustLoss;
+  }
+  return robust;
+}
+
+// 40 seeds over 10 source models: with the clusters, at most 5% of no-effect
+// studies call anything robust; as if the seeds were independent, one lucky
+// source model carries verdicts in many more.
+TEST(StatisticsSimulation, ClusteredNoEffectIsCalledRobustInAtMostFivePercentOfStudies) {
+  int clustered = 0, naive = 0;
+  Rng rng(2026), same(2026);
+  for (int study = 0; study < kStudies; ++study) {
+    clustered += ClusteredStudyCallsSomethingRobust(rng, 40, 10, false);
+    naive += ClusteredStudyCallsSomethingRobust(same, 40, 10, true);
+  }
+  std::printf(
+      "no effect, 40 seeds over 10 source models: %d of %d studies had a robust call "
+      "(as if the seeds were independent: %d)\n",
+      clustered, kStudies, naive);
+  EXPECT_LE(clustered, kStudies * 5 / 100);
+  EXPECT_GT(naive, kStudies * 20 / 100);
+}
+
+// The two-stage resampling, written out: the same draws from the same stream.
+TEST(Statistics, ClusteredBootstrapResamplesSourceModelsThenSeedsWithinThem) {
+  const std::vector<double> a = {0.91, 0.93, 0.90, 0.95, 0.97, 0.96, 0.92, 0.94, 0.90};
+  const std::vector<double> b = {0.90, 0.90, 0.91, 0.92, 0.93, 0.93, 0.93, 0.92, 0.91};
+  const std::vector<int> cluster = {0, 0, 0, 1, 1, 1, 2, 2, 2};
+  const BootstrapOptions options = {.resamples = 2000, .level = 0.9, .seed = 11};
+  Rng rng(options.seed);
+  std::vector<double> means;
+  const std::vector<std::vector<size_t>> members = {{0, 1, 2}, {3, 4, 5}, {6, 7, 8}};
+  for (int r = 0; r < options.resamples; ++r) {
+    double sum = 0;
+    int count = 0;
+    for (int c = 0; c < 3; ++c) {
+      const std::vector<size_t>& drawn = members[rng.Below(3)];
+      for (size_t k = 0; k < drawn.size(); ++k) {
+        const size_t i = drawn[rng.Below(drawn.size())];
+        sum += a[i] - b[i];
+        ++count;
+      }
+    }
+    means.push_back(sum / count);
+  }
+  std::sort(means.begin(), means.end());
+  const PairedBootstrap clustered = BootstrapPairedClustered(a, b, cluster, options);
+  EXPECT_NEAR(clustered.mean_difference.low, QuantileOfSorted(means, 0.05), 1e-12);
+  EXPECT_NEAR(clustered.mean_difference.high, QuantileOfSorted(means, 0.95), 1e-12);
+  // Wider than resampling the nine seeds as if independent.
+  const PairedBootstrap naive = BootstrapPaired(a, b, options);
+  EXPECT_GT(clustered.mean_difference.high - clustered.mean_difference.low,
+            naive.mean_difference.high - naive.mean_difference.low);
+}
+
+// Five source models cannot carry a verdict under the signed-rank test on their
+// means (2 / 2^5 > 0.05), however many seeds share them.
+TEST(Verdicts, FiveSourceModelsAreTooFewWhateverTheSeeds) {
+  const AnalysisOptions options;
+  std::vector<int> seeds, clusters;
+  std::vector<double> arm, base;
+  for (int s = 0; s < 40; ++s) {
+    seeds.push_back(s);
+    clusters.push_back(s % 5);
+    base.push_back(0.9);
+    arm.push_back(0.95);
+  }
+  std::vector<ArmAnalysis> family = {
+      ComparePaired("a", "baseline", seeds, arm, base, 0.01, options, 0, clusters)};
+  DecideFamily(family, options);
+  EXPECT_EQ(family[0].source_models, 5);
+  EXPECT_EQ(family[0].verdict, Verdict::kTooFewSeeds);
+  EXPECT_THAT(family[0].reason, ::testing::HasSubstr("6 source models are needed"));
 }
 
 TEST(Verdicts, EqualCountDifferencesTieWhateverTheAccuraciesAre) {
