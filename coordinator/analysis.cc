@@ -95,6 +95,17 @@ ArmAnalysis ComparePaired(std::string name, std::string against, std::vector<int
     }
     a.wilcoxon = WilcoxonSignedRank(means);
     a.sign_p = SignTestP(wins, losses);
+    const bool nested =
+        gains_of.size() >= 2 && std::all_of(gains_of.begin(), gains_of.end(),
+                                            [](const auto& g) { return g.second.size() >= 2; });
+    if (nested) {
+      const VarianceComponents v = OneWayVarianceComponents(a.gains, clusters);
+      a.variance_split = true;
+      a.source_sd = std::sqrt(v.between);
+      a.seed_sd = std::sqrt(v.within);
+      a.source_share = v.between_share();
+      a.source_share_ci = BootstrapBetweenShare(a.gains, clusters, resampling);
+    }
   } else {
     a.wilcoxon = WilcoxonSignedRank(a.gains);
     a.sign_p = SignTestP(a.wins, a.losses);

@@ -49,6 +49,14 @@ struct ArmAnalysis {
   // 0: the seeds are independent; else how many source models they share (fewer
   // than the seeds): the units the interval resamples and the tests count.
   int source_models = 0;
+  // Where the spread of the gains comes from, when the design allows it (at least
+  // 2 source models with at least 2 seeds each): the variance of one seed's gain
+  // split into the source model's part and the seed's own streams' part (init,
+  // order, subset), one-way random-effects estimates; sds in accuracy.
+  bool variance_split = false;
+  double source_sd = 0, seed_sd = 0;
+  double source_share = 0;  // source_sd^2 / (source_sd^2 + seed_sd^2)
+  Interval source_share_ci;  // two-stage bootstrap (BootstrapBetweenShare)
   int diverged = 0;  // seeds on which this arm diverged and `against` did not (not paired)
 
   double mean = 0, against_mean = 0;   // mean score of each side over the paired seeds

@@ -42,6 +42,29 @@ std::string FormatPoints(double fraction, int decimals) {
   return absl::StrFormat("%+.*f", decimals, 100 * fraction);
 }
 
+std::vector<std::string> VarianceSplitLines(const StudyAnalysis& s) {
+  std::vector<std::string> lines;
+  for (const ArmAnalysis& a : s.arms) {
+    if (!a.variance_split) continue;
+    lines.push_back(absl::StrFormat(
+        "%s: source model %.0f%% [%.0f%%, %.0f%%] of a seed's gain variance (sd %.2f points), "
+        "the seed's own streams %.0f%% (sd %.2f points); %d source models",
+        ArmLabel(s, a), 100 * a.source_share, 100 * a.source_share_ci.low,
+        100 * a.source_share_ci.high, 100 * a.source_sd, 100 * (1 - a.source_share),
+        100 * a.seed_sd, a.source_models));
+  }
+  if (lines.empty()) {
+    lines.push_back(
+        s.coverage.source_models > 1 && !s.coverage.imported
+            ? "not separable in this design: each seed has a source model of its own, so the "
+              "source model's luck and the seed's are one (give several seeds per source "
+              "model, seeds: {count: n, source: k} with k <= n / 2)"
+            : "not separable in this design: one source model (give several, seeds: {count: n, "
+              "source: k} with 2 <= k <= n / 2)");
+  }
+  return lines;
+}
+
 // What the verdicts cover, in words: a line of what the seeds varied, and one of
 // what the verdicts are conditional on.
 std::vector<std::string> CoverageLines(const Coverage& c) {
@@ -66,6 +89,13 @@ nlohmann::json ArmJson(const ArmAnalysis& a) {
       {"reason", a.reason},
       {"n_seeds", a.n_seeds},
       {"source_models", a.source_models},
+      {"variance_split", a.variance_split
+                             ? nlohmann::json{{"source_sd", a.source_sd},
+                                              {"seed_sd", a.seed_sd},
+                                              {"source_share", a.source_share},
+                                              {"source_share_low", a.source_share_ci.low},
+                                              {"source_share_high", a.source_share_ci.high}}
+                             : nlohmann::json(nullptr)},
       {"diverged", a.diverged},
       {"mean", a.mean},
       {"against_mean", a.against_mean},
@@ -213,6 +243,8 @@ std::string RenderTable(const StudyAnalysis& s, const ReportOptions& options) {
     }
   }
   absl::StrAppend(&out, "\n", absl::StrJoin(OneSeedLines(s), "\n"), "\n");
+  absl::StrAppend(&out, "\nWhere the luck comes from (the spread of the per-seed gains):\n");
+  for (const std::string& line : VarianceSplitLines(s)) absl::StrAppend(&out, "  ", line, "\n");
   bool any_confirmation = false;
   for (size_t i = 0; i < s.arms.size(); ++i) {
     if (!s.confirmations[i]) continue;
@@ -269,6 +301,9 @@ std::string RenderMarkdown(const StudyAnalysis& s) {
   for (const std::string& line : preamble) absl::StrAppend(&out, line, ".\n\n");
   absl::StrAppend(&out, MarkdownTable(s, s.arms, false), "\n");
   for (const std::string& line : OneSeedLines(s)) absl::StrAppend(&out, line, "\n\n");
+  absl::StrAppend(&out, "## Where the luck comes from\n\n");
+  for (const std::string& line : VarianceSplitLines(s)) absl::StrAppend(&out, "- ", line, "\n");
+  absl::StrAppend(&out, "\n");
   for (size_t i = 0; i < s.arms.size(); ++i) {
     if (!s.confirmations[i]) continue;
     const ArmAnalysis& c = s.confirmations[i]->analysis;

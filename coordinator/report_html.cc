@@ -187,6 +187,61 @@ std::string ForestPlot(const StudyAnalysis& s) {
   return svg;
 }
 
+// Where the luck comes from: per arm, the source model's share of a seed's gain
+// variance (filled) and the rest, the seed's own streams, with the share's interval.
+std::string VarianceSplitPlot(const StudyAnalysis& s) {
+  std::vector<const ArmAnalysis*> arms;
+  for (const ArmAnalysis& a : s.arms) {
+    if (a.variance_split) arms.push_back(&a);
+  }
+  std::string html;
+  if (arms.empty()) {
+    for (const std::string& line : VarianceSplitLines(s)) {
+      absl::StrAppend(&html, "<p>", Escape(line), ".</p>\n");
+    }
+    return html;
+  }
+  constexpr double kLabel = 300, kWidth = 960, kRow = 26, kTop = 20;
+  const Scale x{0, 100, kLabel + 10, kWidth - 20};
+  const double height = kTop + kRow * static_cast<double>(arms.size()) + 40;
+  absl::StrAppendFormat(
+      &html,
+      "<svg class=\"plot\" viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" height=\"%.0f\" "
+      "role=\"img\" aria-label=\"share of each arm's gain variance from the source model\">\n",
+      kWidth, height, kWidth, height);
+  const double bottom = height - 30;
+  for (double t : {0.0, 25.0, 50.0, 75.0, 100.0}) {
+    absl::StrAppendFormat(&html,
+                          "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.0f\" y2=\"%.0f\" class=\"grid\"/>"
+                          "<text x=\"%.1f\" y=\"%.0f\" class=\"tick\">%.0f%%</text>\n",
+                          x(t), x(t), kTop - 6, bottom, x(t), bottom + 16, t);
+  }
+  for (size_t i = 0; i < arms.size(); ++i) {
+    const ArmAnalysis& a = *arms[i];
+    const double y = kTop + kRow * static_cast<double>(i);
+    absl::StrAppendFormat(
+        &html,
+        "<text x=\"%.0f\" y=\"%.1f\" class=\"label\">%s</text>\n"
+        "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"14\" class=\"seedpart\"/>\n"
+        "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"14\" class=\"sourcepart\">"
+        "<title>%s: source model %.0f%% [%.0f%%, %.0f%%]</title></rect>\n"
+        "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" class=\"share\"/>\n",
+        kLabel, y + 11, Escape(ArmLabel(s, a)), x(0), y, x(100) - x(0), x(0), y,
+        x(100 * a.source_share) - x(0), Escape(ArmLabel(s, a)), 100 * a.source_share,
+        100 * a.source_share_ci.low, 100 * a.source_share_ci.high, x(100 * a.source_share_ci.low),
+        x(100 * a.source_share_ci.high), y + 7, y + 7);
+  }
+  absl::StrAppendFormat(&html,
+                        "<text x=\"%.1f\" y=\"%.0f\" class=\"axis\">share of a seed's gain "
+                        "variance from its source model (dark; line: its interval); the rest is "
+                        "the seed's own streams</text>\n</svg>\n",
+                        (kLabel + kWidth) / 2, bottom + 28);
+  for (const std::string& line : VarianceSplitLines(s)) {
+    absl::StrAppend(&html, "<p class=\"split\">", Escape(line), ".</p>\n");
+  }
+  return html;
+}
+
 // One small chart: the arm's validation accuracy per epoch (mean, interquartile
 // band) over the baseline's (dashed).
 std::string CurveChart(const LearningCurve& curve, const LearningCurve* baseline, double lo,
@@ -308,6 +363,8 @@ th:first-child, td:first-child { text-align: left; }
 .curve .ytick { text-anchor: end; }
 .grid { stroke: #eaeef2; } .zero { stroke: #57606a; stroke-dasharray: 4 3; }
 .linear { fill: #f6f8fa; }
+.sourcepart { fill: #8250df; } .seedpart { fill: #d8b9ff; }
+.share { stroke: #24292f; stroke-width: 2; }
 .seed { fill: #57606a; opacity: 0.45; }
 .baseline { fill: none; stroke: #57606a; stroke-width: 1.5; stroke-dasharray: 5 3; }
 .curves { display: flex; flex-wrap: wrap; gap: 8px; }
@@ -347,6 +404,7 @@ std::string ReportHtml(const StudyAnalysis& s) {
   }
   absl::StrAppend(&html, "<h2>Gain over the baseline, per seed</h2>\n", ForestPlot(s));
   absl::StrAppend(&html, "<h2>Verdicts</h2>\n", VerdictTable(s, s.arms, false));
+  absl::StrAppend(&html, "<h2>Where the luck comes from</h2>\n", VarianceSplitPlot(s));
   if (const ArmAnalysis* best = BestSingleSeed(s)) {
     absl::StrAppendFormat(
         &html,

@@ -240,4 +240,61 @@ PairedBootstrap BootstrapPairedClustered(std::span<const double> a, std::span<co
       });
 }
 
+VarianceComponents OneWayVarianceComponents(std::span<const double> values,
+                                            std::span<const int> group) {
+  std::map<int, std::vector<double>> groups;
+  for (size_t i = 0; i < values.size() && i < group.size(); ++i)
+    groups[group[i]].push_back(values[i]);
+  VarianceComponents v;
+  const double k = static_cast<double>(groups.size());
+  double n = 0, sum = 0, squares_of_sizes = 0;
+  for (const auto& [g, members] : groups) {
+    n += static_cast<double>(members.size());
+    squares_of_sizes += static_cast<double>(members.size() * members.size());
+    for (double x : members) sum += x;
+  }
+  if (k < 2 || n <= k) return v;
+  const double grand = sum / n;
+  double between_ss = 0, within_ss = 0;
+  for (const auto& [g, members] : groups) {
+    const double mean = Mean(members);
+    between_ss += static_cast<double>(members.size()) * (mean - grand) * (mean - grand);
+    for (double x : members) within_ss += (x - mean) * (x - mean);
+  }
+  const double msb = between_ss / (k - 1), msw = within_ss / (n - k);
+  const double n0 = (n - squares_of_sizes / n) / (k - 1);
+  v.within = msw;
+  v.between = std::max(0.0, (msb - msw) / n0);
+  return v;
+}
+
+Interval BootstrapBetweenShare(std::span<const double> values, std::span<const int> group,
+                               const BootstrapOptions& options) {
+  std::map<int, std::vector<double>> by_group;
+  for (size_t i = 0; i < values.size() && i < group.size(); ++i) {
+    by_group[group[i]].push_back(values[i]);
+  }
+  std::vector<std::vector<double>> groups;
+  for (auto& [g, members] : by_group) groups.push_back(std::move(members));
+  Rng rng(options.seed);
+  const int resamples = std::max(1, options.resamples);
+  std::vector<double> shares(resamples), drawn;
+  std::vector<int> drawn_group;
+  for (int r = 0; r < resamples; ++r) {
+    drawn.clear();
+    drawn_group.clear();
+    for (size_t c = 0; c < groups.size(); ++c) {
+      const std::vector<double>& members = groups[rng.Below(groups.size())];
+      for (size_t k = 0; k < members.size(); ++k) {
+        drawn.push_back(members[rng.Below(members.size())]);
+        drawn_group.push_back(static_cast<int>(c));
+      }
+    }
+    shares[r] = OneWayVarianceComponents(drawn, drawn_group).between_share();
+  }
+  std::sort(shares.begin(), shares.end());
+  return {QuantileOfSorted(shares, (1 - options.level) / 2),
+          QuantileOfSorted(shares, (1 + options.level) / 2)};
+}
+
 }  // namespace seedproof

@@ -80,4 +80,22 @@ PairedBootstrap BootstrapPairedClustered(std::span<const double> a, std::span<co
                                          std::span<const int> cluster,
                                          const BootstrapOptions& options);
 
+// Where the spread of values nested in groups comes from (gains of seeds that
+// share a source model): the one-way random-effects ANOVA estimates (method of
+// moments, unbalanced groups through n0; a negative between-group estimate is 0).
+struct VarianceComponents {
+  double between = 0;  // variance of the group effect (the source model)
+  double within = 0;   // variance of a value around its group's effect (the seed)
+  double between_share() const {
+    return between + within > 0 ? between / (between + within) : 0.0;
+  }
+};
+// group[i] names value i's group; needs at least 2 groups and a group with 2 values.
+VarianceComponents OneWayVarianceComponents(std::span<const double> values,
+                                            std::span<const int> group);
+// The percentile interval of between_share() over two-stage resamples (groups with
+// replacement, then values within each drawn group), as BootstrapPairedClustered.
+Interval BootstrapBetweenShare(std::span<const double> values, std::span<const int> group,
+                               const BootstrapOptions& options);
+
 }  // namespace seedproof

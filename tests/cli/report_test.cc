@@ -120,6 +120,8 @@ TEST(SeedproofReport, JsonHasEveryFieldTheInterfacePromises) {
   EXPECT_EQ(report["coverage"]["source_models"], 1);
   EXPECT_EQ(report["coverage"]["varied"][0], "weight initialisation");
   EXPECT_THAT(report["coverage"]["conditional"].dump(), HasSubstr("one source model"));
+  EXPECT_TRUE(report["arms"][0]["variance_split"].is_null());
+  EXPECT_EQ(report["arms"][0]["source_models"], 0);
 }
 
 TEST(SeedproofReport, SameNumbersFromTheFolderTheResultsFileAndTheRunsOwnReport) {
@@ -137,6 +139,9 @@ TEST(SeedproofReport, TableAndMarkdownNameEveryArmAndVerdict) {
   EXPECT_THAT(table.out, HasSubstr("What one seed would have claimed"));
   EXPECT_THAT(table.out, HasSubstr("The verdicts cover luck in: weight initialisation"));
   EXPECT_THAT(table.out, HasSubstr("They are conditional on "));
+  // One source model: where the luck comes from cannot be split, and the report says why.
+  EXPECT_THAT(table.out, HasSubstr("Where the luck comes from"));
+  EXPECT_THAT(table.out, HasSubstr("not separable in this design: one source model"));
   EXPECT_THAT(table.out, Not(HasSubstr("\033[")));  // piped: no colours
   const CommandRun md =
       RunSeedproof(absl::StrCat("report ", StudyFolder().string(), " --format md"));
@@ -144,6 +149,7 @@ TEST(SeedproofReport, TableAndMarkdownNameEveryArmAndVerdict) {
   EXPECT_THAT(md.out, HasSubstr("| arm | verdict |"));
   EXPECT_THAT(md.out, HasSubstr("| `reuse1/frozen/dense` | **robust loss** |"));
   EXPECT_THAT(md.out, HasSubstr("says nothing about other source models"));
+  EXPECT_THAT(md.out, HasSubstr("## Where the luck comes from"));
 }
 
 TEST(SeedproofReport, OptionsChangeTheAnalysisAsAsked) {
@@ -214,7 +220,7 @@ TEST(SeedproofReport, HtmlRendersInHeadlessChromiumWithoutErrors) {
       absl::StrCat("/usr/bin/python3 ", (kRepo / "tests/report/check_html.py").string(),
                    " --full-page --expect 'robust loss' --expect 'reuse2/frozen/dense' --expect "
                    "'Learning curves' --expect 'What one seed would have claimed' --expect "
-                   "'The verdicts cover luck in' ",
+                   "'The verdicts cover luck in' --expect 'Where the luck comes from' ",
                    page.string(), " ", screenshot.string(), " 2>&1");
   FILE* pipe = popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);

@@ -13,6 +13,9 @@ Random cases go to the probe; every answer is compared with scipy's:
   - the two-stage (clustered) bootstrap interval: source models drawn with
     replacement, then seeds within each drawn one, against a numpy implementation
     written here from its definition, within Monte-Carlo error;
+  - the one-way random-effects variance components (the source model's and the
+    seed's), against scipy.stats.f_oneway's mean squares and the textbook
+    method-of-moments formulas with n0 for unbalanced groups;
   - the sign test against scipy's exact binomial test.
 Exit 1 with every mismatch listed."""
 import itertools, json, subprocess, sys
@@ -98,6 +101,21 @@ for clusters, per, level in [(5, 4, 0.95), (10, 4, 0.95), (8, 2, 0.9), (4, 10, 0
     name = "clustered bootstrap %dx%d" % (clusters, per)
     add(case, (name, "low", low, 0.2 * sd))
     add(case, (name, "high", high, 0.2 * sd))
+
+for sizes in [(4, 4, 4, 4, 4), (2, 3, 2, 3), (5, 5, 4, 4, 5, 4, 5, 4, 5, 4)]:
+    group = [g for g, n in enumerate(sizes) for _ in range(n)]
+    effect = rng.normal(0, 1, len(sizes))
+    values = effect[group] + rng.normal(0, 1, len(group))
+    parts = [values[np.asarray(group) == g] for g in range(len(sizes))]
+    f = stats.f_oneway(*parts).statistic
+    n, k = len(values), len(sizes)
+    msw = sum(((p - p.mean()) ** 2).sum() for p in parts) / (n - k)
+    msb = f * msw  # F = MSB / MSW
+    n0 = (n - sum(len(p) ** 2 for p in parts) / n) / (k - 1)
+    case = {"kind": "variance", "values": values.tolist(), "group": group}
+    name = "variance components %s" % "x".join(map(str, sizes[:3]))
+    add(case, (name, "within", msw, 1e-9))
+    add(case, (name, "between", max(0.0, (msb - msw) / n0), 1e-9))
 
 for wins, losses in [(9, 1), (15, 5), (3, 3), (0, 12), (14, 6)]:
     ref = stats.binomtest(wins, wins + losses, 0.5).pvalue

@@ -6,6 +6,7 @@
 //                                                   -> {"low": .., "high": ..}
 //   {"kind": "clustered_bootstrap", "a": [...], "b": [...], "cluster": [...], "level": ..,
 //    "resamples": ..}                                -> {"low": .., "high": ..}
+//   {"kind": "variance", "values": [...], "group": [...]} -> {"between": .., "within": ..}
 //   {"kind": "sign", "wins": .., "losses": ..}      -> {"p": ..}
 #include <iostream>
 #include <iterator>
@@ -36,6 +37,10 @@ int main() {
           c.at("cluster").get<std::vector<int>>(),
           {.resamples = c.at("resamples"), .level = c.at("level")});
       answers.push_back({{"low", r.mean_difference.low}, {"high", r.mean_difference.high}});
+    } else if (kind == "variance") {
+      const auto v = seedproof::OneWayVarianceComponents(c.at("values").get<std::vector<double>>(),
+                                                         c.at("group").get<std::vector<int>>());
+      answers.push_back({{"between", v.between}, {"within", v.within}});
     } else if (kind == "sign") {
       answers.push_back({{"p", seedproof::SignTestP(c.at("wins"), c.at("losses"))}});
     } else {

@@ -296,6 +296,51 @@ TEST(Statistics, ClusteredBootstrapResamplesSourceModelsThenSeedsWithinThem) {
             naive.mean_difference.high - naive.mean_difference.low);
 }
 
+// The one-way random-effects estimates, by hand: groups {1, 3}, {5, 7}, {2, 4}:
+// group means 2, 6, 3, grand mean 11/3; MSW = (1+1+1+1+1+1) / 3 = 2; MSB = 2 *
+// ((2-11/3)^2 + (6-11/3)^2 + (3-11/3)^2) / 2 = 26/3; n0 = 2; between = (26/3 - 2) / 2.
+TEST(Statistics, OneWayVarianceComponentsByHand) {
+  const std::vector<double> values = {1, 3, 5, 7, 2, 4};
+  const std::vector<int> group = {0, 0, 1, 1, 2, 2};
+  const VarianceComponents v = OneWayVarianceComponents(values, group);
+  EXPECT_DOUBLE_EQ(v.within, 2.0);
+  EXPECT_DOUBLE_EQ(v.between, (26.0 / 3 - 2) / 2);
+  EXPECT_DOUBLE_EQ(v.between_share(), v.between / (v.between + 2.0));
+  // No spread between the groups' means: nothing from the group.
+  EXPECT_DOUBLE_EQ(
+      OneWayVarianceComponents(std::vector<double>{1, 3, 1, 3}, std::vector<int>{0, 0, 1, 1})
+          .between,
+      0.0);
+}
+
+// With the between-source variance as large as the within-source one, the
+// estimated share averages about one half over many studies (10 source models of
+// 4 seeds each), and its interval covers the true half in most of them.
+TEST(StatisticsSimulation, TheSourceModelsShareOfTheVarianceIsFoundWhereItIs) {
+  Rng rng(77);
+  double sum = 0;
+  int covered = 0;
+  constexpr int kRuns = 400;
+  for (int run = 0; run < kRuns; ++run) {
+    std::vector<double> gains;
+    std::vector<int> group;
+    for (int c = 0; c < 10; ++c) {
+      const double effect = rng.Normal();
+      for (int k = 0; k < 4; ++k) {
+        gains.push_back(effect + rng.Normal());
+        group.push_back(c);
+      }
+    }
+    sum += OneWayVarianceComponents(gains, group).between_share();
+    const Interval ci = BootstrapBetweenShare(gains, group, {.resamples = 500, .level = 0.95});
+    covered += ci.low <= 0.5 && 0.5 <= ci.high;
+  }
+  std::printf("source share 0.5: mean estimate %.3f, interval covered it in %d of %d\n",
+              sum / kRuns, covered, kRuns);
+  EXPECT_NEAR(sum / kRuns, 0.5, 0.08);
+  EXPECT_GE(covered, kRuns * 80 / 100);
+}
+
 // Five source models cannot carry a verdict under the signed-rank test on their
 // means (2 / 2^5 > 0.05), however many seeds share them.
 TEST(Verdicts, FiveSourceModelsAreTooFewWhateverTheSeeds) {
