@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -13,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "backends/backend.h"
+#include "backends/model_file.h"
 #include "cli/results_file.h"
 #include "coordinator/store.h"
 #include "data/content_hash.h"
@@ -29,21 +31,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// docs/MODEL_FORMAT.md: every seedproof model file starts with these bytes.
-constexpr char kModelMagic[] = "SPMODEL\n";
-
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "seedproof: error: %s\n", std::string(status.message()).c_str());
   return 1;
 }
 
-absl::StatusOr<std::string> ReadWhole(const std::string& path) {
-  auto bytes = ReadFileBytes(path);
-  if (!bytes.ok()) return bytes.status();
-  return std::string(bytes->begin(), bytes->end());
+bool IsModelFile(const std::string& bytes) {
+  return bytes.size() >= sizeof(kModelFileMagic) &&
+         std::memcmp(bytes.data(), kModelFileMagic, sizeof(kModelFileMagic)) == 0;
 }
-
-bool IsModelFile(const std::string& bytes) { return bytes.rfind(kModelMagic, 0) == 0; }
 
 int64_t ParameterCount(const std::vector<Shape>& tensors) {
   int64_t n = 0;
@@ -291,7 +287,7 @@ int ExportTrial(const ModelExportOptions& o) {
 }  // namespace
 
 int ModelShowCommand(const std::string& path) {
-  auto bytes = ReadWhole(path);
+  auto bytes = ReadFileString(path);
   if (!bytes.ok()) return Fail(bytes.status());
   if (IsModelFile(*bytes)) return ShowModelFile(path, *bytes);
   return ShowOnnx(path, *bytes);
@@ -301,7 +297,7 @@ int ModelExportCommand(const ModelExportOptions& o) {
   std::error_code ec;
   const bool study = fs::is_directory(o.source, ec) || !o.trial.empty() || !o.arm.empty();
   if (study) return ExportTrial(o);
-  auto bytes = ReadWhole(o.source);
+  auto bytes = ReadFileString(o.source);
   if (!bytes.ok()) return Fail(bytes.status());
   if (!IsModelFile(*bytes)) {
     // A study's database, or something that is no model file.

@@ -93,7 +93,11 @@ absl::StatusOr<std::vector<uint8_t>> Gunzip(const std::string& path,
 
 }  // namespace
 
-absl::StatusOr<std::vector<uint8_t>> ReadFileBytes(const std::string& path) {
+namespace {
+
+// The whole file into a byte container (std::vector<uint8_t> or std::string).
+template <typename Buffer>
+absl::StatusOr<Buffer> ReadWholeFile(const std::string& path) {
   std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
   if (file == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot open"));
   struct stat st {};
@@ -104,7 +108,7 @@ absl::StatusOr<std::vector<uint8_t>> ReadFileBytes(const std::string& path) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": is a folder, expected a file"));
   }
   // The size is a hint (a pipe has none, a file may grow): read to the end.
-  std::vector<uint8_t> bytes(static_cast<size_t>(std::max<off_t>(st.st_size, 0)) + 1);
+  Buffer bytes(static_cast<size_t>(std::max<off_t>(st.st_size, 0)) + 1, 0);
   size_t have = 0;
   for (;;) {
     if (have == bytes.size()) bytes.resize(bytes.size() * 2);
@@ -117,6 +121,16 @@ absl::StatusOr<std::vector<uint8_t>> ReadFileBytes(const std::string& path) {
   }
   bytes.resize(have);  // no shrink: that would copy the whole file once more
   return bytes;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<uint8_t>> ReadFileBytes(const std::string& path) {
+  return ReadWholeFile<std::vector<uint8_t>>(path);
+}
+
+absl::StatusOr<std::string> ReadFileString(const std::string& path) {
+  return ReadWholeFile<std::string>(path);
 }
 
 absl::StatusOr<std::vector<uint8_t>> ReadFileMaybeGzip(const std::string& path) {

@@ -14,6 +14,8 @@ namespace seedproof {
 
 // The whole file, read in one allocation of its size.
 absl::StatusOr<std::vector<uint8_t>> ReadFileBytes(const std::string& path);
+// The same as a string (model files, ONNX files: what parsers take as text).
+absl::StatusOr<std::string> ReadFileString(const std::string& path);
 
 // The whole file, decompressed when it starts with the gzip magic (1f 8b) whatever
 // its name; one gzip member or several in a row (as `gzip -c a b` writes), each

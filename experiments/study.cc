@@ -49,8 +49,8 @@ absl::StatusOr<LoadedStudy> LoadStoredStudy(const std::string& text, const std::
   if (!inputs_json.empty()) {
     auto stored = StudyInputsFromJsonText(inputs_json);
     if (!stored.ok()) {
-      return absl::DataLossError(absl::StrCat(path, ": the stored datasets: ",
-                                              stored.status().message()));
+      return absl::DataLossError(
+          absl::StrCat(path, ": the stored datasets: ", stored.status().message()));
     }
     inputs = *std::move(stored);
   }
@@ -79,7 +79,7 @@ absl::StatusOr<LoadedStudy> LoadStudy(const std::string& text, const std::string
   std::vector<SpecError> errors;
   std::string onnx_bytes;  // the imported model's file, shipped to workers as an artifact
   const ImportedModelLoader read_model = [&](const std::string& file) {
-    return ImportModelFile(file, &onnx_bytes);
+    return ImportModelFile(file, options.keep_shipped ? &onnx_bytes : nullptr);
   };
   auto spec = ParseSweepSpecText(text, path, &errors, read_model);
   absl::Status status = spec.status();
@@ -92,9 +92,8 @@ absl::StatusOr<LoadedStudy> LoadStudy(const std::string& text, const std::string
     for (const DatasetSpec& d : spec->datasets) {
       auto loaded = LoadDataset(d);
       if (!loaded.ok()) {
-        return absl::Status(loaded.status().code(),
-                            absl::StrCat(path, ": dataset '", d.name, "': ",
-                                         loaded.status().message()));
+        return absl::Status(loaded.status().code(), absl::StrCat(path, ": dataset '", d.name,
+                                                                 "': ", loaded.status().message()));
       }
       DatasetSpec r = d;
       r.sha256 = loaded->sha256;

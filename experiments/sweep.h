@@ -236,9 +236,14 @@ struct Plan {
 // The source model a transfer trial reuses, as artifact stores name it: the
 // pretrain trial's id, or "onnx:" and the imported file's SHA-256; "" for trials
 // that reuse none.
+inline constexpr std::string_view kImportedSourcePrefix = "onnx:";
 inline std::string SourceKey(const TrialSpec& trial) {
-  if (!trial.source_onnx.empty()) return "onnx:" + trial.source_onnx;
+  if (!trial.source_onnx.empty()) return std::string(kImportedSourcePrefix) + trial.source_onnx;
   return trial.source_trial;
+}
+// Whether a SourceKey names an imported ONNX file rather than a pretrain trial.
+inline bool IsImportedSourceKey(std::string_view key) {
+  return key.substr(0, kImportedSourcePrefix.size()) == kImportedSourcePrefix;
 }
 
 }  // namespace seedproof

@@ -384,8 +384,9 @@ std::optional<LayerSpec> SpecParser::ParseLayer(const Field& f) {
     case LayerKind::kConv2D: {
       layer.activation = default_activation_;
       layer.init = default_init_;
-      auto c = r_.Map(value, {"filters", "kernel", "stride", "padding", "activation", "alpha", "init"},
-                      "a mapping like {filters: 32, kernel: 3, padding: same}");
+      auto c =
+          r_.Map(value, {"filters", "kernel", "stride", "padding", "activation", "alpha", "init"},
+                 "a mapping like {filters: 32, kernel: 3, padding: same}");
       if (!c) return std::nullopt;
       bool ok = r_.Require(c->Get("filters"));
       ok = r_.Require(c->Get("kernel")) && ok;
@@ -700,10 +701,10 @@ bool SpecParser::ParseImportedModel(const MapView& model) {
     return false;
   }
   if (imported->units.size() < 2) {
-    r_.errors().Add(onnx, absl::StrCat(resolved, ": the model is its output layer alone (",
-                                       imported->units.empty() ? "no layers"
-                                                               : imported->units[0].description,
-                                       "); there is nothing to reuse"));
+    r_.errors().Add(
+        onnx, absl::StrCat(resolved, ": the model is its output layer alone (",
+                           imported->units.empty() ? "no layers" : imported->units[0].description,
+                           "); there is nothing to reuse"));
     return false;
   }
   auto shapes = InferShapes(imported->model);
@@ -738,13 +739,14 @@ bool SpecParser::ParseImportedModel(const MapView& model) {
 }  // namespace spec_internal
 
 absl::StatusOr<ImportedModel> ImportModelFile(const std::string& path, std::string* bytes_out) {
-  auto read = ReadFileBytes(path);
+  auto read = ReadFileString(path);
   if (!read.ok()) return read.status();
-  std::string bytes(read->begin(), read->end());
+  std::string bytes = *std::move(read);
   auto graph = ReadOnnx(bytes, path);
   if (!graph.ok()) return graph.status();
   auto model = SourceModelSpec(*graph);
-  if (!model.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", model.status().message()));
+  if (!model.ok())
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", model.status().message()));
   ImportedModel imported;
   imported.path = path;
   imported.sha256 = Sha256Hex(bytes);

@@ -3,11 +3,11 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
-#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "backends/random.h"
+#include "data/file_bytes.h"
 #include "experiments/fingerprint.h"
 #include "experiments/linear_head.h"
 #include "experiments/plan.h"
@@ -27,19 +27,18 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 }
 
 absl::StatusOr<std::string> FileSha256(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  return Sha256Hex(
-      std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
+  auto bytes = ReadFileString(path);
+  if (!bytes.ok()) return bytes.status();
+  return Sha256Hex(*bytes);
 }
 
 // A task's splits are determined by the dataset's content and preprocessing and
 // the task's view: the dataset's trial-spec JSON carries all of those.
 std::string TaskKey(const DatasetSpec& d, const TaskSpec& t, uint64_t subset_seed,
                     const Shape& input) {
-  return absl::StrCat(DatasetJsonText(d), "|c", absl::StrJoin(t.classes, ","),
-                      "|p", absl::StrJoin(t.positive, ","), "|n", absl::StrJoin(t.negative, ","),
-                      "|", t.train_size, "|", static_cast<int>(t.subset), "|",
+  return absl::StrCat(DatasetJsonText(d), "|c", absl::StrJoin(t.classes, ","), "|p",
+                      absl::StrJoin(t.positive, ","), "|n", absl::StrJoin(t.negative, ","), "|",
+                      t.train_size, "|", static_cast<int>(t.subset), "|",
                       t.subset == TaskSpec::Subset::kRandom ? subset_seed : 0, "|",
                       t.resize_from ? 1 : 0, "|", absl::StrJoin(input, "x"));
 }
@@ -319,7 +318,9 @@ class TrialRunner {
 }  // namespace
 
 std::string DirectoryArtifactStore::PathOf(const std::string& key) const {
-  if (key.rfind("onnx:", 0) == 0) return absl::StrCat(dir_, "/", key.substr(5), ".onnx");
+  if (IsImportedSourceKey(key)) {
+    return absl::StrCat(dir_, "/", key.substr(kImportedSourcePrefix.size()), ".onnx");
+  }
   return absl::StrCat(dir_, "/", key, ".spm");
 }
 
@@ -334,11 +335,13 @@ absl::StatusOr<std::unique_ptr<Model>> DirectoryArtifactStore::Get(const std::st
                                                                    Backend& backend,
                                                                    std::string* sha256) {
   const std::string path = PathOf(key);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("source model ", key, " is missing: ", path));
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (sha256) *sha256 = Sha256Hex(bytes);
-  return LoadSourceModel(backend, key, bytes, path);
+  auto bytes = ReadFileString(path);
+  if (!bytes.ok()) {
+    return absl::NotFoundError(
+        absl::StrCat("source model ", key, " is missing: ", bytes.status().message()));
+  }
+  if (sha256) *sha256 = Sha256Hex(*bytes);
+  return LoadSourceModel(backend, key, *bytes, path);
 }
 
 absl::Status DirectoryArtifactStore::Keep(const std::string& key, const std::string& bytes) {
@@ -353,7 +356,7 @@ absl::Status DirectoryArtifactStore::Keep(const std::string& key, const std::str
 absl::StatusOr<std::unique_ptr<Model>> LoadSourceModel(Backend& backend, const std::string& key,
                                                        const std::string& bytes,
                                                        const std::string& name) {
-  if (key.rfind("onnx:", 0) != 0) return backend.LoadBytes(bytes, name);
+  if (!IsImportedSourceKey(key)) return backend.LoadBytes(bytes, name);
   auto graph = ReadOnnx(bytes, name);
   if (!graph.ok()) return graph.status();
   return MakeOnnxModel(backend, *graph);
@@ -381,9 +384,8 @@ absl::StatusOr<std::shared_ptr<const T>> TrialCache::FindOrBuild(
 absl::StatusOr<std::shared_ptr<const LoadedDataset>> TrialCache::Data(const DatasetSpec& spec,
                                                                       DatasetSource* source) {
   const std::string key =
-      spec.sha256.empty()
-          ? absl::StrCat("path|", DatasetFormatName(spec.format), "|", spec.path)
-          : absl::StrCat("sha256|", spec.sha256);
+      spec.sha256.empty() ? absl::StrCat("path|", DatasetFormatName(spec.format), "|", spec.path)
+                          : absl::StrCat("sha256|", spec.sha256);
   bool built;
   return FindOrBuild(
       data_, "data|" + key,
