@@ -264,7 +264,7 @@ int ExportTrial(const ModelExportOptions& o) {
   auto study = LoadStoredStudy(text->text, text->path, text->datasets_json);
   if (!study.ok()) return Fail(study.status());
   const TrialSpec* trial = nullptr;
-  for (const auto* list : {&study->plan.trials, &study->plan.confirmation_candidates}) {
+  for (const auto* list : {&study->plan.trials, &study->plan.later_candidates}) {
     for (const TrialSpec& t : *list) {
       if (t.id == chosen->trial_id) trial = &t;
     }

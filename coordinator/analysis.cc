@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -155,12 +156,17 @@ void Decide(ArmAnalysis& a, int family_size, const AnalysisOptions& options) {
     return;
   }
   const bool significant = a.wilcoxon_p_adjusted < alpha;
-  const std::string test = absl::StrFormat(
-      "Wilcoxon p = %.3g (%s-corrected%s)", a.wilcoxon_p_adjusted,
-      CorrectionName(options.correction),
-      a.source_models > 0
-          ? absl::StrFormat(", on the mean gains of %d source models", a.source_models)
-          : "");
+  const std::string test =
+      a.looks > 0 ? absl::StrFormat(
+                        "sequential signed-rank p = %.3g (repeated p-value at look %d of %d, "
+                        "%s-corrected)",
+                        a.wilcoxon_p_adjusted, a.look, a.looks, CorrectionName(options.correction))
+                  : absl::StrFormat("Wilcoxon p = %.3g (%s-corrected%s)", a.wilcoxon_p_adjusted,
+                                    CorrectionName(options.correction),
+                                    a.source_models > 0
+                                        ? absl::StrFormat(", on the mean gains of %d source models",
+                                                          a.source_models)
+                                        : "");
   const std::string interval = absl::StrFormat("%.0f%% interval [%s, %s]", 100 * options.level,
                                                Points(a.gain_ci.low), Points(a.gain_ci.high));
   if (significant && a.gain_ci.low > 0 && a.diverged == 0) {
@@ -203,6 +209,65 @@ void DecideFamily(std::vector<ArmAnalysis>& family, const AnalysisOptions& optio
   const std::vector<double> adjusted = AdjustPValues(p, options.correction);
   for (size_t i = 0; i < members.size(); ++i) members[i]->wilcoxon_p_adjusted = adjusted[i];
   for (ArmAnalysis& a : family) Decide(a, static_cast<int>(members.size()), options);
+}
+
+std::vector<ArmAnalysis> RunSequentialLooks(
+    int arms, const std::vector<int>& looks, int reached,
+    const std::function<ArmAnalysis(int arm, int seeds)>& compare, const AnalysisOptions& options) {
+  std::vector<ArmAnalysis> family(static_cast<size_t>(arms));
+  std::vector<double> p(static_cast<size_t>(arms), 1.0);  // repeated p-values, frozen at a stop
+  std::vector<bool> open(static_cast<size_t>(arms), true);
+  const int last = static_cast<int>(looks.size()) - 1;
+  for (int k = 0; k < std::min(reached, last + 1); ++k) {
+    for (int i = 0; i < arms; ++i) {
+      if (!open[i]) continue;
+      ArmAnalysis a = compare(i, looks[k]);
+      // How many of its paired seeds each look so far saw.
+      std::vector<int> seen;
+      for (int j = 0; j <= k; ++j) {
+        seen.push_back(static_cast<int>(std::lower_bound(a.seeds.begin(), a.seeds.end(), looks[j]) -
+                                        a.seeds.begin()));
+      }
+      p[i] = a.gains.empty() ? 1.0
+                             : RepeatedSignedRankP(a.gains, seen, looks.back(), options.sequential);
+      a.look = k + 1;
+      a.looks = last + 1;
+      family[i] = std::move(a);
+    }
+    // The correction over every arm that can be called anything; stopped arms
+    // keep the p-value they stopped with.
+    std::vector<double> members_p;
+    std::vector<int> members;
+    for (int i = 0; i < arms; ++i) {
+      if (family[i].n_seeds < options.min_seeds) continue;
+      members_p.push_back(p[i]);
+      members.push_back(i);
+    }
+    const std::vector<double> adjusted = AdjustPValues(members_p, options.correction);
+    std::vector<double> adjusted_of(static_cast<size_t>(arms), 1.0);
+    for (size_t m = 0; m < members.size(); ++m) adjusted_of[members[m]] = adjusted[m];
+    for (int i = 0; i < arms; ++i) {
+      if (!open[i]) continue;
+      ArmAnalysis& a = family[i];
+      a.wilcoxon_p_adjusted = adjusted_of[i];
+      Decide(a, static_cast<int>(members.size()), options);
+      const bool robust = a.verdict == Verdict::kRobustGain || a.verdict == Verdict::kRobustLoss;
+      const bool small = a.n_seeds >= options.min_seeds && a.gain_ci.low > -a.large_step &&
+                         a.gain_ci.high < a.large_step;
+      if (robust) {
+        a.stopped = absl::StrCat("decided at look ", k + 1, " (", looks[k], " seeds)");
+      } else if (small) {
+        a.stopped = absl::StrCat("stopped at look ", k + 1, " (", looks[k],
+                                 " seeds): the interval lies within ", Points(a.large_step),
+                                 " either way, too small an effect to chase");
+      } else if (k == last) {
+        a.stopped = absl::StrCat("ran to the maximum, ", looks[k], " seeds");
+      }
+      open[i] = a.stopped.empty();
+      a.open = open[i];
+    }
+  }
+  return family;
 }
 
 namespace {
@@ -368,6 +433,13 @@ absl::StatusOr<StudyAnalysis> AnalyzeStudy(const StudyResults& study,
     }
   }
 
+  if (spec.seeds.sequential() && !options.comparisons.empty()) {
+    return absl::InvalidArgumentError(
+        "compare: with sequential seeds each arm stops at its own look, and a test of two "
+        "arms on the seeds both ran is not controlled for that stopping; compare arms in a "
+        "fixed design (seeds: N)");
+  }
+
   // "*" stands for every arm; a pair is compared once, in the order asked.
   std::vector<std::pair<std::string, std::string>> comparison_pairs;
   for (const auto& [a, b] : options.comparisons) {
@@ -388,7 +460,8 @@ absl::StatusOr<StudyAnalysis> AnalyzeStudy(const StudyResults& study,
   const int confirm_end = explore + spec.analysis.confirmation.seeds;
   std::vector<double> null_gains;  // baseline seed j - baseline seed i, i != j
   std::vector<ArmAnalysis> confirmations;
-  std::vector<size_t> confirmation_arm;  // index into out.arms
+  std::vector<size_t> confirmation_arm;                                // index into out.arms
+  std::vector<std::function<ArmAnalysis(int seeds)>> sequential_arms;  // in out.arms' order
   for (const TaskSpec& task : spec.targets) {
     auto& by_arm = results[task.name];
     const BySeed& baseline = by_arm["baseline"];
@@ -415,6 +488,14 @@ absl::StatusOr<StudyAnalysis> AnalyzeStudy(const StudyResults& study,
 
     for (const std::string& name : arm_names) {
       const BySeed& side = by_arm[name];
+      if (spec.seeds.sequential()) {
+        sequential_arms.push_back([&options, side = &side, base = &baseline, name,
+                                   target = task.name, large_step](int seeds) {
+          return Pair(name, "baseline", target, *side, *base, 0, seeds, large_step, options, 0);
+        });
+        out.curves.push_back(CurveOf(name, task.name, side, explore));
+        continue;
+      }
       out.arms.push_back(Pair(name, "baseline", task.name, side, baseline, 0, explore, large_step,
                               options, shared_sources));
       out.curves.push_back(CurveOf(name, task.name, side, explore));
@@ -431,7 +512,36 @@ absl::StatusOr<StudyAnalysis> AnalyzeStudy(const StudyResults& study,
                                      explore, large_step, options, shared_sources));
     }
   }
-  DecideFamily(out.arms, options);
+  if (spec.seeds.sequential()) {
+    out.looks = SeedLooks(spec.seeds);
+    int started = study.seeds_started;
+    if (started < 0) {
+      for (const TrialResult& r : study.results) {
+        if (r.kind != TrialKind::kPretrain) started = std::max(started, r.seed_index + 1);
+      }
+    }
+    // Look k is reached once a seed beyond look k - 1 has started.
+    out.looks_reached = 1;
+    while (out.looks_reached < static_cast<int>(out.looks.size()) &&
+           started > out.looks[out.looks_reached - 1]) {
+      ++out.looks_reached;
+    }
+    out.arms = RunSequentialLooks(
+        static_cast<int>(sequential_arms.size()), out.looks, out.looks_reached,
+        [&](int arm, int seeds) { return sequential_arms[arm](seeds); }, options);
+    // Each target's baseline runs as far as its furthest arm.
+    std::map<std::string, int> furthest;
+    for (const ArmAnalysis& a : out.arms) {
+      const int seeds = out.looks[a.look > 0 ? a.look - 1 : 0];
+      out.target_trials_run += seeds;
+      furthest[a.target] = std::max(furthest[a.target], seeds);
+    }
+    for (const auto& [target, seeds] : furthest) out.target_trials_run += seeds;
+    out.target_trials_fixed_design =
+        static_cast<int>((arm_names.size() + 1) * spec.targets.size()) * spec.seeds.count;
+  } else {
+    DecideFamily(out.arms, options);
+  }
   DecideFamily(out.comparisons, options);
   DecideFamily(confirmations, options);
   out.confirmations.resize(out.arms.size());

@@ -7,12 +7,14 @@
 //   for (const ArmAnalysis& arm : analysis->arms) ... arm.verdict ...
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "coordinator/group_sequential.h"
 #include "coordinator/statistics.h"
 #include "experiments/sweep.h"
 #include "experiments/trial_result.h"
@@ -28,7 +30,8 @@ struct AnalysisOptions {
   Correction correction = Correction::kHolm;
   int resamples = 10000;  // bootstrap resamples
   uint64_t bootstrap_seed = 0x5eed5eedULL;
-  int min_seeds = 5;  // fewer paired seeds: too_few_seeds
+  int min_seeds = 5;                 // fewer paired seeds: too_few_seeds
+  SequentialTestOptions sequential;  // sequential seeds' test (group_sequential.h)
   // Arm-against-arm comparisons asked for ("arm", "other arm"); {"*", "*"}: every pair.
   std::vector<std::pair<std::string, std::string>> comparisons;
 };
@@ -55,9 +58,9 @@ struct ArmAnalysis {
   // order, subset), one-way random-effects estimates; sds in accuracy.
   bool variance_split = false;
   double source_sd = 0, seed_sd = 0;
-  double source_share = 0;  // source_sd^2 / (source_sd^2 + seed_sd^2)
+  double source_share = 0;   // source_sd^2 / (source_sd^2 + seed_sd^2)
   Interval source_share_ci;  // two-stage bootstrap (BootstrapBetweenShare)
-  int diverged = 0;  // seeds on which this arm diverged and `against` did not (not paired)
+  int diverged = 0;          // seeds on which this arm diverged and `against` did not (not paired)
 
   double mean = 0, against_mean = 0;   // mean score of each side over the paired seeds
   double mean_gain = 0, iqm_gain = 0;  // of the per-seed gains
@@ -68,6 +71,13 @@ struct ArmAnalysis {
   double wilcoxon_p_adjusted = 1;  // corrected across the family (AnalysisOptions::correction)
   double sign_p = 1;
   int wins = 0, ties = 0, losses = 0;
+
+  // Sequential seeds: the look (1-based, of `looks`) this analysis stands at, 0
+  // in a fixed design. An open arm gets seeds at the next look; a stopped one
+  // says why in `stopped` (decided, too small an effect to chase, the maximum).
+  int look = 0, looks = 0;
+  bool open = false;
+  std::string stopped;
 
   // What one seed would have claimed.
   double best_seed_gain = 0;
@@ -126,6 +136,11 @@ struct StudyAnalysis {
   double expected_best_under_luck = 0;
   std::vector<LearningCurve> curves;  // baseline first, then arms
   Coverage coverage;
+  // Sequential seeds: the seed counts of the looks, how many were reached, and
+  // the target trials (scratch and transfer) run against the fixed design's.
+  std::vector<int> looks;
+  int looks_reached = 0;
+  int target_trials_run = 0, target_trials_fixed_design = 0;
 };
 
 // What a report reads: the sweep's spec and its trial results so far.
@@ -135,6 +150,9 @@ struct StudyResults {
   int trials_total = 0;              // in the sweep now (confirmation trials join later)
   bool finished = false;             // the sweep is done or cancelled
   std::vector<TrialResult> results;  // pretrain results are ignored
+  // Sequential seeds: how many seeds the study has started (1 + the largest seed
+  // index of its target trials); -1: as the results show it.
+  int seeds_started = -1;
 };
 
 // The spec's level and correction, the defaults for everything else.
@@ -159,6 +177,17 @@ ArmAnalysis ComparePaired(std::string name, std::string against, std::vector<int
                           double large_step, const AnalysisOptions& options, double quantum = 0,
                           const std::vector<int>& clusters = {});
 void DecideFamily(std::vector<ArmAnalysis>& family, const AnalysisOptions& options);
+
+// Sequential seeds (docs/REPORTS.md): replays the looks of a family of `arms`
+// arms. At look k (looks[k] seeds) every open arm is compared on the seeds below
+// it (compare(arm, seeds)), its repeated p-value (RepeatedSignedRankP) is
+// corrected with the other arms' (stopped ones keep theirs) and the verdict rules
+// applied; an arm stops when it is robust, when its interval lies within
+// +-large_step, or at the last look. Returns each arm as it stood when it stopped
+// or at the last look reached (`reached` looks of looks.size()).
+std::vector<ArmAnalysis> RunSequentialLooks(
+    int arms, const std::vector<int>& looks, int reached,
+    const std::function<ArmAnalysis(int arm, int seeds)>& compare, const AnalysisOptions& options);
 
 // The arm with the largest single-seed gain over the baseline: what a one-seed
 // study would have reported. nullptr when no arm has a paired seed.

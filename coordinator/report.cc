@@ -78,6 +78,29 @@ std::vector<std::string> CoverageLines(const Coverage& c) {
   return lines;
 }
 
+std::vector<std::string> SequentialLines(const StudyAnalysis& s) {
+  std::vector<std::string> lines;
+  if (s.looks.empty()) return lines;
+  const int min = s.looks.front(), max = s.looks.back();
+  const int step = s.looks.size() > 1 ? s.looks[1] - s.looks[0] : 0;
+  lines.push_back(absl::StrFormat(
+      "Sequential seeds: %d to %d, %d at a time; look %d of %d reached. Each arm stops when "
+      "decided or when its interval lies within the large step either way; the test spends "
+      "alpha as (seeds / %d)^%g across the looks, so the error control holds under the "
+      "stopping. %d of the %d target trials the fixed %d-seed design would run (%.0f%%)",
+      min, max, step, s.looks_reached, static_cast<int>(s.looks.size()), max,
+      s.options.sequential.rho, s.target_trials_run, s.target_trials_fixed_design, max,
+      s.target_trials_fixed_design > 0 ? 100.0 * s.target_trials_run / s.target_trials_fixed_design
+                                       : 0.0));
+  for (const ArmAnalysis& a : s.arms) {
+    lines.push_back(absl::StrCat(ArmLabel(s, a), ": ",
+                                 a.open ? absl::StrCat("open at look ", a.look, " (", a.n_seeds,
+                                                       " paired seeds): more seeds next step")
+                                        : a.stopped));
+  }
+  return lines;
+}
+
 namespace {
 
 nlohmann::json ArmJson(const ArmAnalysis& a) {
@@ -125,6 +148,9 @@ nlohmann::json ArmJson(const ArmAnalysis& a) {
       {"scores", a.scores},
       {"against_scores", a.against_scores},
       {"gains", a.gains},
+      {"look", a.look},
+      {"open", a.open},
+      {"stopped", a.stopped},
   };
 }
 
@@ -133,16 +159,18 @@ std::vector<std::string> Preamble(const StudyAnalysis& s) {
   std::vector<std::string> lines;
   lines.push_back(absl::StrFormat(
       "%s (%s): test accuracy, each arm against the baseline, paired by seed; %.0f%% "
-      "percentile-bootstrap intervals (%d resamples), Wilcoxon signed-rank tests, %s correction "
+      "percentile-bootstrap intervals (%d resamples), %s signed-rank tests, %s correction "
       "across %d arms",
       s.sweep, s.sweep_id, 100 * s.options.level, s.options.resamples,
-      CorrectionName(s.options.correction), static_cast<int>(s.arms.size())));
+      s.looks.empty() ? "Wilcoxon" : "group-sequential", CorrectionName(s.options.correction),
+      static_cast<int>(s.arms.size())));
   if (!s.complete) {
     lines.push_back(
         absl::StrFormat("RUNNING: %d of %d trials finished; verdicts are on the seeds done so far",
                         s.trials_finished, s.trials_total));
   }
   for (const std::string& line : CoverageLines(s.coverage)) lines.push_back(line);
+  for (const std::string& line : SequentialLines(s)) lines.push_back(line);
   for (const TargetSummary& t : s.targets) {
     lines.push_back(absl::StrFormat(
         "target %s: baseline %.2f%% test accuracy on %d test examples; noise floor %.2f points "
@@ -382,7 +410,16 @@ nlohmann::json ReportJson(const StudyAnalysis& s) {
            {{"varied", s.coverage.varied},
             {"conditional", s.coverage.conditional},
             {"source_models", s.coverage.source_models},
-            {"imported", s.coverage.imported}}}};
+            {"imported", s.coverage.imported}}},
+          {"sequential",
+           s.looks.empty()
+               ? nlohmann::json(nullptr)
+               : nlohmann::json{{"looks", s.looks},
+                                {"looks_reached", s.looks_reached},
+                                {"rho", s.options.sequential.rho},
+                                {"draws", s.options.sequential.draws},
+                                {"target_trials_run", s.target_trials_run},
+                                {"target_trials_fixed_design", s.target_trials_fixed_design}}}};
 }
 
 std::string RenderReport(const StudyAnalysis& analysis, ReportFormat format,

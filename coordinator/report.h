@@ -37,6 +37,9 @@ std::string FormatPoints(double fraction, int decimals = 2);
 // What the verdicts cover, in words: a line of the luck the seeds varied, and one
 // of what the verdicts are conditional on (none when nothing is).
 std::vector<std::string> CoverageLines(const Coverage& coverage);
+// Sequential seeds: the design, the looks reached and the trials it saved, then a
+// line per arm on where it stopped (or that it is open); none in a fixed design.
+std::vector<std::string> SequentialLines(const StudyAnalysis& analysis);
 // Where the luck comes from: a line per arm whose gains split into the source
 // model's share and the seed's own (ArmAnalysis::variance_split), or one line on
 // why this design cannot split them.

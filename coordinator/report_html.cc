@@ -395,6 +395,13 @@ std::string ReportHtml(const StudyAnalysis& s) {
   for (const std::string& line : CoverageLines(s.coverage)) {
     absl::StrAppend(&html, "<p class=\"coverage\">", Escape(line), ".</p>\n");
   }
+  if (const std::vector<std::string> sequential = SequentialLines(s); !sequential.empty()) {
+    absl::StrAppend(&html, "<p class=\"sequential\">", Escape(sequential[0]), ".</p>\n<ul>\n");
+    for (size_t i = 1; i < sequential.size(); ++i) {
+      absl::StrAppend(&html, "<li>", Escape(sequential[i]), "</li>\n");
+    }
+    absl::StrAppend(&html, "</ul>\n");
+  }
   for (const TargetSummary& t : s.targets) {
     absl::StrAppendFormat(&html,
                           "<p>Target <code>%s</code>: baseline %.2f%% on %d test examples; "

@@ -113,10 +113,10 @@ std::vector<int64_t> Scheduler::AttemptsOf(const std::string& worker_id) const {
   return held;
 }
 
-std::vector<std::string> Scheduler::ReadyForConfirmation() const {
+std::vector<std::string> Scheduler::ReadyToExtend() const {
   std::vector<std::string> ready;
   for (const auto& [seq, sweep] : sweeps_) {
-    if (sweep.state == SweepState::kRunning && sweep.awaiting_confirmation &&
+    if (sweep.state == SweepState::kRunning && sweep.awaiting_trials &&
         sweep.count(TrialState::kPending) == 0 && sweep.count(TrialState::kLeased) == 0) {
       ready.push_back(sweep.id);
     }
@@ -204,18 +204,19 @@ absl::Status Scheduler::Cancel(Sweep& sweep, int64_t now_ms) {
   return absl::OkStatus();
 }
 
-absl::Status Scheduler::CanConfirm(const Sweep& sweep) {
-  if (sweep.state == SweepState::kRunning && sweep.awaiting_confirmation) return absl::OkStatus();
+absl::Status Scheduler::CanExtend(const Sweep& sweep) {
+  if (sweep.state == SweepState::kRunning && sweep.awaiting_trials) return absl::OkStatus();
   return absl::FailedPreconditionError(
-      absl::StrCat("sweep ", sweep.id, " is not awaiting confirmation trials"));
+      absl::StrCat("sweep ", sweep.id, " is not awaiting later trials"));
 }
 
-absl::StatusOr<std::vector<const TrialSpec*>> Scheduler::Confirm(
-    Sweep& sweep, const std::vector<TrialSpec>& specs, int64_t now_ms) {
-  if (auto s = CanConfirm(sweep); !s.ok()) return s;
+absl::StatusOr<std::vector<const TrialSpec*>> Scheduler::Extend(
+    Sweep& sweep, const std::vector<TrialSpec>& specs, bool more_later, int64_t now_ms) {
+  if (auto s = CanExtend(sweep); !s.ok()) return s;
   auto added = AppendTrials(sweep, specs, /*skip_known=*/true);
   if (!added.ok()) return added.status();
-  sweep.awaiting_confirmation = false;
+  // Nothing new (a step added twice) must not leave the sweep waiting forever.
+  sweep.awaiting_trials = more_later && !added->empty();
   Changed(sweep);
   for (int t = static_cast<int>(sweep.trials.size() - added->size());
        t < static_cast<int>(sweep.trials.size()); ++t) {
@@ -277,7 +278,7 @@ void Scheduler::BlockDependents(Sweep& sweep, int trial, const std::string& caus
 }
 
 void Scheduler::FinishIfDone(Sweep& sweep, int64_t now_ms) {
-  if (sweep.state != SweepState::kRunning || sweep.awaiting_confirmation ||
+  if (sweep.state != SweepState::kRunning || sweep.awaiting_trials ||
       sweep.count(TrialState::kPending) > 0 || sweep.count(TrialState::kLeased) > 0) {
     return;
   }

@@ -54,8 +54,8 @@ class Scheduler {
     std::string id, name, spec_path;
     SweepState state = SweepState::kRunning;
     int64_t created_ms = 0, finished_ms = 0;
-    bool awaiting_confirmation = false;
-    std::vector<Trial> trials;                   // in plan order
+    bool awaiting_trials = false;  // later trials may come (confirmation, sequential steps)
+    std::vector<Trial> trials;     // in plan order
     std::unordered_map<std::string, int> index;  // trial id -> plan index
     std::array<int, kTrialStateCount> counts{};  // trials by TrialState
     int count(TrialState state) const { return counts[static_cast<size_t>(state)]; }
@@ -116,8 +116,8 @@ class Scheduler {
   std::vector<int64_t> ExpiredBefore(int64_t now_ms) const;
   // The worker's current attempts, by id.
   std::vector<int64_t> AttemptsOf(const std::string& worker_id) const;
-  // Running sweeps awaiting confirmation whose trials have all ended.
-  std::vector<std::string> ReadyForConfirmation() const;
+  // Running sweeps awaiting later trials whose trials have all ended.
+  std::vector<std::string> ReadyToExtend() const;
   SweepStatus StatusOf(const Sweep& sweep) const;
 
   // ---- Changing ----
@@ -137,15 +137,16 @@ class Scheduler {
   // Pending trials become cancelled, leased ones run on. A cancelled sweep stays
   // as it is; a done one is FAILED_PRECONDITION.
   absl::Status Cancel(Sweep& sweep, int64_t now_ms);
-  // FAILED_PRECONDITION naming the sweep unless it is running and awaiting confirmation.
-  static absl::Status CanConfirm(const Sweep& sweep);
-  // Appends the confirmation trials (AppendTrials, skipping known ones) and ends
-  // the sweep's wait; a trial whose source failed, diverged, was blocked or
+  // FAILED_PRECONDITION naming the sweep unless it is running and awaiting later trials.
+  static absl::Status CanExtend(const Sweep& sweep);
+  // Appends later trials (confirmation seeds, a sequential step: AppendTrials,
+  // skipping known ones); the sweep waits for more only with more_later and when
+  // something was added. A trial whose source failed, diverged, was blocked or
   // cancelled is blocked at once. FAILED_PRECONDITION when the sweep is not
-  // awaiting confirmation. Returns the specs added.
-  absl::StatusOr<std::vector<const TrialSpec*>> Confirm(Sweep& sweep,
-                                                        const std::vector<TrialSpec>& specs,
-                                                        int64_t now_ms);
+  // awaiting later trials. Returns the specs added.
+  absl::StatusOr<std::vector<const TrialSpec*>> Extend(Sweep& sweep,
+                                                       const std::vector<TrialSpec>& specs,
+                                                       bool more_later, int64_t now_ms);
   // What changed since the last call.
   Changes TakeChanges();
 

@@ -99,7 +99,7 @@ CREATE TABLE artifacts (
 )sql",
     // 1 -> 2: confirmation seeds. A sweep whose spec asks for them is not done when
     // its exploration trials are: the coordinator first adds the confirmation trials
-    // of the arms the analysis picks (AddConfirmation), then clears the flag.
+    // of the arms the analysis picks (ExtendSweep), then clears the flag.
     R"sql(
 ALTER TABLE sweeps ADD COLUMN awaiting_confirmation INTEGER NOT NULL DEFAULT 0
     CHECK (awaiting_confirmation IN (0, 1));

@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "coordinator/confirmation.h"
+#include "coordinator/later_trials.h"
 #include "coordinator/lease_waiters.h"
 #include "coordinator/metrics.h"
 #include "coordinator/server_util.h"
@@ -427,7 +427,7 @@ class TrialsService final : public TrialsBase {
   LeaseWaiters& waiters_;
   const CoordinatorOptions& options_;
   CoordinatorMetrics* metrics_ = nullptr;      // set before serving; nullptr: no metrics
-  std::function<void()> trial_ended_ = [] {};  // a trial may have ended: confirmations
+  std::function<void()> trial_ended_ = [] {};  // a trial may have ended: later trials
 };
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
@@ -498,17 +498,18 @@ class Server final : public CoordinatorServer {
       auto expired = store_->ExpireLeases(std::numeric_limits<int64_t>::max());
       if (!expired.ok()) return expired.status();
     }
-    // Confirmation seeds: on one thread, off the RPC handlers (an analysis can take
-    // a while), woken when a trial ends, and every few seconds (after a crash
-    // between the last result and the confirmation trials, or an error).
+    // Later trials (confirmation seeds, sequential steps): on one thread, off the
+    // RPC handlers (an analysis can take a while), woken when a trial ends, and
+    // every few seconds (after a crash between the last result and the later
+    // trials, or an error).
     confirmer_ = std::thread([this] {
       std::unique_lock<std::mutex> lock(mu_);
       while (!stopping_) {
         confirm_ = false;
         lock.unlock();
-        if (!store_->SweepsReadyForConfirmation().empty()) {
+        if (!store_->SweepsReadyToExtend().empty()) {
           // Errors leave the sweep ready: the next round tries again.
-          StartConfirmations(*store_, NowMs()).IgnoreError();
+          AddLaterTrials(*store_, NowMs()).IgnoreError();
           bell_.Ring();  // trials may have joined: wake the long polls
         }
         lock.lock();
@@ -576,8 +577,8 @@ class Server final : public CoordinatorServer {
       absl::Status filled = study.status();
       if (study.ok()) {
         std::vector<TrialSpec> trials = study->plan.trials;
-        trials.insert(trials.end(), study->plan.confirmation_candidates.begin(),
-                      study->plan.confirmation_candidates.end());
+        trials.insert(trials.end(), study->plan.later_candidates.begin(),
+                      study->plan.later_candidates.end());
         filled = store_->FillTrialSpecs(sweep_id, trials).status();
       }
       if (!filled.ok()) {

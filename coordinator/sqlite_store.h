@@ -78,9 +78,9 @@ class SqliteStore final : public Store {
   std::vector<std::string> SweepsMissingTrialSpecs() override;
   absl::StatusOr<int> FillTrialSpecs(const std::string& sweep_id,
                                      const std::vector<TrialSpec>& trials) override;
-  std::vector<std::string> SweepsReadyForConfirmation() override;
-  absl::Status AddConfirmation(const std::string& sweep_id, const std::vector<TrialSpec>& trials,
-                               int64_t now_ms) override;
+  std::vector<std::string> SweepsReadyToExtend() override;
+  absl::Status ExtendSweep(const std::string& sweep_id, const std::vector<TrialSpec>& trials,
+                           bool more_later, int64_t now_ms) override;
 
   absl::Status RegisterWorker(const std::string& worker_id, const std::string& capabilities_json,
                               int64_t now_ms) override;

@@ -110,7 +110,7 @@ absl::Status SqliteStore::Load() {
     sweep.state = *state;
     sweep.created_ms = sweep_rows.Int(5);
     sweep.finished_ms = sweep_rows.Int(6);
-    sweep.awaiting_confirmation = sweep_rows.Int(7) != 0;
+    sweep.awaiting_trials = sweep_rows.Int(7) != 0;
     return absl::OkStatus();
   });
   if (!sweeps_read.ok()) return sweeps_read;
@@ -216,7 +216,7 @@ absl::Status SqliteStore::WriteChanges(const Scheduler::Changes& changes) {
     if (auto s = db_->Prepare("UPDATE sweeps SET state = ?1, finished_ms = NULLIF(?2, 0), "
                               "awaiting_confirmation = ?3 WHERE id = ?4",
                               SweepStateName(sweep->state), sweep->finished_ms,
-                              int64_t{sweep->awaiting_confirmation}, sweep->id)
+                              int64_t{sweep->awaiting_trials}, sweep->id)
                      .Run();
         !s.ok()) {
       return s;

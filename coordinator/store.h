@@ -21,7 +21,7 @@
 //                          attempt then fails, expires or is released
 //
 // A sweep is running until every trial is done, failed, blocked or cancelled (and,
-// with confirmation seeds, the confirmation trials are added: AddConfirmation), then
+// with confirmation seeds or sequential seeds, the later trials are added: ExtendSweep), then
 // done; or cancelled. Only a pending trial of a running sweep whose source trial
 // (if any) completed is leased: the oldest sweep's first such trial in plan order.
 //
@@ -100,7 +100,7 @@ struct Lease {
   int64_t deadline_ms = 0;
   std::string source_sha256;  // the model of the trial's source trial; "" when none
   // The trial's TrialSpec as JSON (experiments/trial_json.h), as SubmitSweep or
-  // AddConfirmation stored it; "" for a trial stored before the store kept specs
+  // ExtendSweep stored it; "" for a trial stored before the store kept specs
   // and not yet filled in (FillTrialSpecs).
   std::string trial_json;
 };
@@ -182,20 +182,23 @@ class Store {
   virtual absl::StatusOr<int> FillTrialSpecs(const std::string& sweep_id,
                                              const std::vector<TrialSpec>& trials) = 0;
 
-  // ---- Confirmation seeds ----
+  // ---- Later trials: confirmation seeds, sequential steps ----
   //
-  // A sweep submitted with plan.confirmation_candidates is awaiting confirmation:
-  // it stays running when its trials have all ended, until AddConfirmation.
+  // A sweep submitted with plan.later_candidates is awaiting later trials: it
+  // stays running when its trials have all ended, until ExtendSweep adds the last
+  // of them (coordinator/later_trials.h decides which).
 
-  // Running sweeps awaiting confirmation whose trials have all ended.
-  virtual std::vector<std::string> SweepsReadyForConfirmation() = 0;
-  // Appends the trials (of the sweep's confirmation candidates) to the sweep in one
-  // transaction and ends its wait; with no trials the sweep is done. A trial whose
-  // source failed, diverged or was blocked is blocked at once. FAILED_PRECONDITION
-  // when the sweep is not awaiting confirmation (another call came first);
-  // INVALID_ARGUMENT as SubmitSweep for a bad trial.
-  virtual absl::Status AddConfirmation(const std::string& sweep_id,
-                                       const std::vector<TrialSpec>& trials, int64_t now_ms) = 0;
+  // Running sweeps awaiting later trials whose trials have all ended.
+  virtual std::vector<std::string> SweepsReadyToExtend() = 0;
+  // Appends the trials (of the sweep's later candidates) to the sweep in one
+  // transaction; it waits for more only with more_later (and when something was
+  // added), else with no trials it is done. A trial whose source failed, diverged
+  // or was blocked is blocked at once. FAILED_PRECONDITION when the sweep is not
+  // awaiting later trials (another call came first); INVALID_ARGUMENT as
+  // SubmitSweep for a bad trial.
+  virtual absl::Status ExtendSweep(const std::string& sweep_id,
+                                   const std::vector<TrialSpec>& trials, bool more_later,
+                                   int64_t now_ms) = 0;
 
   // ---- Workers and leases ----
 

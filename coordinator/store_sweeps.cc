@@ -37,7 +37,7 @@ absl::StatusOr<std::string> SqliteStore::SubmitSweep(
   sweep.name = name;
   sweep.spec_path = spec_path;
   sweep.created_ms = now_ms;
-  sweep.awaiting_confirmation = !plan.confirmation_candidates.empty();
+  sweep.awaiting_trials = !plan.later_candidates.empty();
   auto added = Scheduler::AppendTrials(sweep, plan.trials, /*skip_known=*/false);
   if (!added.ok()) return added.status();
 
@@ -47,7 +47,7 @@ absl::StatusOr<std::string> SqliteStore::SubmitSweep(
                               "created_ms, awaiting_confirmation, datasets_json) VALUES (?1, ?2, "
                               "?3, ?4, ?5, 'running', ?6, ?7, ?8)",
                               seq, sweep.id, name, spec_text, spec_path, now_ms,
-                              int64_t{sweep.awaiting_confirmation},
+                              int64_t{sweep.awaiting_trials},
                               StudyInputsToJsonText(plan.datasets, plan.imported))
                      .Run();
         !s.ok()) {
@@ -135,21 +135,22 @@ absl::StatusOr<int> SqliteStore::FillTrialSpecs(const std::string& sweep_id,
   return filled;
 }
 
-std::vector<std::string> SqliteStore::SweepsReadyForConfirmation() {
+std::vector<std::string> SqliteStore::SweepsReadyToExtend() {
   std::lock_guard<std::mutex> lock(mu_);
-  return scheduler_.ReadyForConfirmation();
+  return scheduler_.ReadyToExtend();
 }
 
-absl::Status SqliteStore::AddConfirmation(const std::string& sweep_id,
-                                          const std::vector<TrialSpec>& trials, int64_t now_ms) {
+absl::Status SqliteStore::ExtendSweep(const std::string& sweep_id,
+                                      const std::vector<TrialSpec>& trials, bool more_later,
+                                      int64_t now_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   auto found = FindSweep(sweep_id);
   if (!found.ok()) return found.status();
   Sweep& sweep = **found;
-  if (auto s = Scheduler::CanConfirm(sweep); !s.ok()) return s;  // before any write
+  if (auto s = Scheduler::CanExtend(sweep); !s.ok()) return s;  // before any write
   // A failed write reloads the scheduler from the database (Change), undoing this too.
   return Change([&]() -> absl::Status {
-    auto added = scheduler_.Confirm(sweep, trials, now_ms);
+    auto added = scheduler_.Extend(sweep, trials, more_later, now_ms);
     if (!added.ok()) return added.status();
     return InsertTrialRows(sweep, *added);
   });

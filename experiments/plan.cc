@@ -129,8 +129,7 @@ void AppendLayer(std::string* out, const char* key, const LayerSpec& l) {
   const LayerSpec d;
   if (l.padding == Padding::kExplicit || l.pad_top != d.pad_top || l.pad_bottom != d.pad_bottom ||
       l.pad_left != d.pad_left || l.pad_right != d.pad_right) {
-    absl::StrAppend(out, " pads=", l.pad_top, ",", l.pad_bottom, ",", l.pad_left, ",",
-                    l.pad_right);
+    absl::StrAppend(out, " pads=", l.pad_top, ",", l.pad_bottom, ",", l.pad_left, ",", l.pad_right);
   }
   if (l.alpha != d.alpha) absl::StrAppend(out, " alpha=", FloatText(l.alpha));
   if (l.kind == LayerKind::kBatchNorm || l.epsilon != d.epsilon || l.momentum != d.momentum) {
@@ -211,7 +210,6 @@ std::string PhaseText(const PhaseSpec& p, bool with_train) {
   return absl::StrCat(p.epochs, " ep", train, ", ", OptimizerText(p.optimizer), ", batch ",
                       p.batch_size);
 }
-
 
 std::string TaskText(const TaskSpec& t, const DatasetSpec& dataset, int64_t examples,
                      bool estimated) {
@@ -417,15 +415,21 @@ Plan ExpandSweep(const SweepSpec& spec, const TrainCounts& train_counts) {
   };
   auto add_candidate = [&](TrialSpec trial) {
     trial.id = TrialId(trial);
-    plan.confirmation_candidates.push_back(std::move(trial));
+    plan.later_candidates.push_back(std::move(trial));
   };
 
+  // Sequential seeds: the first look's seeds run from the start; the later ones
+  // are candidates, added step by step for the arms still open.
+  const int first_later = spec.seeds.sequential() ? spec.seeds.min : spec.seeds.count;
+
   // Pretrain: per target's source task and source seed; equal ones are one trial.
-  // An imported source model is not pretrained.
+  // An imported source model is not pretrained. A source model of a later seed
+  // only (sequential seeds, one source model per seed) is a candidate too.
   const int source_seeds = std::max(1, spec.seeds.source_seeds);
   std::vector<std::vector<std::string>> source_ids(spec.targets.size());
   for (size_t t = 0; t < spec.targets.size() && !spec.imported; ++t) {
     for (int j = 0; j < source_seeds; ++j) {
+      const bool later = spec.seeds.sequential() && j >= first_later;
       TrialSpec p;
       p.kind = TrialKind::kPretrain;
       p.arm = "source";
@@ -436,7 +440,15 @@ Plan ExpandSweep(const SweepSpec& spec, const TrainCounts& train_counts) {
       p.model = spec.SourceModelOf(t);
       p.phases = {spec.pretrain};
       p.phases[0].train = TrainSelection{};
-      source_ids[t].push_back(add(std::move(p)));
+      if (later) {
+        p.id = TrialId(p);
+        source_ids[t].push_back(p.id);
+        const bool known = std::any_of(plan.later_candidates.begin(), plan.later_candidates.end(),
+                                       [&](const TrialSpec& c) { return c.id == p.id; });
+        if (!known) plan.later_candidates.push_back(std::move(p));
+      } else {
+        source_ids[t].push_back(add(std::move(p)));
+      }
     }
   }
 
@@ -494,8 +506,8 @@ Plan ExpandSweep(const SweepSpec& spec, const TrainCounts& train_counts) {
       }
     }
   };
-  add_seeds(0, spec.seeds.count, false);
-  add_seeds(spec.seeds.count, spec.seeds.count + spec.analysis.confirmation.seeds, true);
+  add_seeds(0, first_later, false);
+  add_seeds(first_later, spec.seeds.count + spec.analysis.confirmation.seeds, true);
   return plan;
 }
 
@@ -528,20 +540,18 @@ std::string FormatPlan(const Plan& plan, const SweepSpec& spec) {
                       " training examples are the validation split"));
   }
   if (spec.imported) {
-    line("source", absl::StrCat("imported: ", spec.imported->path, " (ONNX opset ",
-                                spec.imported->opset, spec.imported->producer.empty() ? "" : ", ",
-                                spec.imported->producer, ", sha256 ",
-                                spec.imported->sha256.substr(0, 12), "), not pretrained"));
-  } else if (spec.target_sources.empty()) {
     line("source",
-         absl::StrCat(spec.source.name, ": ", task_text(spec.source)));
+         absl::StrCat("imported: ", spec.imported->path, " (ONNX opset ", spec.imported->opset,
+                      spec.imported->producer.empty() ? "" : ", ", spec.imported->producer,
+                      ", sha256 ", spec.imported->sha256.substr(0, 12), "), not pretrained"));
+  } else if (spec.target_sources.empty()) {
+    line("source", absl::StrCat(spec.source.name, ": ", task_text(spec.source)));
   } else {
     line("source", "per target: every class outside the target's (classes: others)");
   }
   for (size_t t = 0; t < spec.targets.size(); ++t) {
     const TaskSpec& target = spec.targets[t];
-    line(t == 0 ? "targets" : "",
-         absl::StrCat(target.name, ": ", task_text(target)));
+    line(t == 0 ? "targets" : "", absl::StrCat(target.name, ": ", task_text(target)));
     const TaskSpec& source = spec.SourceTaskOf(t);
     if (!spec.target_sources.empty()) {
       line("", absl::StrCat("  from ", source.name, ": classes ",
@@ -599,18 +609,23 @@ std::string FormatPlan(const Plan& plan, const SweepSpec& spec) {
     first = false;
   }
   std::string seeds =
-      spec.imported
-          ? absl::StrCat(spec.seeds.count, " paired seeds, one source model (the imported one); base ",
-                         spec.seeds.base)
-          : absl::StrCat(spec.seeds.count, " paired seeds, ", spec.seeds.source_seeds,
-                         " source model", spec.seeds.source_seeds == 1 ? "" : "s",
-                         " per source task; base ", spec.seeds.base);
+      spec.imported ? absl::StrCat(spec.seeds.count,
+                                   " paired seeds, one source model (the imported one); base ",
+                                   spec.seeds.base)
+                    : absl::StrCat(spec.seeds.count, " paired seeds, ", spec.seeds.source_seeds,
+                                   " source model", spec.seeds.source_seeds == 1 ? "" : "s",
+                                   " per source task; base ", spec.seeds.base);
   std::vector<std::string> fixed;
   if (spec.seeds.fixed_init) fixed.push_back(absl::StrCat("init=", *spec.seeds.fixed_init));
   if (spec.seeds.fixed_order) fixed.push_back(absl::StrCat("order=", *spec.seeds.fixed_order));
   if (spec.seeds.fixed_subset) fixed.push_back(absl::StrCat("subset=", *spec.seeds.fixed_subset));
   if (!fixed.empty()) absl::StrAppend(&seeds, "; fixed ", absl::StrJoin(fixed, ", "));
   line("seeds", seeds);
+  if (spec.seeds.sequential()) {
+    line("", absl::StrCat("sequential: ", spec.seeds.min, " seeds first, then ", spec.seeds.step,
+                          " more at a time for the arms still open, up to ", spec.seeds.count, " (",
+                          plan.later_candidates.size(), " later trials at most)"));
+  }
   out += "\n";
 
   const int pretrain = plan.trials_by_kind.count(TrialKind::kPretrain)

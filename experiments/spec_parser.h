@@ -145,6 +145,8 @@ class SpecParser {
   std::optional<PhaseSpec> ParsePretrain(const Field& f);
   void ParseBaseline(const Field& f);
   void ParseSeeds(const Field& f);
+  // seeds: {min, max, step}; false (errors added) when they do not make a design.
+  bool ParseSequentialSeeds(const MapView& m);
   void ParseAnalysis(const Field& f);
   void ParseTransfer(const Field& f);
   std::vector<int> ParseReuse(const Field& f);

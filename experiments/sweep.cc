@@ -1,5 +1,6 @@
 #include "experiments/sweep.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_format.h"
@@ -33,6 +34,14 @@ const char* CorrectionName(Correction correction) {
       return "none";
   }
   return "unknown";
+}
+
+std::vector<int> SeedLooks(const SeedPolicy& seeds) {
+  if (!seeds.sequential()) return {seeds.count};
+  std::vector<int> looks;
+  for (int n = seeds.min; n < seeds.count; n += std::max(1, seeds.step)) looks.push_back(n);
+  looks.push_back(seeds.count);
+  return looks;
 }
 
 std::string HeadSpec::name() const {

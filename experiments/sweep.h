@@ -66,11 +66,18 @@ struct ArmSpec {
 // Seed streams: each trial's init, data order and subset sampling are independent
 // streams derived from the seed index, unless the spec holds one fixed.
 struct SeedPolicy {
-  int count = 1;         // seeds per arm (and baseline)
+  int count = 1;         // seeds per arm (and baseline); with sequential seeds, the most
   int source_seeds = 1;  // distinct pretrained source models; seed i uses source i % source_seeds
   std::optional<uint64_t> fixed_init, fixed_order, fixed_subset;
   uint64_t base = 0;  // mixed into every stream: another base gives other seeds
+  // Sequential seeds (`seeds: {min, max, step}`): the study runs `min` seeds, then
+  // `step` more at a time for the arms still open, up to `count`. 0: a fixed design.
+  int min = 0, step = 0;
+  bool sequential() const { return min > 0; }
 };
+// The seed counts at which the analysis looks: min, min + step, ..., count (the
+// last step may be shorter); {count} for a fixed design.
+std::vector<int> SeedLooks(const SeedPolicy& seeds);
 
 // How the report judges the arms (docs/REPORTS.md).
 enum class Correction { kHolm, kBenjaminiHochberg, kNone };
@@ -212,10 +219,13 @@ struct TrialSpec {
 
 struct Plan {
   std::vector<TrialSpec> trials;  // dependencies come before their dependents
-  // analysis.confirmation: the scratch and transfer trials of every arm on the
-  // confirmation seeds (baselines first). The coordinator adds those of the arms
-  // the exploration seeds call for, once they are done; their sources are in trials.
-  std::vector<TrialSpec> confirmation_candidates;
+  // Trials the coordinator may add later, in dependency order. Confirmation seeds:
+  // the scratch and transfer trials of every arm on those seeds (baselines
+  // first); the coordinator adds the ones of the arms the exploration seeds call
+  // for, once they are done; their sources are in trials. Sequential seeds: every
+  // trial of the seeds after the first look (source models of later seeds first);
+  // the coordinator adds a step's trials for the arms still open.
+  std::vector<TrialSpec> later_candidates;
   std::map<TrialKind, int> trials_by_kind;
   std::vector<std::string> arms;     // arm names, baseline excluded
   std::vector<std::string> targets;  // target task names

@@ -610,15 +610,30 @@ void SpecParser::ParseSeeds(const Field& f) {
     if (auto n = r_.Int(f, 1, 100000)) seeds.count = static_cast<int>(*n);
     return;
   }
-  auto m = r_.Map(f, {"count", "source", "base", "fixed"},
+  auto m = r_.Map(f, {"count", "min", "max", "step", "source", "base", "fixed"},
                   "a seed count or a mapping like {count: 20, source: 1}");
   if (!m) return;
-  r_.Require(m->Get("count"));
-  if (auto n = r_.Int(m->Get("count"), 1, 100000))
-    seeds.count = static_cast<int>(*n);
-  else
-    return;  // source is checked against count
-  if (auto s = r_.Int(m->Get("source"), 1, seeds.count)) seeds.source_seeds = static_cast<int>(*s);
+  if (m->Get("min").present || m->Get("max").present || m->Get("step").present) {
+    if (!ParseSequentialSeeds(*m)) return;
+  } else {
+    r_.Require(m->Get("count"));
+    if (auto n = r_.Int(m->Get("count"), 1, 100000))
+      seeds.count = static_cast<int>(*n);
+    else
+      return;  // source is checked against count
+  }
+  const Field source = m->Get("source");
+  if (auto s = r_.Int(source, 1, seeds.count)) {
+    seeds.source_seeds = static_cast<int>(*s);
+    // A step adds seeds to some arms only: source models shared across seeds
+    // would make clusters that grow unevenly, which the sequential test does not
+    // model. One model for all, or a fresh one per seed.
+    if (seeds.sequential() && *s != 1 && *s != seeds.count) {
+      r_.errors().Add(source, absl::StrFormat("with sequential seeds, source is 1 (one source "
+                                              "model) or %d (max: a fresh one per seed); got %d",
+                                              seeds.count, *s));
+    }
+  }
   if (auto b = r_.Unsigned(m->Get("base"))) seeds.base = *b;
   auto fixed = r_.Map(m->Get("fixed"), {"init", "order", "subset"},
                       "a mapping like {init: 7} of streams held fixed");
@@ -627,6 +642,36 @@ void SpecParser::ParseSeeds(const Field& f) {
     if (auto v = r_.Unsigned(fixed->Get("order"))) seeds.fixed_order = *v;
     if (auto v = r_.Unsigned(fixed->Get("subset"))) seeds.fixed_subset = *v;
   }
+}
+
+bool SpecParser::ParseSequentialSeeds(const MapView& m) {
+  SeedPolicy& seeds = spec_.seeds;
+  if (m.Get("count").present) {
+    r_.errors().Add(m.Get("count"),
+                    "count and min/max/step exclude each other: a fixed number of seeds, or "
+                    "sequential seeds from min to max, step at a time");
+    return false;
+  }
+  bool ok = r_.Require(m.Get("min")) & r_.Require(m.Get("max")) & r_.Require(m.Get("step"));
+  // At least 5 paired seeds before anything can be called (docs/REPORTS.md).
+  const auto min = r_.Int(m.Get("min"), 5, 100000);
+  const auto max = r_.Int(m.Get("max"), 6, 100000);
+  const auto step = r_.Int(m.Get("step"), 1, 100000);
+  if (!ok || !min || !max || !step) return false;
+  if (*max <= *min) {
+    r_.errors().Add(m.Get("max"),
+                    absl::StrFormat("expected more than min (%d); got %d", *min, *max));
+    return false;
+  }
+  if (*step > *max - *min) {
+    r_.errors().Add(m.Get("step"),
+                    absl::StrFormat("expected at most max - min (%d); got %d", *max - *min, *step));
+    return false;
+  }
+  seeds.count = static_cast<int>(*max);
+  seeds.min = static_cast<int>(*min);
+  seeds.step = static_cast<int>(*step);
+  return true;
 }
 
 void SpecParser::ParseAnalysis(const Field& f) {
@@ -652,6 +697,15 @@ void SpecParser::ParseAnalysis(const Field& f) {
   auto confirm =
       r_.Map(m->Get("confirmation"), {"seeds", "arms"}, "a mapping like {seeds: 10, arms: robust}");
   if (!confirm) return;
+  if (spec_.seeds.sequential()) {
+    // Sequential seeds already decide each arm under error control as the seeds
+    // accrue; confirming on fresh seeds after them is a second answer to the same
+    // question, with its own error budget.
+    r_.errors().Add(m->Get("confirmation"),
+                    "sequential seeds (seeds: {min, max, step}) decide arms as they go; "
+                    "use either them or confirmation seeds");
+    return;
+  }
   r_.Require(confirm->Get("seeds"));
   // Fewer than 5 paired seeds can never be called anything (docs/REPORTS.md); nor
   // can so few that the signed-rank test's smallest p (2 / 2^n) is not below alpha.

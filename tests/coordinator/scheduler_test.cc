@@ -44,7 +44,7 @@ class SchedulerTest : public ::testing::Test {
     Scheduler::Sweep sweep;
     sweep.seq = scheduler_.NextSeq();
     sweep.id = id;
-    sweep.awaiting_confirmation = awaiting_confirmation;
+    sweep.awaiting_trials = awaiting_confirmation;
     auto added = Scheduler::AppendTrials(sweep, specs, /*skip_known=*/false);
     EXPECT_TRUE(added.ok()) << added.status();
     return scheduler_.AddSweep(std::move(sweep));
@@ -170,17 +170,17 @@ TEST_F(SchedulerTest, ConfirmationTrialsWaitForTheirTurnAndAreBlockedBehindAFail
   ASSERT_EQ(Lease(), "p");
   scheduler_.Complete(1, TrialOutcome::kDiverged, "", 10);
   EXPECT_EQ(sweep.state, SweepState::kRunning);  // waits for its confirmation trials
-  EXPECT_THAT(scheduler_.ReadyForConfirmation(), ElementsAre("a"));
-  auto added = scheduler_.Confirm(
-      sweep, {Spec("p", TrialKind::kPretrain), Spec("c", TrialKind::kTransfer, "p")}, 11);
+  EXPECT_THAT(scheduler_.ReadyToExtend(), ElementsAre("a"));
+  auto added = scheduler_.Extend(
+      sweep, {Spec("p", TrialKind::kPretrain), Spec("c", TrialKind::kTransfer, "p")}, false, 11);
   ASSERT_TRUE(added.ok()) << added.status();
   ASSERT_EQ(added->size(), 1u);  // p is known
   EXPECT_EQ((*added)[0]->id, "c");
   EXPECT_EQ(StateOf(sweep, "c"), TrialState::kBlocked);
   EXPECT_EQ(sweep.trials[1].blocked_by, "p");
   EXPECT_EQ(sweep.state, SweepState::kDone);
-  EXPECT_THAT(scheduler_.ReadyForConfirmation(), IsEmpty());
-  EXPECT_EQ(scheduler_.Confirm(sweep, {}, 12).status().code(),
+  EXPECT_THAT(scheduler_.ReadyToExtend(), IsEmpty());
+  EXPECT_EQ(scheduler_.Extend(sweep, {}, false, 12).status().code(),
             absl::StatusCode::kFailedPrecondition);
 }
 

@@ -807,28 +807,28 @@ TEST_F(StoreTest, DivergedPretrainBlocksItsDependentsTransitively) {
 
 TEST_F(StoreTest, ASweepAwaitingConfirmationRunsOnUntilItsTrialsAreAdded) {
   Plan plan = ScratchPlan(2);
-  plan.confirmation_candidates = {Trial("c0", TrialKind::kScratch),
+  plan.later_candidates = {Trial("c0", TrialKind::kScratch),
                                   Trial("c1", TrialKind::kScratch)};
   const std::string id = Submit(plan);
-  EXPECT_TRUE(store_->SweepsReadyForConfirmation().empty());  // exploration not done
+  EXPECT_TRUE(store_->SweepsReadyToExtend().empty());  // exploration not done
   EXPECT_TRUE(Complete(LeaseOf("x0")));
   EXPECT_TRUE(Complete(LeaseOf("x1")));
   EXPECT_EQ(Status(id).state, SweepState::kRunning);
-  EXPECT_EQ(store_->SweepsReadyForConfirmation(), std::vector<std::string>{id});
+  EXPECT_EQ(store_->SweepsReadyToExtend(), std::vector<std::string>{id});
   Reopen();  // the wait survives a restart
-  EXPECT_EQ(store_->SweepsReadyForConfirmation(), std::vector<std::string>{id});
+  EXPECT_EQ(store_->SweepsReadyToExtend(), std::vector<std::string>{id});
   // A trial the sweep has is skipped; the new one joins in plan order.
   ASSERT_TRUE(store_
-                  ->AddConfirmation(
-                      id, {Trial("x1", TrialKind::kScratch), Trial("c1", TrialKind::kScratch)}, kT0)
+                  ->ExtendSweep(
+                      id, {Trial("x1", TrialKind::kScratch), Trial("c1", TrialKind::kScratch)}, false, kT0)
                   .ok());
-  EXPECT_TRUE(store_->SweepsReadyForConfirmation().empty());
+  EXPECT_TRUE(store_->SweepsReadyToExtend().empty());
   SweepStatus status = Status(id);
   EXPECT_EQ(status.total, 3);
   EXPECT_EQ(status.pending, 1);
   EXPECT_EQ(TrialOf(id, "c1").plan_index, 2);
   // Once only: a second extension (another thread, a restart) is refused.
-  const absl::Status again = store_->AddConfirmation(id, {Trial("c0", TrialKind::kScratch)}, kT0);
+  const absl::Status again = store_->ExtendSweep(id, {Trial("c0", TrialKind::kScratch)}, false, kT0);
   EXPECT_EQ(again.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(again.message(), HasSubstr(id));
   EXPECT_TRUE(Complete(LeaseOf("c1")));
@@ -838,37 +838,57 @@ TEST_F(StoreTest, ASweepAwaitingConfirmationRunsOnUntilItsTrialsAreAdded) {
   EXPECT_EQ(Results(id).size(), 3u);
 }
 
-TEST_F(StoreTest, NothingToConfirmEndsTheSweep) {
+// Sequential seeds: step after step, each added when the last has ended, the
+// wait kept across a restart until the step that says it is the last.
+TEST_F(StoreTest, ASequentialSweepWaitsAfterEachStepUntilTheLast) {
   Plan plan = ScratchPlan(1);
-  plan.confirmation_candidates = {Trial("c0", TrialKind::kScratch)};
+  plan.later_candidates = {Trial("s1", TrialKind::kScratch), Trial("s2", TrialKind::kScratch)};
   const std::string id = Submit(plan);
   EXPECT_TRUE(Complete(LeaseOf("x0")));
-  ASSERT_TRUE(store_->AddConfirmation(id, {}, kT0 + 5).ok());
+  ASSERT_TRUE(store_->ExtendSweep(id, {Trial("s1", TrialKind::kScratch)}, true, kT0).ok());
+  EXPECT_TRUE(store_->SweepsReadyToExtend().empty());  // s1 has not run
+  EXPECT_TRUE(Complete(LeaseOf("s1")));
+  EXPECT_EQ(Status(id).state, SweepState::kRunning);
+  Reopen();
+  EXPECT_EQ(store_->SweepsReadyToExtend(), std::vector<std::string>{id});
+  // A step whose trials the sweep has already adds nothing: the sweep must not
+  // wait forever for a step that never comes.
+  ASSERT_TRUE(store_->ExtendSweep(id, {Trial("s1", TrialKind::kScratch)}, true, kT0).ok());
+  EXPECT_EQ(Status(id).state, SweepState::kDone);
+  EXPECT_EQ(Status(id).total, 2);
+}
+
+TEST_F(StoreTest, NothingToConfirmEndsTheSweep) {
+  Plan plan = ScratchPlan(1);
+  plan.later_candidates = {Trial("c0", TrialKind::kScratch)};
+  const std::string id = Submit(plan);
+  EXPECT_TRUE(Complete(LeaseOf("x0")));
+  ASSERT_TRUE(store_->ExtendSweep(id, {}, false, kT0 + 5).ok());
   EXPECT_EQ(Status(id).state, SweepState::kDone);
   EXPECT_EQ(Status(id).finished_ms, kT0 + 5);
 }
 
 TEST_F(StoreTest, ConfirmationTrialsWhoseSourceDivergedAreBlockedAtOnce) {
   Plan plan = PretrainPlan(0);
-  plan.confirmation_candidates = {Trial("t9", TrialKind::kTransfer, "p")};
+  plan.later_candidates = {Trial("t9", TrialKind::kTransfer, "p")};
   const std::string id = Submit(plan);
   EXPECT_TRUE(Complete(LeaseOf("p"), TrialOutcome::kDiverged));
   EXPECT_TRUE(Complete(LeaseOf("s")));
-  ASSERT_TRUE(store_->AddConfirmation(id, plan.confirmation_candidates, kT0).ok());
+  ASSERT_TRUE(store_->ExtendSweep(id, plan.later_candidates, false, kT0).ok());
   EXPECT_EQ(TrialOf(id, "t9").state, TrialState::kBlocked);
   EXPECT_EQ(TrialOf(id, "t9").blocked_by, "p");
   EXPECT_EQ(Status(id).state, SweepState::kDone);
   // A confirmation trial needing a trial the sweep does not have is refused whole.
   Plan other = ScratchPlan(1);
-  other.confirmation_candidates = {Trial("c", TrialKind::kScratch)};
+  other.later_candidates = {Trial("c", TrialKind::kScratch)};
   const std::string second = Submit(other, "second");
   EXPECT_TRUE(Complete(LeaseOf("x0")));
   const absl::Status bad =
-      store_->AddConfirmation(second, {Trial("u", TrialKind::kTransfer, "nowhere")}, kT0);
+      store_->ExtendSweep(second, {Trial("u", TrialKind::kTransfer, "nowhere")}, false, kT0);
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(bad.message(), HasSubstr("nowhere"));
   EXPECT_EQ(Status(second).total, 1);
-  EXPECT_EQ(store_->SweepsReadyForConfirmation(), std::vector<std::string>{second});
+  EXPECT_EQ(store_->SweepsReadyToExtend(), std::vector<std::string>{second});
 }
 
 TEST_F(StoreTest, CancelStopsLeasingAndHeartbeatsSayCancelled) {

@@ -30,8 +30,8 @@ std::vector<TrialSpec> TrialsOf(const fs::path& path) {
   if (!spec.ok()) return {};
   Plan plan = ExpandSweep(*spec);
   std::vector<TrialSpec> trials = plan.trials;
-  trials.insert(trials.end(), plan.confirmation_candidates.begin(),
-                plan.confirmation_candidates.end());
+  trials.insert(trials.end(), plan.later_candidates.begin(),
+                plan.later_candidates.end());
   return trials;
 }
 
