@@ -28,6 +28,7 @@ absl::Status RunCacheBench(const CacheBenchOptions& options) {
   auto spec = ParseSweepSpec(options.spec_path, &errors);
   if (!spec.ok()) return spec.status();
   spec->seeds.count = 1;
+  spec->seeds.source_seeds = 1;  // the one seed's source model
   const Plan plan = ExpandSweep(*spec);
   const TrialSpec* pretrain = nullptr;
   const TrialSpec* transfer = nullptr;

@@ -15,7 +15,7 @@ fi
 seedproof=$build/cli/seedproof
 work=$(mktemp -d /tmp/seedproof-study-modes-XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
-sed 's/^seeds: 20$/seeds: 10/' "$repo/experiments/specs/geron.yaml" > "$work/spec.yaml"
+sed 's/^seeds: {count: 20, source: 20}$/seeds: 10/' "$repo/experiments/specs/geron.yaml" > "$work/spec.yaml"
 echo "study-modes-bench-token-0123456789" > "$work/token"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_oob_tcp_if_include=lo \
   OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_mpi_yield_when_idle=1

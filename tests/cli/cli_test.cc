@@ -111,7 +111,7 @@ TEST(SeedproofPlan, JsonHasTrialsByKindAndArms) {
       RunSeedproof(absl::StrCat("plan --json ", (kRepo / "experiments/specs/geron.yaml").string()));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const nlohmann::json plan = nlohmann::json::parse(run.out);
-  EXPECT_EQ(plan["trials_by_kind"]["pretrain"], 1);
+  EXPECT_EQ(plan["trials_by_kind"]["pretrain"], 20);  // a source model per seed
   EXPECT_EQ(plan["trials_by_kind"]["scratch"], 20);
   EXPECT_EQ(plan["trials_by_kind"]["transfer"], 300);
   EXPECT_EQ(plan["arms"].size(), 15u);
@@ -122,7 +122,7 @@ TEST(SeedproofPlan, TextPlanNamesTrialsArmsAndCompute) {
   const CommandRun run =
       RunSeedproof(absl::StrCat("plan ", (kRepo / "experiments/specs/geron.yaml").string()));
   ASSERT_EQ(run.exit_code, 0) << run.err;
-  EXPECT_THAT(run.out, HasSubstr("321: pretrain 1, scratch 20, transfer 300"));
+  EXPECT_THAT(run.out, HasSubstr("340: pretrain 20, scratch 20, transfer 300"));
   EXPECT_THAT(run.out, HasSubstr("reuse5/gentle/dense"));
   EXPECT_THAT(run.out, HasSubstr("GFLOP"));
 }

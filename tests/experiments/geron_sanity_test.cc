@@ -20,6 +20,7 @@ TEST(GeronStudy, ModelAAndScratchModelBClearTheFloors) {
   auto spec = ParseSweepSpec((repo / "experiments/specs/geron.yaml").string());
   ASSERT_TRUE(spec.ok()) << spec.status();
   spec->seeds.count = 1;
+  spec->seeds.source_seeds = 1;  // one source model: the one seed's
   const Plan plan = ExpandSweep(*spec);
 
   const fs::path dir = fs::path(testing::TempDir()) / "geron_sanity";

@@ -87,22 +87,26 @@ seeds: 2
   ASSERT_EQ(plan.datasets.size(), 2u);
 }
 
-TEST(ExpandSweep, GeronSharesOnePretrainedModelAcrossAllTransferTrials) {
+TEST(ExpandSweep, GeronPretrainsAFreshSourceModelPerSeedSharedByThatSeedsArms) {
   const SweepSpec spec = Shipped("geron.yaml");
   const Plan plan = ExpandSweep(spec);
-  EXPECT_EQ(plan.trials_by_kind.at(TrialKind::kPretrain), 1);
+  EXPECT_EQ(plan.trials_by_kind.at(TrialKind::kPretrain), 20);
   EXPECT_EQ(plan.trials_by_kind.at(TrialKind::kScratch), 20);
   EXPECT_EQ(plan.trials_by_kind.at(TrialKind::kTransfer), 5 * 3 * 20);
-  EXPECT_EQ(plan.trials.size(), 321u);
+  EXPECT_EQ(plan.trials.size(), 340u);
   EXPECT_EQ(plan.arms.size(), 15u);
   EXPECT_THAT(plan.targets, ElementsAre("6-vs-5"));
-  const TrialSpec& pretrain = plan.trials[0];
-  ASSERT_EQ(pretrain.kind, TrialKind::kPretrain);
-  EXPECT_EQ(pretrain.model, GeronModelA());
-  EXPECT_THAT(pretrain.task.classes, ElementsAre(0, 1, 2, 3, 4, 7, 8, 9));
+  // Pretrain trial j is source seed j; seed s's arms all reuse source model s.
+  for (int j = 0; j < 20; ++j) {
+    const TrialSpec& pretrain = plan.trials[j];
+    ASSERT_EQ(pretrain.kind, TrialKind::kPretrain);
+    EXPECT_EQ(pretrain.seed_index, j);
+    EXPECT_EQ(pretrain.model, GeronModelA());
+    EXPECT_THAT(pretrain.task.classes, ElementsAre(0, 1, 2, 3, 4, 7, 8, 9));
+  }
   for (const TrialSpec& t : plan.trials) {
     if (t.kind == TrialKind::kTransfer) {
-      EXPECT_EQ(t.source_trial, pretrain.id);
+      EXPECT_EQ(t.source_trial, plan.trials[t.seed_index].id);
       EXPECT_EQ(t.model, GeronModelA());
     }
   }
@@ -160,7 +164,7 @@ TEST(ExpandSweep, SourceSeedsAreSharedRoundRobin) {
 
 TEST(ExpandSweep, PerTargetSourcesArePretrainedOncePerDistinctTask) {
   const Plan classes = ExpandSweep(Shipped("change-the-classes.yaml"));
-  EXPECT_EQ(classes.trials_by_kind.at(TrialKind::kPretrain), 4);
+  EXPECT_EQ(classes.trials_by_kind.at(TrialKind::kPretrain), 4 * 20);  // 4 tasks x 20 source seeds
   EXPECT_EQ(classes.trials_by_kind.at(TrialKind::kScratch), 4 * 20);
   EXPECT_EQ(classes.trials_by_kind.at(TrialKind::kTransfer), 2 * 2 * 4 * 20);
 
@@ -212,7 +216,7 @@ TEST(ExpandSweep, IdsAreStableUniqueAndContentDerived) {
   const Plan c = ExpandSweep(slower);
   EXPECT_NE(c.trials[0].id, a.trials[0].id);
   EXPECT_NE(c.trials.back().source_trial, a.trials.back().source_trial);
-  EXPECT_EQ(c.trials[1].id, a.trials[1].id);  // the scratch baseline did not change
+  EXPECT_EQ(c.trials[20].id, a.trials[20].id);  // the first scratch baseline did not change
 }
 
 TEST(ExpandSweep, SeedStreamsAreIndependentPairedAndFixable) {
@@ -255,7 +259,7 @@ TEST(ExpandSweep, EveryTrialBuildsAValidNetwork) {
     }
   }
   const Plan plan = ExpandSweep(Shipped("geron.yaml"));
-  const TrialSpec& scratch = plan.trials[1];
+  const TrialSpec& scratch = plan.trials[20];  // after the 20 pretrain trials
   ASSERT_EQ(scratch.kind, TrialKind::kScratch);
   EXPECT_EQ(scratch.model.loss, Loss::kBinaryCrossEntropy);
   EXPECT_EQ(scratch.model.layers.back(), LayerSpec::Dense(1, Activation::kSigmoid));
@@ -300,7 +304,7 @@ TEST(EstimatedCompute, UsesClassCountsTrainSizeOrTheNominalEstimate) {
   const Plan plan = ExpandSweep(spec, {{"fashion-mnist", counts}});
   EXPECT_DOUBLE_EQ(EstimateTrialGflop(plan.trials[0], counts), 1183200.0 * 43500 * 20 / 1e9);
   EXPECT_NEAR(plan.gflop_by_kind.at(TrialKind::kScratch),
-              20 * 200 * 20 * TrainingFlopsPerExample(plan.trials[1].model, 1) / 1e9, 1e-6);
+              20 * 200 * 20 * TrainingFlopsPerExample(plan.trials[20].model, 1) / 1e9, 1e-6);
   double sum = 0;
   for (const auto& [kind, g] : plan.gflop_by_kind) sum += g;
   EXPECT_NEAR(plan.estimated_gflop, sum, 1e-6);
@@ -318,8 +322,8 @@ TEST(EstimatedCompute, UsesClassCountsTrainSizeOrTheNominalEstimate) {
 TEST(PlanRendering, JsonHasCountsArmsAndCompute) {
   const Plan plan = ExpandSweep(Shipped("geron.yaml"));
   const nlohmann::json j = PlanToJson(plan);
-  EXPECT_EQ(j.at("trials").get<int>(), 321);
-  EXPECT_EQ(j.at("trials_by_kind").at("pretrain").get<int>(), 1);
+  EXPECT_EQ(j.at("trials").get<int>(), 340);
+  EXPECT_EQ(j.at("trials_by_kind").at("pretrain").get<int>(), 20);
   EXPECT_EQ(j.at("trials_by_kind").at("scratch").get<int>(), 20);
   EXPECT_EQ(j.at("trials_by_kind").at("transfer").get<int>(), 300);
   EXPECT_EQ(j.at("arms").size(), 15u);
@@ -329,15 +333,16 @@ TEST(PlanRendering, JsonHasCountsArmsAndCompute) {
   EXPECT_EQ(j.at("seeds").get<int>(), 20);
   EXPECT_FALSE(j.contains("dag"));
   const nlohmann::json full = PlanToJson(plan, /*include_trials=*/true);
-  ASSERT_EQ(full.at("dag").size(), 321u);
+  ASSERT_EQ(full.at("dag").size(), 340u);
   EXPECT_EQ(full.at("dag")[0].at("kind").get<std::string>(), "pretrain");
-  EXPECT_EQ(full.at("dag")[320].at("source_trial").get<std::string>(), plan.trials[0].id);
+  // The last trial is seed 19's: it reuses source model 19.
+  EXPECT_EQ(full.at("dag")[339].at("source_trial").get<std::string>(), plan.trials[19].id);
 }
 
 TEST(PlanRendering, TextShowsTrialsArmsTargetsSeedsAndCompute) {
   const SweepSpec spec = Shipped("change-the-classes.yaml");
   const std::string text = FormatPlan(ExpandSweep(spec), spec);
-  EXPECT_THAT(text, HasSubstr("trials    404: pretrain 4, scratch 80, transfer 320"));
+  EXPECT_THAT(text, HasSubstr("trials    480: pretrain 80, scratch 80, transfer 320"));
   EXPECT_THAT(text, HasSubstr("reuse3/geron/dense"));
   EXPECT_THAT(text, HasSubstr("shirt-vs-sandal: positive 6 Shirt; negative 5 Sandal"));
   EXPECT_THAT(text, HasSubstr("from source-without-5-6"));

@@ -236,7 +236,7 @@ TEST(SweepSpecParse, GeronSpecIsTheStudyOfTheBook) {
   EXPECT_EQ(spec.scratch.batch_size, 32);
   EXPECT_FLOAT_EQ(spec.scratch.optimizer.learning_rate, 1e-3f);
   EXPECT_EQ(spec.seeds.count, 20);
-  EXPECT_EQ(spec.seeds.source_seeds, 1);
+  EXPECT_EQ(spec.seeds.source_seeds, 20);  // a fresh source model per seed
 
   ASSERT_EQ(spec.arms.size(), 15u);
   EXPECT_EQ(spec.arms[0].name, "reuse1/geron/dense");
