@@ -316,6 +316,23 @@ ArmAnalysis Pair(const std::string& name, const std::string& against, const std:
   return a;
 }
 
+// Crossed streams: with every seed of the grid paired, the gains' variance split
+// into init (rows), order (columns) and the rest.
+void SplitCrossed(ArmAnalysis& a, const SeedPolicy& seeds, const BootstrapOptions& resampling) {
+  if (a.n_seeds != seeds.count) return;  // a seed missing: no grid
+  const int rows = seeds.crossed_init, columns = seeds.crossed_order;
+  const CrossedComponents v = TwoWayVarianceComponents(a.gains, rows, columns);
+  a.crossed_split = true;
+  a.init_sd = std::sqrt(v.row);
+  a.order_sd = std::sqrt(v.column);
+  a.rest_sd = std::sqrt(v.rest);
+  a.init_share = v.row_share();
+  a.order_share = v.column_share();
+  const CrossedShareIntervals ci = BootstrapCrossedShares(a.gains, rows, columns, resampling);
+  a.init_share_ci = ci.row;
+  a.order_share_ci = ci.column;
+}
+
 LearningCurve CurveOf(const std::string& name, const std::string& target, const BySeed& side,
                       int last_seed) {
   LearningCurve curve;
@@ -353,8 +370,14 @@ Coverage CoverageOf(const SweepSpec& spec) {
       c.varied.push_back(what);
     }
   };
-  stream(seeds.fixed_init, "weight initialisation", "initialisations");
-  stream(seeds.fixed_order, "data order", "orders of the training data");
+  if (seeds.crossed()) {
+    c.varied.push_back(absl::StrCat("weight initialisation (", seeds.crossed_init,
+                                    " streams, crossed with the data orders)"));
+    c.varied.push_back(absl::StrCat("data order (", seeds.crossed_order, " streams)"));
+  } else {
+    stream(seeds.fixed_init, "weight initialisation", "initialisations");
+    stream(seeds.fixed_order, "data order", "orders of the training data");
+  }
   // A subset is drawn only for a target that takes a random train_size sample.
   std::vector<std::string> first, drawn;
   for (const TaskSpec& t : spec.targets) {
@@ -511,6 +534,11 @@ absl::StatusOr<StudyAnalysis> AnalyzeStudy(const StudyResults& study,
       out.comparisons.push_back(Pair(first, second, task.name, by_arm[first], by_arm[second], 0,
                                      explore, large_step, options, shared_sources));
     }
+  }
+  if (spec.seeds.crossed()) {
+    const BootstrapOptions resampling = {
+        .resamples = options.resamples, .level = options.level, .seed = options.bootstrap_seed};
+    for (ArmAnalysis& a : out.arms) SplitCrossed(a, spec.seeds, resampling);
   }
   if (spec.seeds.sequential()) {
     out.looks = SeedLooks(spec.seeds);

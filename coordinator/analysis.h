@@ -60,7 +60,15 @@ struct ArmAnalysis {
   double source_sd = 0, seed_sd = 0;
   double source_share = 0;   // source_sd^2 / (source_sd^2 + seed_sd^2)
   Interval source_share_ci;  // two-stage bootstrap (BootstrapBetweenShare)
-  int diverged = 0;          // seeds on which this arm diverged and `against` did not (not paired)
+  // Crossed streams (seeds: {crossed: ...}), every seed of the grid paired: the
+  // variance of one seed's gain split into weight initialisation, data order and
+  // the rest (their interaction, the subset, a per-seed source model), two-way
+  // random-effects estimates with pigeonhole-bootstrap intervals; sds in accuracy.
+  bool crossed_split = false;
+  double init_sd = 0, order_sd = 0, rest_sd = 0;
+  double init_share = 0, order_share = 0;
+  Interval init_share_ci, order_share_ci;
+  int diverged = 0;  // seeds on which this arm diverged and `against` did not (not paired)
 
   double mean = 0, against_mean = 0;   // mean score of each side over the paired seeds
   double mean_gain = 0, iqm_gain = 0;  // of the per-seed gains

@@ -53,6 +53,17 @@ std::vector<std::string> VarianceSplitLines(const StudyAnalysis& s) {
         100 * a.source_share_ci.high, 100 * a.source_sd, 100 * (1 - a.source_share),
         100 * a.seed_sd, a.source_models));
   }
+  for (const ArmAnalysis& a : s.arms) {
+    if (!a.crossed_split) continue;
+    lines.push_back(absl::StrFormat(
+        "%s: weight initialisation %.0f%% [%.0f%%, %.0f%%] of a seed's gain variance (sd %.2f "
+        "points), data order %.0f%% [%.0f%%, %.0f%%] (sd %.2f points), the rest %.0f%% "
+        "(their interaction and anything else a seed varies; sd %.2f points)",
+        ArmLabel(s, a), 100 * a.init_share, 100 * a.init_share_ci.low, 100 * a.init_share_ci.high,
+        100 * a.init_sd, 100 * a.order_share, 100 * a.order_share_ci.low,
+        100 * a.order_share_ci.high, 100 * a.order_sd, 100 * (1 - a.init_share - a.order_share),
+        100 * a.rest_sd));
+  }
   if (lines.empty()) {
     lines.push_back(
         s.coverage.source_models > 1 && !s.coverage.imported
@@ -119,6 +130,17 @@ nlohmann::json ArmJson(const ArmAnalysis& a) {
                                               {"source_share_low", a.source_share_ci.low},
                                               {"source_share_high", a.source_share_ci.high}}
                              : nlohmann::json(nullptr)},
+      {"crossed_split", a.crossed_split
+                            ? nlohmann::json{{"init_sd", a.init_sd},
+                                             {"order_sd", a.order_sd},
+                                             {"rest_sd", a.rest_sd},
+                                             {"init_share", a.init_share},
+                                             {"init_share_low", a.init_share_ci.low},
+                                             {"init_share_high", a.init_share_ci.high},
+                                             {"order_share", a.order_share},
+                                             {"order_share_low", a.order_share_ci.low},
+                                             {"order_share_high", a.order_share_ci.high}}
+                            : nlohmann::json(nullptr)},
       {"diverged", a.diverged},
       {"mean", a.mean},
       {"against_mean", a.against_mean},

@@ -297,4 +297,63 @@ Interval BootstrapBetweenShare(std::span<const double> values, std::span<const i
           QuantileOfSorted(shares, (1 + options.level) / 2)};
 }
 
+CrossedComponents TwoWayVarianceComponents(std::span<const double> values, int rows, int columns) {
+  CrossedComponents v;
+  if (rows < 2 || columns < 2 || values.size() != static_cast<size_t>(rows) * columns) return v;
+  const auto at = [&](int r, int c) { return values[static_cast<size_t>(r) * columns + c]; };
+  std::vector<double> row_mean(rows, 0.0), column_mean(columns, 0.0);
+  double grand = 0;
+  for (int r = 0; r < rows; ++r) {
+    for (int c = 0; c < columns; ++c) {
+      row_mean[r] += at(r, c) / columns;
+      column_mean[c] += at(r, c) / rows;
+      grand += at(r, c) / (static_cast<double>(rows) * columns);
+    }
+  }
+  double row_ss = 0, column_ss = 0, rest_ss = 0;
+  for (int r = 0; r < rows; ++r) row_ss += columns * (row_mean[r] - grand) * (row_mean[r] - grand);
+  for (int c = 0; c < columns; ++c) {
+    column_ss += rows * (column_mean[c] - grand) * (column_mean[c] - grand);
+  }
+  for (int r = 0; r < rows; ++r) {
+    for (int c = 0; c < columns; ++c) {
+      const double e = at(r, c) - row_mean[r] - column_mean[c] + grand;
+      rest_ss += e * e;
+    }
+  }
+  const double ms_row = row_ss / (rows - 1), ms_column = column_ss / (columns - 1);
+  const double ms_rest = rest_ss / ((rows - 1) * (columns - 1));
+  v.rest = ms_rest;
+  v.row = std::max(0.0, (ms_row - ms_rest) / columns);
+  v.column = std::max(0.0, (ms_column - ms_rest) / rows);
+  return v;
+}
+
+CrossedShareIntervals BootstrapCrossedShares(std::span<const double> values, int rows, int columns,
+                                             const BootstrapOptions& options) {
+  Rng rng(options.seed);
+  const int resamples = std::max(1, options.resamples);
+  std::vector<double> row_shares(resamples), column_shares(resamples);
+  std::vector<double> drawn(values.size());
+  std::vector<int> row_of(rows), column_of(columns);
+  for (int k = 0; k < resamples; ++k) {
+    for (int& r : row_of) r = static_cast<int>(rng.Below(rows));
+    for (int& c : column_of) c = static_cast<int>(rng.Below(columns));
+    for (int r = 0; r < rows; ++r) {
+      for (int c = 0; c < columns; ++c) {
+        drawn[static_cast<size_t>(r) * columns + c] =
+            values[static_cast<size_t>(row_of[r]) * columns + column_of[c]];
+      }
+    }
+    const CrossedComponents v = TwoWayVarianceComponents(drawn, rows, columns);
+    row_shares[k] = v.row_share();
+    column_shares[k] = v.column_share();
+  }
+  std::sort(row_shares.begin(), row_shares.end());
+  std::sort(column_shares.begin(), column_shares.end());
+  const double low = (1 - options.level) / 2, high = (1 + options.level) / 2;
+  return {{QuantileOfSorted(row_shares, low), QuantileOfSorted(row_shares, high)},
+          {QuantileOfSorted(column_shares, low), QuantileOfSorted(column_shares, high)}};
+}
+
 }  // namespace seedproof

@@ -86,9 +86,7 @@ PairedBootstrap BootstrapPairedClustered(std::span<const double> a, std::span<co
 struct VarianceComponents {
   double between = 0;  // variance of the group effect (the source model)
   double within = 0;   // variance of a value around its group's effect (the seed)
-  double between_share() const {
-    return between + within > 0 ? between / (between + within) : 0.0;
-  }
+  double between_share() const { return between + within > 0 ? between / (between + within) : 0.0; }
 };
 // group[i] names value i's group; needs at least 2 groups and a group with 2 values.
 VarianceComponents OneWayVarianceComponents(std::span<const double> values,
@@ -97,5 +95,27 @@ VarianceComponents OneWayVarianceComponents(std::span<const double> values,
 // replacement, then values within each drawn group), as BootstrapPairedClustered.
 Interval BootstrapBetweenShare(std::span<const double> values, std::span<const int> group,
                                const BootstrapOptions& options);
+
+// Values in a crossed grid of `rows` x `columns` cells, one value per cell,
+// row-major (value r * columns + c): seeds whose weight initialisation is stream
+// r and data order stream c. The two-way random-effects estimates without
+// replication (method of moments; a negative estimate is 0): the row effect's
+// variance, the column effect's, and the rest (their interaction and anything
+// else that varies per cell). Needs at least 2 rows and 2 columns.
+struct CrossedComponents {
+  double row = 0, column = 0, rest = 0;
+  double total() const { return row + column + rest; }
+  double row_share() const { return total() > 0 ? row / total() : 0.0; }
+  double column_share() const { return total() > 0 ? column / total() : 0.0; }
+};
+CrossedComponents TwoWayVarianceComponents(std::span<const double> values, int rows, int columns);
+// Percentile intervals of the row and column shares over resamples that draw rows
+// and columns independently, with replacement (McCullagh's pigeonhole bootstrap
+// for crossed designs, conservative for the variances).
+struct CrossedShareIntervals {
+  Interval row, column;
+};
+CrossedShareIntervals BootstrapCrossedShares(std::span<const double> values, int rows, int columns,
+                                             const BootstrapOptions& options);
 
 }  // namespace seedproof

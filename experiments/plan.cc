@@ -258,9 +258,14 @@ std::string LayerText(const LayerSpec& l) {
 SeedStreams TrialSeedStreams(const SeedPolicy& seeds, int seed_index, TrialKind kind) {
   const uint64_t domain = kind == TrialKind::kPretrain ? 1 : 0;
   const uint64_t i = static_cast<uint64_t>(seed_index);
+  // Crossed streams: a target trial's init and order indices are the seed's row
+  // and column in the grid; source models keep one index per source seed.
+  const bool crossed = seeds.crossed() && kind != TrialKind::kPretrain;
+  const uint64_t init_index = crossed ? i / static_cast<uint64_t>(seeds.crossed_order) : i;
+  const uint64_t order_index = crossed ? i % static_cast<uint64_t>(seeds.crossed_order) : i;
   SeedStreams s;
-  s.init = seeds.fixed_init.value_or(StreamSeed(seeds.base, i, 1, domain));
-  s.order = seeds.fixed_order.value_or(StreamSeed(seeds.base, i, 2, domain));
+  s.init = seeds.fixed_init.value_or(StreamSeed(seeds.base, init_index, 1, domain));
+  s.order = seeds.fixed_order.value_or(StreamSeed(seeds.base, order_index, 2, domain));
   s.subset = seeds.fixed_subset.value_or(StreamSeed(seeds.base, i, 3, domain));
   return s;
 }

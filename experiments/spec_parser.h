@@ -147,6 +147,8 @@ class SpecParser {
   void ParseSeeds(const Field& f);
   // seeds: {min, max, step}; false (errors added) when they do not make a design.
   bool ParseSequentialSeeds(const MapView& m);
+  // seeds: {crossed: {init: A, order: B}}; false (errors added) when it is not a grid.
+  bool ParseCrossedSeeds(const MapView& m);
   void ParseAnalysis(const Field& f);
   void ParseTransfer(const Field& f);
   std::vector<int> ParseReuse(const Field& f);

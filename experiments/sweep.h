@@ -74,6 +74,11 @@ struct SeedPolicy {
   // `step` more at a time for the arms still open, up to `count`. 0: a fixed design.
   int min = 0, step = 0;
   bool sequential() const { return min > 0; }
+  // Crossed streams (`seeds: {crossed: {init: A, order: B}}`): count = A x B and
+  // the target trials of seed i draw init stream i / B and order stream i % B, so
+  // the report can split the gains' spread between the two. 0: not crossed.
+  int crossed_init = 0, crossed_order = 0;
+  bool crossed() const { return crossed_init > 0; }
 };
 // The seed counts at which the analysis looks: min, min + step, ..., count (the
 // last step may be shorter); {count} for a fixed design.
@@ -184,6 +189,7 @@ struct SweepSpec {
 
 struct SeedStreams {
   uint64_t init = 0, order = 0, subset = 0;
+  bool operator==(const SeedStreams&) const = default;
 };
 
 enum class TrialKind { kPretrain = 1, kScratch = 2, kTransfer = 3 };

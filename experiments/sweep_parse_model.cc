@@ -610,11 +610,19 @@ void SpecParser::ParseSeeds(const Field& f) {
     if (auto n = r_.Int(f, 1, 100000)) seeds.count = static_cast<int>(*n);
     return;
   }
-  auto m = r_.Map(f, {"count", "min", "max", "step", "source", "base", "fixed"},
+  auto m = r_.Map(f, {"count", "min", "max", "step", "source", "base", "fixed", "crossed"},
                   "a seed count or a mapping like {count: 20, source: 1}");
   if (!m) return;
   if (m->Get("min").present || m->Get("max").present || m->Get("step").present) {
     if (!ParseSequentialSeeds(*m)) return;
+    if (m->Get("crossed").present) {
+      r_.errors().Add(m->Get("crossed"),
+                      "crossed streams need the whole grid of seeds; sequential seeds stop arms "
+                      "part way: use one or the other");
+      return;
+    }
+  } else if (m->Get("crossed").present) {
+    if (!ParseCrossedSeeds(*m)) return;
   } else {
     r_.Require(m->Get("count"));
     if (auto n = r_.Int(m->Get("count"), 1, 100000))
@@ -642,6 +650,38 @@ void SpecParser::ParseSeeds(const Field& f) {
     if (auto v = r_.Unsigned(fixed->Get("order"))) seeds.fixed_order = *v;
     if (auto v = r_.Unsigned(fixed->Get("subset"))) seeds.fixed_subset = *v;
   }
+}
+
+bool SpecParser::ParseCrossedSeeds(const MapView& m) {
+  SeedPolicy& seeds = spec_.seeds;
+  const Field crossed = m.Get("crossed");
+  auto grid = r_.Map(crossed, {"init", "order"}, "a mapping like {init: 4, order: 5}");
+  if (!grid) return false;
+  const bool both = r_.Require(grid->Get("init")) & r_.Require(grid->Get("order"));
+  const auto init = r_.Int(grid->Get("init"), 2, 1000);
+  const auto order = r_.Int(grid->Get("order"), 2, 1000);
+  if (!both || !init || !order) return false;
+  const int cells = static_cast<int>(*init * *order);
+  if (m.Get("count").present) {
+    const auto count = r_.Int(m.Get("count"), 1, 100000);
+    if (!count) return false;
+    if (*count != cells) {
+      r_.errors().Add(m.Get("count"),
+                      absl::StrFormat("crossed streams make %d x %d = %d seeds; got count %d "
+                                      "(or leave count out)",
+                                      *init, *order, cells, *count));
+      return false;
+    }
+  }
+  const Field fixed = m.Get("fixed");
+  if (fixed.present && fixed.node.IsMap() && (fixed.node["init"] || fixed.node["order"])) {
+    r_.errors().Add(fixed, "a fixed init or order stream cannot also be crossed");
+    return false;
+  }
+  seeds.count = cells;
+  seeds.crossed_init = static_cast<int>(*init);
+  seeds.crossed_order = static_cast<int>(*order);
+  return true;
 }
 
 bool SpecParser::ParseSequentialSeeds(const MapView& m) {

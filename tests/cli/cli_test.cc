@@ -26,11 +26,10 @@
 namespace {
 
 namespace fs = std::filesystem;
-using seedproof::testing_support::ChildrenOf;
 using seedproof::testing_support::ChildWithArg;
 using seedproof::testing_support::CommandRun;
+using seedproof::testing_support::CrashRunAndWorkers;
 using seedproof::testing_support::kSeedproof;
-using seedproof::testing_support::ProcessGone;
 using seedproof::testing_support::ReadFileText;
 using seedproof::testing_support::ReadJsonLines;
 using seedproof::testing_support::ResultsById;
@@ -205,14 +204,8 @@ TEST(SeedproofRun, ResumesAKilledStudyWithTheSameResults) {
   // are frozen there (nothing can move on), then the run dies without cleanup.
   ASSERT_TRUE(WaitUntil([&] { return WorkerSaid(cut, "(pretrain, attempt 1) started"); }))
       << ReadFileText(err);
-  const std::vector<pid_t> workers = ChildrenOf(pid);
-  ASSERT_FALSE(workers.empty());
-  for (pid_t worker : workers) kill(worker, SIGSTOP);
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-  EXPECT_FALSE(fs::exists(cut / "results.jsonl"));     // written only at the end
-  for (pid_t worker : workers) kill(worker, SIGKILL);  // stopped, they could not end
-  ASSERT_TRUE(WaitUntil([&] { return std::all_of(workers.begin(), workers.end(), ProcessGone); }));
+  ASSERT_TRUE(CrashRunAndWorkers(pid));
+  EXPECT_FALSE(fs::exists(cut / "results.jsonl"));  // written only at the end
 
   const CommandRun resumed =
       RunSeedproof(absl::StrCat("run ", spec.string(), " --out ", cut.string()));

@@ -250,6 +250,27 @@ TEST(ExpandSweep, SeedStreamsAreIndependentPairedAndFixable) {
   EXPECT_EQ(TrialSeedStreams(fixed, 2, TrialKind::kScratch).order, StreamSeed(11, 2, 2));
 }
 
+// Crossed streams: seed i's target trials draw init stream i / B and order stream
+// i % B, the same streams an uncrossed seed of that index draws; subsets and
+// source models keep one stream per seed.
+TEST(ExpandSweep, CrossedSeedsShareInitByRowAndOrderByColumn) {
+  SeedPolicy crossed;
+  crossed.count = 12;
+  crossed.crossed_init = 3;
+  crossed.crossed_order = 4;
+  SeedPolicy plain;
+  plain.count = 12;
+  for (int i = 0; i < 12; ++i) {
+    const SeedStreams s = TrialSeedStreams(crossed, i, TrialKind::kTransfer);
+    EXPECT_EQ(s.init, TrialSeedStreams(plain, i / 4, TrialKind::kTransfer).init) << i;
+    EXPECT_EQ(s.order, TrialSeedStreams(plain, i % 4, TrialKind::kTransfer).order) << i;
+    EXPECT_EQ(s.subset, TrialSeedStreams(plain, i, TrialKind::kTransfer).subset) << i;
+    EXPECT_EQ(s, TrialSeedStreams(crossed, i, TrialKind::kScratch)) << "paired";
+    EXPECT_EQ(TrialSeedStreams(crossed, i, TrialKind::kPretrain),
+              TrialSeedStreams(plain, i, TrialKind::kPretrain));
+  }
+}
+
 TEST(ExpandSweep, EveryTrialBuildsAValidNetwork) {
   for (const char* name : {"geron.yaml", "geron-cnn.yaml", "change-the-classes.yaml"}) {
     for (const TrialSpec& t : ExpandSweep(Shipped(name)).trials) {

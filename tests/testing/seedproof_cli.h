@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -116,6 +117,19 @@ inline bool ProcessGone(pid_t pid) {
   const std::string stat = ReadFileText(absl::StrCat("/proc/", pid, "/stat"));
   const size_t close = stat.rfind(')');
   return close == std::string::npos || stat.compare(close, 4, ") Z ") == 0;
+}
+
+// Kills a `seedproof run` as a crash would, with its workers frozen first so none
+// moves the study on (SIGSTOP them, SIGKILL the run, then them); true once every
+// worker is gone (WaitUntil's deadline).
+inline bool CrashRunAndWorkers(pid_t run) {
+  const std::vector<pid_t> workers = ChildrenOf(run);
+  for (pid_t worker : workers) kill(worker, SIGSTOP);
+  kill(run, SIGKILL);
+  waitpid(run, nullptr, 0);
+  for (pid_t worker : workers) kill(worker, SIGKILL);
+  return !workers.empty() &&
+         WaitUntil([&] { return std::all_of(workers.begin(), workers.end(), ProcessGone); });
 }
 
 // The child of parent whose command line holds arg (e.g. "local-1"); -1 if none.
