@@ -159,6 +159,22 @@ double ExpectedMaxOfN(std::span<const double> values, int n) {
 
 namespace {
 
+// The two-sided percentile interval of resampled statistics (sorts them).
+Interval PercentileInterval(std::vector<double>& resampled, double level) {
+  std::sort(resampled.begin(), resampled.end());
+  return {QuantileOfSorted(resampled, (1 - level) / 2),
+          QuantileOfSorted(resampled, (1 + level) / 2)};
+}
+
+// The indices of the first n values, grouped by group[i], groups in id order.
+std::vector<std::vector<size_t>> GroupIndices(std::span<const int> group, size_t n) {
+  std::map<int, std::vector<size_t>> members_of;
+  for (size_t i = 0; i < n; ++i) members_of[group[i]].push_back(i);
+  std::vector<std::vector<size_t>> groups;
+  for (auto& [id, members] : members_of) groups.push_back(std::move(members));
+  return groups;
+}
+
 // The percentile bootstrap of both statistics, each resample's weights (how often
 // each pair is drawn) given by draw(rng, count).
 template <typename Draw>
@@ -202,12 +218,8 @@ PairedBootstrap BootstrapWithCounts(std::span<const double> a, std::span<const d
     means[r] = difference / size;
     improvements[r] = u / (size * size);
   }
-  std::sort(means.begin(), means.end());
-  std::sort(improvements.begin(), improvements.end());
-  const double low = (1 - options.level) / 2, high = (1 + options.level) / 2;
-  result.mean_difference = {QuantileOfSorted(means, low), QuantileOfSorted(means, high)};
-  result.probability_of_improvement = {QuantileOfSorted(improvements, low),
-                                       QuantileOfSorted(improvements, high)};
+  result.mean_difference = PercentileInterval(means, options.level);
+  result.probability_of_improvement = PercentileInterval(improvements, options.level);
   return result;
 }
 
@@ -225,10 +237,7 @@ PairedBootstrap BootstrapPairedClustered(std::span<const double> a, std::span<co
                                          std::span<const int> cluster,
                                          const BootstrapOptions& options) {
   const size_t n = std::min({a.size(), b.size(), cluster.size()});
-  std::map<int, std::vector<size_t>> members_of;
-  for (size_t i = 0; i < n; ++i) members_of[cluster[i]].push_back(i);
-  std::vector<std::vector<size_t>> clusters;
-  for (auto& [id, members] : members_of) clusters.push_back(std::move(members));
+  const std::vector<std::vector<size_t>> clusters = GroupIndices(cluster, n);
   return BootstrapWithCounts(
       a.first(n), b.first(n), options, [&clusters](Rng& rng, std::vector<int>& count) {
         for (size_t c = 0; c < clusters.size(); ++c) {
@@ -270,12 +279,8 @@ VarianceComponents OneWayVarianceComponents(std::span<const double> values,
 
 Interval BootstrapBetweenShare(std::span<const double> values, std::span<const int> group,
                                const BootstrapOptions& options) {
-  std::map<int, std::vector<double>> by_group;
-  for (size_t i = 0; i < values.size() && i < group.size(); ++i) {
-    by_group[group[i]].push_back(values[i]);
-  }
-  std::vector<std::vector<double>> groups;
-  for (auto& [g, members] : by_group) groups.push_back(std::move(members));
+  const std::vector<std::vector<size_t>> groups =
+      GroupIndices(group, std::min(values.size(), group.size()));
   Rng rng(options.seed);
   const int resamples = std::max(1, options.resamples);
   std::vector<double> shares(resamples), drawn;
@@ -284,17 +289,15 @@ Interval BootstrapBetweenShare(std::span<const double> values, std::span<const i
     drawn.clear();
     drawn_group.clear();
     for (size_t c = 0; c < groups.size(); ++c) {
-      const std::vector<double>& members = groups[rng.Below(groups.size())];
+      const std::vector<size_t>& members = groups[rng.Below(groups.size())];
       for (size_t k = 0; k < members.size(); ++k) {
-        drawn.push_back(members[rng.Below(members.size())]);
+        drawn.push_back(values[members[rng.Below(members.size())]]);
         drawn_group.push_back(static_cast<int>(c));
       }
     }
     shares[r] = OneWayVarianceComponents(drawn, drawn_group).between_share();
   }
-  std::sort(shares.begin(), shares.end());
-  return {QuantileOfSorted(shares, (1 - options.level) / 2),
-          QuantileOfSorted(shares, (1 + options.level) / 2)};
+  return PercentileInterval(shares, options.level);
 }
 
 CrossedComponents TwoWayVarianceComponents(std::span<const double> values, int rows, int columns) {
@@ -349,11 +352,8 @@ CrossedShareIntervals BootstrapCrossedShares(std::span<const double> values, int
     row_shares[k] = v.row_share();
     column_shares[k] = v.column_share();
   }
-  std::sort(row_shares.begin(), row_shares.end());
-  std::sort(column_shares.begin(), column_shares.end());
-  const double low = (1 - options.level) / 2, high = (1 + options.level) / 2;
-  return {{QuantileOfSorted(row_shares, low), QuantileOfSorted(row_shares, high)},
-          {QuantileOfSorted(column_shares, low), QuantileOfSorted(column_shares, high)}};
+  return {PercentileInterval(row_shares, options.level),
+          PercentileInterval(column_shares, options.level)};
 }
 
 }  // namespace seedproof

@@ -448,9 +448,8 @@ Plan ExpandSweep(const SweepSpec& spec, const TrainCounts& train_counts) {
       if (later) {
         p.id = TrialId(p);
         source_ids[t].push_back(p.id);
-        const bool known = std::any_of(plan.later_candidates.begin(), plan.later_candidates.end(),
-                                       [&](const TrialSpec& c) { return c.id == p.id; });
-        if (!known) plan.later_candidates.push_back(std::move(p));
+        // Shared by targets with the same source task: one candidate.
+        if (ids.insert(p.id).second) plan.later_candidates.push_back(std::move(p));
       } else {
         source_ids[t].push_back(add(std::move(p)));
       }

@@ -87,6 +87,33 @@ seeds: 2
   ASSERT_EQ(plan.datasets.size(), 2u);
 }
 
+// Sequential seeds with a source model per seed: the first look's seeds and
+// their source models run from the start; every later seed's trials, its source
+// model first, are candidates the coordinator adds step by step.
+TEST(ExpandSweep, SequentialSeedsPlanTheFirstLookAndLeaveTheRestAsCandidates) {
+  SweepSpec spec = Shipped("geron.yaml");
+  spec.seeds.count = 12;
+  spec.seeds.source_seeds = 12;
+  spec.seeds.min = 5;
+  spec.seeds.step = 5;
+  const Plan plan = ExpandSweep(spec);
+  EXPECT_EQ(plan.trials_by_kind.at(TrialKind::kPretrain), 5);
+  EXPECT_EQ(plan.trials.size(), 5u + 5u + 15u * 5u);
+  for (const TrialSpec& t : plan.trials) EXPECT_LT(t.seed_index, 5);
+  ASSERT_EQ(plan.later_candidates.size(), 7u + 7u + 15u * 7u);
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < plan.later_candidates.size(); ++i) {
+    const TrialSpec& t = plan.later_candidates[i];
+    EXPECT_GE(t.seed_index, 5);
+    EXPECT_EQ(t.kind == TrialKind::kPretrain, i < 7) << i;
+    index[t.id] = i;
+    if (t.kind == TrialKind::kTransfer) {
+      ASSERT_TRUE(index.contains(t.source_trial)) << "its source model comes before it";
+      EXPECT_EQ(plan.later_candidates[index[t.source_trial]].seed_index, t.seed_index);
+    }
+  }
+}
+
 TEST(ExpandSweep, GeronPretrainsAFreshSourceModelPerSeedSharedByThatSeedsArms) {
   const SweepSpec spec = Shipped("geron.yaml");
   const Plan plan = ExpandSweep(spec);
