@@ -98,6 +98,11 @@ TEST(SequentialSeeds, DecidedArmsStopAndTheReportSaysWhere) {
   const CommandRun table = RunSeedproof(absl::StrCat("report ", dir.string()));
   EXPECT_THAT(table.out, HasSubstr("Sequential seeds: 5 to 20, 5 at a time"));
   EXPECT_THAT(table.out, HasSubstr("30 of the 60 target trials"));
+  // Arms stopped at different looks: a fixed-sample test of one against another
+  // would not be controlled for that, so it is refused.
+  const CommandRun compare = RunSeedproof(absl::StrCat("report ", dir.string(), " --compare all"));
+  EXPECT_EQ(compare.exit_code, 2);
+  EXPECT_THAT(compare.err, HasSubstr("compare: with sequential seeds each arm stops"));
 }
 
 // Killed (SIGKILL) once the second step's trials are running, run again: the
