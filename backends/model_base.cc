@@ -193,19 +193,20 @@ void ModelBase::RebuildGradientLayout() {
   optimizer_steps_ = 0;
 }
 
-float* ModelBase::Gradient(int layer, int tensor) {
+float* ModelBase::Gradient(int layer, int tensor, int shard) {
   const int64_t offset = grad_offset_[layer][tensor];
-  return offset < 0 ? nullptr : gradients_.data() + offset;
+  if (offset < 0) return nullptr;
+  return (shard == 0 ? gradients_.data() : shard_gradients_[shard - 1].data()) + offset;
 }
 
-void ModelBase::DropoutMask(int layer, int64_t count, float* mask) const {
+void ModelBase::DropoutMask(int layer, int64_t count, float* mask, int64_t first) const {
   const float keep = 1.0f - spec_.layers[layer].rate;
   const float scale = 1.0f / keep;
   // 24-bit uniforms compared with keep; the threshold is computed once.
   const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(keep) * 16777216.0);
   const uint64_t base = StreamSeed(seed_, kDropoutStream, step_, static_cast<uint64_t>(layer));
   for (int64_t i = 0; i < count; ++i) {
-    mask[i] = (Mix64(base + static_cast<uint64_t>(i)) >> 40) < threshold ? scale : 0.0f;
+    mask[i] = (Mix64(base + static_cast<uint64_t>(first + i)) >> 40) < threshold ? scale : 0.0f;
   }
 }
 
@@ -241,40 +242,140 @@ absl::StatusOr<float> ModelBase::TrainStep(const float* x, const int32_t* y, int
   }
   const int64_t units = output_units();
   if (auto s = CheckLabels(spec_.loss, y, n, units); !s.ok()) return s;
+  dlogits_.resize(n * units);
+  if (SplitsBatch(n)) {
+    bool ran = false;
+    absl::StatusOr<float> loss = TrainSplit(x, y, n, correct, &ran);
+    if (ran) return loss;
+  }
 
   auto logits = Forward(x, n, /*training=*/true, num_layers());
   if (!logits.ok()) return logits.status();
-  dlogits_.resize(n * units);
   const double loss = FusedLoss(spec_.loss, *logits, y, n, units, dlogits_.data(), correct);
   if (auto s = Backward(dlogits_.data(), n); !s.ok()) return s;
   GradientReducer& reducer = reducer_ ? *reducer_ : LocalGradientReducer();
   auto examples = reducer.Reduce(gradients_, n);
   if (!examples.ok()) return examples.status();
   if (*examples < 1) return absl::InternalError("the gradient reducer reported no examples");
-  ApplyOptimizer(*examples);
+  ApplyOptimizer(NextOptimizerStep(*examples), 0, static_cast<int64_t>(gradients_.size()));
+  ++optimizer_steps_;
   ++step_;
   return static_cast<float>(loss / static_cast<double>(n));
 }
 
-// One pass over every trainable tensor: gradients are sums over `examples`, so
-// they are scaled by 1/examples here (the mean loss's gradient).
-void ModelBase::ApplyOptimizer(int64_t examples) {
-  const float scale = 1.0f / static_cast<float>(examples);
+bool ModelBase::SplitsBatch(int64_t n) const {
+  // Fewer rows than this per shard and a shard's fixed costs (primitive calls,
+  // the loops between them, the barriers) outweigh the halved arithmetic.
+  constexpr int64_t kMinShardRows = 8;
+  const int shards = shard_count();
+  if (shards < 2 || n < shards * kMinShardRows) return false;
+  for (int l = lowest_trainable_; l < num_layers(); ++l) {
+    if (spec_.layers[l].kind == LayerKind::kBatchNorm && trainable_[l]) return false;
+  }
+  return true;
+}
+
+// The split step: each shard runs forward, loss and backward on its rows; once
+// all have succeeded, the group sums their gradients and each shard updates its
+// share of the weights. The loss and hits add up in shard order.
+absl::StatusOr<float> ModelBase::TrainSplit(const float* x, const int32_t* y, int64_t n,
+                                            int64_t* correct, bool* ran) {
+  const int shards = shard_count();
+  if (!group_ || group_->members() != shards) group_ = std::make_unique<ThreadGroup>(shards);
+  group_->set_outer(reducer_);
+  shard_gradients_.resize(shards - 1);
+  for (std::vector<float>& g : shard_gradients_) g.resize(gradients_.size());
+
+  struct Part {
+    absl::Status status;
+    double loss = 0.0;
+    int64_t hits = 0;
+    int64_t examples = 0;  // across the group (and the outer reducer's replicas)
+  };
+  std::vector<Part> parts(shards);
+  const int64_t units = output_units();
+  const int64_t input_size = ElementCount(spec_.input);
+  const int64_t gradient_count = static_cast<int64_t>(gradients_.size());
+  *ran = RunShards(shards, [&](int s) {
+    Part& part = parts[s];
+    const int64_t first = n * s / shards;
+    const int64_t rows = n * (s + 1) / shards - first;
+    float* dlogits = dlogits_.data() + first * units;
+    auto logits = ForwardShard(s, x + first * input_size, rows, first);
+    if (logits.ok()) {
+      part.loss = FusedLoss(spec_.loss, *logits, y + first, rows, units, dlogits, &part.hits);
+      part.status = BackwardShard(s, dlogits, rows);
+    } else {
+      part.status = logits.status();
+    }
+    if (!group_->AllSucceeded(s, part.status.ok())) return;
+    std::span<float> mine = s == 0 ? std::span<float>(gradients_) : shard_gradients_[s - 1];
+    absl::StatusOr<int64_t> examples = group_->reducer(s).Reduce(mine, rows);
+    if (!examples.ok()) {
+      part.status = examples.status();
+      return;
+    }
+    part.examples = *examples;
+    if (part.examples < 1) return;
+    const auto [begin, end] = group_->Share(s, gradient_count);
+    ApplyOptimizer(NextOptimizerStep(part.examples), begin, end);
+  });
+  if (!*ran) return 0.0f;
+  double loss = 0.0;
+  int64_t hits = 0;
+  for (const Part& part : parts) {
+    if (!part.status.ok()) return part.status;
+    if (part.examples < 1) return absl::InternalError("the gradient reducer reported no examples");
+    loss += part.loss;
+    hits += part.hits;
+  }
+  if (correct) *correct = hits;
+  ++optimizer_steps_;
+  ++step_;
+  return static_cast<float>(loss / static_cast<double>(n));
+}
+
+bool ModelBase::RunShards(int, const std::function<void(int)>&) { return false; }
+
+absl::StatusOr<const float*> ModelBase::ForwardShard(int, const float*, int64_t, int64_t) {
+  return absl::UnimplementedError("this backend does not split batches");
+}
+
+absl::Status ModelBase::BackwardShard(int, const float*, int64_t) {
+  return absl::UnimplementedError("this backend does not split batches");
+}
+
+ModelBase::OptimizerStep ModelBase::NextOptimizerStep(int64_t examples) const {
+  OptimizerStep step;
+  step.scale = 1.0f / static_cast<float>(examples);
+  const OptimizerSpec& o = optimizer_;
+  if (o.kind == OptimizerKind::kAdam) {
+    const double t = static_cast<double>(optimizer_steps_ + 1);
+    step.adam_lr = static_cast<float>(o.learning_rate * std::sqrt(1.0 - std::pow(o.beta2, t)) /
+                                      (1.0 - std::pow(o.beta1, t)));
+  }
+  return step;
+}
+
+// One pass over the trainable tensors' values in [begin, end) of the gradient
+// buffer: gradients are sums over the step's examples, so they are scaled by
+// 1/examples here (the mean loss's gradient). Every update is elementwise, so
+// any split of the range gives the same bits.
+void ModelBase::ApplyOptimizer(const OptimizerStep& step, int64_t begin, int64_t end) {
+  const float scale = step.scale;
+  const float adam_lr = step.adam_lr;
   const OptimizerSpec& o = optimizer_;
   const float lr = o.learning_rate;
-  ++optimizer_steps_;
-  float adam_lr = 0.0f;
-  if (o.kind == OptimizerKind::kAdam) {
-    const double t = static_cast<double>(optimizer_steps_);
-    adam_lr = static_cast<float>(lr * std::sqrt(1.0 - std::pow(o.beta2, t)) /
-                                 (1.0 - std::pow(o.beta1, t)));
-  }
   for (int l = lowest_trainable_; l < num_layers(); ++l) {
     for (size_t t = 0; t < grad_offset_[l].size(); ++t) {
-      const int64_t g_off = grad_offset_[l][t];
-      if (g_off < 0) continue;
-      const int64_t count = ElementCount(shapes_.params[l][t]);
-      float* __restrict w = Param(l, static_cast<int>(t));
+      const int64_t tensor_begin = grad_offset_[l][t];
+      if (tensor_begin < 0) continue;
+      const int64_t from = std::max(begin, tensor_begin);
+      const int64_t to = std::min(end, tensor_begin + ElementCount(shapes_.params[l][t]));
+      if (from >= to) continue;
+      const int64_t g_off = from;
+      const int64_t count = to - from;
+      float* __restrict w = Param(l, static_cast<int>(t)) + (from - tensor_begin);
       const float* __restrict g = gradients_.data() + g_off;
       // Decoupled weight decay, kernels only (not biases, nor a BatchNorm's gamma).
       const bool kernel = t == 0 && spec_.layers[l].kind != LayerKind::kBatchNorm;

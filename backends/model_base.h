@@ -13,6 +13,7 @@
 
 #include "backends/backend.h"
 #include "backends/model_file.h"
+#include "backends/thread_group.h"
 
 namespace seedproof {
 
@@ -71,6 +72,28 @@ class ModelBase : public Model {
   // An untrained model of the same backend and options for `spec` (Clone, Derive).
   virtual absl::StatusOr<std::unique_ptr<ModelBase>> MakeSibling(const ModelSpec& spec) const = 0;
 
+  // ---- What a backend may implement: split batches ----
+  //
+  // A backend that can run parts of a batch at the same time, each on a thread of
+  // its own, says how many (shard_count() > 1) and implements the three calls
+  // below. TrainStep then splits a batch into that many contiguous parts (see
+  // SplitsBatch), runs the network on each part concurrently, sums the parts'
+  // gradients through a ThreadGroup and updates a share of the weights on each
+  // thread. Results stay bit-identical for a given shard count.
+
+  virtual int shard_count() const { return 1; }
+  // Runs work(0), ..., work(count - 1) at once, each on its own thread, and
+  // returns when all have ended; returns false without running any if it cannot
+  // have `count` threads at once (work synchronises across shards).
+  virtual bool RunShards(int count, const std::function<void(int)>& work);
+  // Forward(training=true) over rows [first_row, first_row + n) of a batch, on
+  // the calling thread, by shard `shard`'s own buffers. Dropout masks are those
+  // of the same rows of the whole batch.
+  virtual absl::StatusOr<const float*> ForwardShard(int shard, const float* x, int64_t n,
+                                                    int64_t first_row);
+  // Backward after ForwardShard on the same shard; writes Gradient(l, t, shard).
+  virtual absl::Status BackwardShard(int shard, const float* dlogits, int64_t n);
+
   // ---- What a backend uses ----
 
   // Parameter tensor t (0 kernel, 1 bias) of a layer, Keras layout.
@@ -78,20 +101,38 @@ class ModelBase : public Model {
   const float* Param(int layer, int tensor) const {
     return params_.data() + param_offset_[layer][tensor];
   }
-  // Its gradient, or nullptr while the layer is frozen.
-  float* Gradient(int layer, int tensor);
+  // Its gradient, or nullptr while the layer is frozen: the whole batch's, or
+  // (for a split batch) shard `shard`'s.
+  float* Gradient(int layer, int tensor, int shard = 0);
   // The lowest layer with trainable weights; num_layers() if none.
   int lowest_trainable_layer() const { return lowest_trainable_; }
-  // Dropout multipliers for `count` values of a layer in the current training step:
-  // 0 or 1/(1-rate). A pure function of (seed, step, layer, index), so every backend
-  // and every thread count drops the same units.
-  void DropoutMask(int layer, int64_t count, float* mask) const;
+  // Dropout multipliers for values [first, first + count) of a layer's output in
+  // the current training step, counted over the whole batch: 0 or 1/(1-rate). A
+  // pure function of (seed, step, layer, index), so every backend, thread count
+  // and split of the batch drops the same units.
+  void DropoutMask(int layer, int64_t count, float* mask, int64_t first = 0) const;
 
  private:
   // What Save and SaveBytes write.
   ModelFileContents FileContents() const;
   void RebuildGradientLayout();
-  void ApplyOptimizer(int64_t global_examples);
+  // The optimizer's step: gradients are sums over `examples`; Adam's bias
+  // correction is that of optimizer step optimizer_steps_ + 1.
+  struct OptimizerStep {
+    float scale = 1.0f;    // 1 / examples
+    float adam_lr = 0.0f;  // Adam's bias-corrected learning rate
+  };
+  OptimizerStep NextOptimizerStep(int64_t examples) const;
+  // Updates the weights whose gradients lie in [begin, end) of the gradient buffer.
+  void ApplyOptimizer(const OptimizerStep& step, int64_t begin, int64_t end);
+  // Whether a training batch of n examples is split across shards: the backend
+  // has shards, each gets at least kMinShardRows rows, and no trainable
+  // BatchNorm layer would see only its part's statistics.
+  bool SplitsBatch(int64_t n) const;
+  // TrainStep on a split batch. *ran is false, and nothing has changed, when the
+  // backend could not run the shards at once (TrainStep then runs the batch whole).
+  absl::StatusOr<float> TrainSplit(const float* x, const int32_t* y, int64_t n, int64_t* correct,
+                                   bool* ran);
   absl::Status CheckLayer(int layer) const;
 
   ModelSpec spec_;
@@ -110,6 +151,11 @@ class ModelBase : public Model {
   std::vector<float> slot1_, slot2_;  // momentum / Adam m and v, parallel to gradients_
   int64_t optimizer_steps_ = 0;       // since the last fresh state (Adam bias correction)
   GradientReducer* reducer_ = nullptr;
+
+  // Split batches: shard s >= 1 sums its gradients in shard_gradients_[s - 1]
+  // (shard 0 in gradients_), and the group sums them.
+  std::vector<std::vector<float>> shard_gradients_;
+  std::unique_ptr<ThreadGroup> group_;
 
   uint64_t seed_ = 0;
   uint64_t step_ = 0;           // training steps taken, for dropout masks

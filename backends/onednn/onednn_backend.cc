@@ -6,6 +6,7 @@
 #include "backends/onednn/onednn_backend.h"
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -16,6 +17,10 @@
 #include "backends/model_base.h"
 #include "backends/onednn/elementwise.h"
 #include "backends/onednn/layer_kernels.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace seedproof {
 namespace {
@@ -51,34 +56,72 @@ struct Plan {
   uint64_t last_use = 0;
 };
 
+// What runs one batch at a time: a runtime (stream, scratchpad, thread count)
+// and the plans of the batch sizes it has seen. A model has one for whole
+// batches, whose primitives may use every thread, and with threads > 1 one per
+// shard of a split batch, whose primitives run on the shard's one thread.
+struct Executor {
+  std::unique_ptr<onednn::Runtime> runtime;
+  std::vector<std::unique_ptr<Plan>> plans;
+  uint64_t uses = 0;
+  // The plan of the last Forward if it was a training one: Backward's input.
+  Plan* trained = nullptr;
+  // Backward reads layer 0's input from the caller's x: TrainStep keeps it alive
+  // between Forward and Backward.
+};
+
 class OnednnModel final : public ModelBase {
  public:
-  OnednnModel(ModelSpec spec, ModelShapes shapes, const BackendOptions& options,
-              std::unique_ptr<onednn::Runtime> runtime)
-      : ModelBase(std::move(spec), std::move(shapes)),
-        options_(options),
-        runtime_(std::move(runtime)) {}
+  OnednnModel(ModelSpec spec, ModelShapes shapes, const BackendOptions& options)
+      : ModelBase(std::move(spec), std::move(shapes)), options_(options) {
+    whole_.runtime = std::make_unique<onednn::Runtime>();
+    // oneDNN runs on OpenMP (libgomp) here; each primitive sets its own share of
+    // these threads when it is created and run (onednn::ThreadsFor). Without
+    // OpenMP in the build (CMake: OpenMP::OpenMP_CXX) the count cannot be set
+    // and OpenMP's default applies.
+    whole_.runtime->threads = options.threads;
+    if (options.threads > 1) {
+      shards_.resize(options.threads);
+      for (Executor& shard : shards_) {
+        shard.runtime = std::make_unique<onednn::Runtime>();
+        shard.runtime->threads = 1;
+      }
+    }
+  }
 
  protected:
   absl::StatusOr<const float*> Forward(const float* x, int64_t n, bool training,
-                                       int end_layer) override;
-  absl::Status Backward(const float* dlogits, int64_t n) override;
+                                       int end_layer) override {
+    return Run(whole_, x, n, training, end_layer, 0);
+  }
+  absl::Status Backward(const float* dlogits, int64_t n) override {
+    return RunBackward(whole_, 0, dlogits, n);
+  }
   absl::StatusOr<std::unique_ptr<ModelBase>> MakeSibling(const ModelSpec& spec) const override;
 
+  int shard_count() const override { return static_cast<int>(shards_.size()); }
+  bool RunShards(int count, const std::function<void(int)>& work) override;
+  absl::StatusOr<const float*> ForwardShard(int shard, const float* x, int64_t n,
+                                            int64_t first_row) override {
+    return Run(shards_[shard], x, n, /*training=*/true, num_layers(), first_row);
+  }
+  absl::Status BackwardShard(int shard, const float* dlogits, int64_t n) override {
+    return RunBackward(shards_[shard], shard, dlogits, n);
+  }
+
  private:
-  Plan& PlanFor(int64_t n);
-  std::unique_ptr<Plan> MakePlan(int64_t n);
+  // Forward on `executor`; first_row: x's first row in the whole batch (dropout).
+  absl::StatusOr<const float*> Run(Executor& executor, const float* x, int64_t n, bool training,
+                                   int end_layer, int64_t first_row);
+  // Backward on `executor`, into the gradients of `shard` (0: the whole batch's).
+  absl::Status RunBackward(Executor& executor, int shard, const float* dlogits, int64_t n);
+  Plan& PlanFor(Executor& executor, int64_t n);
+  std::unique_ptr<Plan> MakePlan(onednn::Runtime& runtime, int64_t n);
   void PrepareBackward(Plan& plan);
-  int threads() const { return runtime_->threads; }
 
   const BackendOptions options_;
-  std::unique_ptr<onednn::Runtime> runtime_;
-  std::vector<std::unique_ptr<Plan>> plans_;
-  uint64_t uses_ = 0;
-  // The plan of the last Forward if it was a training one: Backward's input.
-  Plan* trained_ = nullptr;
-  // Backward reads layer 0's input from the caller's x: TrainStep keeps it alive
-  // between Forward and Backward.
+  Executor whole_;
+  std::vector<Executor> shards_;
 };
 
 absl::StatusOr<std::unique_ptr<OnednnModel>> MakeOnednnModel(const ModelSpec& spec,
@@ -90,39 +133,58 @@ absl::StatusOr<std::unique_ptr<OnednnModel>> MakeOnednnModel(const ModelSpec& sp
   absl::StatusOr<ModelShapes> shapes = InferShapes(spec);
   if (!shapes.ok()) return shapes.status();
   try {
-    auto runtime = std::make_unique<onednn::Runtime>();
-    // oneDNN runs on OpenMP (libgomp) here; each primitive sets its own share of
-    // these threads when it is created and run (onednn::ThreadsFor). Without
-    // OpenMP in the build (CMake: OpenMP::OpenMP_CXX) the count cannot be set
-    // and OpenMP's default applies.
-    runtime->threads = options.threads;
-    return std::make_unique<OnednnModel>(spec, *std::move(shapes), options, std::move(runtime));
+    return std::make_unique<OnednnModel>(spec, *std::move(shapes), options);
   } catch (const dnnl::error& e) {
     return FromDnnl(e, "engine creation");
   }
 }
 
-Plan& OnednnModel::PlanFor(int64_t n) {
-  ++uses_;
-  for (auto& plan : plans_) {
+bool OnednnModel::RunShards(int count, const std::function<void(int)>& work) {
+#ifdef _OPENMP
+  // The shards' primitives were made for one thread each and run inside this
+  // region, where oneDNN does not fork again.
+  if (omp_in_parallel()) return false;
+  bool all_there = true;
+#pragma omp parallel num_threads(count)
+  {
+    // Every thread sees the same count, so either all run their share or none.
+    if (omp_get_num_threads() != count) {
+#pragma omp single
+      all_there = false;
+    } else {
+      work(omp_get_thread_num());
+    }
+  }
+  return all_there;
+#else
+  (void)count;
+  (void)work;
+  return false;
+#endif
+}
+
+Plan& OnednnModel::PlanFor(Executor& executor, int64_t n) {
+  std::vector<std::unique_ptr<Plan>>& plans = executor.plans;
+  ++executor.uses;
+  for (auto& plan : plans) {
     if (plan->n == n) {
-      plan->last_use = uses_;
+      plan->last_use = executor.uses;
       return *plan;
     }
   }
-  if (plans_.size() == kMaxPlans) {
-    auto oldest = std::min_element(plans_.begin(), plans_.end(), [](const auto& a, const auto& b) {
+  if (plans.size() == kMaxPlans) {
+    auto oldest = std::min_element(plans.begin(), plans.end(), [](const auto& a, const auto& b) {
       return a->last_use < b->last_use;
     });
-    if (oldest->get() == trained_) trained_ = nullptr;
-    plans_.erase(oldest);
+    if (oldest->get() == executor.trained) executor.trained = nullptr;
+    plans.erase(oldest);
   }
-  plans_.push_back(MakePlan(n));
-  plans_.back()->last_use = uses_;
-  return *plans_.back();
+  plans.push_back(MakePlan(*executor.runtime, n));
+  plans.back()->last_use = executor.uses;
+  return *plans.back();
 }
 
-std::unique_ptr<Plan> OnednnModel::MakePlan(int64_t n) {
+std::unique_ptr<Plan> OnednnModel::MakePlan(onednn::Runtime& runtime, int64_t n) {
   auto plan = std::make_unique<Plan>();
   plan->n = n;
   const int layers = num_layers();
@@ -147,21 +209,21 @@ std::unique_ptr<Plan> OnednnModel::MakePlan(int64_t n) {
       case LayerKind::kActivation:
         break;  // a loop of ours, into outputs[l]
       case LayerKind::kDense:
-        plan->kernels[l] = onednn::MakeDenseKernels(*runtime_, n, ElementCount(in),
-                                                    ElementCount(out), activation, layer.alpha);
+        plan->kernels[l] = onednn::MakeDenseKernels(runtime, n, ElementCount(in), ElementCount(out),
+                                                    activation, layer.alpha);
         break;
       case LayerKind::kConv2D:
-        plan->kernels[l] = onednn::MakeConv2DKernels(*runtime_, n, layer, in, out, activation);
+        plan->kernels[l] = onednn::MakeConv2DKernels(runtime, n, layer, in, out, activation);
         break;
       case LayerKind::kMaxPool2D:
-        plan->kernels[l] = onednn::MakeMaxPool2DKernels(*runtime_, n, layer, in, out);
+        plan->kernels[l] = onednn::MakeMaxPool2DKernels(runtime, n, layer, in, out);
         break;
       case LayerKind::kAvgPool2D:
       case LayerKind::kGlobalAvgPool2D:
-        plan->kernels[l] = onednn::MakeAvgPool2DKernels(*runtime_, n, layer, in, out);
+        plan->kernels[l] = onednn::MakeAvgPool2DKernels(runtime, n, layer, in, out);
         break;
       case LayerKind::kBatchNorm:
-        plan->norms[l] = onednn::MakeBatchNormKernels(*runtime_, n, layer, in);
+        plan->norms[l] = onednn::MakeBatchNormKernels(runtime, n, layer, in);
         break;
     }
     plan->outputs[l].Resize(n * ElementCount(out));
@@ -183,12 +245,13 @@ void OnednnModel::PrepareBackward(Plan& plan) {
   plan.backward_ready = true;
 }
 
-absl::StatusOr<const float*> OnednnModel::Forward(const float* x, int64_t n, bool training,
-                                                  int end_layer) {
+absl::StatusOr<const float*> OnednnModel::Run(Executor& executor, const float* x, int64_t n,
+                                              bool training, int end_layer, int64_t first_row) {
   if (n < 1) return absl::InvalidArgumentError(absl::StrCat("Forward needs n >= 1, got ", n));
+  const int threads = executor.runtime->threads;
   try {
-    trained_ = nullptr;
-    Plan& plan = PlanFor(n);
+    executor.trained = nullptr;
+    Plan& plan = PlanFor(executor, n);
     const float* in = x;
     const int end = std::clamp(end_layer, 1, num_layers());
     for (int l = 0; l < end; ++l) {
@@ -204,8 +267,9 @@ absl::StatusOr<const float*> OnednnModel::Forward(const float* x, int64_t n, boo
           // y = x * mask, mask values 0 or 1/(1-rate), while training; else y = x.
           if (training) {
             const int64_t count = n * ElementCount(shapes().outputs[l]);
-            DropoutMask(l, count, plan.masks[l].data());
-            onednn::Multiply(in, plan.masks[l].data(), y, count, threads());
+            DropoutMask(l, count, plan.masks[l].data(),
+                        first_row * ElementCount(shapes().outputs[l]));
+            onednn::Multiply(in, plan.masks[l].data(), y, count, threads);
             plan.out[l] = y;
           } else {
             plan.out[l] = in;
@@ -219,7 +283,7 @@ absl::StatusOr<const float*> OnednnModel::Forward(const float* x, int64_t n, boo
         case LayerKind::kActivation: {
           const int64_t count = n * ElementCount(shapes().outputs[l]);
           std::copy(in, in + count, y);
-          onednn::Activate(layer.activation, layer.alpha, y, count, threads());
+          onednn::Activate(layer.activation, layer.alpha, y, count, threads);
           plan.out[l] = y;
           break;
         }
@@ -239,14 +303,14 @@ absl::StatusOr<const float*> OnednnModel::Forward(const float* x, int64_t n, boo
             plan.norms[l]->ForwardInference(in, y, Param(l, 0), Param(l, 2), Param(l, 3));
           }
           // Never the output layer (that is dense): its activation applies here.
-          onednn::Activate(layer.activation, layer.alpha, y,
-                           n * ElementCount(shapes().outputs[l]), threads());
+          onednn::Activate(layer.activation, layer.alpha, y, n * ElementCount(shapes().outputs[l]),
+                           threads);
           plan.out[l] = y;
           break;
       }
       in = plan.out[l];
     }
-    if (training && end == num_layers()) trained_ = &plan;
+    if (training && end == num_layers()) executor.trained = &plan;
     return in;
   } catch (const dnnl::error& e) {
     return FromDnnl(e, "the forward pass");
@@ -256,15 +320,17 @@ absl::StatusOr<const float*> OnednnModel::Forward(const float* x, int64_t n, boo
   }
 }
 
-absl::Status OnednnModel::Backward(const float* dlogits, int64_t n) {
-  if (trained_ == nullptr || trained_->n != n) {
+absl::Status OnednnModel::RunBackward(Executor& executor, int shard, const float* dlogits,
+                                      int64_t n) {
+  const int threads = executor.runtime->threads;
+  if (executor.trained == nullptr || executor.trained->n != n) {
     return absl::FailedPreconditionError(
         absl::StrCat("Backward on ", n, " examples needs Forward(training=true) on as many first"));
   }
   const int last = num_layers() - 1;
   const int lowest = lowest_trainable_layer();
   if (lowest > last) return absl::OkStatus();  // nothing trains
-  Plan& plan = *trained_;
+  Plan& plan = *executor.trained;
   try {
     PrepareBackward(plan);
     // grad: the gradient w.r.t. layer l's output, (n, outputs[l]...); for the
@@ -281,24 +347,24 @@ absl::Status OnednnModel::Backward(const float* dlogits, int64_t n) {
           continue;  // same bytes: dy is already dx
         case LayerKind::kDropout:
           // dx = dy * mask, in place (Dropout is never the output layer).
-          onednn::Multiply(grad, plan.masks[l].data(), grad, count, threads());
+          onednn::Multiply(grad, plan.masks[l].data(), grad, count, threads);
           continue;
         case LayerKind::kActivation:
           // In place too: dy times the derivative is dx (never the output layer).
           onednn::MultiplyByDerivative(layer.activation, layer.alpha, plan.out[l], grad, count,
-                                       threads());
+                                       threads);
           continue;
         case LayerKind::kDense:
         case LayerKind::kConv2D: {
           const float* dz = dlogits;
           if (l < last) {
             onednn::MultiplyByDerivative(layer.activation, layer.alpha, plan.out[l], grad, count,
-                                         threads());
+                                         threads);
             dz = grad;
           }
           // Gradient() is null for a frozen layer, which then only passes dx down.
-          plan.kernels[l]->Backward(plan.in[l], dz, Param(l, 0), Gradient(l, 0), Gradient(l, 1),
-                                    dx);
+          plan.kernels[l]->Backward(plan.in[l], dz, Param(l, 0), Gradient(l, 0, shard),
+                                    Gradient(l, 1, shard), dx);
           break;
         }
         case LayerKind::kMaxPool2D:
@@ -310,10 +376,11 @@ absl::Status OnednnModel::Backward(const float* dlogits, int64_t n) {
           break;
         case LayerKind::kBatchNorm:
           onednn::MultiplyByDerivative(layer.activation, layer.alpha, plan.out[l], grad, count,
-                                       threads());
+                                       threads);
           if (trainable(l)) {
             // Gradient(l, 0) is dgamma followed by dbeta.
-            plan.norms[l]->BackwardTraining(plan.in[l], grad, Param(l, 0), Gradient(l, 0), dx);
+            plan.norms[l]->BackwardTraining(plan.in[l], grad, Param(l, 0), Gradient(l, 0, shard),
+                                            dx);
           } else if (dx != nullptr) {
             plan.norms[l]->BackwardFrozen(grad, Param(l, 0), Param(l, 3), dx);
           }

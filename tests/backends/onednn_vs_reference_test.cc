@@ -407,6 +407,68 @@ TEST(OnednnVsReference, WideDenseGradientsMatchOnOneAndTwoThreads) {
   }
 }
 
+// On two threads a training batch is split: each thread runs the whole network on
+// its half, one thread per primitive, and the halves' gradients are summed. So
+// the gradient the reducer sees is, bit for bit, the sum of what a one-thread
+// model computes on each half alone (the same primitives on the same rows).
+// Models without dropout, whose masks depend on the rows' place in the batch.
+TEST(OnednnVsReference, ASplitBatchsGradientIsTheSumOfItsHalvesOnOneThread) {
+  const std::vector<Case> cases = {{"dense/scce", DenseSpec(Loss::kSparseCategoricalCrossEntropy)},
+                                   {"dense/bce", DenseSpec(Loss::kBinaryCrossEntropy)},
+                                   {"conv2", ConvSpec2()},
+                                   {"wide dense", WideDenseSpec()}};
+  for (const Case& c : cases) {
+    for (int64_t n : {16, 33, 256}) {
+      const Batch batch = RandomBatch(c.spec, n, 71);
+      auto split = Create(*Onednn(2), c.spec, 13);
+      CapturingReducer whole;
+      split->SetGradientReducer(&whole);
+      auto loss = split->TrainStep(batch.x.data(), batch.y.data(), n);
+      ASSERT_TRUE(loss.ok()) << loss.status();
+      ASSERT_EQ(whole.calls, 1);
+
+      std::vector<float> sum;
+      const int64_t features = ElementCount(c.spec.input);
+      for (int64_t first : {int64_t{0}, n / 2}) {
+        const int64_t rows = first == 0 ? n / 2 : n - n / 2;
+        auto one = Create(*Onednn(1), c.spec, 13);
+        CapturingReducer half;
+        one->SetGradientReducer(&half);
+        ASSERT_TRUE(
+            one->TrainStep(batch.x.data() + first * features, batch.y.data() + first, rows).ok());
+        if (sum.empty()) {
+          sum = half.gradients;
+        } else {
+          for (size_t i = 0; i < sum.size(); ++i) sum[i] += half.gradients[i];
+        }
+      }
+      EXPECT_EQ(whole.gradients, sum) << c.name << ", batch " << n;
+    }
+  }
+}
+
+// Below 8 rows a thread, and with a trainable BatchNorm (whose batch statistics
+// a half would change), the batch runs whole: at these sizes every primitive
+// gets one thread, so two threads give one thread's bits.
+TEST(OnednnVsReference, SmallBatchesAndTrainableBatchNormAreNotSplit) {
+  const std::vector<std::pair<Case, int64_t>> runs = {
+      {{"dense/scce", DenseSpec(Loss::kSparseCategoricalCrossEntropy)}, 15},
+      {{"norm-dense/scce", NormDenseSpec()}, 32},
+      {{"norm-conv/bce", NormConvSpec()}, 32}};
+  for (const auto& [c, n] : runs) {
+    const Batch batch = RandomBatch(c.spec, n, 73);
+    std::vector<float> gradients[2];
+    for (int threads : {1, 2}) {
+      auto m = Create(*Onednn(threads), c.spec, 17);
+      CapturingReducer reducer;
+      m->SetGradientReducer(&reducer);
+      ASSERT_TRUE(m->TrainStep(batch.x.data(), batch.y.data(), n).ok());
+      gradients[threads - 1] = reducer.gradients;
+    }
+    EXPECT_EQ(gradients[0], gradients[1]) << c.name << ", batch " << n;
+  }
+}
+
 TEST(OnednnVsReference, WideDenseTrainingIsBitIdenticalRunToRun) {
   for (int threads : {1, 2}) {
     std::vector<float> runs[2];
@@ -459,9 +521,9 @@ void ExpectTrainingMatches(const Case& c, const OptimizerSpec& optimizer, double
     pa = std::move(ka);
     pb = std::move(kb);
   }
-  const bool normalised = std::any_of(c.spec.layers.begin(), c.spec.layers.end(), [](const auto& l) {
-    return l.kind == LayerKind::kBatchNorm;
-  });
+  const bool normalised =
+      std::any_of(c.spec.layers.begin(), c.spec.layers.end(),
+                  [](const auto& l) { return l.kind == LayerKind::kBatchNorm; });
   if (optimizer.kind == OptimizerKind::kAdam && normalised) atol = kAdamNormWeightAtol;
   ExpectClose(pa, pb, atol, kWeightRtol,
               std::string(c.name) + " weights after 10 " + label + " steps");

@@ -6,7 +6,8 @@ Usage: data_parallel_test.py PATH/TO/seedproof
 Runs `mpirun -np R seedproof bench mpi` for R = 1, 2 and 4 (4 oversubscribes this
 2-core machine) on the first 4,096 task-A images, 2 epochs at global batch 256:
 the same global batches split across the ranks, gradients summed with
-MPI_Allreduce. Requires per-epoch training losses within 1e-5 relative of R = 1
+MPI_Allreduce. Then R = 2 with 2 threads per rank: each rank splits its share
+again across its threads, which sum in-process before the MPI_Allreduce. Requires per-epoch training losses within 1e-5 relative of R = 1
 and test accuracies within one test example. Ranks talk over shared memory only
 (btl self,vader) inside a network namespace that has only loopback."""
 import json, os, subprocess, sys
@@ -20,10 +21,10 @@ env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIR
 ISOLATE = ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "mpirun"]
 
 
-def run(ranks):
+def run(ranks, threads=1):
     command = ISOLATE + ["mpirun", "--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader",
                "-np", str(ranks), SEEDPROOF, "bench", "mpi", "--examples", "4096", "--epochs",
-               "2", "--batch", "256"]
+               "2", "--batch", "256", "--threads", str(threads)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
     if done.returncode != 0:
         sys.exit("R=%d failed (exit %d):\n%s%s" % (ranks, done.returncode, done.stdout,
@@ -47,19 +48,19 @@ def run(ranks):
 
 failures = 0
 reference_epochs, reference_test = run(1)
-for ranks in (2, 4):
-    epochs, test = run(ranks)
+for ranks, threads in ((2, 1), (4, 1), (2, 2)):
+    epochs, test = run(ranks, threads)
     for ref, got in zip(reference_epochs, epochs):
         relative = abs(got["train_loss"] - ref["train_loss"]) / abs(ref["train_loss"])
         ok = relative <= 1e-5
         failures += not ok
-        print("%-6s R=%d epoch %d train_loss %.9f vs %.9f (relative %.1e)" %
-              ("ok" if ok else "DIFFER", ranks, got["epoch"], got["train_loss"],
+        print("%-6s R=%d T=%d epoch %d train_loss %.9f vs %.9f (relative %.1e)" %
+              ("ok" if ok else "DIFFER", ranks, threads, got["epoch"], got["train_loss"],
                ref["train_loss"], relative))
     gap = abs(test["test_correct"] - reference_test["test_correct"])
     ok = gap <= 1
     failures += not ok
-    print("%-6s R=%d test correct %d vs %d of %d" % ("ok" if ok else "DIFFER", ranks,
+    print("%-6s R=%d T=%d test correct %d vs %d of %d" % ("ok" if ok else "DIFFER", ranks, threads,
                                                     test["test_correct"],
                                                     reference_test["test_correct"],
                                                     test["test_examples"]))
