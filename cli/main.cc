@@ -119,14 +119,12 @@ int main(int argc, char** argv) {
       ->add_option("source", model_export.source,
                    "A seedproof model file, or a `seedproof run` folder (or its database)")
       ->required();
-  model_export_cmd->add_option("-o,--out", model_export.out, "The ONNX file to write")
-      ->required();
+  model_export_cmd->add_option("-o,--out", model_export.out, "The ONNX file to write")->required();
   model_export_cmd->add_option("--trial", model_export.trial, "A study's trial, by id");
-  model_export_cmd->add_option(
-      "--arm", model_export.arm,
-      "A study's arm (or baseline; best: the highest mean test accuracy)");
-  model_export_cmd->add_option("--seed", model_export.seed,
-                               "The arm's seed (default: its most accurate one)")
+  model_export_cmd->add_option("--arm", model_export.arm,
+                               "A study's arm (or baseline; best: the highest mean test accuracy)");
+  model_export_cmd
+      ->add_option("--seed", model_export.seed, "The arm's seed (default: its most accurate one)")
       ->check(CLI::Range(0, 1 << 30));
   model_export_cmd->add_option("--target", model_export.target, "The target task (when several)");
 
@@ -166,6 +164,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   engine_cmd->add_option("--data", engine.dataset_dir)->check(CLI::ExistingDirectory);
+  engine_cmd
+      ->add_option("--spec", engine.spec_path,
+                   "Train this sweep spec's source model with its pretrain optimizer "
+                   "instead of model A (e.g. experiments/specs/geron-cnn.yaml)")
+      ->check(CLI::ExistingFile);
+  engine_cmd->add_option("--examples", engine.examples, "Train on the first N task-A images only")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
 
   seedproof::CacheBenchOptions cache;
   CLI::App* cache_cmd = bench_cmd->add_subcommand(

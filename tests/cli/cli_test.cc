@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <regex>
 #include <string>
@@ -403,6 +404,48 @@ TEST(SeedproofBench, CoordinatorBenchNamesAMissingBackendPlugin) {
       RunSeedproof("bench coordinator --workers 2 --trials 4 --backend " + std::string(kSeedproof));
   EXPECT_NE(not_plugin.exit_code, 0);
   EXPECT_THAT(not_plugin.err, HasSubstr(kSeedproof));
+}
+
+// The conv path: geron-cnn.yaml's source model with its Adam, on 512 task-A
+// images, one and two threads (the second splits each batch of 64).
+TEST(SeedproofBench, EngineBenchTrainsASpecsSourceModel) {
+  const CommandRun run = RunSeedproof(
+      absl::StrCat("bench engine --batch 64 --threads 1 --threads 2 --examples 512 --spec ",
+                   (kRepo / "experiments/specs/geron-cnn.yaml").string()));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::vector<std::string> lines = absl::StrSplit(run.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << run.out;
+  for (int i = 0; i < 2; ++i) {
+    const nlohmann::json line = nlohmann::json::parse(lines[i]);
+    EXPECT_EQ(line["model"], "geron-cnn");
+    EXPECT_EQ(line["threads"], i + 1);
+    EXPECT_EQ(line["samples"], 512);
+    // Multiply-adds per example, by hand: conv 28x28x32x9, conv 14x14x64x9x32,
+    // dense 3136x128, head 128x8; training doubles each (weight gradients) and
+    // adds input gradients for all but the first conv.
+    const double forward = 28 * 28 * 32 * 9 + 14 * 14 * 64 * 9 * 32 + 3136 * 128 + 128 * 8;
+    const double flops = 2.0 * (2 * forward + (forward - 28 * 28 * 32 * 9));
+    EXPECT_NEAR(line["gflops"].get<double>() * 1e9 / line["samples_per_s"].get<double>(), flops,
+                1e-6 * flops);
+  }
+}
+
+TEST(SeedproofBench, EngineBenchRefusesASpecWhoseModelIsNotForTaskA) {
+  // geron-cnn.yaml with a two-class source task: its source model ends in 2 units.
+  std::ifstream shipped(kRepo / "experiments/specs/geron-cnn.yaml");
+  std::string text((std::istreambuf_iterator<char>(shipped)), std::istreambuf_iterator<char>());
+  const std::string classes = "classes: [0, 1, 2, 3, 4, 7, 8, 9]";
+  ASSERT_NE(text.find(classes), std::string::npos);
+  text.replace(text.find(classes), classes.size(), "classes: [0, 1]");
+  const fs::path spec = WriteSpec("bench_wrong_input.yaml", text);
+  const CommandRun run = RunSeedproof("bench engine --batch 8 --threads 1 --spec " + spec.string());
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_THAT(run.err, HasSubstr("bench_wrong_input.yaml: model: the engine benchmark trains on "
+                                 "task A"));
+  EXPECT_EQ(run.out, "");
+  const CommandRun missing = RunSeedproof("bench engine --spec /nonexistent/spec.yaml");
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_THAT(missing.err, HasSubstr("--spec: File does not exist"));
 }
 
 TEST(SeedproofBench, PeakBenchStatesTheModelACeilingItImplies) {
