@@ -48,9 +48,11 @@ CREATE TABLE trials (
   FOREIGN KEY (sweep_id, source_trial) REFERENCES trials (sweep_id, trial_id)
 ) STRICT, WITHOUT ROWID;
 
--- Every lease ever handed out. Rows are never deleted, so an id (the rowid: the
--- largest + 1) is never reused and a stale attempt id never names a newer attempt.
--- (AUTOINCREMENT would add nothing but one more page written per lease.)
+-- Every lease ever handed out. An id is 62 random bits (Store::LeaseNext), so
+-- another client cannot guess a lease it was not given; rows are never deleted
+-- and a drawn id already used is drawn again, so an id is never reused and a
+-- stale attempt id never names a newer attempt. (Stores written before hold
+-- sequential ids as well: ids are compared, never ordered.)
 CREATE TABLE attempts (
   id INTEGER PRIMARY KEY,
   sweep_id TEXT NOT NULL,

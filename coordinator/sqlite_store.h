@@ -130,6 +130,8 @@ class SqliteStore final : public Store {
                              const std::string& spec_json);
   // Writes the rows of the trials AppendTrials added (the sweep's last ones).
   absl::Status InsertTrialRows(const Sweep& sweep, const std::vector<const TrialSpec*>& added);
+  // A fresh attempt id: random, unguessable, never issued before.
+  absl::StatusOr<int64_t> UnusedAttemptId();
   // Records that the worker was seen now (see kLastSeenResolutionMs).
   absl::Status SeeWorker(const std::string& worker_id, int64_t now_ms);
   // Ends a current attempt's row.

@@ -1,6 +1,7 @@
 // The Store on SQLite: workers, leases and the attempts they start, artifacts.
 #include <algorithm>
 #include <optional>
+#include <random>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -66,21 +67,40 @@ absl::StatusOr<std::optional<Lease>> SqliteStore::LeaseNext(const std::string& w
   if (trial.source >= 0) lease.source_sha256 = sweep.trials[trial.source].model_sha256;
   if (trial.spec_json) lease.trial_json = *trial.spec_json;
   auto status = Change([&]() -> absl::Status {
-    if (auto s =
-            db_->Prepare("INSERT INTO attempts (sweep_id, trial_id, number, worker_id, "
-                         "leased_ms, deadline_ms, state) VALUES "
-                         "(?1, ?2, ?3, ?4, ?5, ?6, 'leased')",
-                         sweep.id, trial.id, lease.attempt, worker_id, now_ms, lease.deadline_ms)
-                .Run();
+    auto id = UnusedAttemptId();
+    if (!id.ok()) return id.status();
+    lease.attempt_id = *id;
+    if (auto s = db_->Prepare("INSERT INTO attempts (id, sweep_id, trial_id, number, worker_id, "
+                              "leased_ms, deadline_ms, state) VALUES "
+                              "(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'leased')",
+                              lease.attempt_id, sweep.id, trial.id, lease.attempt, worker_id,
+                              now_ms, lease.deadline_ms)
+                     .Run();
         !s.ok()) {
       return s;
     }
-    lease.attempt_id = db_->LastInsertId();
     scheduler_.StartAttempt(lease.attempt_id, sweep, next->trial, worker_id, lease.deadline_ms);
     return SeeWorker(worker_id, now_ms);
   });
   if (!status.ok()) return status;
   return lease;
+}
+
+// An attempt's id is all a worker needs to heartbeat, fail, release or complete
+// it, so it must not be guessable by another client holding the token: 62
+// random bits (the kernel's generator), never an id issued before.
+absl::StatusOr<int64_t> SqliteStore::UnusedAttemptId() {
+  std::random_device kernel;
+  for (int tries = 0; tries < 8; ++tries) {
+    const uint64_t bits = (static_cast<uint64_t>(kernel()) << 32) | kernel();
+    const int64_t id = static_cast<int64_t>(bits >> 2);
+    if (id == 0) continue;
+    Query used = db_->Prepare("SELECT 1 FROM attempts WHERE id = ?1", id);
+    auto row = used.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return id;
+  }
+  return absl::InternalError("no unused attempt id in 8 random draws");
 }
 
 absl::StatusOr<HeartbeatVerdict> SqliteStore::Heartbeat(int64_t attempt_id, int64_t now_ms) {
@@ -114,6 +134,67 @@ absl::Status SqliteStore::RecordEpoch(int64_t attempt_id, const EpochRecord& epo
   });
 }
 
+// A result's identity is the coordinator's, never the worker's: it must name
+// the trial the attempt was leased for, as the coordinator expanded it (kind,
+// arm, target, seed and its streams, dataset, source model), and report what a
+// worker may report (CheckMeasuredValues) within the trial's own phases.
+namespace {
+absl::Status CheckAgainstTrial(const Scheduler::Sweep& sweep, const Scheduler::Trial& trial,
+                               const TrialResult& result) {
+  if (auto s = CheckMeasuredValues(result); !s.ok()) return s;
+  auto differs = [](const char* field, const std::string& got, const std::string& trial_has) {
+    return absl::InvalidArgumentError(absl::StrCat("result.", field, " is '", got.substr(0, 80),
+                                                   "', but the trial's is '", trial_has, "'"));
+  };
+  if (result.trial_id != trial.id) return differs("trial_id", result.trial_id, trial.id);
+  if (result.kind != trial.kind) {
+    return differs("kind", TrialKindName(result.kind), TrialKindName(trial.kind));
+  }
+  const std::string source = trial.source >= 0 ? sweep.trials[trial.source].model_sha256 : "";
+  if (trial.kind == TrialKind::kTransfer && !source.empty() &&
+      result.provenance.source_model_sha256 != source) {
+    return differs("provenance.source_model_sha256", result.provenance.source_model_sha256, source);
+  }
+  if (!trial.spec_json) return absl::OkStatus();  // a store from before specs were kept
+  auto spec = TrialSpecFromJsonText(*trial.spec_json);
+  if (!spec.ok()) return spec.status();
+  const TrialResult expected = ResultFor(*spec);
+  if (result.arm != expected.arm) return differs("arm", result.arm, expected.arm);
+  if (result.target != expected.target) return differs("target", result.target, expected.target);
+  if (result.seed_index != expected.seed_index) {
+    return differs("seed_index", absl::StrCat(result.seed_index),
+                   absl::StrCat(expected.seed_index));
+  }
+  const SeedStreams& got = result.provenance.seeds;
+  const SeedStreams& want = expected.provenance.seeds;
+  if (got.init != want.init || got.order != want.order || got.subset != want.subset) {
+    return differs("provenance.seeds", absl::StrCat(got.init, "/", got.order, "/", got.subset),
+                   absl::StrCat(want.init, "/", want.order, "/", want.subset));
+  }
+  if (result.provenance.dataset_sha256 != expected.provenance.dataset_sha256) {
+    return differs("provenance.dataset_sha256", result.provenance.dataset_sha256,
+                   expected.provenance.dataset_sha256);
+  }
+  // A fitted head (logistic, linear SVM) records its fit as one epoch.
+  const bool fitted = spec->head.kind != HeadSpec::Kind::kDense;
+  int64_t epochs = 0;
+  for (const PhaseSpec& phase : spec->phases) epochs += phase.epochs;
+  if (fitted) epochs = std::max<int64_t>(epochs, 1);
+  const size_t phases = fitted ? std::max<size_t>(spec->phases.size(), 1) : spec->phases.size();
+  if (static_cast<int64_t>(result.epochs.size()) > epochs) {
+    return absl::InvalidArgumentError(absl::StrCat("result.epochs has ", result.epochs.size(),
+                                                   " epochs; the trial trains ", epochs));
+  }
+  for (const EpochRecord& e : result.epochs) {
+    if (e.phase >= static_cast<int>(phases)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("result.epochs: phase ", e.phase, "; the trial has ", phases));
+    }
+  }
+  return absl::OkStatus();
+}
+}  // namespace
+
 absl::StatusOr<bool> SqliteStore::Complete(int64_t attempt_id, const TrialResult& result,
                                            int64_t now_ms) {
   return AtAttempt(attempt_id, false, [&](const Attempt& attempt) -> absl::StatusOr<bool> {
@@ -121,13 +202,8 @@ absl::StatusOr<bool> SqliteStore::Complete(int64_t attempt_id, const TrialResult
     const Trial& trial = sweep.trials[attempt.trial];
     const std::string what =
         absl::StrCat("attempt ", attempt_id, " (trial ", trial.id, " of sweep ", sweep.id, "): ");
-    if (result.trial_id != trial.id) {
-      return absl::InvalidArgumentError(absl::StrCat(what, "result.trial_id is ", result.trial_id));
-    }
-    if (result.outcome != TrialOutcome::kCompleted && result.outcome != TrialOutcome::kDiverged) {
-      return absl::InvalidArgumentError(absl::StrCat(what, "result.outcome is ",
-                                                     TrialOutcomeName(result.outcome),
-                                                     "; a worker reports completed or diverged"));
+    if (auto s = CheckAgainstTrial(sweep, trial, result); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat(what, s.message()));
     }
     // The trials that need this model are leased with its hash.
     const bool has_model =

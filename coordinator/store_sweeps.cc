@@ -221,7 +221,7 @@ absl::StatusOr<std::vector<TrialStatus>> SqliteStore::Trials(const std::string& 
   if (!trials_read.ok()) return trials_read;
   Query failures = db_->Prepare(
       "SELECT trial_id, number, worker_id, reason FROM attempts "
-      "WHERE sweep_id = ?1 AND state IN ('failed', 'expired') ORDER BY id",
+      "WHERE sweep_id = ?1 AND state IN ('failed', 'expired') ORDER BY leased_ms, number, id",
       sweep_id);
   const absl::Status failures_read = failures.ForEachRow([&]() -> absl::Status {
     list[index.at(failures.Text(0))].failures.push_back(absl::StrCat(

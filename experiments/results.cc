@@ -1,5 +1,11 @@
 #include "experiments/results.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -29,10 +35,27 @@ class FieldReader {
   std::string& where_;
 };
 
+// A JSON integer that fits T exactly: a float (2.5, or 3.0), a string or a
+// number out of T's range is an error, never a truncation.
+template <typename T>
+T Integer(const nlohmann::json& value) {
+  if (!value.is_number_integer()) {
+    throw std::invalid_argument(absl::StrCat("expected an integer, got ", value.dump()));
+  }
+  const bool fits = value.is_number_unsigned() ? std::in_range<T>(value.get<uint64_t>())
+                                               : std::in_range<T>(value.get<int64_t>());
+  if (!fits) {
+    throw std::invalid_argument(absl::StrCat(value.dump(), " is out of range [",
+                                             std::numeric_limits<T>::min(), ", ",
+                                             std::numeric_limits<T>::max(), "]"));
+  }
+  return value.get<T>();
+}
+
 EpochRecord ReadEpoch(const nlohmann::json& e, FieldReader& field) {
   EpochRecord rec;
-  rec.phase = field(e, "phase").get<int>();
-  rec.epoch = field(e, "epoch").get<int>();
+  rec.phase = Integer<int>(field(e, "phase"));
+  rec.epoch = Integer<int>(field(e, "epoch"));
   rec.train_loss = field(e, "train_loss").get<double>();
   rec.train_accuracy = field(e, "train_accuracy").get<double>();
   rec.val_loss = field(e, "val_loss").get<double>();
@@ -86,6 +109,8 @@ absl::StatusOr<EpochRecord> EpochRecordFromJson(const nlohmann::json& json) {
     return ReadEpoch(json, field);
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("epoch: ", where, ": ", e.what()));
+  } catch (const std::invalid_argument& e) {
+    return absl::InvalidArgumentError(absl::StrCat("epoch: ", where, ": ", e.what()));
   }
 }
 
@@ -136,27 +161,27 @@ absl::StatusOr<TrialResult> TrialResultFromJson(const nlohmann::json& j) {
     }
     r.arm = field(j, "arm").get<std::string>();
     r.target = field(j, "target").get<std::string>();
-    r.seed_index = field(j, "seed_index").get<int>();
+    r.seed_index = Integer<int>(field(j, "seed_index"));
     const std::string outcome = field(j, "outcome").get<std::string>();
     if (auto named = TrialOutcomeNamed(outcome)) {
       r.outcome = *named;
     } else {
       return absl::InvalidArgumentError(absl::StrCat("result: outcome: unknown '", outcome, "'"));
     }
-    r.diverged_epoch = field(j, "diverged_epoch").get<int>();
+    r.diverged_epoch = Integer<int>(field(j, "diverged_epoch"));
     r.blocked_by = field(j, "blocked_by").get<std::string>();
     r.test_loss = field(j, "test_loss").get<double>();
     r.test_accuracy = field(j, "test_accuracy").get<double>();
-    r.test_examples = field(j, "test_examples").get<int64_t>();
+    r.test_examples = Integer<int64_t>(field(j, "test_examples"));
     r.wall_seconds = field(j, "wall_seconds").get<double>();
     r.phase_seconds = field(j, "phase_seconds").get<std::vector<double>>();
     r.model_sha256 = field(j, "model_sha256").get<std::string>();
     const nlohmann::json& p = field(j, "provenance");
     const nlohmann::json& seeds = field(p, "seeds");
-    r.provenance.seeds.init = field(seeds, "init").get<uint64_t>();
-    r.provenance.seeds.order = field(seeds, "order").get<uint64_t>();
-    r.provenance.seeds.subset = field(seeds, "subset").get<uint64_t>();
-    r.provenance.threads = field(p, "threads").get<int>();
+    r.provenance.seeds.init = Integer<uint64_t>(field(seeds, "init"));
+    r.provenance.seeds.order = Integer<uint64_t>(field(seeds, "order"));
+    r.provenance.seeds.subset = Integer<uint64_t>(field(seeds, "subset"));
+    r.provenance.threads = Integer<int>(field(p, "threads"));
     r.provenance.cpu_isa = field(p, "cpu_isa").get<std::string>();
     r.provenance.backend = field(p, "backend").get<std::string>();
     r.provenance.source_model_sha256 = field(p, "source_model_sha256").get<std::string>();
@@ -167,8 +192,94 @@ absl::StatusOr<TrialResult> TrialResultFromJson(const nlohmann::json& j) {
     for (const nlohmann::json& e : field(j, "epochs")) r.epochs.push_back(ReadEpoch(e, field));
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("result: ", where, ": ", e.what()));
+  } catch (const std::invalid_argument& e) {
+    return absl::InvalidArgumentError(absl::StrCat("result: ", where, ": ", e.what()));
   }
   return r;
+}
+
+namespace {
+
+bool Finite(double v, double low, double high) { return std::isfinite(v) && v >= low && v <= high; }
+
+bool Sha256OrEmpty(const std::string& text) {
+  return text.empty() || (text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
+                            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                          }));
+}
+
+}  // namespace
+
+absl::Status CheckMeasuredValues(const TrialResult& r) {
+  auto bad = [](const std::string& field, const std::string& got, const char* expected) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("result.", field, " is ", got, "; expected ", expected));
+  };
+  constexpr double kMaxLoss = 1e30;
+  if (r.outcome != TrialOutcome::kCompleted && r.outcome != TrialOutcome::kDiverged) {
+    return bad("outcome", TrialOutcomeName(r.outcome), "completed or diverged");
+  }
+  const int expected_diverged =
+      r.outcome == TrialOutcome::kDiverged ? static_cast<int>(r.epochs.size()) + 1 : 0;
+  if (r.diverged_epoch != expected_diverged) {
+    return bad("diverged_epoch", absl::StrCat(r.diverged_epoch),
+               r.outcome == TrialOutcome::kDiverged ? "the epoch after the last one recorded"
+                                                    : "0 for a completed trial");
+  }
+  for (size_t i = 0; i < r.epochs.size(); ++i) {
+    const EpochRecord& e = r.epochs[i];
+    const std::string at = absl::StrCat("epochs[", i, "].");
+    if (e.epoch != static_cast<int>(i) + 1) {
+      return bad(at + "epoch", absl::StrCat(e.epoch), "epochs numbered 1, 2, ... in order");
+    }
+    if (e.phase < 0 || (i > 0 && e.phase < r.epochs[i - 1].phase)) {
+      return bad(at + "phase", absl::StrCat(e.phase), "a phase index >= 0 that never decreases");
+    }
+    if (!Finite(e.train_loss, 0, kMaxLoss))
+      return bad(at + "train_loss", absl::StrCat(e.train_loss), "a finite loss >= 0");
+    if (!Finite(e.val_loss, 0, kMaxLoss))
+      return bad(at + "val_loss", absl::StrCat(e.val_loss), "a finite loss >= 0");
+    if (!Finite(e.train_accuracy, 0, 1))
+      return bad(at + "train_accuracy", absl::StrCat(e.train_accuracy), "a share in [0, 1]");
+    if (!Finite(e.val_accuracy, 0, 1))
+      return bad(at + "val_accuracy", absl::StrCat(e.val_accuracy), "a share in [0, 1]");
+    if (!Finite(e.seconds, 0, 1e9))
+      return bad(at + "seconds", absl::StrCat(e.seconds), "a duration >= 0");
+  }
+  if (!Finite(r.test_loss, 0, kMaxLoss))
+    return bad("test_loss", absl::StrCat(r.test_loss), "a finite loss >= 0");
+  if (!Finite(r.test_accuracy, 0, 1))
+    return bad("test_accuracy", absl::StrCat(r.test_accuracy), "a share in [0, 1]");
+  if (r.test_examples < 0)
+    return bad("test_examples", absl::StrCat(r.test_examples), "a count >= 0");
+  if (!Finite(r.wall_seconds, 0, 1e9))
+    return bad("wall_seconds", absl::StrCat(r.wall_seconds), "a duration >= 0");
+  if (r.phase_seconds.size() > 1000)
+    return bad("phase_seconds", absl::StrCat(r.phase_seconds.size(), " values"), "one per phase");
+  for (double seconds : r.phase_seconds) {
+    if (!Finite(seconds, 0, 1e9))
+      return bad("phase_seconds", absl::StrCat(seconds), "durations >= 0");
+  }
+  if (r.provenance.threads < 1 || r.provenance.threads > 4096) {
+    return bad("provenance.threads", absl::StrCat(r.provenance.threads), "1 to 4096");
+  }
+  if (r.provenance.cpu_isa.size() > 64)
+    return bad("provenance.cpu_isa", absl::StrCat(r.provenance.cpu_isa.size(), " characters"),
+               "at most 64");
+  if (r.provenance.backend.size() > 256)
+    return bad("provenance.backend", absl::StrCat(r.provenance.backend.size(), " characters"),
+               "at most 256");
+  if (!Sha256OrEmpty(r.model_sha256))
+    return bad("model_sha256", "'" + r.model_sha256.substr(0, 80) + "'",
+               "64 lowercase hex digits or empty");
+  if (!Sha256OrEmpty(r.provenance.source_model_sha256))
+    return bad("provenance.source_model_sha256",
+               "'" + r.provenance.source_model_sha256.substr(0, 80) + "'",
+               "64 lowercase hex digits or empty");
+  if (!r.blocked_by.empty())
+    return bad("blocked_by", "'" + r.blocked_by.substr(0, 80) + "'",
+               "empty (a worker's trial ran)");
+  return absl::OkStatus();
 }
 
 }  // namespace seedproof

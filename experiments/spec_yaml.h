@@ -52,21 +52,39 @@ std::string ElementPath(const std::string& list, size_t i);
 
 SpecPosition ToPosition(const Field& f);
 
+// What one spec's errors may cost: the first kMaxKept are kept (the rest only
+// counted), each field path and message cut to a bound, and a status carries the
+// first kMaxReportedErrors (at most kMaxReportedChars of them) and a count of the
+// others, so that it always fits in a gRPC status, which travels in metadata
+// (the client's limit is 8 KiB, and an immediate error is sent with the initial
+// metadata), and reaches the user.
+inline constexpr size_t kMaxKept = 1000;
+inline constexpr size_t kMaxFieldChars = 120;
+inline constexpr size_t kMaxMessageChars = 240;
+inline constexpr size_t kMaxReportedErrors = 20;
+inline constexpr size_t kMaxReportedChars = 2000;
+
 class Errors {
  public:
   void Add(Where where, std::string field, std::string message);
   void Add(const Field& f, std::string message) { Add(f.where, f.path, std::move(message)); }
   void Add(const SpecPosition& p, std::string message);
-  size_t size() const { return errors_.size(); }
+  size_t size() const { return errors_.size() + dropped_; }
+  // Errors beyond the first kMaxKept: counted, not kept.
+  size_t dropped() const { return dropped_; }
   // Sorted by position (stable, so one position keeps the order found), duplicates dropped.
   std::vector<SpecError> Sorted() const;
 
  private:
   std::vector<SpecError> errors_;
+  size_t dropped_ = 0;
 };
 
-// INVALID_ARGUMENT with every error, one per line, as FormatSpecError writes it.
-absl::Status ErrorsToStatus(const std::string& path, const std::vector<SpecError>& errors);
+// INVALID_ARGUMENT with the first kMaxReportedErrors errors, one per line, as
+// FormatSpecError writes them, and a last line counting the others (those not
+// shown and the `dropped` ones never kept).
+absl::Status ErrorsToStatus(const std::string& path, const std::vector<SpecError>& errors,
+                            size_t dropped = 0);
 
 // ---------------------------------------------------------------------------
 // Reading values

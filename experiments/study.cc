@@ -1,23 +1,11 @@
 #include "experiments/study.h"
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "data/dataset_blob.h"
 #include "experiments/plan.h"
 #include "experiments/trial_json.h"
 
 namespace seedproof {
-namespace {
-
-absl::Status Invalid(const std::string& path, const std::vector<SpecError>& errors,
-                     const absl::Status& fallback) {
-  if (errors.empty()) return fallback;
-  std::vector<std::string> lines;
-  for (const SpecError& e : errors) lines.push_back(FormatSpecError(path, e));
-  return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
-}
-
-}  // namespace
 
 void ResolveDatasets(SweepSpec& spec, const std::vector<DatasetSpec>& resolved) {
   for (DatasetSpec& d : spec.datasets) {
@@ -65,7 +53,8 @@ absl::StatusOr<LoadedStudy> LoadStoredStudy(const std::string& text, const std::
   };
   std::vector<SpecError> errors;
   auto spec = ParseSweepSpecText(text, path, &errors, stored_model);
-  if (!spec.ok()) return Invalid(path, errors, spec.status());
+  // The parser's status lists the errors (the first ones, and a count: bounded).
+  if (!spec.ok()) return spec.status();
   LoadedStudy study;
   if (!inputs_json.empty()) ResolveDatasets(*spec, inputs.datasets);
   study.plan = ExpandSweep(*spec);
@@ -110,7 +99,7 @@ absl::StatusOr<LoadedStudy> LoadStudy(const std::string& text, const std::string
   }
   if (!status.ok()) {
     if (errors_out != nullptr) errors_out->insert(errors_out->end(), errors.begin(), errors.end());
-    return Invalid(path, errors, status);
+    return status;
   }
   TrainCounts counts;
   for (const auto& [name, f] : study.facts) counts[name] = f.train_counts_per_class;

@@ -372,7 +372,7 @@ absl::StatusOr<SweepSpec> ParseSweepSpecText(const std::string& text,
   if (errors_out) *errors_out = sorted;
   if (!sorted.empty() || !spec) {
     if (sorted.empty()) sorted.push_back({1, 1, "(document)", "invalid spec"});
-    return ErrorsToStatus(path_for_messages, sorted);
+    return ErrorsToStatus(path_for_messages, sorted, errors.dropped());
   }
   return std::move(*spec);
 }
@@ -494,7 +494,7 @@ absl::Status ValidateAgainstData(const SweepSpec& spec, const DataFactsByName& a
   std::vector<SpecError> sorted = errors.Sorted();
   if (errors_out) *errors_out = sorted;
   if (sorted.empty()) return absl::OkStatus();
-  return ErrorsToStatus(spec.path, sorted);
+  return ErrorsToStatus(spec.path, sorted, errors.dropped());
 }
 
 std::string WithCommas(int64_t n) {

@@ -27,6 +27,7 @@
 #include "experiments/study.h"
 #include "experiments/sweep_parse.h"
 #include "experiments/trial.h"
+#include "experiments/trial_json.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -259,13 +260,13 @@ TEST(Cluster, TwoWorkersCompleteASweepAndStatusAgreesWithTheResults) {
 // The tiny study over the formats' NumPy arrays (tests/testing/format_files.h),
 // copied to `data`, shipped by the coordinator or read where they are.
 std::string ArraysSpec(const fs::path& data, bool ship) {
-  return absl::StrReplaceAll(kTinySpec, {{"EPOCHS", "1"},
-                                         {"name: cluster-tiny\n",
-                                          absl::StrCat("name: cluster-arrays\ndataset: {name: "
-                                                       "mine, format: npy, validation: 500, path: ",
-                                                       data.string(), ", ship: ",
-                                                       ship ? "true" : "false", "}\n")},
-                                         {"train_size: 1000", "train_size: 600"}});
+  return absl::StrReplaceAll(
+      kTinySpec, {{"EPOCHS", "1"},
+                  {"name: cluster-tiny\n",
+                   absl::StrCat("name: cluster-arrays\ndataset: {name: "
+                                "mine, format: npy, validation: 500, path: ",
+                                data.string(), ", ship: ", ship ? "true" : "false", "}\n")},
+                  {"train_size: 1000", "train_size: 600"}});
 }
 
 fs::path CopyArrays(const fs::path& to) {
@@ -335,8 +336,8 @@ TEST(ClusterData, AWorkerReadsASharedPathAndRefusesDataThatChangedAfterSubmissio
   EXPECT_EQ(status["failed"], "3");   // the pretrain and the 2 baselines, 3 attempts each
   EXPECT_EQ(status["blocked"], "8");  // the transfers, which needed the pretrain
   const std::string log = ReadFileText(cluster.dir() / "worker-near2.log");
-  EXPECT_THAT(log, HasSubstr(absl::StrCat("dataset 'mine' at ", data.string(), " hashes to ",
-                                          sha, " but the study was submitted with ")));
+  EXPECT_THAT(log, HasSubstr(absl::StrCat("dataset 'mine' at ", data.string(), " hashes to ", sha,
+                                          " but the study was submitted with ")));
   EXPECT_THAT(log, HasSubstr("the data changed after submission"));
   const auto second_results = cluster.Results(second);
   EXPECT_EQ(second_results.size(), 8u);  // the blocked transfers; failed trials have no result
@@ -768,10 +769,12 @@ TEST_F(Rpc, CompleteLeasesTheNextTrialInTheSameCall) {
   ASSERT_EQ(kinds.at(held[2].trial_id()), TrialKind::kPretrain);
   const auto complete = [&](const rpc::LeaseReply& lease, const std::string& lease_next_for,
                             const std::string& model_sha256, rpc::CompleteReply* reply) {
-    TrialResult result;
-    result.trial_id = lease.trial_id();
-    result.kind = kinds.at(lease.trial_id());
+    // The trial the lease carries, as the worker would report it.
+    auto spec = TrialSpecFromJsonText(lease.trial_json());
+    EXPECT_TRUE(spec.ok()) << spec.status();
+    TrialResult result = spec.ok() ? ResultFor(*spec) : TrialResult{};
     result.model_sha256 = model_sha256;
+    result.provenance.source_model_sha256 = lease.source_sha256();
     grpc::ClientContext ctx;
     Authorize(ctx);
     rpc::CompleteRequest request;
@@ -827,6 +830,185 @@ TEST_F(Rpc, CompleteLeasesTheNextTrialInTheSameCall) {
   EXPECT_FALSE(reply.accepted());  // that attempt is done already
   EXPECT_FALSE(reply.next().leased());
   EXPECT_EQ(cluster_->Status(sweep)["leased"], "1");
+}
+
+// Issue 19, finding 2: a result's identity is the coordinator's record of the
+// trial, and every measured value is checked; each of these was once stored as
+// sent. Nothing of them is kept, and the honest result is accepted afterwards.
+TEST_F(Rpc, CompleteRefusesResultsThatAreNotTheLeasedTrialsOrOutOfRange) {
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::RegisterRequest request;
+    request.set_worker_id("honest");
+    request.set_threads(1);
+    rpc::RegisterReply reply;
+    ASSERT_TRUE(trials_->Register(&ctx, request, &reply).ok());
+  }
+  const std::string sweep = cluster_->Submit();
+  // A scratch trial's lease.
+  rpc::LeaseReply lease;
+  TrialSpec spec;
+  for (;;) {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::LeaseRequest request;
+    request.set_worker_id("honest");
+    ASSERT_TRUE(trials_->Lease(&ctx, request, &lease).ok());
+    ASSERT_TRUE(lease.leased()) << "no scratch trial was leased";
+    auto parsed = TrialSpecFromJsonText(lease.trial_json());
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    if (parsed->kind == TrialKind::kScratch) {
+      spec = *parsed;
+      break;
+    }
+  }
+  TrialResult honest = ResultFor(spec);
+  honest.test_accuracy = 0.75;
+  honest.test_loss = 0.5;
+  honest.test_examples = 2000;
+  const auto complete = [&](const std::string& json) {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::CompleteRequest request;
+    request.set_attempt_id(lease.attempt_id());
+    request.set_result_json(json);
+    rpc::CompleteReply reply;
+    return trials_->Complete(&ctx, request, &reply);
+  };
+  const nlohmann::json good = TrialResultToJson(honest);
+  const std::vector<std::pair<std::function<void(nlohmann::json&)>, std::string>> attacks = {
+      {[](nlohmann::json& j) { j["test_accuracy"] = 7; }, "result.test_accuracy is 7"},
+      {[](nlohmann::json& j) { j["kind"] = "transfer"; }, "result.kind is 'transfer'"},
+      {[](nlohmann::json& j) { j["kind"] = "pretrain"; }, "result.kind is 'pretrain'"},
+      {[](nlohmann::json& j) { j["arm"] = "reuse1/geron/dense"; }, "result.arm is"},
+      {[](nlohmann::json& j) { j["target"] = "another"; }, "result.target is"},
+      {[](nlohmann::json& j) { j["seed_index"] = int64_t{1} << 40; }, "out of range"},
+      {[](nlohmann::json& j) { j["seed_index"] = 2.5; }, "expected an integer"},
+      {[&](nlohmann::json& j) { j["seed_index"] = spec.seed_index + 1; }, "result.seed_index is"},
+      {[](nlohmann::json& j) { j["test_examples"] = -5; }, "result.test_examples is -5"},
+      {[](nlohmann::json& j) {
+         j["outcome"] = "diverged";
+         j["diverged_epoch"] = 99;
+       },
+       "result.diverged_epoch is 99"},
+      {[](nlohmann::json& j) { j["diverged_epoch"] = 3; }, "result.diverged_epoch is 3"},
+      {[](nlohmann::json& j) { j["provenance"]["seeds"]["init"] = 12345; }, "provenance.seeds"},
+      {[](nlohmann::json& j) { j["provenance"]["threads"] = 0; }, "provenance.threads is 0"},
+      {[](nlohmann::json& j) { j["provenance"]["cpu_isa"] = std::string(4096, 'x'); },
+       "provenance.cpu_isa"},
+      {[](nlohmann::json& j) { j["wall_seconds"] = -1.0; }, "result.wall_seconds is -1"},
+      {[](nlohmann::json& j) {
+         j["epochs"] = nlohmann::json::array({{{"phase", 0},
+                                               {"epoch", 2},
+                                               {"train_loss", 0.1},
+                                               {"train_accuracy", 0.9},
+                                               {"val_loss", 0.2},
+                                               {"val_accuracy", 0.8},
+                                               {"seconds", 0.1}}});
+       },
+       "result.epochs[0].epoch is 2"},
+      {[](nlohmann::json& j) { j["model_sha256"] = "../../etc/passwd"; }, "result.model_sha256"},
+  };
+  for (const auto& [attack, expected] : attacks) {
+    nlohmann::json bad = good;
+    attack(bad);
+    const grpc::Status s = complete(bad.dump());
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << expected;
+    EXPECT_THAT(s.error_message(), HasSubstr(expected)) << bad.dump();
+  }
+  // None of them was stored; the trial is still leased to its worker, whose
+  // honest result is accepted.
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::SweepRef ref;
+    ref.set_sweep_id(sweep);
+    auto reader = studies_->Results(&ctx, ref);
+    rpc::ResultLine line;
+    int lines = 0;
+    while (reader->Read(&line)) ++lines;
+    EXPECT_EQ(lines, 0);
+  }
+  ASSERT_TRUE(complete(good.dump()).ok());
+}
+
+// Issue 19, finding 4: attempt ids were sequential, so any client holding the
+// token could fail, release or complete a lease it was never given (three
+// guessed Fails blocked a pretrain and its transfers). Now an id is 62 random
+// bits: guessing the neighbours of ids one has seen finds nothing, and the
+// leased trial is untouched.
+TEST_F(Rpc, AnAttemptCannotBeReachedByGuessingItsId) {
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::RegisterRequest request;
+    request.set_worker_id("owner");
+    request.set_threads(1);
+    rpc::RegisterReply reply;
+    ASSERT_TRUE(trials_->Register(&ctx, request, &reply).ok());
+  }
+  const std::string sweep = cluster_->Submit();
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 2; ++i) {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::LeaseRequest request;
+    request.set_worker_id("owner");
+    rpc::LeaseReply lease;
+    ASSERT_TRUE(trials_->Lease(&ctx, request, &lease).ok());
+    ASSERT_TRUE(lease.leased());
+    ids.push_back(lease.attempt_id());
+  }
+  EXPECT_GT(std::abs(ids[1] - ids[0]), 1 << 20) << "attempt ids look sequential";
+  // The attacker knows one id of its own and tries the ones around it, and the
+  // first ids a fresh store would have issued.
+  std::vector<int64_t> guesses;
+  for (int64_t d = -50; d <= 50; ++d) {
+    if (d != 0) guesses.push_back(ids[0] + d);
+  }
+  for (int64_t id = 1; id <= 50; ++id) guesses.push_back(id);
+  int found = 0;
+  for (int64_t guess : guesses) {
+    if (guess == ids[1]) continue;
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::FailRequest request;
+    request.set_attempt_id(guess);
+    request.set_reason("sabotage");
+    rpc::Ack ack;
+    const grpc::Status s = trials_->Fail(&ctx, request, &ack);
+    if (s.error_code() != grpc::StatusCode::NOT_FOUND) ++found;
+  }
+  EXPECT_EQ(found, 0);
+  // Both leases still hold: their heartbeats say continue.
+  for (int64_t id : ids) {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::AttemptRef ref;
+    ref.set_attempt_id(id);
+    rpc::HeartbeatReply reply;
+    ASSERT_TRUE(trials_->Heartbeat(&ctx, ref, &reply).ok());
+    EXPECT_EQ(reply.verdict(), rpc::HeartbeatReply::CONTINUE);
+  }
+}
+
+// Issue 19, finding 6: from ~45 errors the text overflowed gRPC's metadata
+// limit and the client saw "received initial metadata size exceeds limit"
+// instead of the errors. Now it sees the first 20 and a count.
+TEST_F(Rpc, ASpecWithHundredsOfErrorsIsRefusedWithTheFirstErrorsAndACount) {
+  std::string text = "name: x\n";
+  for (int i = 0; i < 500; ++i) absl::StrAppend(&text, "unknown_key_number_", i, ": 1\n");
+  grpc::ClientContext ctx;
+  Authorize(ctx);
+  rpc::SubmitRequest request;
+  request.set_spec_text(text);
+  request.set_spec_path("many-errors.yaml");
+  rpc::SweepStatus status;
+  const grpc::Status s = studies_->Submit(&ctx, request, &status);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("unknown_key_number_0: unknown key"));
+  EXPECT_THAT(s.error_message(), testing::ContainsRegex("\\.\\.\\. and [0-9]+ more errors"));
 }
 
 TEST_F(Rpc, WatchStreamsUntilTheSweepEnds) {

@@ -47,6 +47,7 @@ TrialSpec Trial(const std::string& id, TrialKind kind, const std::string& source
                                             : "reuse1";
   trial.target = kind == TrialKind::kPretrain ? "" : "shirt-vs-sandal";
   trial.source_trial = source;
+  trial.phases.emplace_back().epochs = 10;
   return trial;
 }
 
@@ -73,9 +74,18 @@ Plan ScratchPlan(int n) {
 std::string ResultJson(const TrialResult& result) { return TrialResultToJson(result).dump(); }
 
 TrialResult ResultOf(const Lease& lease, TrialOutcome outcome = TrialOutcome::kCompleted) {
+  // The trial as the lease carries it, the way a worker reports it.
   TrialResult result;
+  if (!lease.trial_json.empty()) {
+    auto spec = TrialSpecFromJsonText(lease.trial_json);
+    EXPECT_TRUE(spec.ok()) << spec.status();
+    if (spec.ok()) result = ResultFor(*spec);
+  }
   result.trial_id = lease.trial_id;
+  result.kind = lease.kind;
+  result.provenance.source_model_sha256 = lease.source_sha256;
   result.outcome = outcome;
+  if (outcome == TrialOutcome::kDiverged) result.diverged_epoch = 1;  // no epoch recorded
   result.test_accuracy = 0.5 + static_cast<double>(lease.attempt_id % 100) / 1000.0;
   return result;
 }
@@ -654,7 +664,7 @@ TEST_F(StoreTest, ExpiredLeaseRequeuesTrialWithNextAttemptThenFailsAndBlocksDepe
   now = first.deadline_ms + 10;
   const Lease second = LeaseOf("p", now);
   EXPECT_EQ(second.attempt, 2);
-  EXPECT_GT(second.attempt_id, first.attempt_id);
+  EXPECT_NE(second.attempt_id, first.attempt_id);  // ids are random, never reused
   ASSERT_TRUE(store_->Fail(second.attempt_id, "out of memory", now + 5).ok());
   EXPECT_EQ(TrialOf(id, "p").state, TrialState::kPending);
 
@@ -757,7 +767,7 @@ TEST_F(StoreTest, CompletionMustMatchTheLeasedTrial) {
   other.trial_id = "s";
   auto wrong = store_->Complete(p.attempt_id, other, kT0);
   EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(wrong.status().message(), HasSubstr("result.trial_id is s"));
+  EXPECT_THAT(wrong.status().message(), HasSubstr("result.trial_id is 's'"));
 
   TrialResult blocked = ResultOf(p, TrialOutcome::kBlocked);
   EXPECT_EQ(store_->Complete(p.attempt_id, blocked, kT0).status().code(),
@@ -778,6 +788,33 @@ TEST_F(StoreTest, CompletionMustMatchTheLeasedTrial) {
   EXPECT_TRUE(Results(id).empty());
   CompletePretrain(p);
   EXPECT_EQ(TrialOf(id, "p").state, TrialState::kDone);
+}
+
+// A result's epochs must fit the trial's own phases; a fitted head (logistic,
+// linear SVM) records its fit as one epoch even with no phases.
+TEST_F(StoreTest, CompletionEpochsMustFitTheTrialsPhases) {
+  Plan plan;
+  plan.trials.push_back(Trial("x0", TrialKind::kScratch));  // one phase of 10 epochs
+  TrialSpec fitted = Trial("f0", TrialKind::kScratch);
+  fitted.phases.clear();
+  fitted.head.kind = HeadSpec::Kind::kLogistic;
+  plan.trials.push_back(fitted);
+  Submit(plan);
+  for (const char* id : {"x0", "f0"}) {
+    const Lease lease = LeaseOf(id);
+    const int allowed = std::string(id) == "x0" ? 10 : 1;
+    TrialResult result = ResultOf(lease);
+    result.epochs.resize(allowed + 1);
+    for (int e = 0; e <= allowed; ++e) result.epochs[e].epoch = e + 1;
+    auto refused = store_->Complete(lease.attempt_id, result, kT0);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << id;
+    EXPECT_THAT(refused.status().message(),
+                HasSubstr(absl::StrCat("result.epochs has ", allowed + 1, " epochs")));
+    result.epochs.resize(allowed);
+    auto accepted = store_->Complete(lease.attempt_id, result, kT0);
+    ASSERT_TRUE(accepted.ok()) << accepted.status();
+    EXPECT_TRUE(*accepted) << id;
+  }
 }
 
 TEST_F(StoreTest, DivergedPretrainBlocksItsDependentsTransitively) {
@@ -807,8 +844,7 @@ TEST_F(StoreTest, DivergedPretrainBlocksItsDependentsTransitively) {
 
 TEST_F(StoreTest, ASweepAwaitingConfirmationRunsOnUntilItsTrialsAreAdded) {
   Plan plan = ScratchPlan(2);
-  plan.later_candidates = {Trial("c0", TrialKind::kScratch),
-                                  Trial("c1", TrialKind::kScratch)};
+  plan.later_candidates = {Trial("c0", TrialKind::kScratch), Trial("c1", TrialKind::kScratch)};
   const std::string id = Submit(plan);
   EXPECT_TRUE(store_->SweepsReadyToExtend().empty());  // exploration not done
   EXPECT_TRUE(Complete(LeaseOf("x0")));
@@ -818,17 +854,19 @@ TEST_F(StoreTest, ASweepAwaitingConfirmationRunsOnUntilItsTrialsAreAdded) {
   Reopen();  // the wait survives a restart
   EXPECT_EQ(store_->SweepsReadyToExtend(), std::vector<std::string>{id});
   // A trial the sweep has is skipped; the new one joins in plan order.
-  ASSERT_TRUE(store_
-                  ->ExtendSweep(
-                      id, {Trial("x1", TrialKind::kScratch), Trial("c1", TrialKind::kScratch)}, false, kT0)
-                  .ok());
+  ASSERT_TRUE(
+      store_
+          ->ExtendSweep(id, {Trial("x1", TrialKind::kScratch), Trial("c1", TrialKind::kScratch)},
+                        false, kT0)
+          .ok());
   EXPECT_TRUE(store_->SweepsReadyToExtend().empty());
   SweepStatus status = Status(id);
   EXPECT_EQ(status.total, 3);
   EXPECT_EQ(status.pending, 1);
   EXPECT_EQ(TrialOf(id, "c1").plan_index, 2);
   // Once only: a second extension (another thread, a restart) is refused.
-  const absl::Status again = store_->ExtendSweep(id, {Trial("c0", TrialKind::kScratch)}, false, kT0);
+  const absl::Status again =
+      store_->ExtendSweep(id, {Trial("c0", TrialKind::kScratch)}, false, kT0);
   EXPECT_EQ(again.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(again.message(), HasSubstr(id));
   EXPECT_TRUE(Complete(LeaseOf("c1")));
@@ -1248,13 +1286,10 @@ TEST_F(StoreTest, TheLogIsCopiedIntoTheFileInTheBackground) {
   const std::string id = Submit(ScratchPlan(300));
   const auto file_size = [&] { return fs::file_size(path_); };
   const auto before = file_size();
-  TrialResult result;
-  result.outcome = TrialOutcome::kCompleted;
   for (int i = 0; i < 300; ++i) {
     auto lease = store_->LeaseNext("w1", kT0);
     ASSERT_TRUE(lease.ok() && lease->has_value());
-    result.trial_id = (*lease)->trial_id;
-    ASSERT_TRUE(store_->Complete((*lease)->attempt_id, result, kT0).ok());
+    ASSERT_TRUE(store_->Complete((*lease)->attempt_id, ResultOf(**lease), kT0).ok());
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (file_size() == before && std::chrono::steady_clock::now() < deadline) {
@@ -1271,14 +1306,13 @@ TEST_F(StoreTest, TheLogIsCopiedIntoTheFileInTheBackground) {
 TEST_F(StoreTest, FiveThousandLeaseCompleteCyclesFinishTheSweep) {
   constexpr int kTrials = 5000;
   const std::string id = Submit(ScratchPlan(kTrials));
-  TrialResult result;
-  result.outcome = TrialOutcome::kCompleted;
-  result.epochs.resize(10);  // a result of a realistic size (~2 KB)
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < kTrials; ++i) {
     auto lease = store_->LeaseNext("w1", kT0);
     ASSERT_TRUE(lease.ok() && lease->has_value());
-    result.trial_id = (*lease)->trial_id;
+    TrialResult result = ResultOf(**lease);
+    result.epochs.resize(10);  // a result of a realistic size (~2 KB)
+    for (int e = 0; e < 10; ++e) result.epochs[e].epoch = e + 1;
     auto accepted = store_->Complete((*lease)->attempt_id, result, kT0);
     ASSERT_TRUE(accepted.ok() && *accepted);
   }
