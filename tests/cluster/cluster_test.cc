@@ -547,6 +547,16 @@ class Rpc : public ::testing::Test {
   void Authorize(grpc::ClientContext& ctx, const std::string& token = kToken) {
     RpcAuth{token}.Apply(ctx, 10000);
   }
+  // Registers a worker of one thread, as `seedproof worker` does.
+  grpc::Status Register(const std::string& worker_id) {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::RegisterRequest request;
+    request.set_worker_id(worker_id);
+    request.set_threads(1);
+    rpc::RegisterReply reply;
+    return trials_->Register(&ctx, request, &reply);
+  }
   std::unique_ptr<Cluster> cluster_;
   std::unique_ptr<rpc::Trials::Stub> trials_;
   std::unique_ptr<rpc::Studies::Stub> studies_;
@@ -741,15 +751,7 @@ TEST_F(Rpc, CompleteLeasesTheNextTrialInTheSameCall) {
   ASSERT_TRUE(study.ok()) << study.status();
   std::map<std::string, TrialKind> kinds;
   for (const TrialSpec& t : study->plan.trials) kinds[t.id] = t.kind;
-  {
-    grpc::ClientContext ctx;
-    Authorize(ctx);
-    rpc::RegisterRequest request;
-    request.set_worker_id("chain");
-    request.set_threads(1);
-    rpc::RegisterReply reply;
-    ASSERT_TRUE(trials_->Register(&ctx, request, &reply).ok());
-  }
+  ASSERT_TRUE(Register("chain").ok());
   const std::string sweep = cluster_->Submit();
   // What is ready at first: the pretrain trial and the two scratch baselines.
   std::vector<rpc::LeaseReply> held;
@@ -836,15 +838,7 @@ TEST_F(Rpc, CompleteLeasesTheNextTrialInTheSameCall) {
 // trial, and every measured value is checked; each of these was once stored as
 // sent. Nothing of them is kept, and the honest result is accepted afterwards.
 TEST_F(Rpc, CompleteRefusesResultsThatAreNotTheLeasedTrialsOrOutOfRange) {
-  {
-    grpc::ClientContext ctx;
-    Authorize(ctx);
-    rpc::RegisterRequest request;
-    request.set_worker_id("honest");
-    request.set_threads(1);
-    rpc::RegisterReply reply;
-    ASSERT_TRUE(trials_->Register(&ctx, request, &reply).ok());
-  }
+  ASSERT_TRUE(Register("honest").ok());
   const std::string sweep = cluster_->Submit();
   // A scratch trial's lease.
   rpc::LeaseReply lease;
@@ -939,15 +933,7 @@ TEST_F(Rpc, CompleteRefusesResultsThatAreNotTheLeasedTrialsOrOutOfRange) {
 // bits: guessing the neighbours of ids one has seen finds nothing, and the
 // leased trial is untouched.
 TEST_F(Rpc, AnAttemptCannotBeReachedByGuessingItsId) {
-  {
-    grpc::ClientContext ctx;
-    Authorize(ctx);
-    rpc::RegisterRequest request;
-    request.set_worker_id("owner");
-    request.set_threads(1);
-    rpc::RegisterReply reply;
-    ASSERT_TRUE(trials_->Register(&ctx, request, &reply).ok());
-  }
+  ASSERT_TRUE(Register("owner").ok());
   const std::string sweep = cluster_->Submit();
   std::vector<int64_t> ids;
   for (int i = 0; i < 2; ++i) {
