@@ -137,6 +137,16 @@ ALTER TABLE trials DROP COLUMN spec_json;
     R"sql(
 ALTER TABLE sweeps ADD COLUMN datasets_json TEXT;
 )sql",
+    // 5 -> 6: which attempt uploaded which artifact. A pretrain's result may only
+    // name a model its own attempt uploaded (issue 19: any stored artifact was
+    // accepted, a dataset's too, and its transfers then failed on it).
+    R"sql(
+CREATE TABLE uploads (
+  attempt_id INTEGER NOT NULL REFERENCES attempts (id),
+  sha256 TEXT NOT NULL REFERENCES artifacts (sha256),
+  PRIMARY KEY (attempt_id, sha256)
+) STRICT, WITHOUT ROWID;
+)sql",
 };
 
 absl::StatusOr<int64_t> PragmaValue(Database& db, const char* pragma) {

@@ -12,7 +12,7 @@
 namespace seedproof {
 
 // The schema version this code reads and writes.
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 // PRAGMA application_id of a seedproof coordinator database: "SPRF".
 inline constexpr int32_t kApplicationId = 0x53505246;
 

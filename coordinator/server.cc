@@ -291,6 +291,11 @@ class TrialsService final : public TrialsBase {
       if (result->outcome == TrialOutcome::kBlocked) {
         return Invalid("result_json.outcome", "a worker reports completed or diverged");
       }
+      if (request->model_sha256() != result->model_sha256) {
+        return Invalid("model_sha256", absl::StrCat("'", request->model_sha256().substr(0, 80),
+                                                    "' differs from result_json's '",
+                                                    result->model_sha256.substr(0, 80), "'"));
+      }
       auto accepted = store_.Complete(request->attempt_id(), *result, NowMs());
       if (!accepted.ok()) return ToGrpc(accepted.status());
       reply->set_accepted(*accepted);

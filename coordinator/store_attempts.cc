@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "backends/model_file.h"
 #include "coordinator/sqlite_store.h"
 #include "experiments/fingerprint.h"
 #include "experiments/results.h"
@@ -213,12 +214,22 @@ absl::StatusOr<bool> SqliteStore::Complete(int64_t attempt_id, const TrialResult
           !s.ok()) {
         return s;
       }
-      Query stored = db_->Prepare("SELECT 1 FROM artifacts WHERE sha256 = ?1", result.model_sha256);
-      auto row = stored.Step();
+      // The model must be one this attempt uploaded, and load as a model file.
+      Query uploaded = db_->Prepare(
+          "SELECT a.bytes FROM uploads u JOIN artifacts a USING (sha256) "
+          "WHERE u.attempt_id = ?1 AND u.sha256 = ?2",
+          attempt_id, result.model_sha256);
+      auto row = uploaded.Step();
       if (!row.ok()) return row.status();
       if (!*row) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            what, "result.model_sha256 ", result.model_sha256, " was never put; put it first"));
+        return absl::FailedPreconditionError(
+            absl::StrCat(what, "result.model_sha256 ", result.model_sha256,
+                         " was never put by this attempt; put it first"));
+      }
+      if (auto model = DecodeModelFile(uploaded.Bytes(0), "artifact " + result.model_sha256);
+          !model.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, "result.model_sha256 names no model: ", model.status().message()));
       }
     }
     auto status = Change([&]() -> absl::Status {
@@ -306,12 +317,18 @@ absl::Status SqliteStore::PutArtifact(int64_t attempt_id, const std::string& sha
                                                    bytes.size(), " bytes sent (their SHA-256 is ",
                                                    actual, ")"));
   }
-  return ChangeAttempt(attempt_id, [&] {
+  return ChangeAttempt(attempt_id, [&]() -> absl::Status {
+    if (auto s =
+            db_->Prepare("INSERT INTO artifacts (sha256, bytes, stored_ms) VALUES (?1, ?2, ?3) "
+                         "ON CONFLICT (sha256) DO NOTHING",
+                         sha256, Blob{bytes}, now_ms)
+                .Run();
+        !s.ok()) {
+      return s;
+    }
     return db_
-        ->Prepare(
-            "INSERT INTO artifacts (sha256, bytes, stored_ms) VALUES (?1, ?2, ?3) "
-            "ON CONFLICT (sha256) DO NOTHING",
-            sha256, Blob{bytes}, now_ms)
+        ->Prepare("INSERT INTO uploads (attempt_id, sha256) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                  attempt_id, sha256)
         .Run();
   });
 }

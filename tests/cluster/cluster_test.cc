@@ -21,6 +21,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "backends/model_file.h"
 #include "experiments/fingerprint.h"
 #include "experiments/plan.h"
 #include "experiments/results.h"
@@ -800,7 +801,13 @@ TEST_F(Rpc, CompleteLeasesTheNextTrialInTheSameCall) {
   EXPECT_EQ(cluster_->Status(sweep)["done"], "2");
 
   // The source model makes the transfers ready: the same reply leases one.
-  const std::string model(1000, 'm');
+  ModelFileContents source;  // any model file will do: the coordinator only checks it loads
+  source.spec.input = {2};
+  source.spec.layers = {LayerSpec::Dense(1, Activation::kSigmoid)};
+  source.spec.loss = Loss::kBinaryCrossEntropy;
+  source.trainable = {true};
+  source.parameters = {0.5f, -0.5f, 0.0f};
+  const std::string model = EncodeModelFile(source);
   const std::string sha = Sha256Hex(model);
   {
     grpc::ClientContext ctx;
@@ -902,7 +909,7 @@ TEST_F(Rpc, CompleteRefusesResultsThatAreNotTheLeasedTrialsOrOutOfRange) {
                                                {"seconds", 0.1}}});
        },
        "result.epochs[0].epoch is 2"},
-      {[](nlohmann::json& j) { j["model_sha256"] = "../../etc/passwd"; }, "result.model_sha256"},
+      {[](nlohmann::json& j) { j["model_sha256"] = "../../etc/passwd"; }, "model_sha256"},
   };
   for (const auto& [attack, expected] : attacks) {
     nlohmann::json bad = good;
@@ -910,6 +917,20 @@ TEST_F(Rpc, CompleteRefusesResultsThatAreNotTheLeasedTrialsOrOutOfRange) {
     const grpc::Status s = complete(bad.dump());
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << expected;
     EXPECT_THAT(s.error_message(), HasSubstr(expected)) << bad.dump();
+  }
+  {
+    // Finding 3: the request's own model hash was ignored; now it must be the
+    // result's.
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::CompleteRequest request;
+    request.set_attempt_id(lease.attempt_id());
+    request.set_result_json(good.dump());
+    request.set_model_sha256(std::string(64, 'a'));
+    rpc::CompleteReply reply;
+    const grpc::Status s = trials_->Complete(&ctx, request, &reply);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr("model_sha256"));
   }
   // None of them was stored; the trial is still leased to its worker, whose
   // honest result is accepted.

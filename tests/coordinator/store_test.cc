@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "backends/model_file.h"
 #include "coordinator/schema.h"
 #include "coordinator/sqlite.h"
 #include "experiments/fingerprint.h"
@@ -72,6 +73,18 @@ Plan ScratchPlan(int n) {
 }
 
 std::string ResultJson(const TrialResult& result) { return TrialResultToJson(result).dump(); }
+
+// A model file's bytes, different for every name: what a pretrain uploads.
+std::string ModelBytes(const std::string& name) {
+  ModelFileContents model;
+  model.spec.input = {2};
+  model.spec.layers = {LayerSpec::Dense(1, Activation::kSigmoid)};
+  model.spec.loss = Loss::kBinaryCrossEntropy;
+  model.trainable = {true};
+  model.seed = std::hash<std::string>{}(name);
+  model.parameters = {0.5f, -0.5f, 0.0f};  // kernel (2, 1), bias (1)
+  return EncodeModelFile(model);
+}
 
 TrialResult ResultOf(const Lease& lease, TrialOutcome outcome = TrialOutcome::kCompleted) {
   // The trial as the lease carries it, the way a worker reports it.
@@ -149,7 +162,7 @@ class StoreTest : public testing::Test {
 
   // A pretrain trial's completion: its model goes up first. Returns the model's hash.
   std::string CompletePretrain(const Lease& lease, int64_t now = kT0) {
-    const std::string model = absl::StrCat("model of ", lease.trial_id);
+    const std::string model = ModelBytes(lease.trial_id);
     const std::string sha = Sha256Hex(model);
     EXPECT_TRUE(store_->PutArtifact(lease.attempt_id, sha, model, now).ok());
     TrialResult result = ResultOf(lease);
@@ -236,6 +249,7 @@ TEST_F(StoreTest, MigratesAVersionOneDatabaseKeepingItsSweeps) {
                   ->Exec("ALTER TABLE sweeps DROP COLUMN awaiting_confirmation;"
                          "ALTER TABLE sweeps DROP COLUMN datasets_json;"
                          "DROP TABLE trial_specs;"
+                         "DROP TABLE uploads;"
                          "PRAGMA user_version = 1;")
                   .ok());
   Reopen();
@@ -267,7 +281,7 @@ TEST_F(StoreTest, AVersionTwoDatabaseGetsItsTrialSpecsFilledIn) {
   store_.reset();
   ASSERT_TRUE(Raw()
                   ->Exec("ALTER TABLE sweeps DROP COLUMN datasets_json;"
-                         "DROP TABLE trial_specs; PRAGMA user_version = 2;")
+                         "DROP TABLE trial_specs; DROP TABLE uploads; PRAGMA user_version = 2;")
                   .ok());
   Reopen();
   EXPECT_EQ(RawInt("PRAGMA user_version"), kSchemaVersion);
@@ -299,6 +313,7 @@ TEST_F(StoreTest, AVersionThreeDatabaseKeepsItsTrialSpecsInTheirOwnTable) {
                          "WHERE s.sweep_id = trials.sweep_id AND s.trial_id = trials.trial_id);"
                          "DROP TABLE trial_specs;"
                          "ALTER TABLE sweeps DROP COLUMN datasets_json;"
+                         "DROP TABLE uploads;"
                          "PRAGMA user_version = 3;")
                   .ok());
   Reopen();
@@ -339,6 +354,7 @@ TEST_F(StoreTest, ASweepKeepsItsDatasetsAndAVersionFourOneHasNone) {
   store_.reset();
   ASSERT_TRUE(Raw()
                   ->Exec("ALTER TABLE sweeps DROP COLUMN datasets_json;"
+                         "DROP TABLE uploads;"
                          "PRAGMA user_version = 4;")
                   .ok());
   Reopen();
@@ -347,6 +363,12 @@ TEST_F(StoreTest, ASweepKeepsItsDatasetsAndAVersionFourOneHasNone) {
   ASSERT_TRUE(text.ok()) << text.status();
   EXPECT_EQ(text->datasets_json, "");
   EXPECT_EQ(Status(id).total, 1);
+  // 5 -> 6: the table of which attempt uploaded which artifact.
+  store_.reset();
+  ASSERT_TRUE(Raw()->Exec("DROP TABLE uploads; PRAGMA user_version = 5;").ok());
+  Reopen();
+  EXPECT_EQ(RawInt("PRAGMA user_version"), kSchemaVersion);
+  EXPECT_EQ(RawInt("SELECT count(*) FROM sqlite_schema WHERE name = 'uploads'"), 1);
 }
 
 TEST_F(StoreTest, AReaderLeavesAnOlderDatabaseAsItIs) {
@@ -356,6 +378,7 @@ TEST_F(StoreTest, AReaderLeavesAnOlderDatabaseAsItIs) {
                   ->Exec("ALTER TABLE sweeps DROP COLUMN awaiting_confirmation;"
                          "ALTER TABLE sweeps DROP COLUMN datasets_json;"
                          "DROP TABLE trial_specs;"
+                         "DROP TABLE uploads;"
                          "PRAGMA user_version = 1;")
                   .ok());
   StoreOptions reader;
@@ -784,6 +807,25 @@ TEST_F(StoreTest, CompletionMustMatchTheLeasedTrial) {
   EXPECT_EQ(absent.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(absent.status().message(), HasSubstr("was never put"));
 
+  // Issue 19, finding 3: a pretrain named any stored artifact as its model. An
+  // artifact another attempt uploaded is refused, and so is one of its own that
+  // is not a model file.
+  const Lease s = LeaseOf("s");
+  const std::string others = ModelBytes("uploaded by the scratch trial's attempt");
+  ASSERT_TRUE(store_->PutArtifact(s.attempt_id, Sha256Hex(others), others, kT0).ok());
+  TrialResult borrowed = ResultOf(p);
+  borrowed.model_sha256 = Sha256Hex(others);
+  auto not_its_own = store_->Complete(p.attempt_id, borrowed, kT0);
+  EXPECT_EQ(not_its_own.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(not_its_own.status().message(), HasSubstr("was never put by this attempt"));
+  const std::string garbage = "not a model file at all";
+  ASSERT_TRUE(store_->PutArtifact(p.attempt_id, Sha256Hex(garbage), garbage, kT0).ok());
+  TrialResult no_model_file = ResultOf(p);
+  no_model_file.model_sha256 = Sha256Hex(garbage);
+  auto unloadable = store_->Complete(p.attempt_id, no_model_file, kT0);
+  EXPECT_EQ(unloadable.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(unloadable.status().message(), HasSubstr("names no model"));
+
   EXPECT_EQ(TrialOf(id, "p").state, TrialState::kLeased);
   EXPECT_TRUE(Results(id).empty());
   CompletePretrain(p);
@@ -1138,7 +1180,7 @@ TEST_F(StoreTest, StateSurvivesAProcessKilledWithoutClosing) {
     if (!id.ok()) _exit(3);
     auto p = (*store)->LeaseNext("w1", kT0);
     if (!p.ok() || !*p) _exit(4);
-    const std::string model = "the model";
+    const std::string model = ModelBytes("p");
     if (!(*store)->PutArtifact((*p)->attempt_id, Sha256Hex(model), model, kT0).ok()) _exit(5);
     TrialResult result = ResultOf(**p);
     result.model_sha256 = Sha256Hex(model);
@@ -1164,8 +1206,8 @@ TEST_F(StoreTest, StateSurvivesAProcessKilledWithoutClosing) {
   EXPECT_EQ((*sweeps)[0].leased, 1);
   EXPECT_EQ((*sweeps)[0].pending, 1);
   EXPECT_EQ(Results(id).size(), 1u);
-  EXPECT_EQ(LeaseOf("t0").source_sha256, Sha256Hex("the model"));
-  EXPECT_EQ(*store_->GetArtifact(Sha256Hex("the model")), "the model");
+  EXPECT_EQ(LeaseOf("t0").source_sha256, Sha256Hex(ModelBytes("p")));
+  EXPECT_EQ(*store_->GetArtifact(Sha256Hex(ModelBytes("p"))), ModelBytes("p"));
 }
 
 // ---------------------------------------------------------------------------
@@ -1225,12 +1267,12 @@ TEST_F(StoreTest, ConcurrentWorkersNeverShareATrialAndStoreEachResultOnce) {
         if (!pretrain) {
           const std::string& source = source_of.at(l.trial_id);
           if (completions[source] != 1) ++early;
-          if (l.source_sha256 != Sha256Hex("model of " + source)) ++wrong_model;
+          if (l.source_sha256 != Sha256Hex(ModelBytes(source))) ++wrong_model;
         }
       }
       TrialResult result = ResultOf(l);
       if (pretrain) {
-        const std::string model = "model of " + l.trial_id;
+        const std::string model = ModelBytes(l.trial_id);
         result.model_sha256 = Sha256Hex(model);
         if (!store_->PutArtifact(l.attempt_id, result.model_sha256, model, kT0).ok()) {
           std::lock_guard<std::mutex> lock(mu);
