@@ -868,12 +868,13 @@ TEST_F(Rpc, CompleteRefusesResultsThatAreNotTheLeasedTrialsOrOutOfRange) {
   honest.test_accuracy = 0.75;
   honest.test_loss = 0.5;
   honest.test_examples = 2000;
-  const auto complete = [&](const std::string& json) {
+  const auto complete = [&](const std::string& json, const std::string& model_sha256 = "") {
     grpc::ClientContext ctx;
     Authorize(ctx);
     rpc::CompleteRequest request;
     request.set_attempt_id(lease.attempt_id());
     request.set_result_json(json);
+    request.set_model_sha256(model_sha256);
     rpc::CompleteReply reply;
     return trials_->Complete(&ctx, request, &reply);
   };
@@ -921,14 +922,7 @@ TEST_F(Rpc, CompleteRefusesResultsThatAreNotTheLeasedTrialsOrOutOfRange) {
   {
     // Finding 3: the request's own model hash was ignored; now it must be the
     // result's.
-    grpc::ClientContext ctx;
-    Authorize(ctx);
-    rpc::CompleteRequest request;
-    request.set_attempt_id(lease.attempt_id());
-    request.set_result_json(good.dump());
-    request.set_model_sha256(std::string(64, 'a'));
-    rpc::CompleteReply reply;
-    const grpc::Status s = trials_->Complete(&ctx, request, &reply);
+    const grpc::Status s = complete(good.dump(), std::string(64, 'a'));
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_THAT(s.error_message(), HasSubstr("model_sha256"));
   }

@@ -797,15 +797,17 @@ TEST_F(StoreTest, CompletionMustMatchTheLeasedTrial) {
             absl::StatusCode::kInvalidArgument);
 
   // A completed pretrain trial without its model: refused, and the lease stays.
-  const TrialResult no_model = ResultOf(p);
-  auto missing = store_->Complete(p.attempt_id, no_model, kT0);
-  EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(missing.status().message(), HasSubstr("result.model_sha256"));
-  TrialResult not_put = ResultOf(p);
-  not_put.model_sha256 = Sha256Hex("never uploaded");
-  auto absent = store_->Complete(p.attempt_id, not_put, kT0);
-  EXPECT_EQ(absent.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(absent.status().message(), HasSubstr("was never put"));
+  const auto complete_naming = [&](const std::string& model_sha256) {
+    TrialResult result = ResultOf(p);
+    result.model_sha256 = model_sha256;
+    return store_->Complete(p.attempt_id, result, kT0).status();
+  };
+  const absl::Status missing = complete_naming("");
+  EXPECT_EQ(missing.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(missing.message(), HasSubstr("result.model_sha256"));
+  const absl::Status absent = complete_naming(Sha256Hex("never uploaded"));
+  EXPECT_EQ(absent.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(absent.message(), HasSubstr("was never put"));
 
   // Issue 19, finding 3: a pretrain named any stored artifact as its model. An
   // artifact another attempt uploaded is refused, and so is one of its own that
@@ -813,18 +815,14 @@ TEST_F(StoreTest, CompletionMustMatchTheLeasedTrial) {
   const Lease s = LeaseOf("s");
   const std::string others = ModelBytes("uploaded by the scratch trial's attempt");
   ASSERT_TRUE(store_->PutArtifact(s.attempt_id, Sha256Hex(others), others, kT0).ok());
-  TrialResult borrowed = ResultOf(p);
-  borrowed.model_sha256 = Sha256Hex(others);
-  auto not_its_own = store_->Complete(p.attempt_id, borrowed, kT0);
-  EXPECT_EQ(not_its_own.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(not_its_own.status().message(), HasSubstr("was never put by this attempt"));
+  const absl::Status not_its_own = complete_naming(Sha256Hex(others));
+  EXPECT_EQ(not_its_own.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(not_its_own.message(), HasSubstr("was never put by this attempt"));
   const std::string garbage = "not a model file at all";
   ASSERT_TRUE(store_->PutArtifact(p.attempt_id, Sha256Hex(garbage), garbage, kT0).ok());
-  TrialResult no_model_file = ResultOf(p);
-  no_model_file.model_sha256 = Sha256Hex(garbage);
-  auto unloadable = store_->Complete(p.attempt_id, no_model_file, kT0);
-  EXPECT_EQ(unloadable.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(unloadable.status().message(), HasSubstr("names no model"));
+  const absl::Status unloadable = complete_naming(Sha256Hex(garbage));
+  EXPECT_EQ(unloadable.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(unloadable.message(), HasSubstr("names no model"));
 
   EXPECT_EQ(TrialOf(id, "p").state, TrialState::kLeased);
   EXPECT_TRUE(Results(id).empty());
