@@ -42,8 +42,9 @@ void ThreadGroup::Wait() {
     return;
   }
   for (int spins = 0; round_.load(std::memory_order_acquire) == round; ++spins) {
-    // After ~100 us of spinning, give the core away between checks: a member
-    // may have been descheduled, or the machine may have fewer cores than members.
+    // After 20,000 pauses (tens to hundreds of microseconds, by CPU), give the
+    // core away between checks: a member may have been descheduled, or the
+    // machine may have fewer cores than members.
     if (spins < 20000) {
 #if defined(__x86_64__) || defined(__i386__)
       __builtin_ia32_pause();

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -147,6 +148,7 @@ class SqliteStore final : public Store {
   absl::Status broken_;
   Scheduler scheduler_;
   std::unordered_map<std::string, int64_t> last_seen_;  // registered workers
+  std::random_device random_;                           // attempt ids (UnusedAttemptId)
   std::unique_ptr<WalCheckpointer> checkpointer_;       // last: stops first
 };
 

@@ -1,7 +1,6 @@
 // The Store on SQLite: workers, leases and the attempts they start, artifacts.
 #include <algorithm>
 #include <optional>
-#include <random>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -91,9 +90,8 @@ absl::StatusOr<std::optional<Lease>> SqliteStore::LeaseNext(const std::string& w
 // it, so it must not be guessable by another client holding the token: 62
 // random bits (the kernel's generator), never an id issued before.
 absl::StatusOr<int64_t> SqliteStore::UnusedAttemptId() {
-  std::random_device kernel;
   for (int tries = 0; tries < 8; ++tries) {
-    const uint64_t bits = (static_cast<uint64_t>(kernel()) << 32) | kernel();
+    const uint64_t bits = (static_cast<uint64_t>(random_()) << 32) | random_();
     const int64_t id = static_cast<int64_t>(bits >> 2);
     if (id == 0) continue;
     Query used = db_->Prepare("SELECT 1 FROM attempts WHERE id = ?1", id);

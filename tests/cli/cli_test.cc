@@ -446,6 +446,10 @@ TEST(SeedproofBench, EngineBenchRefusesASpecWhoseModelIsNotForTaskA) {
   const CommandRun missing = RunSeedproof("bench engine --spec /nonexistent/spec.yaml");
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_THAT(missing.err, HasSubstr("--spec: File does not exist"));
+  const CommandRun none = RunSeedproof("bench engine --examples 0");
+  EXPECT_NE(none.exit_code, 0);
+  EXPECT_THAT(none.err, HasSubstr("--examples: Value 0 not in range"));
+  EXPECT_EQ(none.out, "");
 }
 
 TEST(SeedproofBench, PeakBenchStatesTheModelACeilingItImplies) {
