@@ -3,6 +3,7 @@
 // message on stderr and a non-zero exit code here.
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <thread>
 
 #include "CLI/CLI.hpp"
@@ -262,6 +263,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   coordinator_cmd->add_option("--max-attempts", coordinator.max_attempts)
       ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  coordinator_cmd
+      ->add_option("--max-artifact-bytes", coordinator.max_artifact_bytes,
+                   "All stored models and shipped datasets together")
+      ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()))
       ->capture_default_str();
   coordinator.metrics_listen = "127.0.0.1:9464";
   coordinator_cmd

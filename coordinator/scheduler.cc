@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "experiments/trial_json.h"
+#include "proto/wire_limits.h"
 
 namespace seedproof {
 
@@ -14,6 +15,14 @@ void Scheduler::Clear() {
   live_.clear();
   deadlines_.clear();
   TakeChanges();
+}
+
+absl::Status Scheduler::CheckTrialSpecSize(const std::string& field, const std::string& trial_id,
+                                           size_t json_bytes) {
+  if (json_bytes <= static_cast<size_t>(kMaxTrialSpecBytes)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, " (trial ", trial_id, "): its spec is ", json_bytes,
+                   " bytes as JSON; a lease carries at most ", kMaxTrialSpecBytes));
 }
 
 absl::StatusOr<std::vector<const TrialSpec*>> Scheduler::AppendTrials(
@@ -32,6 +41,7 @@ absl::StatusOr<std::vector<const TrialSpec*>> Scheduler::AppendTrials(
     trial.id = spec.id;
     trial.kind = spec.kind;
     trial.spec_json = std::make_shared<const std::string>(TrialSpecJsonText(spec));
+    if (auto s = CheckTrialSpecSize(field, spec.id, trial.spec_json->size()); !s.ok()) return s;
     if (!spec.source_trial.empty()) {
       auto source = sweep.index.find(spec.source_trial);
       if (source == sweep.index.end() || source->second == index) {
@@ -104,6 +114,15 @@ std::vector<int64_t> Scheduler::ExpiredBefore(int64_t now_ms) const {
   return expired;
 }
 
+std::vector<int64_t> Scheduler::Adopted() const {
+  std::vector<int64_t> adopted;
+  for (const auto& [attempt_id, attempt] : live_) {
+    if (attempt.adopted) adopted.push_back(attempt_id);
+  }
+  std::sort(adopted.begin(), adopted.end());
+  return adopted;
+}
+
 std::vector<int64_t> Scheduler::AttemptsOf(const std::string& worker_id) const {
   std::vector<int64_t> held;
   for (const auto& [attempt_id, attempt] : live_) {
@@ -152,7 +171,12 @@ void Scheduler::Renew(int64_t attempt_id, int64_t deadline_ms) {
   Attempt& attempt = live_.at(attempt_id);
   deadlines_.erase({attempt.deadline_ms, attempt_id});
   attempt.deadline_ms = deadline_ms;
+  attempt.adopted = false;
   deadlines_.emplace(deadline_ms, attempt_id);
+}
+
+void Scheduler::AdoptAll() {
+  for (auto& [attempt_id, attempt] : live_) attempt.adopted = true;
 }
 
 void Scheduler::Complete(int64_t attempt_id, TrialOutcome outcome, const std::string& model_sha256,
@@ -210,8 +234,9 @@ absl::Status Scheduler::CanExtend(const Sweep& sweep) {
       absl::StrCat("sweep ", sweep.id, " is not awaiting later trials"));
 }
 
-absl::StatusOr<std::vector<const TrialSpec*>> Scheduler::Extend(
-    Sweep& sweep, const std::vector<TrialSpec>& specs, bool more_later, int64_t now_ms) {
+absl::StatusOr<std::vector<const TrialSpec*>> Scheduler::Extend(Sweep& sweep,
+                                                                const std::vector<TrialSpec>& specs,
+                                                                bool more_later, int64_t now_ms) {
   if (auto s = CanExtend(sweep); !s.ok()) return s;
   auto added = AppendTrials(sweep, specs, /*skip_known=*/true);
   if (!added.ok()) return added.status();

@@ -65,6 +65,9 @@ class Scheduler {
     int trial = 0;  // plan index
     std::string worker_id;
     int64_t deadline_ms = 0;
+    // Leased by an earlier coordinator process, and not renewed since this one
+    // started: if it expires, the restart interrupted it, not the trial.
+    bool adopted = false;
   };
   struct TrialRef {
     Sweep* sweep = nullptr;
@@ -91,6 +94,10 @@ class Scheduler {
   // empty id, an id that appears twice, or a source that is not an earlier trial.
   static absl::StatusOr<std::vector<const TrialSpec*>> AppendTrials(
       Sweep& sweep, const std::vector<TrialSpec>& specs, bool skip_known);
+  // INVALID_ARGUMENT naming field and trial when its spec, as JSON, is larger than
+  // a lease may carry (kMaxTrialSpecBytes).
+  static absl::Status CheckTrialSpecSize(const std::string& field, const std::string& trial_id,
+                                         size_t json_bytes);
   // Appends one trial as it was stored, its source named by id; false when that
   // id is not an earlier trial of the sweep.
   static bool AppendStored(Sweep& sweep, Trial trial, const std::string& source_id);
@@ -114,6 +121,8 @@ class Scheduler {
   std::optional<TrialRef> Next();
   // Current attempts whose deadline is before now, by deadline.
   std::vector<int64_t> ExpiredBefore(int64_t now_ms) const;
+  // The adopted current attempts, by id.
+  std::vector<int64_t> Adopted() const;
   // The worker's current attempts, by id.
   std::vector<int64_t> AttemptsOf(const std::string& worker_id) const;
   // Running sweeps awaiting later trials whose trials have all ended.
@@ -125,7 +134,10 @@ class Scheduler {
   // The trial is leased to a new attempt.
   void StartAttempt(int64_t attempt_id, Sweep& sweep, int trial, const std::string& worker_id,
                     int64_t deadline_ms);
+  // A new deadline; the attempt is no longer adopted (its worker is back).
   void Renew(int64_t attempt_id, int64_t deadline_ms);
+  // Every current attempt was leased by an earlier process (after loading).
+  void AdoptAll();
   // A current attempt's result is accepted: its trial is done with outcome;
   // dependents become leasable (completed) or blocked (diverged).
   void Complete(int64_t attempt_id, TrialOutcome outcome, const std::string& model_sha256,

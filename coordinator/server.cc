@@ -30,9 +30,19 @@ namespace {
 
 constexpr int64_t kMaxArtifactBytes = 512ll << 20;
 constexpr int64_t kMaxLeaseWaitMs = 30000;
+constexpr int kMaxWorkerThreads = 4096;
+constexpr int kMaxMpiSize = 1 << 20;
 
 grpc::Status Invalid(const std::string& field, const std::string& message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat(field, ": ", message));
+}
+
+// An id or name a client gives, which the coordinator stores: 1 to kMaxNameBytes bytes.
+grpc::Status CheckName(const std::string& field, const std::string& value) {
+  if (!value.empty() && value.size() <= static_cast<size_t>(kMaxNameBytes)) {
+    return grpc::Status::OK;
+  }
+  return Invalid(field, absl::StrCat(value.size(), " bytes; 1 to ", kMaxNameBytes));
 }
 
 // Every call must carry "authorization: Bearer <token>"; compared in constant time.
@@ -94,6 +104,14 @@ class StudiesService final : public rpc::Studies::Service {
                       rpc::SweepStatus* reply) override {
     if (auto s = auth_(context); !s.ok()) return s;
     if (request->spec_text().empty()) return Invalid("spec_text", "empty");
+    if (request->spec_text().size() > static_cast<size_t>(kMaxSpecBytes)) {
+      return Invalid("spec_text",
+                     absl::StrCat(request->spec_text().size(), " bytes; at most ", kMaxSpecBytes));
+    }
+    if (request->spec_path().size() > static_cast<size_t>(kMaxPathBytes)) {
+      return Invalid("spec_path",
+                     absl::StrCat(request->spec_path().size(), " bytes; at most ", kMaxPathBytes));
+    }
     const std::string path = request->spec_path().empty() ? "spec.yaml" : request->spec_path();
     // The datasets it ships to workers are kept, encoded, with the sweep.
     auto study = LoadStudy(request->spec_text(), path, nullptr, {.keep_shipped = true});
@@ -205,10 +223,26 @@ class TrialsService final : public TrialsBase {
                                      const rpc::RegisterRequest* request,
                                      rpc::RegisterReply* reply) override {
     return Answer(context, [&]() -> grpc::Status {
-      if (request->worker_id().empty() || request->worker_id().size() > 256) {
-        return Invalid("worker_id", "1 to 256 characters");
+      if (auto s = CheckName("worker_id", request->worker_id()); !s.ok()) return s;
+      if (request->threads() < 1 || request->threads() > kMaxWorkerThreads) {
+        return Invalid("threads", absl::StrCat(request->threads(), "; 1 to ", kMaxWorkerThreads));
       }
-      if (request->threads() < 1) return Invalid("threads", "at least 1");
+      if (request->mpi_size() < 0 || request->mpi_size() > kMaxMpiSize) {
+        return Invalid("mpi_size", absl::StrCat(request->mpi_size(), "; 0 to ", kMaxMpiSize));
+      }
+      if (request->backends_size() > kMaxBackends) {
+        return Invalid("backends",
+                       absl::StrCat(request->backends_size(), " names; at most ", kMaxBackends));
+      }
+      for (int i = 0; i < request->backends_size(); ++i) {
+        if (auto s = CheckName(absl::StrCat("backends[", i, "]"), request->backends(i)); !s.ok()) {
+          return s;
+        }
+      }
+      if (request->cpu_isa().size() > kMaxNameBytes) {
+        return Invalid("cpu_isa",
+                       absl::StrCat(request->cpu_isa().size(), " bytes; at most ", kMaxNameBytes));
+      }
       nlohmann::json capabilities = {
           {"backends",
            std::vector<std::string>(request->backends().begin(), request->backends().end())},
@@ -216,7 +250,7 @@ class TrialsService final : public TrialsBase {
           {"cpu_isa", request->cpu_isa()},
           {"mpi_size", request->mpi_size()}};
       if (!request->metrics_address().empty()) {
-        if (request->metrics_address().size() > 256) return Invalid("metrics_address", "too long");
+        if (auto s = CheckName("metrics_address", request->metrics_address()); !s.ok()) return s;
         capabilities["metrics"] = request->metrics_address();
       }
       if (auto s = store_.RegisterWorker(request->worker_id(), capabilities.dump(), NowMs());
@@ -406,7 +440,7 @@ class TrialsService final : public TrialsBase {
   grpc::Status TryLease(grpc::CallbackServerContext* context, const rpc::LeaseRequest& request,
                         LeaseCall::Clock::time_point start, rpc::LeaseReply* reply) {
     if (auto s = auth_(context); !s.ok()) return s;
-    if (request.worker_id().empty()) return Invalid("worker_id", "empty");
+    if (auto s = CheckName("worker_id", request.worker_id()); !s.ok()) return s;
     if (request.wait_ms() < 0) return Invalid("wait_ms", "negative");
     return ToGrpc(LeaseInto(request.worker_id(), start, reply));
   }
@@ -499,10 +533,12 @@ class Server final : public CoordinatorServer {
       return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen));
     }
     FillMissingTrialSpecs();
-    if (options_.expire_leases_on_start) {
-      auto expired = store_->ExpireLeases(std::numeric_limits<int64_t>::max());
-      if (!expired.ok()) return expired.status();
-    }
+    // Leases an earlier process issued: their workers died with it (and the
+    // leases are given back, uncounted), or get time to find this one.
+    auto adopted = options_.expire_leases_on_start
+                       ? store_->ExpireLeases(std::numeric_limits<int64_t>::max())
+                       : store_->AdoptLeases(NowMs());
+    if (!adopted.ok()) return adopted.status();
     // Later trials (confirmation seeds, sequential steps): on one thread, off the
     // RPC handlers (an analysis can take a while), woken when a trial ends, and
     // every few seconds (after a crash between the last result and the later
@@ -617,8 +653,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   if (options.token.size() < 16) {
     return absl::InvalidArgumentError("the coordinator's token needs at least 16 characters");
   }
-  auto store = Store::Open(options.database,
-                           {.max_attempts = options.max_attempts, .lease_ms = options.lease_ms});
+  auto store = Store::Open(options.database, {.max_attempts = options.max_attempts,
+                                              .lease_ms = options.lease_ms,
+                                              .max_artifact_bytes = options.max_artifact_bytes});
   if (!store.ok()) return store.status();
   auto server = std::make_unique<Server>(options, std::move(*store));
   if (auto s = server->Start(); !s.ok()) return s;

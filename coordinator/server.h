@@ -18,8 +18,10 @@ struct CoordinatorOptions {
   int64_t lease_ms = 30000;
   int64_t heartbeat_ms = 5000;
   int max_attempts = 3;
+  int64_t max_artifact_bytes = int64_t{64} << 30;  // StoreOptions::max_artifact_bytes
   // Every lease in the database belongs to a worker that is gone (`seedproof run`
-  // restarting with its own workers): expire them now instead of at their deadline.
+  // restarting with its own workers): give them back now, uncounted, instead of
+  // waiting for their deadlines.
   bool expire_leases_on_start = false;
   // Prometheus /metrics (docs/OBSERVABILITY.md); empty: not served.
   std::string metrics_listen;

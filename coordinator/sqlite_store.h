@@ -34,6 +34,8 @@ inline constexpr int kBusyTimeoutMs = 5000;
 // A worker's last_seen_ms is written at most this often: a lease would otherwise
 // write one more page per commit.
 inline constexpr int64_t kLastSeenResolutionMs = 1000;
+// The write-ahead log's size once a checkpoint has emptied it (PRAGMA journal_size_limit).
+inline constexpr int64_t kWalSizeLimitBytes = int64_t{64} << 20;
 
 // Column values read back: DATA_LOSS naming the column for a name the schema's
 // CHECK constraints would not allow (the file was damaged).
@@ -56,6 +58,8 @@ class SqliteStore final : public Store {
 
   // Rebuilds the scheduler's state from the database.
   absl::Status Load();
+  // The attempts Load found current were leased by an earlier process.
+  void AdoptLoadedLeases() { scheduler_.AdoptAll(); }
 
   // Checkpoints the log from a thread of its own from now on (a store that writes).
   absl::Status CheckpointInBackground() {
@@ -95,6 +99,7 @@ class SqliteStore final : public Store {
   absl::Status Fail(int64_t attempt_id, const std::string& reason, int64_t now_ms) override;
   absl::Status Release(int64_t attempt_id, int64_t now_ms) override;
   absl::StatusOr<int> ExpireLeases(int64_t now_ms) override;
+  absl::StatusOr<int> AdoptLeases(int64_t now_ms) override;
   absl::StatusOr<std::vector<int64_t>> FailWorker(const std::string& worker_id,
                                                   const std::string& reason,
                                                   int64_t now_ms) override;
@@ -138,6 +143,12 @@ class SqliteStore final : public Store {
   // Ends a current attempt's row.
   absl::Status EndAttemptRow(int64_t attempt_id, AttemptEnd end, const std::string& reason,
                              int64_t now_ms);
+  // Stores an artifact (once: the same bytes again change nothing) within
+  // max_artifact_bytes; `what` names it in errors.
+  absl::Status InsertArtifact(const std::string& what, const std::string& sha256,
+                              const std::string& bytes, int64_t now_ms);
+  // Deletes what the attempt uploaded and nothing else refers to.
+  absl::Status CollectUploads(int64_t attempt_id);
   // Ends a current attempt that did not complete (row and scheduler).
   absl::Status EndUnfinished(int64_t attempt_id, AttemptEnd end, const std::string& reason,
                              int64_t now_ms);
@@ -148,6 +159,7 @@ class SqliteStore final : public Store {
   absl::Status broken_;
   Scheduler scheduler_;
   std::unordered_map<std::string, int64_t> last_seen_;  // registered workers
+  int64_t artifact_bytes_ = 0;                          // all artifacts' bytes
   std::random_device random_;                           // attempt ids (UnusedAttemptId)
   std::unique_ptr<WalCheckpointer> checkpointer_;       // last: stops first
 };

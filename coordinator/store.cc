@@ -171,6 +171,11 @@ absl::Status SqliteStore::Load() {
   });
   if (!attempts_read.ok()) return attempts_read;
 
+  Query artifact_bytes = db_->Prepare("SELECT IFNULL(sum(length(bytes)), 0) FROM artifacts");
+  auto counted = artifact_bytes.Step();
+  if (!counted.ok()) return counted.status();
+  artifact_bytes_ = *counted ? artifact_bytes.Int(0) : 0;
+
   Query workers = db_->Prepare("SELECT id, last_seen_ms FROM workers");
   const absl::Status workers_read = workers.ForEachRow([&]() -> absl::Status {
     last_seen_[workers.Text(0)] = workers.Int(1);
@@ -261,7 +266,66 @@ absl::Status SqliteStore::EndAttemptRow(int64_t attempt_id, AttemptEnd end,
 absl::Status SqliteStore::EndUnfinished(int64_t attempt_id, AttemptEnd end,
                                         const std::string& reason, int64_t now_ms) {
   if (auto s = EndAttemptRow(attempt_id, end, reason, now_ms); !s.ok()) return s;
+  if (auto s = CollectUploads(attempt_id); !s.ok()) return s;
   scheduler_.EndUnfinished(attempt_id, /*counted=*/end != AttemptEnd::kReleased, now_ms);
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::InsertArtifact(const std::string& what, const std::string& sha256,
+                                         const std::string& bytes, int64_t now_ms) {
+  Query stored = db_->Prepare("SELECT 1 FROM artifacts WHERE sha256 = ?1", sha256);
+  auto row = stored.Step();
+  if (!row.ok()) return row.status();
+  if (*row) return absl::OkStatus();
+  const int64_t size = static_cast<int64_t>(bytes.size());
+  if (artifact_bytes_ + size > options_.max_artifact_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        what, ": its ", size, " bytes would take the store's artifacts to ", artifact_bytes_ + size,
+        " bytes, past its limit of ", options_.max_artifact_bytes));
+  }
+  if (auto s = db_->Prepare("INSERT INTO artifacts (sha256, bytes, stored_ms) VALUES (?1, ?2, ?3)",
+                            sha256, Blob{bytes}, now_ms)
+                   .Run();
+      !s.ok()) {
+    return s;
+  }
+  artifact_bytes_ += size;  // Load counts again after a failed transaction
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::CollectUploads(int64_t attempt_id) {
+  std::vector<std::string> uploaded;
+  Query uploads = db_->Prepare("SELECT sha256 FROM uploads WHERE attempt_id = ?1", attempt_id);
+  if (auto s = uploads.ForEachRow([&]() -> absl::Status {
+        uploaded.push_back(uploads.Text(0));
+        return absl::OkStatus();
+      });
+      !s.ok()) {
+    return s;
+  }
+  if (uploaded.empty()) return absl::OkStatus();
+  if (auto s = db_->Prepare("DELETE FROM uploads WHERE attempt_id = ?1", attempt_id).Run();
+      !s.ok()) {
+    return s;
+  }
+  for (const std::string& sha256 : uploaded) {
+    // A sweep names its inputs' hashes in datasets_json; a hash is 64 hex digits,
+    // so finding it in that text is finding the input.
+    Query used = db_->Prepare(
+        "SELECT EXISTS (SELECT 1 FROM uploads WHERE sha256 = ?1) "
+        "OR EXISTS (SELECT 1 FROM trials WHERE model_sha256 = ?1) "
+        "OR EXISTS (SELECT 1 FROM sweeps WHERE instr(datasets_json, ?1) > 0), "
+        "(SELECT length(bytes) FROM artifacts WHERE sha256 = ?1)",
+        sha256);
+    auto row = used.Step();
+    if (!row.ok()) return row.status();
+    if (!*row || used.Int(0) != 0 || used.IsNull(1)) continue;
+    const int64_t size = used.Int(1);
+    if (auto s = db_->Prepare("DELETE FROM artifacts WHERE sha256 = ?1", sha256).Run(); !s.ok()) {
+      return s;
+    }
+    artifact_bytes_ -= size;
+  }
   return absl::OkStatus();
 }
 
@@ -289,6 +353,7 @@ absl::Status UseWal(Database& db) {
 using store_internal::kBusyTimeoutMs;
 using store_internal::kSweepStateNames;
 using store_internal::kTrialStateNames;
+using store_internal::kWalSizeLimitBytes;
 using store_internal::SqliteStore;
 using store_internal::UseWal;
 
@@ -305,6 +370,10 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
   if (options.lease_ms < 1) {
     return absl::InvalidArgumentError(absl::StrCat("lease_ms: ", options.lease_ms, "; at least 1"));
   }
+  if (options.max_artifact_bytes < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_artifact_bytes: ", options.max_artifact_bytes, "; at least 1"));
+  }
   auto db = Database::Open(path, kBusyTimeoutMs);
   if (!db.ok()) return db.status();
   if (auto s = MigrateSchema(**db, options.migrate); !s.ok()) return s;
@@ -313,9 +382,18 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
   if (options.migrate) {
     // A store that writes checkpoints in the background (WalCheckpointer).
     if (auto s = (*db)->Prepare("PRAGMA wal_autocheckpoint = 0").Run(); !s.ok()) return s;
+    // Once a checkpoint has copied the whole log, the next commit starts it over
+    // and cuts the file to this size: one big upload does not leave a log of
+    // its size behind for good.
+    if (auto s =
+            (*db)->Prepare(absl::StrCat("PRAGMA journal_size_limit = ", kWalSizeLimitBytes)).Run();
+        !s.ok()) {
+      return s;
+    }
   }
   auto store = std::make_unique<SqliteStore>(std::move(*db), options);
   if (auto s = store->Load(); !s.ok()) return s;
+  store->AdoptLoadedLeases();
   if (options.migrate) {
     if (auto s = store->CheckpointInBackground(); !s.ok()) return s;
   }

@@ -32,7 +32,7 @@
 //
 // Every call commits its change before it returns. The in-memory queue of leasable
 // trials is rebuilt from the database on Open, so after a crash nothing is lost:
-// leases issued before it stay current until ExpireLeases; done trials stay done.
+// leases issued before it stay current (AdoptLeases); done trials stay done.
 // All times are milliseconds the caller passes in. Thread-safe.
 #pragma once
 
@@ -53,6 +53,9 @@ namespace seedproof {
 struct StoreOptions {
   int max_attempts = 3;      // failed or expired attempts after which a trial has failed
   int64_t lease_ms = 30000;  // a lease's deadline after its lease or last heartbeat
+  // All artifacts together (models, shipped datasets): a put or a submission
+  // that would store more is RESOURCE_EXHAUSTED.
+  int64_t max_artifact_bytes = int64_t{64} << 30;
   // Create or upgrade the schema. false (readers such as `seedproof report`): an
   // older or empty database is FAILED_PRECONDITION and stays as it was.
   bool migrate = true;
@@ -228,15 +231,22 @@ class Store {
   virtual absl::StatusOr<bool> Complete(int64_t attempt_id, const TrialResult& result,
                                         int64_t now_ms) = 0;
   // A current attempt failed: its trial is pending again, or after max_attempts
-  // failed or expired attempts failed, with every reason kept (Trials) and the
+  // failed or expired attempts failed, with every reason kept (Trials; each cut
+  // to kMaxReasonBytes, proto/wire_limits.h) and the
   // trials that need its model blocked.
   virtual absl::Status Fail(int64_t attempt_id, const std::string& reason, int64_t now_ms) = 0;
   // A worker gives a current lease back (shutting down): its trial is pending
   // again, and the attempt does not count towards max_attempts.
   virtual absl::Status Release(int64_t attempt_id, int64_t now_ms) = 0;
   // Ends every current attempt whose deadline is before now as Fail does, with
-  // the expiry as its reason. Returns how many expired.
+  // the expiry as its reason; an adopted one (AdoptLeases) that was not renewed
+  // since is released instead: the coordinator's restart interrupted it, so it
+  // does not count towards max_attempts. Returns how many ended.
   virtual absl::StatusOr<int> ExpireLeases(int64_t now_ms) = 0;
+  // The attempts current when this store was opened were leased by an earlier
+  // process: each gets the deadline now + lease_ms, time for its worker to find
+  // the coordinator again, and is adopted until its next heartbeat. Returns how many.
+  virtual absl::StatusOr<int> AdoptLeases(int64_t now_ms) = 0;
   // The worker is known to be gone (its process died): ends each of its current
   // attempts as Fail does, with reason, without waiting for their deadlines.
   // Returns their ids; none when it held none (or never registered).
@@ -246,9 +256,12 @@ class Store {
 
   // ---- Artifacts ----
 
-  // Stores bytes under their SHA-256 for a current attempt; a non-current
-  // attempt's upload is dropped. INVALID_ARGUMENT when sha256 is not 64 lowercase
-  // hex digits or is not the SHA-256 of bytes (nothing is stored).
+  // Stores bytes under their SHA-256 for a current attempt. FAILED_PRECONDITION
+  // naming how it ended for an attempt no longer current; INVALID_ARGUMENT when
+  // sha256 is not 64 lowercase hex digits or is not the SHA-256 of bytes;
+  // RESOURCE_EXHAUSTED past max_artifact_bytes. Either way nothing is stored.
+  // What an attempt put is deleted when it ends without completing, unless a
+  // trial's model, a sweep's input or another attempt's upload has the same bytes.
   virtual absl::Status PutArtifact(int64_t attempt_id, const std::string& sha256,
                                    const std::string& bytes, int64_t now_ms) = 0;
   // NOT_FOUND when no artifact has that hash; INVALID_ARGUMENT for a malformed one.

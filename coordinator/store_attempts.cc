@@ -10,6 +10,7 @@
 #include "experiments/results.h"
 #include "experiments/trial_json.h"
 #include "nlohmann/json.hpp"
+#include "proto/wire_limits.h"
 
 namespace seedproof::store_internal {
 
@@ -249,10 +250,20 @@ absl::StatusOr<bool> SqliteStore::Complete(int64_t attempt_id, const TrialResult
   });
 }
 
+namespace {
+// A failure's reason as stored: at most kMaxReasonBytes, cut at a character's start.
+std::string StoredReason(const std::string& reason) {
+  if (reason.empty()) return "no reason";
+  if (reason.size() <= static_cast<size_t>(kMaxReasonBytes)) return reason;
+  size_t end = kMaxReasonBytes - 64;
+  while (end > 0 && (static_cast<unsigned char>(reason[end]) & 0xC0) == 0x80) --end;
+  return absl::StrCat(reason.substr(0, end), " ... (", reason.size() - end, " more bytes)");
+}
+}  // namespace
+
 absl::Status SqliteStore::Fail(int64_t attempt_id, const std::string& reason, int64_t now_ms) {
   return ChangeAttempt(attempt_id, [&] {
-    return EndUnfinished(attempt_id, AttemptEnd::kFailed, reason.empty() ? "no reason" : reason,
-                         now_ms);
+    return EndUnfinished(attempt_id, AttemptEnd::kFailed, StoredReason(reason), now_ms);
   });
 }
 
@@ -269,10 +280,18 @@ absl::StatusOr<int> SqliteStore::ExpireLeases(int64_t now_ms) {
   auto status = Change([&]() -> absl::Status {
     for (int64_t attempt_id : expired) {
       const Attempt& attempt = *scheduler_.FindAttempt(attempt_id);
+      const bool interrupted = attempt.adopted;
       const std::string reason =
-          absl::StrCat("lease expired: no heartbeat from worker ", attempt.worker_id,
-                       " before its deadline (", attempt.deadline_ms, " ms)");
-      if (auto s = EndUnfinished(attempt_id, AttemptEnd::kExpired, reason, now_ms); !s.ok()) {
+          interrupted
+              ? absl::StrCat("interrupted: the coordinator restarted while worker ",
+                             attempt.worker_id, " held the lease, and it did not return before ",
+                             "its deadline (", attempt.deadline_ms, " ms); not counted as failed")
+              : absl::StrCat("lease expired: no heartbeat from worker ", attempt.worker_id,
+                             " before its deadline (", attempt.deadline_ms, " ms)");
+      if (auto s =
+              EndUnfinished(attempt_id, interrupted ? AttemptEnd::kReleased : AttemptEnd::kExpired,
+                            reason, now_ms);
+          !s.ok()) {
         return s;
       }
     }
@@ -280,6 +299,29 @@ absl::StatusOr<int> SqliteStore::ExpireLeases(int64_t now_ms) {
   });
   if (!status.ok()) return status;
   return static_cast<int>(expired.size());
+}
+
+absl::StatusOr<int> SqliteStore::AdoptLeases(int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto s = Usable(); !s.ok()) return s;
+  const std::vector<int64_t> adopted = scheduler_.Adopted();
+  auto status = Change([&]() -> absl::Status {
+    for (int64_t attempt_id : adopted) {
+      Attempt& attempt = *scheduler_.FindAttempt(attempt_id);
+      const int64_t deadline_ms = std::max(attempt.deadline_ms, now_ms + options_.lease_ms);
+      scheduler_.Renew(attempt_id, deadline_ms);
+      attempt.adopted = true;  // until its worker's heartbeat renews it
+      if (auto s = db_->Prepare("UPDATE attempts SET deadline_ms = ?1 WHERE id = ?2", deadline_ms,
+                                attempt_id)
+                       .Run();
+          !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return static_cast<int>(adopted.size());
 }
 
 absl::StatusOr<std::vector<int64_t>> SqliteStore::FailWorker(const std::string& worker_id,
@@ -291,8 +333,7 @@ absl::StatusOr<std::vector<int64_t>> SqliteStore::FailWorker(const std::string& 
   if (held.empty()) return held;
   auto status = Change([&]() -> absl::Status {
     for (int64_t attempt_id : held) {
-      if (auto s = EndUnfinished(attempt_id, AttemptEnd::kFailed,
-                                 reason.empty() ? "no reason" : reason, now_ms);
+      if (auto s = EndUnfinished(attempt_id, AttemptEnd::kFailed, StoredReason(reason), now_ms);
           !s.ok()) {
         return s;
       }
@@ -315,12 +356,21 @@ absl::Status SqliteStore::PutArtifact(int64_t attempt_id, const std::string& sha
                                                    bytes.size(), " bytes sent (their SHA-256 is ",
                                                    actual, ")"));
   }
-  return ChangeAttempt(attempt_id, [&]() -> absl::Status {
-    if (auto s =
-            db_->Prepare("INSERT INTO artifacts (sha256, bytes, stored_ms) VALUES (?1, ?2, ?3) "
-                         "ON CONFLICT (sha256) DO NOTHING",
-                         sha256, Blob{bytes}, now_ms)
-                .Run();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto s = Usable(); !s.ok()) return s;
+  if (scheduler_.FindAttempt(attempt_id) == nullptr) {
+    // A worker must not go on as if its model were kept.
+    Query ended = db_->Prepare("SELECT state FROM attempts WHERE id = ?1", attempt_id);
+    auto row = ended.Step();
+    if (!row.ok()) return row.status();
+    if (!*row)
+      return absl::NotFoundError(absl::StrCat("attempt ", attempt_id, ": no such attempt"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("attempt ", attempt_id, " ended (", ended.Text(0),
+                     ") and is no longer current: its upload was not stored"));
+  }
+  return Change([&]() -> absl::Status {
+    if (auto s = InsertArtifact(absl::StrCat("artifact ", sha256), sha256, bytes, now_ms);
         !s.ok()) {
       return s;
     }

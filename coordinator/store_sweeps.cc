@@ -40,6 +40,15 @@ absl::StatusOr<std::string> SqliteStore::SubmitSweep(
   sweep.awaiting_trials = !plan.later_candidates.empty();
   auto added = Scheduler::AppendTrials(sweep, plan.trials, /*skip_known=*/false);
   if (!added.ok()) return added.status();
+  // Later trials are appended when their time comes, and must fit a lease as well.
+  for (size_t i = 0; i < plan.later_candidates.size(); ++i) {
+    const TrialSpec& later = plan.later_candidates[i];
+    if (auto s = Scheduler::CheckTrialSpecSize(absl::StrCat("plan.later_candidates[", i, "]"),
+                                               later.id, TrialSpecJsonText(later).size());
+        !s.ok()) {
+      return s;
+    }
+  }
 
   std::string id = sweep.id;
   auto status = Change([&]() -> absl::Status {
@@ -55,11 +64,7 @@ absl::StatusOr<std::string> SqliteStore::SubmitSweep(
     }
     if (auto s = InsertTrialRows(sweep, *added); !s.ok()) return s;
     for (const auto& [sha256, bytes] : artifacts) {
-      if (auto s = db_->Prepare("INSERT INTO artifacts (sha256, bytes, stored_ms) VALUES (?1, ?2, "
-                                "?3) ON CONFLICT (sha256) DO NOTHING",
-                                sha256, Blob{bytes}, now_ms)
-                       .Run();
-          !s.ok()) {
+      if (auto s = InsertArtifact(absl::StrCat("input ", sha256), sha256, bytes, now_ms); !s.ok()) {
         return s;
       }
     }

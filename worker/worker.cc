@@ -338,21 +338,17 @@ class Worker {
                    std::string(result.status().message()).c_str());
     }
     if (result.ok() && !model.empty()) {
-      if (auto s = artifacts_->Upload(model, attempt_id); !s.ok()) return s.status();
+      if (auto s = artifacts_->Upload(model, attempt_id); !s.ok()) {
+        return Refused(lease, s.status(), "the upload of its model");
+      }
     }
     // A retried Complete asks again: a trial the lost reply leased expires unused.
     lease_next = lease_next && result.ok() && !stopping() &&
                  (options_.max_trials == 0 || trials_done_ + 1 < options_.max_trials);
     auto report = [&]() -> absl::Status {
+      if (!result.ok()) return ReportFailure(attempt_id, std::string(result.status().message()));
       grpc::ClientContext ctx;
       auth_.Apply(ctx, 10000);
-      if (!result.ok()) {
-        rpc::FailRequest request;
-        request.set_attempt_id(attempt_id);
-        request.set_reason(std::string(result.status().message()));
-        rpc::Ack ack;
-        return FromGrpc(stub_->Fail(&ctx, request, &ack), "fail");
-      }
       rpc::CompleteRequest request;
       request.set_attempt_id(attempt_id);
       request.set_result_json(TrialResultToJson(*result).dump());
@@ -368,7 +364,45 @@ class Worker {
       }
       return status;
     };
-    return RetryWhileUnavailable(report);
+    if (auto s = RetryWhileUnavailable(report); !s.ok()) {
+      return Refused(lease, s, result.ok() ? "its result" : "its failure");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ReportFailure(int64_t attempt_id, const std::string& reason) {
+    grpc::ClientContext ctx;
+    auth_.Apply(ctx, 10000);
+    rpc::FailRequest request;
+    request.set_attempt_id(attempt_id);
+    request.set_reason(reason);  // the coordinator keeps kMaxReasonBytes of it
+    rpc::Ack ack;
+    return FromGrpc(stub_->Fail(&ctx, request, &ack), "fail");
+  }
+
+  // The coordinator refused what this worker said of one attempt (what). Only a
+  // refused token, or a coordinator gone for good while stopping, ends the
+  // worker; else the attempt fails with the refusal as its reason (a no-op when
+  // the attempt already ended), and the worker goes on to the next trial.
+  absl::Status Refused(const rpc::LeaseReply& lease, const absl::Status& refusal,
+                       const char* what) {
+    const absl::StatusCode code = refusal.code();
+    if (code == absl::StatusCode::kUnauthenticated || code == absl::StatusCode::kPermissionDenied ||
+        code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded) {
+      return refusal;
+    }
+    std::fprintf(stderr, "worker %s: trial %s (attempt %d): the coordinator refused %s: %s\n",
+                 worker_id_.c_str(), lease.trial_id().c_str(), lease.attempt(), what,
+                 std::string(refusal.message()).c_str());
+    const std::string reason =
+        absl::StrCat("the coordinator refused ", what, ": ", refusal.message());
+    auto fail = [&] { return ReportFailure(lease.attempt_id(), reason); };
+    if (auto s = RetryWhileUnavailable(fail, stop_); !s.ok()) {
+      std::fprintf(stderr, "worker %s: trial %s: reporting that failure: %s\n", worker_id_.c_str(),
+                   lease.trial_id().c_str(), std::string(s.message()).c_str());
+      if (s.code() == absl::StatusCode::kUnauthenticated) return s;
+    }
+    return absl::OkStatus();
   }
 
   const WorkerOptions& options_;
@@ -385,7 +419,7 @@ class Worker {
   rpc::RegisterReply registered_;
   std::unique_ptr<CoordinatorArtifactStore> artifacts_;
   std::unique_ptr<CoordinatorDatasets> datasets_;
-  std::set<std::string> group_datasets_;  // the shipped datasets the other ranks have
+  std::set<std::string> group_datasets_;    // the shipped datasets the other ranks have
   std::unique_ptr<Heartbeats> heartbeats_;  // after stub_ and metrics_: stops before them
   std::shared_ptr<WorkerShared> shared_;
   int trials_done_ = 0;

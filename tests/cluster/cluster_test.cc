@@ -1012,6 +1012,89 @@ TEST_F(Rpc, ASpecWithHundredsOfErrorsIsRefusedWithTheFirstErrorsAndACount) {
   EXPECT_THAT(s.error_message(), testing::ContainsRegex("\\.\\.\\. and [0-9]+ more errors"));
 }
 
+// Issue 19, findings 1 and 5: what a client may make the coordinator store is
+// bounded, each limit accepted at its value and refused, naming the field and
+// the limit, one past it. A spec the size of the whole message limit was once
+// accepted and then could not be served.
+TEST_F(Rpc, StoredStringsAreAcceptedAtTheirLimitAndRefusedOnePast) {
+  auto submit = [&](const std::string& text, const std::string& path) {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::SubmitRequest request;
+    request.set_spec_text(text);
+    request.set_spec_path(path);
+    rpc::SweepStatus status;
+    return studies_->Submit(&ctx, request, &status);
+  };
+  std::string spec = absl::StrReplaceAll(kTinySpec, {{"EPOCHS", "1"}});
+  spec += "#";
+  spec.resize(kMaxSpecBytes, 'x');  // a comment to the limit
+  EXPECT_TRUE(submit(spec, "spec.yaml").ok());
+  grpc::Status s = submit(spec + "x", "spec.yaml");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr(absl::StrCat("spec_text: ", kMaxSpecBytes + 1,
+                                                        " bytes; at most ", kMaxSpecBytes)));
+  const std::string tiny = absl::StrReplaceAll(kTinySpec, {{"EPOCHS", "1"}});
+  EXPECT_TRUE(submit(tiny, std::string(kMaxPathBytes, 'p')).ok());
+  s = submit(tiny, std::string(kMaxPathBytes + 1, 'p'));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("spec_path: 4097 bytes; at most 4096"));
+
+  auto register_worker = [&](const std::function<void(rpc::RegisterRequest&)>& fill) {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::RegisterRequest request;
+    request.set_worker_id("w");
+    request.set_threads(1);
+    fill(request);
+    rpc::RegisterReply reply;
+    return trials_->Register(&ctx, request, &reply);
+  };
+  const std::string name(kMaxNameBytes, 'n'), longer(kMaxNameBytes + 1, 'n');
+  struct Case {
+    const char* field;
+    std::function<void(rpc::RegisterRequest&, const std::string&)> set;
+  };
+  const std::vector<Case> cases = {
+      {"worker_id", [](auto& r, const auto& v) { r.set_worker_id(v); }},
+      {"cpu_isa", [](auto& r, const auto& v) { r.set_cpu_isa(v); }},
+      {"metrics_address", [](auto& r, const auto& v) { r.set_metrics_address(v); }},
+      {"backends[0]", [](auto& r, const auto& v) { r.add_backends(v); }},
+  };
+  for (const Case& c : cases) {
+    EXPECT_TRUE(register_worker([&](auto& r) { c.set(r, name); }).ok()) << c.field;
+    s = register_worker([&](auto& r) { c.set(r, longer); });
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.field;
+    EXPECT_THAT(s.error_message(), HasSubstr(absl::StrCat(c.field, ": 257 bytes; ")));
+    EXPECT_THAT(s.error_message(), HasSubstr("256"));
+  }
+  auto backends = [&](int n) {
+    return register_worker([&](auto& r) {
+      for (int i = 0; i < n; ++i) r.add_backends("onednn");
+    });
+  };
+  EXPECT_TRUE(backends(kMaxBackends).ok());
+  s = backends(kMaxBackends + 1);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("backends: 17 names; at most 16"));
+  for (int threads : {0, 4097}) {
+    s = register_worker([&](auto& r) { r.set_threads(threads); });
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << threads;
+    EXPECT_THAT(s.error_message(), HasSubstr("threads"));
+  }
+  EXPECT_TRUE(register_worker([](auto& r) { r.set_threads(4096); }).ok());
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    rpc::LeaseRequest request;
+    request.set_worker_id(longer);
+    rpc::LeaseReply lease;
+    s = trials_->Lease(&ctx, request, &lease);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr("worker_id: 257 bytes"));
+  }
+}
+
 TEST_F(Rpc, WatchStreamsUntilTheSweepEnds) {
   const std::string sweep = cluster_->Submit();
   ASSERT_FALSE(sweep.empty());

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "backends/model_file.h"
 #include "coordinator/schema.h"
+#include "coordinator/sqlite_store.h"
 #include "coordinator/sqlite.h"
 #include "experiments/fingerprint.h"
 #include "experiments/plan.h"
@@ -28,6 +29,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "proto/wire_limits.h"
 
 namespace seedproof {
 namespace {
@@ -487,6 +489,50 @@ TEST_F(StoreTest, ResubmittingAPlanMakesAnotherSweepWithItsOwnTrials) {
   ASSERT_EQ(list->size(), 2u);
   EXPECT_EQ((*list)[0].sweep_id, a);  // oldest first
   EXPECT_EQ((*list)[1].sweep_id, b);
+}
+
+// Issue 19, finding 1: a trial whose spec no lease could carry is refused at
+// submission, naming it, instead of failing every worker that leases it.
+TEST_F(StoreTest, ATrialSpecNoLeaseCouldCarryIsRefusedAtItsLimit) {
+  auto plan_with_arm = [](size_t arm_bytes, bool later) {
+    Plan plan = ScratchPlan(2);
+    TrialSpec& big = later ? plan.later_candidates.emplace_back(Trial("c1", TrialKind::kScratch))
+                           : plan.trials[1];
+    big.arm = std::string(arm_bytes, 'a');
+    return plan;
+  };
+  // The JSON around the arm: its size with an empty one.
+  const size_t frame = TrialSpecJsonText(plan_with_arm(0, false).trials[1]).size();
+  const size_t fits = kMaxTrialSpecBytes - frame;
+  EXPECT_TRUE(
+      store_->SubmitSweep("fits", "name: fits\n", "fits.yaml", plan_with_arm(fits, false), kT0)
+          .ok());
+  for (bool later : {false, true}) {
+    auto id =
+        store_->SubmitSweep("big", "name: big\n", "big.yaml", plan_with_arm(fits + 1, later), kT0);
+    ASSERT_EQ(id.status().code(), absl::StatusCode::kInvalidArgument) << later;
+    EXPECT_THAT(id.status().message(),
+                HasSubstr(absl::StrCat(
+                    later ? "plan.later_candidates[0] (trial c1)" : "plan.trials[1] (trial x1)",
+                    ": its spec is ", kMaxTrialSpecBytes + 1,
+                    " bytes as JSON; a lease carries at most ", kMaxTrialSpecBytes)));
+  }
+  EXPECT_EQ(RawInt("SELECT count(*) FROM sweeps"), 1);
+}
+
+// Finding 5: a reason is kept up to kMaxReasonBytes, cut at a character.
+TEST_F(StoreTest, AFailureReasonIsCutToItsLimit) {
+  const std::string id = Submit(ScratchPlan(1));
+  std::string huge;
+  while (huge.size() < (1u << 20)) huge += "é";  // two bytes each
+  ASSERT_TRUE(store_->Fail(LeaseOf("x0").attempt_id, huge, kT0).ok());
+  const std::string at_limit(kMaxReasonBytes, 'r');
+  ASSERT_TRUE(store_->Fail(LeaseOf("x0").attempt_id, at_limit, kT0).ok());
+  const std::vector<std::string> failures = TrialOf(id, "x0").failures;
+  ASSERT_EQ(failures.size(), 2u);
+  EXPECT_LE(failures[0].size(), static_cast<size_t>(kMaxReasonBytes) + 64);
+  EXPECT_THAT(failures[0], testing::EndsWith("é ... (1044544 more bytes)"));
+  EXPECT_EQ(failures[1], "attempt 2 (worker w1): " + at_limit);
 }
 
 TEST_F(StoreTest, MalformedPlansAreRejectedNamingTheTrial) {
@@ -1104,12 +1150,28 @@ TEST_F(StoreTest, MalformedShaIdsAreRejectedNamingTheField) {
   }
 }
 
-TEST_F(StoreTest, UploadsOfAttemptsNoLongerCurrentAreDropped) {
-  Submit(ScratchPlan(1));
-  const Lease lease = LeaseOf("x0");
-  EXPECT_TRUE(Complete(lease));
-  ASSERT_TRUE(store_->PutArtifact(lease.attempt_id, Sha256Hex("late"), "late", kT0).ok());
+// An upload for an attempt that ended is refused, naming how it ended, so the
+// worker does not go on as if its model were kept.
+TEST_F(StoreTest, UploadsOfAttemptsNoLongerCurrentAreRefusedAndNothingStored) {
+  Submit(ScratchPlan(3));
+  const Lease completed = LeaseOf("x0");
+  EXPECT_TRUE(Complete(completed));
+  const Lease released = LeaseOf("x1");
+  ASSERT_TRUE(store_->Release(released.attempt_id, kT0).ok());
+  const Lease expired = LeaseOf("x1");
+  ASSERT_EQ(*store_->ExpireLeases(expired.deadline_ms + 1), 1);
+  for (const auto& [lease, how] :
+       {std::pair{completed, "completed"}, std::pair{released, "released"},
+        std::pair{expired, "expired"}}) {
+    const absl::Status put = store_->PutArtifact(lease.attempt_id, Sha256Hex("late"), "late", kT0);
+    EXPECT_EQ(put.code(), absl::StatusCode::kFailedPrecondition) << how;
+    EXPECT_THAT(put.message(),
+                HasSubstr(absl::StrCat("attempt ", lease.attempt_id, " ended (", how, ")")));
+  }
   EXPECT_EQ(store_->GetArtifact(Sha256Hex("late")).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(RawInt("SELECT count(*) FROM uploads"), 0);
+  EXPECT_EQ(store_->PutArtifact(12345, Sha256Hex("late"), "late", kT0).code(),
+            absl::StatusCode::kNotFound);
 }
 
 // ---------------------------------------------------------------------------
@@ -1151,18 +1213,61 @@ TEST_F(StoreTest, ReopenRestoresEverything) {
   EXPECT_EQ(Results(id).size(), 2u);
 }
 
-TEST_F(StoreTest, LeasesFromBeforeACrashExpireAtTheirDeadline) {
+// A lease from before a crash that expires without a heartbeat since was cut
+// short by the coordinator, not by its trial: it is given back, uncounted. One
+// whose worker came back and then went silent counts as usual.
+TEST_F(StoreTest, LeasesACrashInterruptedAreGivenBackUncounted) {
   const std::string id = Submit(ScratchPlan(2));
   const Lease a = LeaseOf("x0", kT0);
   const Lease b = LeaseOf("x1", kT0 + 10'000);
   Reopen();
-  auto expired = store_->ExpireLeases(a.deadline_ms + 1);
-  ASSERT_TRUE(expired.ok());
-  EXPECT_EQ(*expired, 1);
+  ASSERT_TRUE(store_->Heartbeat(b.attempt_id, kT0 + 10'001).ok());  // b's worker is back
+  ASSERT_EQ(*store_->ExpireLeases(a.deadline_ms + 1), 1);
+  EXPECT_EQ(TrialOf(id, "x0").failed_attempts, 0);
+  EXPECT_TRUE(TrialOf(id, "x0").failures.empty());
+  EXPECT_EQ(RawInt(absl::StrCat("SELECT count(*) FROM attempts WHERE id = ", a.attempt_id,
+                                " AND state = 'released' AND reason LIKE 'interrupted: the "
+                                "coordinator restarted while worker w1 held the lease%'")),
+            1);
   const Lease again = LeaseOf("x0", a.deadline_ms + 2);
-  EXPECT_EQ(again.attempt, 2);
-  EXPECT_EQ(TrialOf(id, "x1").state, TrialState::kLeased);
-  EXPECT_TRUE(Complete(b));
+  EXPECT_EQ(again.attempt, 1);
+
+  ASSERT_EQ(*store_->ExpireLeases(kT0 + 10'001 + kLeaseMs + 1), 1);
+  EXPECT_EQ(TrialOf(id, "x1").failed_attempts, 1);
+  EXPECT_EQ(TrialOf(id, "x1").failures.size(), 1u);
+}
+
+// Three crashes in a row never fail a healthy trial.
+TEST_F(StoreTest, RepeatedCrashesNeverFailATrial) {
+  const std::string id = Submit(ScratchPlan(1));
+  int64_t now = kT0;
+  for (int crash = 0; crash < 4; ++crash) {
+    const Lease lease = LeaseOf("x0", now);
+    EXPECT_EQ(lease.attempt, 1);
+    Reopen();
+    now = lease.deadline_ms + 1;
+    ASSERT_EQ(*store_->ExpireLeases(now), 1);
+  }
+  EXPECT_EQ(TrialOf(id, "x0").state, TrialState::kPending);
+  EXPECT_EQ(TrialOf(id, "x0").failed_attempts, 0);
+}
+
+// After a restart each adopted lease has a full lease_ms for its worker to find
+// the coordinator again, however long the coordinator was down.
+TEST_F(StoreTest, AdoptedLeasesGetAFreshDeadline) {
+  const std::string id = Submit(ScratchPlan(2));
+  const Lease a = LeaseOf("x0", kT0);
+  const Lease b = LeaseOf("x1", kT0 + 50'000);
+  Reopen();
+  const int64_t restart = kT0 + 40'000;  // past a's deadline, before b's
+  ASSERT_EQ(*store_->AdoptLeases(restart), 2);
+  EXPECT_EQ(*store_->ExpireLeases(restart + kLeaseMs - 1), 0);
+  EXPECT_EQ(*store_->Heartbeat(a.attempt_id, restart + kLeaseMs - 2), HeartbeatVerdict::kContinue);
+  EXPECT_EQ(RawInt(absl::StrCat("SELECT deadline_ms FROM attempts WHERE id = ", b.attempt_id)),
+            b.deadline_ms);  // already later than restart + lease_ms
+  ASSERT_EQ(*store_->ExpireLeases(b.deadline_ms + 1), 1);
+  EXPECT_EQ(TrialOf(id, "x1").failed_attempts, 0);  // released: the restart interrupted it
+  EXPECT_EQ(TrialOf(id, "x0").state, TrialState::kLeased);
 }
 
 // A process that dies mid-sweep without closing anything: the WAL holds every
@@ -1337,6 +1442,92 @@ TEST_F(StoreTest, TheLogIsCopiedIntoTheFileInTheBackground) {
   }
   EXPECT_GT(file_size(), before);
   EXPECT_EQ(Status(id).state, SweepState::kDone);
+}
+
+// Issue 19, finding 5: one 100 MB upload left a log of its size behind for
+// good. Once the background checkpoint has copied it, the next commits cut the
+// log back to kWalSizeLimitBytes.
+TEST_F(StoreTest, TheLogShrinksAfterABigUploadIsCheckpointed) {
+  Submit(ScratchPlan(400));
+  const Lease lease = LeaseOf("x0");
+  const std::string big(100 << 20, 'b');
+  ASSERT_TRUE(store_->PutArtifact(lease.attempt_id, Sha256Hex(big), big, kT0).ok());
+  const auto wal_size = [&] { return fs::file_size(path_ + "-wal"); };
+  EXPECT_GT(wal_size(), 100u << 20);
+  // Small commits go on (as leases do) until the log has been started over.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (int i = 0; wal_size() > static_cast<uintmax_t>(store_internal::kWalSizeLimitBytes) &&
+                  std::chrono::steady_clock::now() < deadline;
+       ++i) {
+    ASSERT_TRUE(store_->Heartbeat(lease.attempt_id, kT0 + i).ok());
+    std::this_thread::yield();
+  }
+  EXPECT_LE(wal_size(), static_cast<uintmax_t>(store_internal::kWalSizeLimitBytes));
+  EXPECT_EQ(*store_->GetArtifact(Sha256Hex(big)), big);
+}
+
+// Finding 5: storage has a bound. A put past max_artifact_bytes is refused,
+// naming the limit, and stores nothing; at the limit it is taken. What an
+// attempt that did not complete uploaded is deleted, and the room it took is
+// free again, unless something else refers to the same bytes.
+TEST_F(StoreTest, ArtifactsHaveAQuotaAndWhatNoOneNeedsIsCollected) {
+  Reopen({.max_artifact_bytes = 1000});
+  const std::string id = Submit(PretrainPlan(1));
+  const Lease p = LeaseOf("p");
+  const std::string a(600, 'a'), b(400, 'b'), c(1, 'c');
+  ASSERT_TRUE(store_->PutArtifact(p.attempt_id, Sha256Hex(a), a, kT0).ok());
+  const absl::Status over = store_->PutArtifact(p.attempt_id, Sha256Hex(b + "b"), b + "b", kT0);
+  EXPECT_EQ(over.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(over.message(), HasSubstr("its 401 bytes would take the store's artifacts to 1001 "
+                                        "bytes, past its limit of 1000"));
+  EXPECT_EQ(store_->GetArtifact(Sha256Hex(b + "b")).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(store_->PutArtifact(p.attempt_id, Sha256Hex(b), b, kT0).ok());  // exactly 1000
+  ASSERT_TRUE(store_->PutArtifact(p.attempt_id, Sha256Hex(a), a, kT0).ok());  // stored already
+  // The scratch trial's attempt uploads the same bytes as the pretrain's.
+  const Lease s = LeaseOf("s");
+  ASSERT_TRUE(store_->PutArtifact(s.attempt_id, Sha256Hex(b), b, kT0).ok());
+  // The pretrain fails: a is nobody's and goes; b is still s's upload.
+  ASSERT_TRUE(store_->Fail(p.attempt_id, "crashed", kT0).ok());
+  EXPECT_EQ(store_->GetArtifact(Sha256Hex(a)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(*store_->GetArtifact(Sha256Hex(b)), b);
+  ASSERT_TRUE(store_->PutArtifact(s.attempt_id, Sha256Hex(c), c, kT0).ok());  // 401 of 1000
+  ASSERT_TRUE(store_->Release(s.attempt_id, kT0).ok());
+  EXPECT_EQ(RawInt("SELECT count(*) FROM artifacts"), 0);
+  EXPECT_EQ(RawInt("SELECT count(*) FROM uploads"), 0);
+  // The pretrain's next attempt has the whole room, and its model, once its
+  // trial completed with it, stays when a later attempt that put it too fails.
+  const std::string model = ModelBytes("p");
+  ASSERT_LE(model.size(), 1000u) << "the quota above must hold a model";
+  Reopen({.max_artifact_bytes = static_cast<int64_t>(model.size())});
+  const Lease p2 = LeaseOf("p");
+  EXPECT_EQ(CompletePretrain(p2), Sha256Hex(model));
+  LeaseOf("s");
+  const Lease t = LeaseOf("t0");
+  ASSERT_TRUE(store_->PutArtifact(t.attempt_id, Sha256Hex(model), model, kT0).ok());
+  ASSERT_TRUE(store_->Fail(t.attempt_id, "crashed", kT0).ok());
+  EXPECT_EQ(*store_->GetArtifact(Sha256Hex(model)), model);
+  EXPECT_EQ(*store_->ArtifactOf(id, "p"), Sha256Hex(model));
+}
+
+// A sweep's shipped inputs are never collected, even when an attempt that did
+// not complete uploaded the same bytes; and they count towards the quota.
+TEST_F(StoreTest, ASweepsInputsAreNeverCollectedAndCountTowardsTheQuota) {
+  const std::string input = "an encoded dataset";
+  Plan plan = ScratchPlan(1);
+  plan.datasets.emplace_back().sha256 = Sha256Hex(input);
+  Reopen({.max_artifact_bytes = static_cast<int64_t>(input.size())});
+  auto refused = store_->SubmitSweep("big", "name: big\n", "big.yaml", plan, kT0,
+                                     {{Sha256Hex(input + "!"), input + "!"}});
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused.status().message(), HasSubstr("past its limit"));
+  EXPECT_EQ(RawInt("SELECT count(*) FROM sweeps"), 0);
+  ASSERT_TRUE(
+      store_->SubmitSweep("s", "name: s\n", "s.yaml", plan, kT0, {{Sha256Hex(input), input}})
+          .ok());
+  const Lease x = LeaseOf("x0");
+  ASSERT_TRUE(store_->PutArtifact(x.attempt_id, Sha256Hex(input), input, kT0).ok());
+  ASSERT_TRUE(store_->Fail(x.attempt_id, "crashed", kT0).ok());
+  EXPECT_EQ(*store_->GetArtifact(Sha256Hex(input)), input);
 }
 
 // Not a timed assertion: it shows the design does thousands of lease + complete

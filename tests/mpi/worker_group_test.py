@@ -240,6 +240,39 @@ finally:
     coordinator.terminate()
     coordinator.wait(10)
 
+# Issue 19, finding 1: a worker must never exit because of one trial. The
+# coordinator has room for no model: each pretrain's upload is refused. Two
+# source models (one per seed) make one round pretrain on both ranks at once, so
+# rank 0 uploads rank 1's model after the trial; that refusal once ended the
+# whole group. Now each attempt fails with the refusal as its reason and the
+# group goes on: the pretrains fail, their transfers are blocked, the scratch
+# trials complete, and the group exits 0 when idle.
+dir = work / "refused-upload"
+dir.mkdir()
+(dir / "spec.yaml").write_text(SPEC.replace("seeds: 2", "seeds: {count: 2, source: 2}"))
+coordinator, client, sweep = start_study(dir, dir / "spec.yaml", "--max-artifact-bytes", "1000")
+try:
+    group = subprocess.run(
+        ["mpirun", "--bind-to", "none", "--mca", "btl", "self,vader", "-np", "2", SEEDPROOF,
+         "worker", "--id", "refused", "--exit-when-idle", "--metrics-listen", ""] + client,
+        capture_output=True, text=True, env=env, timeout=300)
+    check(group.returncode == 0, "refused-upload: the group goes on and exits 0 when idle %s" %
+          (group.stdout + group.stderr if group.returncode else ""))
+    check("the coordinator refused the upload of its model" in group.stderr,
+          "refused-upload: rank 0 says it uploaded another rank's model and was refused")
+    final = subprocess.run([SEEDPROOF, "status", sweep] + client, capture_output=True,
+                           text=True).stdout
+    check(" done " in final and "failed 2" in final and "blocked 8" in final,
+          "refused-upload: both pretrains failed, their transfers blocked: " + final.strip())
+    reasons = [r for (r,) in sqlite3.connect(str(dir / "db")).execute(
+        "SELECT reason FROM attempts WHERE state = 'failed'")]
+    check(len(reasons) == 6 and all("past its limit of 1000" in r for r in reasons),
+          "refused-upload: three attempts of each pretrain failed, naming the limit: %s" %
+          reasons[:2])
+finally:
+    coordinator.terminate()
+    coordinator.wait(10)
+
 # An idle group (nothing to lease: rank 0 long-polls the coordinator, rank 1 waits
 # in a broadcast for its next trial) ends when either rank dies.
 dir = work / "idle-death"
