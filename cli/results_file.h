@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "coordinator/analysis.h"
+#include "cli/results_parse.h"
 #include "worker/rpc_client.h"
 
 namespace seedproof {
@@ -20,9 +20,6 @@ absl::StatusOr<std::string> FetchResultsFile(const std::shared_ptr<grpc::Channel
 // The latest sweep in a coordinator database (a `seedproof run` folder's
 // seedproof.db), as a results file: works while the run is going on.
 absl::StatusOr<std::string> ResultsFileFromDatabase(const std::string& database_path);
-
-// Parses a results file's text. Errors name `source`, the line and the field.
-absl::StatusOr<StudyResults> ParseResultsFile(const std::string& text, const std::string& source);
 
 // Writes text to path through a temporary file and a rename, so a reader never
 // sees half a file.
