@@ -3,11 +3,14 @@
 #   make test   runs every test
 #   make bench  runs the benchmarks (installs the PyTorch peer too)
 #   make flake  runs the process-level tests 5 times with every core loaded
+#   make fuzz   runs every fuzz target for FUZZ_SECONDS each (tests/fuzz/README.md)
 BUILD ?= build
+FUZZ_BUILD ?= build-fuzz
 CMAKE_FLAGS ?=
 JOBS ?= 2
+FUZZ_SECONDS ?= 200
 
-.PHONY: deps build demo test bench flake clean
+.PHONY: deps build fuzz-build demo test bench flake fuzz clean
 
 deps:
 	deploy/install-deps.sh
@@ -19,9 +22,20 @@ build: deps
 demo: build
 	$(BUILD)/cli/seedproof run experiments/specs/geron.yaml --out runs/geron
 
-test: build
+# The fuzz targets: clang 14, libFuzzer, AddressSanitizer, UndefinedBehaviorSanitizer.
+fuzz-build: deps
 	deploy/install-deps.sh --test
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DSEEDPROOF_FUZZ=ON \
+	  -DCMAKE_CXX_COMPILER=clang++-14
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
+
+# Every test, then every fuzz target for a few seconds over its corpus.
+test: build fuzz-build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(BUILD) 4
+
+fuzz: build fuzz-build
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(BUILD) $(FUZZ_SECONDS) fuzz-work
 
 flake: build
 	deploy/install-deps.sh --test
@@ -35,4 +49,4 @@ bench: build
 	bench/data.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD)

@@ -9,7 +9,11 @@
 #                                   iproute2 (mpirun runs in a loopback-only namespace),
 #                                   Slurm and MUNGE (a single-node cluster in a test),
 #                                   python3-onnx, PyTorch and the ONNX backend test suite
-#                                   (models made elsewhere, for the importer), and
+#                                   (models made elsewhere, for the importer),
+#                                   clang 14 with libFuzzer and the sanitizers (the
+#                                   fuzz targets, tests/fuzz), Python's grpcio
+#                                   (an independent client attacks the
+#                                   coordinator, tests/attack), and
 #                                   onnxruntime-node from the npm registry (the
 #                                   exported models run in it), in
 #                                   ~/.cache/seedproof/onnxruntime
@@ -31,7 +35,9 @@ packages=(
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(python3 python3-scipy python3-numpy python3-pil chromium prometheus iproute2
              slurm-wlm munge
-             python3-onnx libonnx-testdata python3-torch)
+             python3-onnx libonnx-testdata python3-torch
+             clang-14 libclang-rt-14-dev libomp-14-dev
+             python3-grpcio python3-grpc-tools)
   # Node.js from Debian, unless a node and npm are here already (NodeSource's
   # nodejs bundles npm and conflicts with Debian's npm package).
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
