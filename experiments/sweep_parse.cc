@@ -6,6 +6,7 @@
 // parser. docs/SWEEP_SPEC.md is the user's reference for every key handled here.
 #include "experiments/sweep_parse.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -40,8 +41,7 @@ std::optional<SweepSpec> SpecParser::Parse(const YAML::Node& root) {
   top_field.where = At(root.Mark());
   auto top = r_.Map(top_field,
                     {"name", "description", "dataset", "datasets", "source", "target", "targets",
-                     "model",
-                     "pretrain", "transfer", "baseline", "seeds", "analysis"},
+                     "model", "pretrain", "transfer", "baseline", "seeds", "analysis"},
                     "a mapping (the sweep spec)");
   if (!top) return std::nullopt;
 
@@ -84,13 +84,13 @@ std::optional<SweepSpec> SpecParser::Parse(const YAML::Node& root) {
     // The data's examples must fit the file's input, or be resized by declaration.
     if (model_ok && facts_ && input != facts_->example_shape &&
         !(source_dataset->resize && input.size() == 3 && input[2] == facts_->example_shape[2])) {
-      r_.errors().Add(model->Get("onnx"),
-                      absl::StrCat("the ONNX model's input ", ShapeToString(input),
-                                   " differs from ", facts_->name, "'s examples ",
-                                   ShapeToString(facts_->example_shape),
-                                   input.size() == 3 && input[2] == facts_->example_shape[2]
-                                       ? "; declare resize: true on the dataset to resize them"
-                                       : ""));
+      r_.errors().Add(
+          model->Get("onnx"),
+          absl::StrCat("the ONNX model's input ", ShapeToString(input), " differs from ",
+                       facts_->name, "'s examples ", ShapeToString(facts_->example_shape),
+                       input.size() == 3 && input[2] == facts_->example_shape[2]
+                           ? "; declare resize: true on the dataset to resize them"
+                           : ""));
       model_ok = false;
     }
   } else if (model) {
@@ -127,12 +127,13 @@ std::optional<SweepSpec> SpecParser::Parse(const YAML::Node& root) {
                                   ? resize_keys_[source_dataset->name]
                                   : std::string("dataset.resize");
       if (!resize) {
-        r_.errors().Add(input_field, absl::StrCat("model.input ", ShapeToString(input),
-                                                  " differs from ", facts_->name, "'s image shape ",
-                                                  ShapeToString(facts_->example_shape),
-                                                  "; declare ", key, ": true to resize the "
-                                                  "images, or use [",
-                                                  absl::StrJoin(facts_->example_shape, ", "), "]"));
+        r_.errors().Add(
+            input_field,
+            absl::StrCat("model.input ", ShapeToString(input), " differs from ", facts_->name,
+                         "'s image shape ", ShapeToString(facts_->example_shape), "; declare ", key,
+                         ": true to resize the "
+                         "images, or use [",
+                         absl::StrJoin(facts_->example_shape, ", "), "]"));
         model_ok = false;
       } else if (input.size() != 3 || input[2] != facts_->example_shape[2]) {
         r_.errors().Add(input_field,
@@ -335,6 +336,77 @@ using spec_internal::ErrorsToStatus;
 using spec_internal::SpecParser;
 using spec_internal::Where;
 
+namespace {
+
+// yaml-cpp 0.7 (Debian 12) never returns from LoadAll on some malformed streams
+// (a document that starts with ',': jbeder/yaml-cpp#1040, fixed upstream by
+// #1319): it parses an empty document at the same place again and again, each
+// one kept, until memory runs out. A one-byte spec once took a worker's 24 GB
+// (found by tests/fuzz). So the documents are first counted on the parser's
+// events, stopping at the second one, or where an empty document did not move
+// the parser on.
+class DocumentCounter final : public YAML::EventHandler {
+ public:
+  int documents = 0;
+  YAML::Mark start;  // of the last document
+  bool stuck = false;
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    stuck = documents > 0 && mark.pos == start.pos;
+    start = mark;
+    nodes_ = 0;
+  }
+  void OnDocumentEnd() override {
+    if (stuck && nodes_ > 1) stuck = false;
+    ++documents;
+  }
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override { ++nodes_; }
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { ++nodes_; }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    ++nodes_;
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    ++nodes_;
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    ++nodes_;
+  }
+  void OnMapEnd() override {}
+
+ private:
+  int nodes_ = 0;
+};
+
+// The spec's one document, or an error at the place yaml-cpp cannot go on from,
+// or at the second document. Throws what yaml-cpp throws.
+absl::StatusOr<YAML::Node> LoadOneDocument(const std::string& text, Errors& errors) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentCounter counter;
+  while (counter.documents < 2 && parser.HandleNextDocument(counter)) {
+    if (counter.stuck) {
+      const size_t pos = static_cast<size_t>(std::max(counter.start.pos, 0));
+      const std::string found =
+          pos < text.size() ? absl::StrCat("'", text.substr(pos, 1), "'") : "the end of the text";
+      errors.Add(At(counter.start), "(yaml)",
+                 absl::StrCat("unexpected ", found, " where a document's content should start"));
+      return absl::InvalidArgumentError("stuck");
+    }
+    if (counter.documents == 2) {
+      errors.Add(At(counter.start), "(document)",
+                 "a spec is one YAML document; remove the second '---' part");
+      return absl::InvalidArgumentError("two documents");
+    }
+  }
+  return YAML::Load(text);
+}
+
+}  // namespace
+
 std::string FormatSpecError(const std::string& path, const SpecError& error) {
   return absl::StrCat(path, ":", error.line, ":", error.column, ": ", error.field, ": ",
                       error.message);
@@ -353,15 +425,14 @@ absl::StatusOr<SweepSpec> ParseSweepSpecText(const std::string& text,
   Errors errors;
   std::optional<SweepSpec> spec;
   try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(text);
-    if (documents.empty() || documents[0].IsNull()) {
+    absl::StatusOr<YAML::Node> document = LoadOneDocument(text, errors);
+    if (!document.ok()) {
+      // errors has what and where
+    } else if (!document->IsDefined() || document->IsNull()) {
       errors.Add(Where{}, "(document)", "the spec is empty; expected a mapping (the sweep spec)");
-    } else if (documents.size() > 1) {
-      errors.Add(At(documents[1].Mark()), "(document)",
-                 "a spec is one YAML document; remove the second '---' part");
     } else {
       SpecParser parser(errors, path_for_messages, loader);
-      spec = parser.Parse(documents[0]);
+      spec = parser.Parse(*document);
     }
   } catch (const YAML::Exception& e) {
     errors.Add(At(e.mark), "(yaml)", e.msg);
@@ -416,7 +487,8 @@ absl::Status ValidateAgainstData(const SweepSpec& spec, const DataFactsByName& a
     if (found == all_facts.end()) return;
     const DataFacts& facts = found->second;
     const std::vector<int64_t>& counts = facts.train_counts_per_class;
-    const std::string split = absl::StrCat(WithCommas(dataset.validation), "-image validation split");
+    const std::string split =
+        absl::StrCat(WithCommas(dataset.validation), "-image validation split");
     const Shape& input = spec.source_model.input;
     if (!input.empty() && facts.example_shape != input) {
       const Shape& have = facts.example_shape;
@@ -428,17 +500,16 @@ absl::Status ValidateAgainstData(const SweepSpec& spec, const DataFactsByName& a
         fix = absl::StrCat("; use model.input [", absl::StrJoin(have, ", "),
                            "], or give the dataset's examples that shape (a CSV's shape key)");
       } else if (have[2] != input[2]) {
-        fix = absl::StrCat("; declare channels: ", input[2],
-                           " on the dataset to convert its images");
+        fix =
+            absl::StrCat("; declare channels: ", input[2], " on the dataset to convert its images");
       } else if (!dataset.resize) {
         fix = "; declare resize: true on the dataset to resize its images";
       }
       if (!fix.empty()) {
         errors.Add(spec.positions.input,
                    absl::StrCat(spec.imported ? "the ONNX model's input " : "model.input ",
-                                ShapeToString(input),
-                                " differs from the examples of dataset '", dataset.name, "', ",
-                                ShapeToString(have), fix));
+                                ShapeToString(input), " differs from the examples of dataset '",
+                                dataset.name, "', ", ShapeToString(have), fix));
       }
     }
     // A validation split that takes every example is reported once, for the dataset.
@@ -462,21 +533,20 @@ absl::Status ValidateAgainstData(const SweepSpec& spec, const DataFactsByName& a
       }
     }
     if (ok && task.train_size > available) {
-      errors.Add(at.train_size,
-                 absl::StrCat("train_size ", task.train_size,
-                              " is larger than the task's training data (", WithCommas(available),
-                              " images of classes ", ClassList(classes), " after the ", split,
-                              ")"));
+      errors.Add(at.train_size, absl::StrCat("train_size ", task.train_size,
+                                             " is larger than the task's training data (",
+                                             WithCommas(available), " images of classes ",
+                                             ClassList(classes), " after the ", split, ")"));
     }
   };
   for (const DatasetSpec& d : spec.datasets) {
     const auto found = all_facts.find(d.name);
     if (found == all_facts.end() || d.validation < found->second.train_examples) continue;
     const auto at = spec.positions.dataset_validation.find(d.name);
-    errors.Add(at == spec.positions.dataset_validation.end() ? spec.positions.validation
-                                                             : at->second,
-               absl::StrCat("validation ", d.validation, " leaves no training examples: dataset '",
-                            d.name, "' has ", WithCommas(found->second.train_examples)));
+    errors.Add(
+        at == spec.positions.dataset_validation.end() ? spec.positions.validation : at->second,
+        absl::StrCat("validation ", d.validation, " leaves no training examples: dataset '", d.name,
+                     "' has ", WithCommas(found->second.train_examples)));
   }
   if (spec.imported) {
     // No source task: the imported model's training was its own.

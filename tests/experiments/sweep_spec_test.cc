@@ -603,6 +603,23 @@ TEST(SweepSpecParse, ALongKeyIsQuotedOnlyInPart) {
   EXPECT_LT(message.size(), 1000u);
 }
 
+// Found by tests/fuzz: on these yaml-cpp 0.7's LoadAll never returned, keeping
+// an empty document per turn until memory ran out (24 GB for one byte). Each
+// is now one error where the parser stalled, or at the second document's '---'.
+TEST(SweepSpecParse, StreamsThatStallTheYamlParserAreErrorsAtTheirPlace) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {",", "x.yaml:1:1: (yaml): unexpected ',' where a document's content should start"},
+      {", a", "x.yaml:1:1: (yaml): unexpected ','"},
+      {"name: x\n---\n,\n", "x.yaml:2:1: (document): a spec is one YAML document"},
+      {"name: x\n---\nname: y\n", "x.yaml:2:1: (document): a spec is one YAML document"},
+  };
+  for (const auto& [text, error] : cases) {
+    auto spec = ParseSweepSpecText(text, "x.yaml");
+    ASSERT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_THAT(spec.status().message(), HasSubstr(error)) << text;
+  }
+}
+
 TEST(SweepSpecParse, MissingFileIsNotFound) {
   auto spec = ParseSweepSpec("/nonexistent/spec.yaml");
   EXPECT_EQ(spec.status().code(), absl::StatusCode::kNotFound);
