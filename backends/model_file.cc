@@ -27,9 +27,7 @@ class Writer {
   void Put(T value) {
     bytes_.append(reinterpret_cast<const char*>(&value), sizeof(T));
   }
-  void PutBytes(const void* data, size_t n) {
-    bytes_.append(static_cast<const char*>(data), n);
-  }
+  void PutBytes(const void* data, size_t n) { bytes_.append(static_cast<const char*>(data), n); }
   std::string& bytes() { return bytes_; }
 
  private:
@@ -51,6 +49,7 @@ class Reader {
   }
   absl::Status GetBytes(void* out, size_t n, const std::string& what) {
     if (bytes_.size() - pos_ < n) return Truncated(what);
+    if (n == 0) return absl::OkStatus();  // out may be an empty vector's null data()
     std::memcpy(out, bytes_.data() + pos_, n);
     pos_ += n;
     return absl::OkStatus();
@@ -63,8 +62,8 @@ class Reader {
 
  private:
   absl::Status Truncated(const std::string& what) const {
-    return Error(absl::StrCat("truncated: the file ends at byte ", bytes_.size(), " while reading ",
-                              what));
+    return Error(
+        absl::StrCat("truncated: the file ends at byte ", bytes_.size(), " while reading ", what));
   }
   const std::string& path_;
   const std::string& bytes_;
@@ -198,7 +197,8 @@ absl::StatusOr<ModelFileContents> DecodeModelFile(const std::string& bytes,
   }
   auto layers = r.Get<uint32_t>("the layer count");
   if (!layers.ok()) return layers.status();
-  if (*layers > kMaxLayers) return r.Error(absl::StrCat("layer count ", *layers, " is not plausible"));
+  if (*layers > kMaxLayers)
+    return r.Error(absl::StrCat("layer count ", *layers, " is not plausible"));
   for (uint32_t i = 0; i < *layers; ++i) {
     const std::string what = absl::StrCat("the settings of layer ", i);
     LayerSpec l;
@@ -208,15 +208,32 @@ absl::StatusOr<ModelFileContents> DecodeModelFile(const std::string& bytes,
     auto get = [&](auto& field) {
       if (!s.ok()) return;
       auto v = r.Get<std::remove_reference_t<decltype(field)>>(what);
-      if (v.ok()) field = *v; else s = v.status();
+      if (v.ok())
+        field = *v;
+      else
+        s = v.status();
     };
-    get(kind); get(activation); get(init);
-    get(l.units); get(l.kernel_h); get(l.kernel_w); get(l.stride_h); get(l.stride_w);
-    get(padding); get(l.rate); get(trainable);
+    get(kind);
+    get(activation);
+    get(init);
+    get(l.units);
+    get(l.kernel_h);
+    get(l.kernel_w);
+    get(l.stride_h);
+    get(l.stride_w);
+    get(padding);
+    get(l.rate);
+    get(trainable);
     uint8_t include_pad = 0;
     if (*version >= 2) {
-      get(l.pad_top); get(l.pad_bottom); get(l.pad_left); get(l.pad_right);
-      get(l.alpha); get(l.epsilon); get(l.momentum); get(include_pad);
+      get(l.pad_top);
+      get(l.pad_bottom);
+      get(l.pad_left);
+      get(l.pad_right);
+      get(l.alpha);
+      get(l.epsilon);
+      get(l.momentum);
+      get(include_pad);
     }
     if (!s.ok()) return s;
     l.count_include_pad = include_pad != 0;
@@ -252,8 +269,8 @@ absl::StatusOr<ModelFileContents> DecodeModelFile(const std::string& bytes,
   }
   const uint32_t computed = Crc32(bytes.data(), checked);
   if (computed != *stored) {
-    return r.Error(absl::StrCat("corrupt: checksum mismatch (stored ", *stored, ", computed ",
-                                computed, ")"));
+    return r.Error(
+        absl::StrCat("corrupt: checksum mismatch (stored ", *stored, ", computed ", computed, ")"));
   }
 
   // The bytes are what was written; now check they describe a model we can build.
