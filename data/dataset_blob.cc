@@ -17,9 +17,7 @@ constexpr size_t kMagicSize = sizeof(kMagic) - 1;
 // Where an encoding goes: a string, or a hash of it.
 struct StringSink {
   std::string& out;
-  void Append(const void* bytes, size_t size) {
-    out.append(static_cast<const char*>(bytes), size);
-  }
+  void Append(const void* bytes, size_t size) { out.append(static_cast<const char*>(bytes), size); }
 };
 struct SizeSink {
   size_t size = 0;
@@ -104,8 +102,8 @@ class Reader {
     return absl::OkStatus();
   }
   absl::Status Short(const char* field, int64_t needed) const {
-    return Error(absl::StrCat("truncated at ", field, " (needs ", needed, " bytes, ", left_,
-                              " left)"));
+    return Error(
+        absl::StrCat("truncated at ", field, " (needs ", needed, " bytes, ", left_, " left)"));
   }
 
   std::deque<std::string> pieces_;
@@ -129,8 +127,10 @@ absl::StatusOr<Dataset> GetSplit(Reader& r, int num_classes, const char* split) 
   for (uint32_t i = 0; i < *rank; ++i) {
     auto dim = r.Get<int64_t>("dims");
     if (!dim.ok()) return dim.status();
-    if (*dim < 1 || *dim > (int64_t{1} << 24)) {
-      return r.Error(absl::StrCat(split, ": dimension ", *dim));
+    // An example holds at most 2^32 values: the product of the dims cannot overflow.
+    if (*dim < 1 || *dim > (int64_t{1} << 24) || width > (int64_t{1} << 32) / *dim) {
+      return r.Error(
+          absl::StrCat(split, ": dimension ", *dim, " (an example is at most 2^32 values)"));
     }
     d.example_shape.push_back(*dim);
     width *= *dim;
@@ -182,7 +182,7 @@ std::string DatasetSha256(const TrainTest& data) {
 }
 
 absl::StatusOr<TrainTest> DecodeDatasetPieces(std::deque<std::string> pieces,
-                                               const std::string& what) {
+                                              const std::string& what) {
   Reader r(std::move(pieces), what);
   auto magic = r.Get<std::array<char, kMagicSize>>("magic");
   if (!magic.ok() || std::memcmp(magic->data(), kMagic, kMagicSize) != 0) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "data/dataset_blob.h"
 #include "data/task_data.h"
 
 namespace seedproof {
@@ -53,6 +54,35 @@ void ExpectInvalid(const absl::Status& status, const std::string& what) {
 }
 
 // --- Loading ---------------------------------------------------------------------
+
+// A shipped dataset's encoding comes over the network. Found by tests/fuzz:
+// dims whose product overflowed int64 (undefined behaviour) before the count
+// check could refuse them. Each dim may be up to 2^24, their product 2^32.
+TEST(DatasetBlob, DimsWhoseProductIsTooLargeAreRefusedBeforeTheyOverflow) {
+  auto blob = [](std::vector<int64_t> dims) {
+    std::string b = "SPDATA1\n";
+    auto put = [&](const void* p, size_t n) { b.append(static_cast<const char*>(p), n); };
+    const uint32_t classes = 2, rank = static_cast<uint32_t>(dims.size());
+    const uint8_t storage = 1;
+    const int64_t count = 0;
+    put(&classes, 4);
+    for (int split = 0; split < 2; ++split) {
+      put(&storage, 1);
+      put(&rank, 4);
+      for (int64_t d : dims) put(&d, 8);
+      put(&count, 8);
+    }
+    return b;
+  };
+  auto fine = DecodeDataset(blob({1 << 16, 1 << 16}), "blob");  // 2^32 values: the most
+  EXPECT_TRUE(fine.ok()) << fine.status();
+  for (const auto& dims : {std::vector<int64_t>{1 << 16, (1 << 16) + 1},
+                           std::vector<int64_t>{1 << 24, 1 << 24, 1 << 24, 1 << 24}}) {
+    auto decoded = DecodeDataset(blob(dims), "blob");
+    EXPECT_EQ(decoded.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_THAT(decoded.status().message(), HasSubstr("an example is at most 2^32 values"));
+  }
+}
 
 TEST(Dataset, LoadIdxDatasetScalesPixelsByOneOver255) {
   std::string dir = std::filesystem::temp_directory_path() / "seedproof_dataset_test_XXXXXX";
