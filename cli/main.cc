@@ -269,6 +269,10 @@ int main(int argc, char** argv) {
                    "All stored models and shipped datasets together")
       ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()))
       ->capture_default_str();
+  coordinator_cmd
+      ->add_option("--max-upload-bytes", coordinator.max_upload_bytes, "One model a worker uploads")
+      ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()))
+      ->capture_default_str();
   coordinator.metrics_listen = "127.0.0.1:9464";
   coordinator_cmd
       ->add_option("--metrics-listen", coordinator.metrics_listen,

@@ -28,7 +28,6 @@
 namespace seedproof {
 namespace {
 
-constexpr int64_t kMaxArtifactBytes = 512ll << 20;
 constexpr int64_t kMaxLeaseWaitMs = 30000;
 constexpr int kMaxWorkerThreads = 4096;
 constexpr int kMaxMpiSize = 1 << 20;
@@ -397,9 +396,10 @@ class TrialsService final : public TrialsBase {
         attempt_id = chunk.attempt_id();
         first = false;
       }
-      if (static_cast<int64_t>(bytes.size() + chunk.data().size()) > kMaxArtifactBytes) {
+      if (static_cast<int64_t>(bytes.size() + chunk.data().size()) > options_.max_upload_bytes) {
         return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                            absl::StrCat("artifact larger than ", kMaxArtifactBytes, " bytes"));
+                            absl::StrCat("artifact larger than ", options_.max_upload_bytes,
+                                         " bytes (--max-upload-bytes)"));
       }
       bytes += chunk.data();
     }

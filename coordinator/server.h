@@ -19,6 +19,7 @@ struct CoordinatorOptions {
   int64_t heartbeat_ms = 5000;
   int max_attempts = 3;
   int64_t max_artifact_bytes = int64_t{64} << 30;  // StoreOptions::max_artifact_bytes
+  int64_t max_upload_bytes = int64_t{512} << 20;   // one artifact a worker uploads
   // Every lease in the database belongs to a worker that is gone (`seedproof run`
   // restarting with its own workers): give them back now, uncounted, instead of
   // waiting for their deadlines.

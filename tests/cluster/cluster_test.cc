@@ -116,6 +116,11 @@ class Cluster {
     std::ofstream(dir_ / "token") << kToken << "\n";
   }
 
+  // More flags for the coordinator, from its next start.
+  void AddServerArgs(const std::vector<std::string>& args) {
+    server_args_.insert(server_args_.end(), args.begin(), args.end());
+  }
+
   // TLS from here on: the coordinator serves cert/key, clients trust cert.
   void UseTls(const fs::path& cert, const fs::path& key) {
     server_args_ = {"--tls-cert", cert.string(), "--tls-key", key.string()};
@@ -1093,6 +1098,79 @@ TEST_F(Rpc, StoredStringsAreAcceptedAtTheirLimitAndRefusedOnePast) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_THAT(s.error_message(), HasSubstr("worker_id: 257 bytes"));
   }
+}
+
+// Finding 5's limits on artifacts: one upload is taken at --max-upload-bytes
+// and refused one byte past it, and all of them together at
+// --max-artifact-bytes; a refused upload stores nothing.
+TEST(Cluster, UploadsAreTakenAtTheirLimitsAndRefusedOnePast) {
+  constexpr int64_t kUpload = 3'000'000;  // three chunks
+  Cluster cluster("upload_limits");
+  cluster.AddServerArgs({"--max-upload-bytes", std::to_string(kUpload), "--max-artifact-bytes",
+                         std::to_string(2 * kUpload)});
+  cluster.StartCoordinator();
+  auto channel = *MakeChannel(cluster.address(), "");
+  auto trials = rpc::Trials::NewStub(channel);
+  auto call = [](grpc::ClientContext& ctx) { RpcAuth{kToken}.Apply(ctx, 30000); };
+  {
+    grpc::ClientContext ctx;
+    call(ctx);
+    rpc::RegisterRequest request;
+    request.set_worker_id("w");
+    request.set_threads(1);
+    rpc::RegisterReply reply;
+    ASSERT_TRUE(trials->Register(&ctx, request, &reply).ok());
+  }
+  ASSERT_FALSE(cluster.Submit().empty());
+  rpc::LeaseReply lease;
+  {
+    grpc::ClientContext ctx;
+    call(ctx);
+    rpc::LeaseRequest request;
+    request.set_worker_id("w");
+    ASSERT_TRUE(trials->Lease(&ctx, request, &lease).ok());
+    ASSERT_TRUE(lease.leased());
+  }
+  auto upload = [&](const std::string& bytes) {
+    grpc::ClientContext ctx;
+    call(ctx);
+    rpc::ArtifactRef ref;
+    auto writer = trials->UploadArtifact(&ctx, &ref);
+    for (size_t offset = 0; offset < bytes.size(); offset += kChunkBytes) {
+      rpc::ArtifactChunk chunk;
+      if (offset == 0) {
+        chunk.set_sha256(Sha256Hex(bytes));
+        chunk.set_attempt_id(lease.attempt_id());
+      }
+      chunk.set_data(bytes.substr(offset, kChunkBytes));
+      if (!writer->Write(chunk)) break;
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  };
+  auto stored = [&](const std::string& bytes) {
+    grpc::ClientContext ctx;
+    call(ctx);
+    rpc::ArtifactRef ref;
+    ref.set_sha256(Sha256Hex(bytes));
+    auto reader = trials->DownloadArtifact(&ctx, ref);
+    rpc::ArtifactChunk chunk;
+    while (reader->Read(&chunk)) {
+    }
+    return reader->Finish().ok();
+  };
+  const std::string a(kUpload, 'a'), b(kUpload, 'b'), c(kUpload + 1, 'c'), d(1, 'd');
+  EXPECT_TRUE(upload(a).ok());
+  EXPECT_TRUE(stored(a));
+  grpc::Status s = upload(c);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("artifact larger than 3000000 bytes"));
+  EXPECT_FALSE(stored(c));
+  EXPECT_TRUE(upload(b).ok());  // the store now holds exactly --max-artifact-bytes
+  s = upload(d);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("past its limit of 6000000"));
+  EXPECT_FALSE(stored(d));
 }
 
 TEST_F(Rpc, WatchStreamsUntilTheSweepEnds) {
