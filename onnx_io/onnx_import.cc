@@ -11,6 +11,8 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -596,8 +598,8 @@ absl::Status Walker::Dense(const NodeProto& node, bool gemm) {
   }
   const Attributes a(node);
   if (shape_.dims.size() != 1) {
-    return Fail(node, absl::StrCat("needs (N, features) data, gets ", DataText(),
-                                   " (flatten it first)"));
+    return Fail(node,
+                absl::StrCat("needs (N, features) data, gets ", DataText(), " (flatten it first)"));
   }
   if (gemm && a.Int("transA", 0) != 0) return Fail(node, "transA 1 is not supported");
   auto w = ConstantInput(node, 1, "weight");
@@ -958,6 +960,85 @@ absl::Status Walker::Transpose(const NodeProto& node) {
                                  "NHWC before a flatten)"));
 }
 
+// libonnx 1.12's shape inference reads past its buffers when a Conv's or a pool's
+// kernel has another number of spatial dims than its input (onnx/onnx#6180,
+// #8036; found here by tests/fuzz: a rank-3 input into a rank-4 Conv weight
+// crashed the process). So every tensor's rank is followed through the graph
+// first, as far as the ops tell it, and such a node is refused before libonnx
+// sees it. A node whose input rank is not known here is left to the importer.
+absl::Status CheckKernelRanks(const onnx::GraphProto& graph, const std::string& name) {
+  std::unordered_map<std::string, int> rank;
+  for (const auto& input : graph.input()) {
+    if (input.type().tensor_type().has_shape()) {
+      rank[input.name()] = input.type().tensor_type().shape().dim_size();
+    }
+  }
+  for (const TensorProto& t : graph.initializer()) rank[t.name()] = t.dims_size();
+  auto rank_of = [&](const NodeProto& node, int i) {
+    auto it = i < node.input_size() ? rank.find(node.input(i)) : rank.end();
+    return it == rank.end() ? -1 : it->second;
+  };
+  static const std::set<std::string> kSameRank = {"Relu",
+                                                  "LeakyRelu",
+                                                  "Elu",
+                                                  "Selu",
+                                                  "Sigmoid",
+                                                  "Tanh",
+                                                  "Softmax",
+                                                  "LogSoftmax",
+                                                  "Dropout",
+                                                  "Identity",
+                                                  "BatchNormalization",
+                                                  "Transpose",
+                                                  "Clip",
+                                                  "Cast",
+                                                  "Pad",
+                                                  "Conv",
+                                                  "ConvTranspose",
+                                                  "MaxPool",
+                                                  "AveragePool"};
+  static const std::set<std::string> kBroadcast = {"Add", "Sub", "Mul", "Div"};
+  for (const NodeProto& node : graph.node()) {
+    const std::string& op = node.op_type();
+    const int in = rank_of(node, 0);
+    if (in >= 0 &&
+        (op == "Conv" || op == "ConvTranspose" || op == "MaxPool" || op == "AveragePool")) {
+      int kernel = -1;  // spatial dims
+      for (const AttributeProto& a : node.attribute()) {
+        if (a.name() == "kernel_shape") kernel = a.ints_size();
+      }
+      const bool conv = op == "Conv" || op == "ConvTranspose";
+      if (conv && rank_of(node, 1) >= 0 && (kernel < 0 || rank_of(node, 1) - 2 != kernel)) {
+        kernel = kernel < 0 ? rank_of(node, 1) - 2 : -2;  // -2: the weight and the attribute differ
+      }
+      if (in < 3 || (kernel != -1 && kernel != in - 2)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, ": node '", node.name(), "' (", op, "): its input has rank ", in,
+                         kernel == -2 ? std::string(", and its weight and kernel_shape disagree")
+                                      : absl::StrCat(" but its kernel ", kernel, " spatial dims"),
+                         " (a ", op, " needs (N, C, spatial dims) and a kernel of as many)"));
+      }
+    }
+    int out = -1;
+    if (kSameRank.contains(op)) {
+      out = in;
+    } else if (op == "Flatten" || op == "Gemm") {
+      out = 2;
+    } else if (kBroadcast.contains(op) && node.input_size() == 2 && in >= 0 &&
+               rank_of(node, 1) >= 0) {
+      out = std::max(in, rank_of(node, 1));
+    }
+    for (const std::string& output : node.output()) {
+      if (out >= 0) {
+        rank[output] = out;
+      } else {
+        rank.erase(output);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<OnnxGraph> ReadOnnx(const std::string& bytes, const std::string& name) {
@@ -994,6 +1075,7 @@ absl::StatusOr<OnnxGraph> ReadOnnx(const std::string& bytes, const std::string& 
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(name, ": not a valid ONNX model: ", e.what()));
   }
+  if (auto s = CheckKernelRanks(model.graph(), name); !s.ok()) return s;
   try {
     onnx::ShapeInferenceOptions options{/*check_type=*/true, /*error_mode=*/1,
                                         /*enable_data_propagation=*/false};

@@ -152,6 +152,11 @@ def cases():
     tail, wt = head("r1", 4 * 6 * 6)
     yield "bn_training", model([c1, bn, relu_bn] + tail, w1 + bn_w + wt, opset=15)
 
+    # A rank-3 input into a 2-d conv: libonnx 1.12's shape inference read past its
+    # buffers and crashed the process on this (found by tests/fuzz).
+    tail, wt = head("r1", 4 * 6 * 6)
+    yield "conv_on_rank3_input", model([c1, relu] + tail, w1 + wt, input_shape=("N", 1, 8))
+
     # Nothing seedproof computes: the input straight out.
     yield "identity_only", model([helper.make_node("Identity", ["x"], ["out"], name="copy")], [],
                                 output_rank=4)

@@ -87,7 +87,10 @@ INSTANTIATE_TEST_SUITE_P(
         Refusal{"bn_training",
                 kInvalid,
                 {"node 'bn_training' (BatchNormalization)", "training_mode 1"}},
-        Refusal{"identity_only", kInvalid, {"computes nothing"}}),
+        Refusal{"identity_only", kInvalid, {"computes nothing"}},
+        Refusal{"conv_on_rank3_input",
+                kInvalid,
+                {"node 'conv1' (Conv): its input has rank 3 but its kernel 2 spatial dims"}}),
     [](const ::testing::TestParamInfo<Refusal>& info) { return info.param.file; });
 
 // Bytes that are not an ONNX model at all: DATA_LOSS naming the file.
