@@ -1001,6 +1001,20 @@ absl::Status CheckKernelRanks(const onnx::GraphProto& graph, const std::string& 
   for (const NodeProto& node : graph.node()) {
     const std::string& op = node.op_type();
     const int in = rank_of(node, 0);
+    if (op == "Conv" || op == "ConvTranspose" || op == "MaxPool" || op == "AveragePool") {
+      // libonnx 1.12 also divides by a stride or dilation of 0 (a crash, SIGFPE).
+      for (const AttributeProto& a : node.attribute()) {
+        const bool positive =
+            a.name() == "strides" || a.name() == "dilations" || a.name() == "kernel_shape";
+        for (int64_t v : a.ints()) {
+          if ((positive && v < 1) || (a.name() == "pads" && v < 0)) {
+            return absl::InvalidArgumentError(
+                absl::StrCat(name, ": node '", node.name(), "' (", op, "): ", a.name(), " ", v,
+                             positive ? "; each must be at least 1" : "; pads cannot be negative"));
+          }
+        }
+      }
+    }
     if (in >= 0 &&
         (op == "Conv" || op == "ConvTranspose" || op == "MaxPool" || op == "AveragePool")) {
       int kernel = -1;  // spatial dims

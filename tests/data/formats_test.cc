@@ -2,9 +2,11 @@
 // the same images read from IDX, PNG, NumPy arrays and CSV are the same dataset,
 // bit for bit and by content hash; JPEGs decode as PIL decodes them; and damaged or
 // inconsistent files are refused with the file (and line and column) named.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -372,6 +374,34 @@ TEST_F(Formats, NpzArchivesNameWhatIsMissingOrDamaged) {
   spec = Spec(DatasetFormat::kNpz, bad);
   ExpectError(LoadDataset(spec).status(), absl::StatusCode::kDataLoss,
               absl::StrCat(bad.string(), ": not a readable .npz (zip) archive"));
+}
+
+// Found by tests/fuzz: a member whose size in the archive's directory is a lie
+// (4 GB for a few hundred bytes) was allocated whole before a byte was read.
+// Memory now grows with what decompresses; the lie is named.
+TEST_F(Formats, AnNpzMemberClaimingGigabytesCostsNoMemory) {
+  const fs::path bad = Copy(root_ / "data.npz", "claims.npz");
+  std::string bytes = Slurp(bad);
+  // x_train.npy's entry in the central directory: its uncompressed size at +24.
+  size_t entry = 0;
+  while ((entry = bytes.find("PK\x01\x02", entry)) != std::string::npos &&
+         bytes.compare(entry + 46, 11, "x_train.npy") != 0) {
+    ++entry;
+  }
+  ASSERT_NE(entry, std::string::npos);
+  const uint32_t claim = 0xF0000000u;
+  std::memcpy(&bytes[entry + 24], &claim, 4);
+  Write(bad, bytes);
+  DatasetSpec spec = Spec(DatasetFormat::kNpz, bad);
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  const absl::Status status = LoadDataset(spec).status();
+  getrusage(RUSAGE_SELF, &after);
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
+  EXPECT_THAT(status.message(), HasSubstr("x_train"));
+  EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 512 * 1024) << "peak memory grew by "
+                                                            << after.ru_maxrss - before.ru_maxrss
+                                                            << " KiB";
 }
 
 TEST_F(Formats, MissingFilesAreNamedWithWhatWasLookedFor) {

@@ -157,6 +157,12 @@ def cases():
     tail, wt = head("r1", 4 * 6 * 6)
     yield "conv_on_rank3_input", model([c1, relu] + tail, w1 + wt, input_shape=("N", 1, 8))
 
+    # A pool striding 0: libonnx 1.12's shape inference divided by it (SIGFPE).
+    pool0 = helper.make_node("MaxPool", ["r1"], ["p1"], name="pool0", kernel_shape=[2, 2],
+                             strides=[0, 2])
+    tail, wt = head("p1", 4 * 3 * 3)
+    yield "pool_stride_zero", model([c1, relu, pool0] + tail, w1 + wt, check=False)
+
     # Nothing seedproof computes: the input straight out.
     yield "identity_only", model([helper.make_node("Identity", ["x"], ["out"], name="copy")], [],
                                 output_rank=4)

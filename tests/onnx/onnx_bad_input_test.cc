@@ -90,7 +90,10 @@ INSTANTIATE_TEST_SUITE_P(
         Refusal{"identity_only", kInvalid, {"computes nothing"}},
         Refusal{"conv_on_rank3_input",
                 kInvalid,
-                {"node 'conv1' (Conv): its input has rank 3 but its kernel 2 spatial dims"}}),
+                {"node 'conv1' (Conv): its input has rank 3 but its kernel 2 spatial dims"}},
+        Refusal{"pool_stride_zero",
+                kInvalid,
+                {"node 'pool0' (MaxPool): strides 0; each must be at least 1"}}),
     [](const ::testing::TestParamInfo<Refusal>& info) { return info.param.file; });
 
 // Bytes that are not an ONNX model at all: DATA_LOSS naming the file.
