@@ -1088,6 +1088,10 @@ TEST_F(Rpc, StoredStringsAreAcceptedAtTheirLimitAndRefusedOnePast) {
     EXPECT_THAT(s.error_message(), HasSubstr("threads"));
   }
   EXPECT_TRUE(register_worker([](auto& r) { r.set_threads(4096); }).ok());
+  EXPECT_TRUE(register_worker([](auto& r) { r.set_mpi_size(1 << 20); }).ok());
+  s = register_worker([](auto& r) { r.set_mpi_size((1 << 20) + 1); });
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("mpi_size: 1048577; 0 to 1048576"));
   {
     grpc::ClientContext ctx;
     Authorize(ctx);
