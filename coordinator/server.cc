@@ -36,12 +36,16 @@ grpc::Status Invalid(const std::string& field, const std::string& message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat(field, ": ", message));
 }
 
-// An id or name a client gives, which the coordinator stores: 1 to kMaxNameBytes bytes.
-grpc::Status CheckName(const std::string& field, const std::string& value) {
-  if (!value.empty() && value.size() <= static_cast<size_t>(kMaxNameBytes)) {
+// An id or name a client gives, which the coordinator stores: at most
+// kMaxNameBytes bytes, and unless it is optional, at least one.
+enum class Optional { kNo, kYes };
+grpc::Status CheckName(const std::string& field, const std::string& value,
+                       Optional optional = Optional::kNo) {
+  const size_t least = optional == Optional::kYes ? 0 : 1;
+  if (value.size() >= least && value.size() <= static_cast<size_t>(kMaxNameBytes)) {
     return grpc::Status::OK;
   }
-  return Invalid(field, absl::StrCat(value.size(), " bytes; 1 to ", kMaxNameBytes));
+  return Invalid(field, absl::StrCat(value.size(), " bytes; ", least, " to ", kMaxNameBytes));
 }
 
 // Every call must carry "authorization: Bearer <token>"; compared in constant time.
@@ -238,9 +242,10 @@ class TrialsService final : public TrialsBase {
           return s;
         }
       }
-      if (request->cpu_isa().size() > kMaxNameBytes) {
-        return Invalid("cpu_isa",
-                       absl::StrCat(request->cpu_isa().size(), " bytes; at most ", kMaxNameBytes));
+      if (auto s = CheckName("cpu_isa", request->cpu_isa(), Optional::kYes); !s.ok()) return s;
+      if (auto s = CheckName("metrics_address", request->metrics_address(), Optional::kYes);
+          !s.ok()) {
+        return s;
       }
       nlohmann::json capabilities = {
           {"backends",
@@ -248,10 +253,7 @@ class TrialsService final : public TrialsBase {
           {"threads", request->threads()},
           {"cpu_isa", request->cpu_isa()},
           {"mpi_size", request->mpi_size()}};
-      if (!request->metrics_address().empty()) {
-        if (auto s = CheckName("metrics_address", request->metrics_address()); !s.ok()) return s;
-        capabilities["metrics"] = request->metrics_address();
-      }
+      if (!request->metrics_address().empty()) capabilities["metrics"] = request->metrics_address();
       if (auto s = store_.RegisterWorker(request->worker_id(), capabilities.dump(), NowMs());
           !s.ok()) {
         return ToGrpc(s);

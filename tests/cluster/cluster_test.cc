@@ -539,6 +539,12 @@ TEST(Cluster, InvalidSpecIsRejectedWithItsPosition) {
   EXPECT_EQ(cluster.Cli("status", "").out, "");  // nothing stored
 }
 
+// The call was refused with code, its message naming what.
+void ExpectRefused(const grpc::Status& s, grpc::StatusCode code, const std::string& what) {
+  EXPECT_EQ(s.error_code(), code) << what << ": " << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr(what));
+}
+
 // Direct gRPC calls: the security checks and malformed requests.
 class Rpc : public ::testing::Test {
  protected:
@@ -553,13 +559,16 @@ class Rpc : public ::testing::Test {
   void Authorize(grpc::ClientContext& ctx, const std::string& token = kToken) {
     RpcAuth{token}.Apply(ctx, 10000);
   }
-  // Registers a worker of one thread, as `seedproof worker` does.
-  grpc::Status Register(const std::string& worker_id) {
+  // Registers a worker of one thread, as `seedproof worker` does, with edit's
+  // changes to the request.
+  grpc::Status Register(const std::string& worker_id,
+                        const std::function<void(rpc::RegisterRequest&)>& edit = {}) {
     grpc::ClientContext ctx;
     Authorize(ctx);
     rpc::RegisterRequest request;
     request.set_worker_id(worker_id);
     request.set_threads(1);
+    if (edit) edit(request);
     rpc::RegisterReply reply;
     return trials_->Register(&ctx, request, &reply);
   }
@@ -1035,25 +1044,15 @@ TEST_F(Rpc, StoredStringsAreAcceptedAtTheirLimitAndRefusedOnePast) {
   spec += "#";
   spec.resize(kMaxSpecBytes, 'x');  // a comment to the limit
   EXPECT_TRUE(submit(spec, "spec.yaml").ok());
-  grpc::Status s = submit(spec + "x", "spec.yaml");
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(s.error_message(), HasSubstr(absl::StrCat("spec_text: ", kMaxSpecBytes + 1,
-                                                        " bytes; at most ", kMaxSpecBytes)));
+  ExpectRefused(submit(spec + "x", "spec.yaml"), grpc::StatusCode::INVALID_ARGUMENT,
+                absl::StrCat("spec_text: ", kMaxSpecBytes + 1, " bytes; at most ", kMaxSpecBytes));
   const std::string tiny = absl::StrReplaceAll(kTinySpec, {{"EPOCHS", "1"}});
   EXPECT_TRUE(submit(tiny, std::string(kMaxPathBytes, 'p')).ok());
-  s = submit(tiny, std::string(kMaxPathBytes + 1, 'p'));
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(s.error_message(), HasSubstr("spec_path: 4097 bytes; at most 4096"));
+  ExpectRefused(submit(tiny, std::string(kMaxPathBytes + 1, 'p')),
+                grpc::StatusCode::INVALID_ARGUMENT, "spec_path: 4097 bytes; at most 4096");
 
-  auto register_worker = [&](const std::function<void(rpc::RegisterRequest&)>& fill) {
-    grpc::ClientContext ctx;
-    Authorize(ctx);
-    rpc::RegisterRequest request;
-    request.set_worker_id("w");
-    request.set_threads(1);
-    fill(request);
-    rpc::RegisterReply reply;
-    return trials_->Register(&ctx, request, &reply);
+  auto register_worker = [&](const std::function<void(rpc::RegisterRequest&)>& edit) {
+    return Register("w", edit);
   };
   const std::string name(kMaxNameBytes, 'n'), longer(kMaxNameBytes + 1, 'n');
   struct Case {
@@ -1068,10 +1067,10 @@ TEST_F(Rpc, StoredStringsAreAcceptedAtTheirLimitAndRefusedOnePast) {
   };
   for (const Case& c : cases) {
     EXPECT_TRUE(register_worker([&](auto& r) { c.set(r, name); }).ok()) << c.field;
-    s = register_worker([&](auto& r) { c.set(r, longer); });
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.field;
-    EXPECT_THAT(s.error_message(), HasSubstr(absl::StrCat(c.field, ": 257 bytes; ")));
-    EXPECT_THAT(s.error_message(), HasSubstr("256"));
+    const grpc::Status refused = register_worker([&](auto& r) { c.set(r, longer); });
+    ExpectRefused(refused, grpc::StatusCode::INVALID_ARGUMENT,
+                  absl::StrCat(c.field, ": 257 bytes; "));
+    EXPECT_THAT(refused.error_message(), HasSubstr("256"));
   }
   auto backends = [&](int n) {
     return register_worker([&](auto& r) {
@@ -1079,28 +1078,25 @@ TEST_F(Rpc, StoredStringsAreAcceptedAtTheirLimitAndRefusedOnePast) {
     });
   };
   EXPECT_TRUE(backends(kMaxBackends).ok());
-  s = backends(kMaxBackends + 1);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(s.error_message(), HasSubstr("backends: 17 names; at most 16"));
+  ExpectRefused(backends(kMaxBackends + 1), grpc::StatusCode::INVALID_ARGUMENT,
+                "backends: 17 names; at most 16");
   for (int threads : {0, 4097}) {
-    s = register_worker([&](auto& r) { r.set_threads(threads); });
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << threads;
-    EXPECT_THAT(s.error_message(), HasSubstr("threads"));
+    ExpectRefused(register_worker([&](auto& r) { r.set_threads(threads); }),
+                  grpc::StatusCode::INVALID_ARGUMENT,
+                  absl::StrCat("threads: ", threads, "; 1 to 4096"));
   }
   EXPECT_TRUE(register_worker([](auto& r) { r.set_threads(4096); }).ok());
   EXPECT_TRUE(register_worker([](auto& r) { r.set_mpi_size(1 << 20); }).ok());
-  s = register_worker([](auto& r) { r.set_mpi_size((1 << 20) + 1); });
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(s.error_message(), HasSubstr("mpi_size: 1048577; 0 to 1048576"));
+  ExpectRefused(register_worker([](auto& r) { r.set_mpi_size((1 << 20) + 1); }),
+                grpc::StatusCode::INVALID_ARGUMENT, "mpi_size: 1048577; 0 to 1048576");
   {
     grpc::ClientContext ctx;
     Authorize(ctx);
     rpc::LeaseRequest request;
     request.set_worker_id(longer);
     rpc::LeaseReply lease;
-    s = trials_->Lease(&ctx, request, &lease);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-    EXPECT_THAT(s.error_message(), HasSubstr("worker_id: 257 bytes"));
+    ExpectRefused(trials_->Lease(&ctx, request, &lease), grpc::StatusCode::INVALID_ARGUMENT,
+                  "worker_id: 257 bytes");
   }
 }
 
@@ -1166,14 +1162,11 @@ TEST(Cluster, UploadsAreTakenAtTheirLimitsAndRefusedOnePast) {
   const std::string a(kUpload, 'a'), b(kUpload, 'b'), c(kUpload + 1, 'c'), d(1, 'd');
   EXPECT_TRUE(upload(a).ok());
   EXPECT_TRUE(stored(a));
-  grpc::Status s = upload(c);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  EXPECT_THAT(s.error_message(), HasSubstr("artifact larger than 3000000 bytes"));
+  ExpectRefused(upload(c), grpc::StatusCode::RESOURCE_EXHAUSTED,
+                "artifact larger than 3000000 bytes");
   EXPECT_FALSE(stored(c));
   EXPECT_TRUE(upload(b).ok());  // the store now holds exactly --max-artifact-bytes
-  s = upload(d);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  EXPECT_THAT(s.error_message(), HasSubstr("past its limit of 6000000"));
+  ExpectRefused(upload(d), grpc::StatusCode::RESOURCE_EXHAUSTED, "past its limit of 6000000");
   EXPECT_FALSE(stored(d));
 }
 
