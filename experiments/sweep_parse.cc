@@ -348,42 +348,31 @@ namespace {
 class DocumentCounter final : public YAML::EventHandler {
  public:
   int documents = 0;
-  YAML::Mark start;  // of the last document
-  bool stuck = false;
+  YAML::Mark start;    // of the last document
+  bool stuck = false;  // the last document started where the one before it did
 
   void OnDocumentStart(const YAML::Mark& mark) override {
     stuck = documents > 0 && mark.pos == start.pos;
     start = mark;
-    nodes_ = 0;
   }
-  void OnDocumentEnd() override {
-    if (stuck && nodes_ > 1) stuck = false;
-    ++documents;
-  }
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override { ++nodes_; }
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { ++nodes_; }
+  void OnDocumentEnd() override { ++documents; }
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
   void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {
-    ++nodes_;
-  }
+                const std::string&) override {}
   void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {
-    ++nodes_;
-  }
+                       YAML::EmitterStyle::value) override {}
   void OnSequenceEnd() override {}
   void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {
-    ++nodes_;
-  }
+                  YAML::EmitterStyle::value) override {}
   void OnMapEnd() override {}
-
- private:
-  int nodes_ = 0;
 };
 
-// The spec's one document, or an error at the place yaml-cpp cannot go on from,
-// or at the second document. Throws what yaml-cpp throws.
-absl::StatusOr<YAML::Node> LoadOneDocument(const std::string& text, Errors& errors) {
+// The spec's one document; nullopt when errors has what is wrong instead: where
+// yaml-cpp cannot go on from, or the second document. Throws what yaml-cpp
+// throws. The text is parsed twice (events, then nodes): yaml-cpp builds nodes
+// only through Load, and a spec is at most 1 MiB.
+std::optional<YAML::Node> LoadOneDocument(const std::string& text, Errors& errors) {
   std::istringstream in(text);
   YAML::Parser parser(in);
   DocumentCounter counter;
@@ -394,12 +383,12 @@ absl::StatusOr<YAML::Node> LoadOneDocument(const std::string& text, Errors& erro
           pos < text.size() ? absl::StrCat("'", text.substr(pos, 1), "'") : "the end of the text";
       errors.Add(At(counter.start), "(yaml)",
                  absl::StrCat("unexpected ", found, " where a document's content should start"));
-      return absl::InvalidArgumentError("stuck");
+      return std::nullopt;
     }
     if (counter.documents == 2) {
       errors.Add(At(counter.start), "(document)",
                  "a spec is one YAML document; remove the second '---' part");
-      return absl::InvalidArgumentError("two documents");
+      return std::nullopt;
     }
   }
   return YAML::Load(text);
@@ -425,9 +414,9 @@ absl::StatusOr<SweepSpec> ParseSweepSpecText(const std::string& text,
   Errors errors;
   std::optional<SweepSpec> spec;
   try {
-    absl::StatusOr<YAML::Node> document = LoadOneDocument(text, errors);
-    if (!document.ok()) {
-      // errors has what and where
+    const std::optional<YAML::Node> document = LoadOneDocument(text, errors);
+    if (!document) {
+      // errors says what and where
     } else if (!document->IsDefined() || document->IsNull()) {
       errors.Add(Where{}, "(document)", "the spec is empty; expected a mapping (the sweep spec)");
     } else {
