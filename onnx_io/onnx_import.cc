@@ -966,6 +966,37 @@ absl::Status Walker::Transpose(const NodeProto& node) {
 // crashed the process). So every tensor's rank is followed through the graph
 // first, as far as the ops tell it, and such a node is refused before libonnx
 // sees it. A node whose input rank is not known here is left to the importer.
+// A Conv's or pool's window against its input (rank `in`, -1 unknown) and, for a
+// Conv, its weight's rank (-1 unknown): what libonnx 1.12 would crash on.
+absl::Status CheckWindow(const NodeProto& node, int in, int weight, const std::string& name) {
+  const std::string what =
+      absl::StrCat(name, ": node '", node.name(), "' (", node.op_type(), "): ");
+  int kernel = weight >= 0 ? weight - 2 : -1;  // spatial dims, -1 unknown
+  for (const AttributeProto& a : node.attribute()) {
+    const bool positive =
+        a.name() == "strides" || a.name() == "dilations" || a.name() == "kernel_shape";
+    for (int64_t v : a.ints()) {
+      if ((positive && v < 1) || (a.name() == "pads" && v < 0)) {  // it divides by these
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, a.name(), " ", v,
+                         positive ? "; each must be at least 1" : "; pads cannot be negative"));
+      }
+    }
+    if (a.name() != "kernel_shape") continue;
+    if (kernel >= 0 && kernel != a.ints_size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, "its weight has ", kernel, " spatial dims, its kernel_shape ", a.ints_size()));
+    }
+    kernel = a.ints_size();
+  }
+  if (in >= 0 && (in < 3 || (kernel >= 0 && kernel != in - 2))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, "its input has rank ", in, " but its kernel ", kernel, " spatial dims (a ",
+        node.op_type(), " needs (N, C, spatial dims) and a kernel of as many)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckKernelRanks(const onnx::GraphProto& graph, const std::string& name) {
   std::unordered_map<std::string, int> rank;
   for (const auto& input : graph.input()) {
@@ -978,6 +1009,8 @@ absl::Status CheckKernelRanks(const onnx::GraphProto& graph, const std::string& 
     auto it = i < node.input_size() ? rank.find(node.input(i)) : rank.end();
     return it == rank.end() ? -1 : it->second;
   };
+  static const std::set<std::string> kWindowed = {"Conv", "ConvTranspose", "MaxPool",
+                                                  "AveragePool"};
   static const std::set<std::string> kSameRank = {"Relu",
                                                   "LeakyRelu",
                                                   "Elu",
@@ -992,49 +1025,17 @@ absl::Status CheckKernelRanks(const onnx::GraphProto& graph, const std::string& 
                                                   "Transpose",
                                                   "Clip",
                                                   "Cast",
-                                                  "Pad",
-                                                  "Conv",
-                                                  "ConvTranspose",
-                                                  "MaxPool",
-                                                  "AveragePool"};
+                                                  "Pad"};
   static const std::set<std::string> kBroadcast = {"Add", "Sub", "Mul", "Div"};
   for (const NodeProto& node : graph.node()) {
     const std::string& op = node.op_type();
     const int in = rank_of(node, 0);
-    if (op == "Conv" || op == "ConvTranspose" || op == "MaxPool" || op == "AveragePool") {
-      // libonnx 1.12 also divides by a stride or dilation of 0 (a crash, SIGFPE).
-      for (const AttributeProto& a : node.attribute()) {
-        const bool positive =
-            a.name() == "strides" || a.name() == "dilations" || a.name() == "kernel_shape";
-        for (int64_t v : a.ints()) {
-          if ((positive && v < 1) || (a.name() == "pads" && v < 0)) {
-            return absl::InvalidArgumentError(
-                absl::StrCat(name, ": node '", node.name(), "' (", op, "): ", a.name(), " ", v,
-                             positive ? "; each must be at least 1" : "; pads cannot be negative"));
-          }
-        }
-      }
-    }
-    if (in >= 0 &&
-        (op == "Conv" || op == "ConvTranspose" || op == "MaxPool" || op == "AveragePool")) {
-      int kernel = -1;  // spatial dims
-      for (const AttributeProto& a : node.attribute()) {
-        if (a.name() == "kernel_shape") kernel = a.ints_size();
-      }
-      const bool conv = op == "Conv" || op == "ConvTranspose";
-      if (conv && rank_of(node, 1) >= 0 && (kernel < 0 || rank_of(node, 1) - 2 != kernel)) {
-        kernel = kernel < 0 ? rank_of(node, 1) - 2 : -2;  // -2: the weight and the attribute differ
-      }
-      if (in < 3 || (kernel != -1 && kernel != in - 2)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(name, ": node '", node.name(), "' (", op, "): its input has rank ", in,
-                         kernel == -2 ? std::string(", and its weight and kernel_shape disagree")
-                                      : absl::StrCat(" but its kernel ", kernel, " spatial dims"),
-                         " (a ", op, " needs (N, C, spatial dims) and a kernel of as many)"));
-      }
-    }
     int out = -1;
-    if (kSameRank.contains(op)) {
+    if (kWindowed.contains(op)) {
+      const bool conv = op == "Conv" || op == "ConvTranspose";
+      if (auto s = CheckWindow(node, in, conv ? rank_of(node, 1) : -1, name); !s.ok()) return s;
+      out = in;
+    } else if (kSameRank.contains(op)) {
       out = in;
     } else if (op == "Flatten" || op == "Gemm") {
       out = 2;
