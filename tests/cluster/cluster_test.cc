@@ -501,6 +501,24 @@ TEST(Cluster, TlsWhenCertificatesAreGiven) {
   EXPECT_THAT(plain.err, HasSubstr("UNAVAILABLE"));
 }
 
+// The storage limits are flags: out of range is refused, naming the flag, and
+// no database is created.
+TEST(Cluster, StorageLimitFlagsOutOfRangeAreNamed) {
+  const fs::path dir = fs::path(testing::TempDir()) / "cluster_limit_flags";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "token") << kToken << "\n";
+  const std::string db = (dir / "x.db").string();
+  for (const std::string flag : {"--max-artifact-bytes 0", "--max-upload-bytes -5"}) {
+    const CommandRun run = RunSeedproof(absl::StrCat("coordinator --db ", db, " --token-file ",
+                                                     (dir / "token").string(), " ", flag));
+    EXPECT_NE(run.exit_code, 0) << flag;
+    EXPECT_THAT(run.err, HasSubstr(flag.substr(0, flag.find(' ')) + ": Value ")) << flag;
+    EXPECT_THAT(run.err, HasSubstr("not in range 1 to")) << flag;
+  }
+  EXPECT_FALSE(fs::exists(db));
+}
+
 TEST(Cluster, TokenAndCertificateProblemsAreNamed) {
   const fs::path dir = fs::path(testing::TempDir()) / "cluster_token_problems";
   fs::remove_all(dir);

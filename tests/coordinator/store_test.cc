@@ -440,6 +440,9 @@ TEST_F(StoreTest, OptionsOutOfRangeAreRejected) {
   store = Store::Open(path_, {.lease_ms = 0});
   ASSERT_FALSE(store.ok());
   EXPECT_THAT(store.status().message(), HasSubstr("lease_ms"));
+  store = Store::Open(path_, {.max_artifact_bytes = 0});
+  ASSERT_FALSE(store.ok());
+  EXPECT_THAT(store.status().message(), HasSubstr("max_artifact_bytes: 0; at least 1"));
 }
 
 // ---------------------------------------------------------------------------
