@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "absl/status/status.h"
 #include "coordinator/sqlite.h"
@@ -12,7 +13,7 @@
 namespace seedproof {
 
 // The schema version this code reads and writes.
-inline constexpr int kSchemaVersion = 6;
+inline constexpr int kSchemaVersion = 7;
 // PRAGMA application_id of a seedproof coordinator database: "SPRF".
 inline constexpr int32_t kApplicationId = 0x53505246;
 
@@ -21,6 +22,11 @@ inline constexpr int32_t kApplicationId = 0x53505246;
 // the file's schema is newer than kSchemaVersion (both versions named), or when it
 // is another program's SQLite database. With migrate false, a database of an
 // older (or no) schema is FAILED_PRECONDITION instead, and nothing is written.
-absl::Status MigrateSchema(Database& db, bool migrate = true);
+//
+// before(from), when given, runs in the transaction before the script that takes
+// the database from version `from` to from + 1: a migration's work that is not
+// SQL (at 6 -> 7 the artifacts' bytes move to files).
+absl::Status MigrateSchema(Database& db, bool migrate = true,
+                           const std::function<absl::Status(int64_t from)>& before = {});
 
 }  // namespace seedproof

@@ -388,8 +388,11 @@ class TrialsService final : public TrialsBase {
                               grpc::ServerReader<rpc::ArtifactChunk>* reader,
                               rpc::ArtifactRef* reply) override {
     if (auto s = auth_(context); !s.ok()) return s;
+    // Written to its file chunk by chunk: an upload holds one chunk in memory.
+    auto file = store_.NewArtifact();
+    if (!file.ok()) return ToGrpc(file.status());
     rpc::ArtifactChunk chunk;
-    std::string sha, bytes;
+    std::string sha;
     int64_t attempt_id = 0;
     bool first = true;
     while (reader->Read(&chunk)) {
@@ -398,15 +401,15 @@ class TrialsService final : public TrialsBase {
         attempt_id = chunk.attempt_id();
         first = false;
       }
-      if (static_cast<int64_t>(bytes.size() + chunk.data().size()) > options_.max_upload_bytes) {
+      if ((*file)->size() + static_cast<int64_t>(chunk.data().size()) > options_.max_upload_bytes) {
         return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                             absl::StrCat("artifact larger than ", options_.max_upload_bytes,
                                          " bytes (--max-upload-bytes)"));
       }
-      bytes += chunk.data();
+      if (auto s = (*file)->Append(chunk.data()); !s.ok()) return ToGrpc(s);
     }
     if (first) return Invalid("sha256", "no chunks");
-    if (auto s = store_.PutArtifact(attempt_id, sha, bytes, NowMs()); !s.ok()) return ToGrpc(s);
+    if (auto s = store_.PutArtifact(attempt_id, sha, **file, NowMs()); !s.ok()) return ToGrpc(s);
     reply->set_sha256(sha);
     return grpc::Status::OK;
   }
@@ -414,15 +417,18 @@ class TrialsService final : public TrialsBase {
   grpc::Status DownloadArtifact(grpc::ServerContext* context, const rpc::ArtifactRef* request,
                                 grpc::ServerWriter<rpc::ArtifactChunk>* writer) override {
     if (auto s = auth_(context); !s.ok()) return s;
-    auto bytes = store_.GetArtifact(request->sha256());
-    if (!bytes.ok()) return ToGrpc(bytes.status());
-    for (size_t offset = 0; offset == 0 || offset < bytes->size(); offset += kChunkBytes) {
+    // Read from its file chunk by chunk, without the store's lock.
+    auto file = store_.OpenArtifact(request->sha256());
+    if (!file.ok()) return ToGrpc(file.status());
+    for (int64_t offset = 0; offset == 0 || offset < file->size(); offset += kChunkBytes) {
+      auto data = file->Read(offset, kChunkBytes);
+      if (!data.ok()) return ToGrpc(data.status());
       rpc::ArtifactChunk chunk;
       if (offset == 0) {
         chunk.set_sha256(request->sha256());
-        chunk.set_total_bytes(static_cast<int64_t>(bytes->size()));
+        chunk.set_total_bytes(file->size());
       }
-      chunk.set_data(bytes->substr(offset, kChunkBytes));
+      chunk.set_data(*std::move(data));
       if (!writer->Write(chunk)) break;
     }
     return grpc::Status::OK;

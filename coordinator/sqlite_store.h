@@ -13,8 +13,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -23,6 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "coordinator/artifact_files.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/sqlite.h"
 #include "coordinator/store.h"
@@ -53,13 +56,19 @@ const char* AttemptEndName(AttemptEnd end);
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(std::unique_ptr<Database> db, const StoreOptions& options)
-      : db_(std::move(db)), options_(options), scheduler_(options.max_attempts) {}
+  SqliteStore(std::unique_ptr<Database> db, ArtifactFiles files, const StoreOptions& options)
+      : db_(std::move(db)),
+        files_(std::move(files)),
+        options_(options),
+        scheduler_(options.max_attempts) {}
 
   // Rebuilds the scheduler's state from the database.
   absl::Status Load();
   // The attempts Load found current were leased by an earlier process.
   void AdoptLoadedLeases() { scheduler_.AdoptAll(); }
+  // For a store that writes: removes the artifact files a crash left behind
+  // (artifact_files.h).
+  absl::Status TidyArtifactFiles();
 
   // Checkpoints the log from a thread of its own from now on (a store that writes).
   absl::Status CheckpointInBackground() {
@@ -104,9 +113,11 @@ class SqliteStore final : public Store {
                                                   const std::string& reason,
                                                   int64_t now_ms) override;
 
-  absl::Status PutArtifact(int64_t attempt_id, const std::string& sha256, const std::string& bytes,
+  absl::StatusOr<std::unique_ptr<ArtifactWriter>> NewArtifact() override { return files_.Write(); }
+  using Store::PutArtifact;
+  absl::Status PutArtifact(int64_t attempt_id, const std::string& sha256, ArtifactWriter& upload,
                            int64_t now_ms) override;
-  absl::StatusOr<std::string> GetArtifact(const std::string& sha256) override;
+  absl::StatusOr<ArtifactReader> OpenArtifact(const std::string& sha256) override;
   absl::StatusOr<std::string> ArtifactOf(const std::string& sweep_id,
                                          const std::string& trial_id) override;
 
@@ -131,6 +142,11 @@ class SqliteStore final : public Store {
   // The sweep, under the lock, for a usable store.
   absl::StatusOr<Sweep*> FindSweep(const std::string& sweep_id);
 
+  // SubmitSweep under the lock, its artifacts' files named.
+  absl::StatusOr<std::string> SubmitLocked(const std::string& name, const std::string& spec_text,
+                                           const std::string& spec_path, const Plan& plan,
+                                           int64_t now_ms,
+                                           const std::vector<ArtifactWriter*>& files);
   // Keeps a trial's spec (its own table: a spec is ~2 KB, a trial's row ~200 bytes).
   absl::Status InsertSpecRow(const std::string& sweep_id, const std::string& trial_id,
                              const std::string& spec_json);
@@ -143,10 +159,19 @@ class SqliteStore final : public Store {
   // Ends a current attempt's row.
   absl::Status EndAttemptRow(int64_t attempt_id, AttemptEnd end, const std::string& reason,
                              int64_t now_ms);
-  // Stores an artifact (once: the same bytes again change nothing) within
-  // max_artifact_bytes; `what` names it in errors.
-  absl::Status InsertArtifact(const std::string& what, const std::string& sha256,
-                              const std::string& bytes, int64_t now_ms);
+  // Names finished artifact files, without the lock: a rename and a sync of the
+  // folder take up to 0.5 s while other uploads are written. Until Unnamed, the
+  // files are not removed. Then, under the lock, a Change lists them
+  // (InsertArtifact), and Unnamed removes those no row lists.
+  absl::Status NameOutsideLock(const std::vector<ArtifactWriter*>& files);
+  void Unnamed(const std::vector<ArtifactWriter*>& files);
+  // Lists a named artifact file (once: the same bytes again change nothing)
+  // within max_artifact_bytes; `what` names it in errors. Inside a Change.
+  absl::Status InsertArtifact(const std::string& what, const ArtifactWriter& file, int64_t now_ms);
+  // Under the lock: the file of an artifact the attempt put; nullopt if it put none
+  // of that hash.
+  absl::StatusOr<std::optional<ArtifactReader>> UploadOf(int64_t attempt_id,
+                                                         const std::string& sha256);
   // Deletes what the attempt uploaded and nothing else refers to.
   absl::Status CollectUploads(int64_t attempt_id);
   // Ends a current attempt that did not complete (row and scheduler).
@@ -155,6 +180,13 @@ class SqliteStore final : public Store {
 
   std::mutex mu_;
   std::unique_ptr<Database> db_;
+  const ArtifactFiles files_;
+  // Artifact files named outside the lock and not yet listed, by hash, with how
+  // many puts named each: nothing removes them meanwhile.
+  std::map<std::string, int> naming_;
+  // Artifacts whose rows the change in progress deleted: their files are removed
+  // once it commits (artifact_files.h).
+  std::vector<std::string> unlisted_in_change_;
   const StoreOptions options_;
   absl::Status broken_;
   Scheduler scheduler_;

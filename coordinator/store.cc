@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -171,7 +172,7 @@ absl::Status SqliteStore::Load() {
   });
   if (!attempts_read.ok()) return attempts_read;
 
-  Query artifact_bytes = db_->Prepare("SELECT IFNULL(sum(length(bytes)), 0) FROM artifacts");
+  Query artifact_bytes = db_->Prepare("SELECT IFNULL(sum(size), 0) FROM artifacts");
   auto counted = artifact_bytes.Step();
   if (!counted.ok()) return counted.status();
   artifact_bytes_ = *counted ? artifact_bytes.Int(0) : 0;
@@ -185,12 +186,36 @@ absl::Status SqliteStore::Load() {
   return absl::OkStatus();
 }
 
+absl::Status SqliteStore::TidyArtifactFiles() {
+  if (auto s = files_.CreateDir(); !s.ok()) return s;
+  if (auto s = files_.ClearIncoming(); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  std::set<std::string> listed;
+  Query artifacts = db_->Prepare("SELECT sha256 FROM artifacts");
+  if (auto s = artifacts.ForEachRow([&]() -> absl::Status {
+        listed.insert(artifacts.Text(0));
+        return absl::OkStatus();
+      });
+      !s.ok()) {
+    return s;
+  }
+  return files_.RemoveUnlisted([&](const std::string& sha256) { return listed.contains(sha256); })
+      .status();
+}
+
 absl::Status SqliteStore::Change(const std::function<absl::Status()>& change) {
   scheduler_.TakeChanges();  // nothing is left over from a read
+  unlisted_in_change_.clear();
   absl::Status status = db_->Transaction([&]() -> absl::Status {
     if (auto s = change(); !s.ok()) return s;
     return WriteChanges(scheduler_.TakeChanges());
   });
+  // A file goes only once no committed row lists it (artifact_files.h), and not
+  // while a put that named it again is on its way. One that cannot be removed is
+  // left for TidyArtifactFiles.
+  for (const std::string& sha256 : unlisted_in_change_) {
+    if (status.ok() && !naming_.contains(sha256)) files_.Remove(sha256).IgnoreError();
+  }
   if (!status.ok()) {
     if (auto reload = Load(); !reload.ok()) {
       broken_ = absl::UnavailableError(absl::StrCat(
@@ -271,20 +296,45 @@ absl::Status SqliteStore::EndUnfinished(int64_t attempt_id, AttemptEnd end,
   return absl::OkStatus();
 }
 
-absl::Status SqliteStore::InsertArtifact(const std::string& what, const std::string& sha256,
-                                         const std::string& bytes, int64_t now_ms) {
+absl::Status SqliteStore::NameOutsideLock(const std::vector<ArtifactWriter*>& files) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const ArtifactWriter* file : files) ++naming_[file->sha256()];
+  }
+  for (ArtifactWriter* file : files) {
+    if (auto s = files_.Name(*file); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+void SqliteStore::Unnamed(const std::vector<ArtifactWriter*>& files) {
+  for (const ArtifactWriter* file : files) {
+    const std::string& sha256 = file->sha256();
+    if (--naming_[sha256] > 0) continue;
+    naming_.erase(sha256);
+    // Refused, or the transaction failed: no row lists the file, and no other put
+    // is naming it.
+    Query listed = db_->Prepare("SELECT 1 FROM artifacts WHERE sha256 = ?1", sha256);
+    auto row = listed.Step();
+    if (row.ok() && !*row) files_.Remove(sha256).IgnoreError();
+  }
+}
+
+absl::Status SqliteStore::InsertArtifact(const std::string& what, const ArtifactWriter& file,
+                                         int64_t now_ms) {
+  const std::string& sha256 = file.sha256();
   Query stored = db_->Prepare("SELECT 1 FROM artifacts WHERE sha256 = ?1", sha256);
   auto row = stored.Step();
   if (!row.ok()) return row.status();
   if (*row) return absl::OkStatus();
-  const int64_t size = static_cast<int64_t>(bytes.size());
+  const int64_t size = file.size();
   if (artifact_bytes_ + size > options_.max_artifact_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
         what, ": its ", size, " bytes would take the store's artifacts to ", artifact_bytes_ + size,
         " bytes, past its limit of ", options_.max_artifact_bytes));
   }
-  if (auto s = db_->Prepare("INSERT INTO artifacts (sha256, bytes, stored_ms) VALUES (?1, ?2, ?3)",
-                            sha256, Blob{bytes}, now_ms)
+  if (auto s = db_->Prepare("INSERT INTO artifacts (sha256, size, stored_ms) VALUES (?1, ?2, ?3)",
+                            sha256, size, now_ms)
                    .Run();
       !s.ok()) {
     return s;
@@ -315,7 +365,7 @@ absl::Status SqliteStore::CollectUploads(int64_t attempt_id) {
         "SELECT EXISTS (SELECT 1 FROM uploads WHERE sha256 = ?1) "
         "OR EXISTS (SELECT 1 FROM trials WHERE model_sha256 = ?1) "
         "OR EXISTS (SELECT 1 FROM sweeps WHERE instr(datasets_json, ?1) > 0), "
-        "(SELECT length(bytes) FROM artifacts WHERE sha256 = ?1)",
+        "(SELECT size FROM artifacts WHERE sha256 = ?1)",
         sha256);
     auto row = used.Step();
     if (!row.ok()) return row.status();
@@ -325,6 +375,7 @@ absl::Status SqliteStore::CollectUploads(int64_t attempt_id) {
       return s;
     }
     artifact_bytes_ -= size;
+    unlisted_in_change_.push_back(sha256);
   }
   return absl::OkStatus();
 }
@@ -347,6 +398,26 @@ absl::Status UseWal(Database& db) {
   return db.Prepare("PRAGMA synchronous = NORMAL").Run();
 }
 
+// Schema 6 -> 7: the artifacts' bytes leave the database for files (artifact_files.h),
+// written before the migration's script drops their column, in its transaction.
+absl::Status MoveArtifactsToFiles(Database& db, const ArtifactFiles& files) {
+  if (auto s = files.CreateDir(); !s.ok()) return s;
+  Query blobs = db.Prepare("SELECT sha256, bytes FROM artifacts");
+  return blobs.ForEachRow([&]() -> absl::Status {
+    const std::string listed = blobs.Text(0);
+    auto file = files.Write();
+    if (!file.ok()) return file.status();
+    if (auto s = (*file)->Append(blobs.Bytes(1)); !s.ok()) return s;
+    auto sha256 = (*file)->Finish();
+    if (!sha256.ok()) return sha256.status();
+    if (*sha256 != listed) {
+      return absl::DataLossError(absl::StrCat(db.path(), ": artifact ", listed,
+                                              " holds bytes whose SHA-256 is ", *sha256));
+    }
+    return files.Name(**file);
+  });
+}
+
 }  // namespace
 }  // namespace store_internal
 
@@ -354,6 +425,7 @@ using store_internal::kBusyTimeoutMs;
 using store_internal::kSweepStateNames;
 using store_internal::kTrialStateNames;
 using store_internal::kWalSizeLimitBytes;
+using store_internal::MoveArtifactsToFiles;
 using store_internal::SqliteStore;
 using store_internal::UseWal;
 
@@ -376,25 +448,34 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
   }
   auto db = Database::Open(path, kBusyTimeoutMs);
   if (!db.ok()) return db.status();
-  if (auto s = MigrateSchema(**db, options.migrate); !s.ok()) return s;
+  ArtifactFiles files(ArtifactFiles::DirFor(path));
+  if (auto s = MigrateSchema(**db, options.migrate,
+                             [&](int64_t from) {
+                               return from == 6 ? MoveArtifactsToFiles(**db, files)
+                                                : absl::OkStatus();
+                             });
+      !s.ok()) {
+    return s;
+  }
   if (auto s = UseWal(**db); !s.ok()) return s;
   if (auto s = (*db)->Prepare("PRAGMA foreign_keys = ON").Run(); !s.ok()) return s;
   if (options.migrate) {
     // A store that writes checkpoints in the background (WalCheckpointer).
     if (auto s = (*db)->Prepare("PRAGMA wal_autocheckpoint = 0").Run(); !s.ok()) return s;
     // Once a checkpoint has copied the whole log, the next commit starts it over
-    // and cuts the file to this size: one big upload does not leave a log of
-    // its size behind for good.
+    // and cuts the file to this size: one big submission does not leave a log
+    // of its size behind for good.
     if (auto s =
             (*db)->Prepare(absl::StrCat("PRAGMA journal_size_limit = ", kWalSizeLimitBytes)).Run();
         !s.ok()) {
       return s;
     }
   }
-  auto store = std::make_unique<SqliteStore>(std::move(*db), options);
+  auto store = std::make_unique<SqliteStore>(std::move(*db), std::move(files), options);
   if (auto s = store->Load(); !s.ok()) return s;
   store->AdoptLoadedLeases();
   if (options.migrate) {
+    if (auto s = store->TidyArtifactFiles(); !s.ok()) return s;
     if (auto s = store->CheckpointInBackground(); !s.ok()) return s;
   }
   return store;

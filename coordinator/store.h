@@ -1,5 +1,6 @@
 // The coordinator's durable state: sweeps, their trials and the attempts to run
-// them, accepted results, workers and model artifacts, in one SQLite file (WAL).
+// them, accepted results, workers and model artifacts, in one SQLite file (WAL)
+// and, for the artifacts' bytes, a folder beside it (artifact_files.h).
 //
 //   auto store = Store::Open("coordinator.db");
 //   auto sweep = (*store)->SubmitSweep(spec.name, text, path, plan, now);
@@ -45,6 +46,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "coordinator/artifact_files.h"
 #include "experiments/sweep.h"
 #include "experiments/trial_result.h"
 
@@ -255,17 +257,30 @@ class Store {
                                                           int64_t now_ms) = 0;
 
   // ---- Artifacts ----
+  //
+  // Their bytes are files beside the database (coordinator/artifact_files.h): an
+  // upload is written and hashed without the store's lock, which is held only to
+  // record it, and a download reads its file without the lock.
 
-  // Stores bytes under their SHA-256 for a current attempt. FAILED_PRECONDITION
+  // A file to write an upload into, for PutArtifact.
+  virtual absl::StatusOr<std::unique_ptr<ArtifactWriter>> NewArtifact() = 0;
+  // Stores what upload holds under its SHA-256 for a current attempt. FAILED_PRECONDITION
   // naming how it ended for an attempt no longer current; INVALID_ARGUMENT when
-  // sha256 is not 64 lowercase hex digits or is not the SHA-256 of bytes;
+  // sha256 is not 64 lowercase hex digits or is not the SHA-256 of the bytes;
   // RESOURCE_EXHAUSTED past max_artifact_bytes. Either way nothing is stored.
   // What an attempt put is deleted when it ends without completing, unless a
   // trial's model, a sweep's input or another attempt's upload has the same bytes.
   virtual absl::Status PutArtifact(int64_t attempt_id, const std::string& sha256,
-                                   const std::string& bytes, int64_t now_ms) = 0;
-  // NOT_FOUND when no artifact has that hash; INVALID_ARGUMENT for a malformed one.
-  virtual absl::StatusOr<std::string> GetArtifact(const std::string& sha256) = 0;
+                                   ArtifactWriter& upload, int64_t now_ms) = 0;
+  // The same for bytes in memory.
+  absl::Status PutArtifact(int64_t attempt_id, const std::string& sha256, const std::string& bytes,
+                           int64_t now_ms);
+  // The artifact's file, open: readable to its end even if the store deletes it
+  // meanwhile. NOT_FOUND when no artifact has that hash; INVALID_ARGUMENT for a
+  // malformed one.
+  virtual absl::StatusOr<ArtifactReader> OpenArtifact(const std::string& sha256) = 0;
+  // Its bytes, errors as OpenArtifact.
+  absl::StatusOr<std::string> GetArtifact(const std::string& sha256);
   // The model a completed pretrain trial produced; NOT_FOUND when it has none.
   virtual absl::StatusOr<std::string> ArtifactOf(const std::string& sweep_id,
                                                  const std::string& trial_id) = 0;

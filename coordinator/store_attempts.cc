@@ -193,10 +193,29 @@ absl::Status CheckAgainstTrial(const Scheduler::Sweep& sweep, const Scheduler::T
   }
   return absl::OkStatus();
 }
+
+// OK when an uploaded model loads as a model file.
+absl::Status CheckModel(const ArtifactReader& file, const std::string& sha256) {
+  auto bytes = file.ReadAll();
+  if (!bytes.ok()) return bytes.status();
+  return DecodeModelFile(*bytes, "artifact " + sha256).status();
+}
 }  // namespace
 
 absl::StatusOr<bool> SqliteStore::Complete(int64_t attempt_id, const TrialResult& result,
                                            int64_t now_ms) {
+  // A model this attempt put is read and checked before the lock is taken: it may
+  // be hundreds of megabytes. (Put meanwhile, it is checked under the lock below.)
+  std::optional<absl::Status> model_loads;
+  if (CheckSha256Field("", result.model_sha256).ok()) {
+    absl::StatusOr<std::optional<ArtifactReader>> upload;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      upload = UploadOf(attempt_id, result.model_sha256);
+    }
+    if (!upload.ok()) return upload.status();
+    if (*upload) model_loads = CheckModel(**upload, result.model_sha256);
+  }
   return AtAttempt(attempt_id, false, [&](const Attempt& attempt) -> absl::StatusOr<bool> {
     const Sweep& sweep = *attempt.sweep;
     const Trial& trial = sweep.trials[attempt.trial];
@@ -214,21 +233,19 @@ absl::StatusOr<bool> SqliteStore::Complete(int64_t attempt_id, const TrialResult
         return s;
       }
       // The model must be one this attempt uploaded, and load as a model file.
-      Query uploaded = db_->Prepare(
-          "SELECT a.bytes FROM uploads u JOIN artifacts a USING (sha256) "
-          "WHERE u.attempt_id = ?1 AND u.sha256 = ?2",
-          attempt_id, result.model_sha256);
-      auto row = uploaded.Step();
-      if (!row.ok()) return row.status();
-      if (!*row) {
-        return absl::FailedPreconditionError(
-            absl::StrCat(what, "result.model_sha256 ", result.model_sha256,
-                         " was never put by this attempt; put it first"));
+      if (!model_loads) {
+        auto upload = UploadOf(attempt_id, result.model_sha256);
+        if (!upload.ok()) return upload.status();
+        if (!*upload) {
+          return absl::FailedPreconditionError(
+              absl::StrCat(what, "result.model_sha256 ", result.model_sha256,
+                           " was never put by this attempt; put it first"));
+        }
+        model_loads = CheckModel(**upload, result.model_sha256);
       }
-      if (auto model = DecodeModelFile(uploaded.Bytes(0), "artifact " + result.model_sha256);
-          !model.ok()) {
+      if (!model_loads->ok()) {
         return absl::InvalidArgumentError(
-            absl::StrCat(what, "result.model_sha256 names no model: ", model.status().message()));
+            absl::StrCat(what, "result.model_sha256 names no model: ", model_loads->message()));
       }
     }
     auto status = Change([&]() -> absl::Status {
@@ -347,49 +364,100 @@ absl::StatusOr<std::vector<int64_t>> SqliteStore::FailWorker(const std::string& 
 // ---------------------------------------------------------------------------
 // Artifacts
 
-absl::Status SqliteStore::PutArtifact(int64_t attempt_id, const std::string& sha256,
-                                      const std::string& bytes, int64_t now_ms) {
-  if (auto s = CheckSha256Field("sha256", sha256); !s.ok()) return s;
-  // Hashed outside the lock: a model may be megabytes.
-  if (const std::string actual = Sha256Hex(bytes); actual != sha256) {
-    return absl::InvalidArgumentError(absl::StrCat("sha256: ", sha256, " does not match the ",
-                                                   bytes.size(), " bytes sent (their SHA-256 is ",
-                                                   actual, ")"));
-  }
-  std::lock_guard<std::mutex> lock(mu_);
-  if (auto s = Usable(); !s.ok()) return s;
-  if (scheduler_.FindAttempt(attempt_id) == nullptr) {
-    // A worker must not go on as if its model were kept.
-    Query ended = db_->Prepare("SELECT state FROM attempts WHERE id = ?1", attempt_id);
-    auto row = ended.Step();
-    if (!row.ok()) return row.status();
-    if (!*row)
-      return absl::NotFoundError(absl::StrCat("attempt ", attempt_id, ": no such attempt"));
-    return absl::FailedPreconditionError(
-        absl::StrCat("attempt ", attempt_id, " ended (", ended.Text(0),
-                     ") and is no longer current: its upload was not stored"));
-  }
-  return Change([&]() -> absl::Status {
-    if (auto s = InsertArtifact(absl::StrCat("artifact ", sha256), sha256, bytes, now_ms);
-        !s.ok()) {
-      return s;
-    }
-    return db_
-        ->Prepare("INSERT INTO uploads (attempt_id, sha256) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                  attempt_id, sha256)
-        .Run();
-  });
+}  // namespace seedproof::store_internal
+
+namespace seedproof {
+
+absl::Status Store::PutArtifact(int64_t attempt_id, const std::string& sha256,
+                                const std::string& bytes, int64_t now_ms) {
+  auto file = NewArtifact();
+  if (!file.ok()) return file.status();
+  if (auto s = (*file)->Append(bytes); !s.ok()) return s;
+  return PutArtifact(attempt_id, sha256, **file, now_ms);
 }
 
-absl::StatusOr<std::string> SqliteStore::GetArtifact(const std::string& sha256) {
+absl::StatusOr<std::string> Store::GetArtifact(const std::string& sha256) {
+  auto file = OpenArtifact(sha256);
+  if (!file.ok()) return file.status();
+  return file->ReadAll();
+}
+
+}  // namespace seedproof
+
+namespace seedproof::store_internal {
+
+absl::Status SqliteStore::PutArtifact(int64_t attempt_id, const std::string& sha256,
+                                      ArtifactWriter& upload, int64_t now_ms) {
   if (auto s = CheckSha256Field("sha256", sha256); !s.ok()) return s;
+  // Synced and hashed outside the lock: a model may be hundreds of megabytes.
+  auto actual = upload.Finish();
+  if (!actual.ok()) return actual.status();
+  if (*actual != sha256) {
+    return absl::InvalidArgumentError(absl::StrCat("sha256: ", sha256, " does not match the ",
+                                                   upload.size(), " bytes sent (their SHA-256 is ",
+                                                   *actual, ")"));
+  }
+  const absl::Status named = NameOutsideLock({&upload});
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto put = [&]() -> absl::Status {
+    if (!named.ok()) return named;
+    if (auto s = Usable(); !s.ok()) return s;
+    if (scheduler_.FindAttempt(attempt_id) == nullptr) {
+      // A worker must not go on as if its model were kept.
+      Query ended = db_->Prepare("SELECT state FROM attempts WHERE id = ?1", attempt_id);
+      auto row = ended.Step();
+      if (!row.ok()) return row.status();
+      if (!*row)
+        return absl::NotFoundError(absl::StrCat("attempt ", attempt_id, ": no such attempt"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("attempt ", attempt_id, " ended (", ended.Text(0),
+                       ") and is no longer current: its upload was not stored"));
+    }
+    return Change([&]() -> absl::Status {
+      if (auto s = InsertArtifact(absl::StrCat("artifact ", sha256), upload, now_ms); !s.ok()) {
+        return s;
+      }
+      return db_
+          ->Prepare(
+              "INSERT INTO uploads (attempt_id, sha256) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+              attempt_id, sha256)
+          .Run();
+    });
+  };
+  const absl::Status status = put();
+  Unnamed({&upload});
+  return status;
+}
+
+absl::StatusOr<ArtifactReader> SqliteStore::OpenArtifact(const std::string& sha256) {
+  if (auto s = CheckSha256Field("sha256", sha256); !s.ok()) return s;
+  // Opened under the lock, so the file is the one its row lists (a delete removes
+  // the file under the lock too); read without it.
   std::lock_guard<std::mutex> lock(mu_);
   if (auto s = Usable(); !s.ok()) return s;
-  Query query = db_->Prepare("SELECT bytes FROM artifacts WHERE sha256 = ?1", sha256);
+  Query query = db_->Prepare("SELECT size FROM artifacts WHERE sha256 = ?1", sha256);
   auto row = query.Step();
   if (!row.ok()) return row.status();
   if (!*row) return absl::NotFoundError(absl::StrCat("artifact ", sha256, ": no such artifact"));
-  return query.Bytes(0);
+  auto file = files_.Open(sha256);
+  if (!file.ok() || file->size() != query.Int(0)) {
+    return absl::DataLossError(absl::StrCat(
+        "artifact ", sha256, " of ", query.Int(0), " bytes: ",
+        file.ok() ? absl::StrCat("its file has ", file->size()) : file.status().message()));
+  }
+  return file;
+}
+
+absl::StatusOr<std::optional<ArtifactReader>> SqliteStore::UploadOf(int64_t attempt_id,
+                                                                    const std::string& sha256) {
+  Query uploaded = db_->Prepare("SELECT 1 FROM uploads WHERE attempt_id = ?1 AND sha256 = ?2",
+                                attempt_id, sha256);
+  auto row = uploaded.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::nullopt;
+  auto file = files_.Open(sha256);
+  if (!file.ok()) return file.status();
+  return std::optional<ArtifactReader>(*std::move(file));
 }
 
 absl::StatusOr<std::string> SqliteStore::ArtifactOf(const std::string& sweep_id,

@@ -18,15 +18,37 @@ namespace seedproof::store_internal {
 absl::StatusOr<std::string> SqliteStore::SubmitSweep(
     const std::string& name, const std::string& spec_text, const std::string& spec_path,
     const Plan& plan, int64_t now_ms, const std::map<std::string, std::string>& artifacts) {
-  // Hashed outside the lock: a dataset is tens of megabytes.
+  // Written, hashed and named outside the lock: a dataset is tens of megabytes.
+  std::vector<std::unique_ptr<ArtifactWriter>> files;
+  std::vector<ArtifactWriter*> named;
   for (const auto& [sha256, bytes] : artifacts) {
     if (auto s = CheckSha256Field("artifacts", sha256); !s.ok()) return s;
-    if (const std::string actual = Sha256Hex(bytes); actual != sha256) {
+    auto file = files_.Write();
+    if (!file.ok()) return file.status();
+    if (auto s = (*file)->Append(bytes); !s.ok()) return s;
+    auto actual = (*file)->Finish();
+    if (!actual.ok()) return actual.status();
+    if (*actual != sha256) {
       return absl::InvalidArgumentError(absl::StrCat("artifacts: ", sha256, " does not match its ",
-                                                     bytes.size(), " bytes (", actual, ")"));
+                                                     bytes.size(), " bytes (", *actual, ")"));
     }
+    named.push_back(file->get());
+    files.push_back(*std::move(file));
   }
+  const absl::Status files_named = NameOutsideLock(named);
   std::lock_guard<std::mutex> lock(mu_);
+  absl::StatusOr<std::string> submitted =
+      files_named.ok() ? SubmitLocked(name, spec_text, spec_path, plan, now_ms, named)
+                       : files_named;
+  Unnamed(named);
+  return submitted;
+}
+
+absl::StatusOr<std::string> SqliteStore::SubmitLocked(const std::string& name,
+                                                      const std::string& spec_text,
+                                                      const std::string& spec_path,
+                                                      const Plan& plan, int64_t now_ms,
+                                                      const std::vector<ArtifactWriter*>& files) {
   if (auto s = Usable(); !s.ok()) return s;
   if (plan.trials.empty()) return absl::InvalidArgumentError("plan: no trials");
   const int64_t seq = scheduler_.NextSeq();
@@ -63,8 +85,8 @@ absl::StatusOr<std::string> SqliteStore::SubmitSweep(
       return s;
     }
     if (auto s = InsertTrialRows(sweep, *added); !s.ok()) return s;
-    for (const auto& [sha256, bytes] : artifacts) {
-      if (auto s = InsertArtifact(absl::StrCat("input ", sha256), sha256, bytes, now_ms); !s.ok()) {
+    for (const ArtifactWriter* file : files) {
+      if (auto s = InsertArtifact(absl::StrCat("input ", file->sha256()), *file, now_ms); !s.ok()) {
         return s;
       }
     }

@@ -19,8 +19,8 @@
 #include "absl/strings/str_cat.h"
 #include "backends/model_file.h"
 #include "coordinator/schema.h"
-#include "coordinator/sqlite_store.h"
 #include "coordinator/sqlite.h"
+#include "coordinator/sqlite_store.h"
 #include "experiments/fingerprint.h"
 #include "experiments/plan.h"
 #include "experiments/results.h"
@@ -105,6 +105,12 @@ TrialResult ResultOf(const Lease& lease, TrialOutcome outcome = TrialOutcome::kC
   return result;
 }
 
+// SQL that takes the artifacts table back to how versions 1 to 6 kept it: the
+// bytes in a column (empty here; MovesAVersionSixStoresArtifactsToFiles fills them).
+#define ARTIFACTS_AS_VERSION_SIX_SQL                                  \
+  "ALTER TABLE artifacts ADD COLUMN bytes BLOB NOT NULL DEFAULT x'';" \
+  "ALTER TABLE artifacts DROP COLUMN size;"
+
 class StoreTest : public testing::Test {
  protected:
   void SetUp() override {
@@ -113,6 +119,7 @@ class StoreTest : public testing::Test {
                           testing::UnitTest::GetInstance()->current_test_info()->name(), ".db"))
                 .string();
     for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path_ + suffix);
+    fs::remove_all(path_ + ".artifacts");
     store_ = Open();
     ASSERT_NE(store_, nullptr);
     ASSERT_TRUE(store_->RegisterWorker("w1", R"({"threads": 1})", kT0).ok());
@@ -251,7 +258,7 @@ TEST_F(StoreTest, MigratesAVersionOneDatabaseKeepingItsSweeps) {
                   ->Exec("ALTER TABLE sweeps DROP COLUMN awaiting_confirmation;"
                          "ALTER TABLE sweeps DROP COLUMN datasets_json;"
                          "DROP TABLE trial_specs;"
-                         "DROP TABLE uploads;"
+                         "DROP TABLE uploads;" ARTIFACTS_AS_VERSION_SIX_SQL
                          "PRAGMA user_version = 1;")
                   .ok());
   Reopen();
@@ -283,7 +290,8 @@ TEST_F(StoreTest, AVersionTwoDatabaseGetsItsTrialSpecsFilledIn) {
   store_.reset();
   ASSERT_TRUE(Raw()
                   ->Exec("ALTER TABLE sweeps DROP COLUMN datasets_json;"
-                         "DROP TABLE trial_specs; DROP TABLE uploads; PRAGMA user_version = 2;")
+                         "DROP TABLE trial_specs; DROP TABLE uploads;" ARTIFACTS_AS_VERSION_SIX_SQL
+                         "PRAGMA user_version = 2;")
                   .ok());
   Reopen();
   EXPECT_EQ(RawInt("PRAGMA user_version"), kSchemaVersion);
@@ -315,7 +323,7 @@ TEST_F(StoreTest, AVersionThreeDatabaseKeepsItsTrialSpecsInTheirOwnTable) {
                          "WHERE s.sweep_id = trials.sweep_id AND s.trial_id = trials.trial_id);"
                          "DROP TABLE trial_specs;"
                          "ALTER TABLE sweeps DROP COLUMN datasets_json;"
-                         "DROP TABLE uploads;"
+                         "DROP TABLE uploads;" ARTIFACTS_AS_VERSION_SIX_SQL
                          "PRAGMA user_version = 3;")
                   .ok());
   Reopen();
@@ -356,7 +364,7 @@ TEST_F(StoreTest, ASweepKeepsItsDatasetsAndAVersionFourOneHasNone) {
   store_.reset();
   ASSERT_TRUE(Raw()
                   ->Exec("ALTER TABLE sweeps DROP COLUMN datasets_json;"
-                         "DROP TABLE uploads;"
+                         "DROP TABLE uploads;" ARTIFACTS_AS_VERSION_SIX_SQL
                          "PRAGMA user_version = 4;")
                   .ok());
   Reopen();
@@ -367,7 +375,10 @@ TEST_F(StoreTest, ASweepKeepsItsDatasetsAndAVersionFourOneHasNone) {
   EXPECT_EQ(Status(id).total, 1);
   // 5 -> 6: the table of which attempt uploaded which artifact.
   store_.reset();
-  ASSERT_TRUE(Raw()->Exec("DROP TABLE uploads; PRAGMA user_version = 5;").ok());
+  ASSERT_TRUE(
+      Raw()
+          ->Exec(ARTIFACTS_AS_VERSION_SIX_SQL "DROP TABLE uploads; PRAGMA user_version = 5;")
+          .ok());
   Reopen();
   EXPECT_EQ(RawInt("PRAGMA user_version"), kSchemaVersion);
   EXPECT_EQ(RawInt("SELECT count(*) FROM sqlite_schema WHERE name = 'uploads'"), 1);
@@ -380,7 +391,7 @@ TEST_F(StoreTest, AReaderLeavesAnOlderDatabaseAsItIs) {
                   ->Exec("ALTER TABLE sweeps DROP COLUMN awaiting_confirmation;"
                          "ALTER TABLE sweeps DROP COLUMN datasets_json;"
                          "DROP TABLE trial_specs;"
-                         "DROP TABLE uploads;"
+                         "DROP TABLE uploads;" ARTIFACTS_AS_VERSION_SIX_SQL
                          "PRAGMA user_version = 1;")
                   .ok());
   StoreOptions reader;
@@ -1172,6 +1183,7 @@ TEST_F(StoreTest, UploadsOfAttemptsNoLongerCurrentAreRefusedAndNothingStored) {
                 HasSubstr(absl::StrCat("attempt ", lease.attempt_id, " ended (", how, ")")));
   }
   EXPECT_EQ(store_->GetArtifact(Sha256Hex("late")).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(fs::exists(fs::path(path_ + ".artifacts") / Sha256Hex("late")));
   EXPECT_EQ(RawInt("SELECT count(*) FROM uploads"), 0);
   EXPECT_EQ(store_->PutArtifact(12345, Sha256Hex("late"), "late", kT0).code(),
             absl::StatusCode::kNotFound);
@@ -1447,26 +1459,115 @@ TEST_F(StoreTest, TheLogIsCopiedIntoTheFileInTheBackground) {
   EXPECT_EQ(Status(id).state, SweepState::kDone);
 }
 
-// Issue 19, finding 5: one 100 MB upload left a log of its size behind for
-// good. Once the background checkpoint has copied it, the next commits cut the
-// log back to kWalSizeLimitBytes.
-TEST_F(StoreTest, TheLogShrinksAfterABigUploadIsCheckpointed) {
-  Submit(ScratchPlan(400));
+// Finding 5: an artifact's bytes are a file beside the database, not a row of it,
+// so an upload is written without the store's lock, and a big one leaves neither
+// the database nor its log big.
+TEST_F(StoreTest, AnArtifactIsAFileBesideTheDatabase) {
+  Submit(ScratchPlan(1));
   const Lease lease = LeaseOf("x0");
   const std::string big(100 << 20, 'b');
   ASSERT_TRUE(store_->PutArtifact(lease.attempt_id, Sha256Hex(big), big, kT0).ok());
-  const auto wal_size = [&] { return fs::file_size(path_ + "-wal"); };
-  EXPECT_GT(wal_size(), 100u << 20);
-  // Small commits go on (as leases do) until the log has been started over.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  for (int i = 0; wal_size() > static_cast<uintmax_t>(store_internal::kWalSizeLimitBytes) &&
-                  std::chrono::steady_clock::now() < deadline;
-       ++i) {
-    ASSERT_TRUE(store_->Heartbeat(lease.attempt_id, kT0 + i).ok());
-    std::this_thread::yield();
-  }
-  EXPECT_LE(wal_size(), static_cast<uintmax_t>(store_internal::kWalSizeLimitBytes));
+  const fs::path file = fs::path(path_ + ".artifacts") / Sha256Hex(big);
+  EXPECT_EQ(fs::file_size(file), big.size());
+  EXPECT_EQ(RawInt("SELECT size FROM artifacts"), static_cast<int64_t>(big.size()));
+  EXPECT_LT(fs::file_size(path_) + fs::file_size(path_ + "-wal"), 1u << 20);
   EXPECT_EQ(*store_->GetArtifact(Sha256Hex(big)), big);
+  // A file opened before the store deletes it reads to its end.
+  auto reader = store_->OpenArtifact(Sha256Hex(big));
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  ASSERT_TRUE(store_->Fail(lease.attempt_id, "crashed", kT0).ok());
+  EXPECT_FALSE(fs::exists(file));
+  EXPECT_EQ(store_->GetArtifact(Sha256Hex(big)).status().code(), absl::StatusCode::kNotFound);
+  auto tail = reader->Read(reader->size() - 3, 100);
+  ASSERT_TRUE(tail.ok()) << tail.status();
+  EXPECT_EQ(*tail, "bbb");
+}
+
+// An upload in progress is a file of its own: other calls go on meanwhile, and
+// one dropped before it was put leaves nothing behind.
+TEST_F(StoreTest, AnUploadInProgressTakesNoLockAndLeavesNothingIfDropped) {
+  Submit(ScratchPlan(2));
+  const Lease lease = LeaseOf("x0");
+  auto upload = store_->NewArtifact();
+  ASSERT_TRUE(upload.ok()) << upload.status();
+  ASSERT_TRUE((*upload)->Append("half a model").ok());
+  EXPECT_TRUE(Complete(LeaseOf("x1")));  // while the upload is open
+  const fs::path incoming = fs::path(path_ + ".artifacts") / ".incoming";
+  EXPECT_FALSE(fs::is_empty(incoming));
+  upload->reset();
+  EXPECT_TRUE(fs::is_empty(incoming));
+  EXPECT_EQ(RawInt("SELECT count(*) FROM artifacts"), 0);
+  EXPECT_TRUE(Complete(lease));
+}
+
+// A crash may leave a file no row lists (named before its row committed) or a
+// file half written; the next store that writes removes both, a reader neither.
+// A row whose file is missing or cut short is DATA_LOSS, naming the artifact.
+TEST_F(StoreTest, FilesACrashLeftAreRemovedAndAMissingOneIsDataLoss) {
+  Submit(ScratchPlan(1));
+  const Lease lease = LeaseOf("x0");
+  ASSERT_TRUE(store_->PutArtifact(lease.attempt_id, Sha256Hex("kept"), "kept", kT0).ok());
+  store_.reset();
+  const fs::path dir = path_ + ".artifacts";
+  const fs::path orphan = dir / Sha256Hex("orphan"), partial = dir / ".incoming" / "1234";
+  std::ofstream(orphan) << "orphan";
+  std::ofstream(partial) << "part";
+  std::ofstream(dir / "notes.txt") << "not an artifact's name: left alone";
+  {
+    auto reader = Store::Open(path_, {.migrate = false});
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    EXPECT_EQ(*(*reader)->GetArtifact(Sha256Hex("kept")), "kept");
+  }
+  EXPECT_TRUE(fs::exists(orphan));
+  EXPECT_TRUE(fs::exists(partial));
+  Reopen();
+  EXPECT_FALSE(fs::exists(orphan));
+  EXPECT_FALSE(fs::exists(partial));
+  EXPECT_TRUE(fs::exists(dir / "notes.txt"));
+  EXPECT_EQ(*store_->GetArtifact(Sha256Hex("kept")), "kept");
+
+  fs::resize_file(dir / Sha256Hex("kept"), 2);
+  absl::Status cut = store_->GetArtifact(Sha256Hex("kept")).status();
+  EXPECT_EQ(cut.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(cut.message(), HasSubstr(absl::StrCat("artifact ", Sha256Hex("kept"),
+                                                    " of 4 bytes: "
+                                                    "its file has 2")));
+  fs::remove(dir / Sha256Hex("kept"));
+  absl::Status missing = store_->GetArtifact(Sha256Hex("kept")).status();
+  EXPECT_EQ(missing.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(missing.message(), HasSubstr("cannot open"));
+}
+
+// Version 6 kept the bytes in the database; opening it moves each to its file, and
+// a store whose bytes no longer match their hash is refused, unchanged.
+TEST_F(StoreTest, AVersionSixStoresArtifactsMoveToFiles) {
+  Submit(ScratchPlan(1));
+  store_.reset();
+  ASSERT_TRUE(Raw()->Exec(ARTIFACTS_AS_VERSION_SIX_SQL "PRAGMA user_version = 6;").ok());
+  const auto keep = [&](const std::string& bytes, const std::string& listed_as) {
+    fs::remove_all(path_ + ".artifacts");
+    auto db = Raw();
+    ASSERT_TRUE(db->Exec("DELETE FROM artifacts").ok());
+    ASSERT_TRUE(db->Prepare("INSERT INTO artifacts (sha256, bytes, stored_ms) VALUES (?1, ?2, 0)",
+                            listed_as, Blob{bytes})
+                    .Run()
+                    .ok());
+  };
+  const std::string model = ModelBytes("p");
+  keep("damaged", Sha256Hex(model));
+  auto refused = Store::Open(path_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr(absl::StrCat("artifact ", Sha256Hex(model),
+                                     " holds bytes whose SHA-256 is ", Sha256Hex("damaged"))));
+  EXPECT_EQ(RawInt("PRAGMA user_version"), 6);
+  keep(model, Sha256Hex(model));
+  Reopen();
+  EXPECT_EQ(RawInt("PRAGMA user_version"), kSchemaVersion);
+  EXPECT_EQ(RawInt("SELECT count(*) FROM pragma_table_info('artifacts') WHERE name = 'bytes'"), 0);
+  EXPECT_EQ(RawInt("SELECT size FROM artifacts"), static_cast<int64_t>(model.size()));
+  EXPECT_EQ(*store_->GetArtifact(Sha256Hex(model)), model);
 }
 
 // Finding 5: storage has a bound. A put past max_artifact_bytes is refused,
@@ -1484,6 +1585,7 @@ TEST_F(StoreTest, ArtifactsHaveAQuotaAndWhatNoOneNeedsIsCollected) {
   EXPECT_THAT(over.message(), HasSubstr("its 401 bytes would take the store's artifacts to 1001 "
                                         "bytes, past its limit of 1000"));
   EXPECT_EQ(store_->GetArtifact(Sha256Hex(b + "b")).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(fs::exists(fs::path(path_ + ".artifacts") / Sha256Hex(b + "b")));
   ASSERT_TRUE(store_->PutArtifact(p.attempt_id, Sha256Hex(b), b, kT0).ok());  // exactly 1000
   ASSERT_TRUE(store_->PutArtifact(p.attempt_id, Sha256Hex(a), a, kT0).ok());  // stored already
   // The scratch trial's attempt uploads the same bytes as the pretrain's.
@@ -1524,9 +1626,12 @@ TEST_F(StoreTest, ASweepsInputsAreNeverCollectedAndCountTowardsTheQuota) {
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(refused.status().message(), HasSubstr("past its limit"));
   EXPECT_EQ(RawInt("SELECT count(*) FROM sweeps"), 0);
+  const fs::path dir = path_ + ".artifacts";
+  EXPECT_FALSE(fs::exists(dir / Sha256Hex(input + "!")));  // named, refused, removed
+  EXPECT_TRUE(fs::is_empty(dir / ".incoming"));
   ASSERT_TRUE(
-      store_->SubmitSweep("s", "name: s\n", "s.yaml", plan, kT0, {{Sha256Hex(input), input}})
-          .ok());
+      store_->SubmitSweep("s", "name: s\n", "s.yaml", plan, kT0, {{Sha256Hex(input), input}}).ok());
+  EXPECT_TRUE(fs::exists(dir / Sha256Hex(input)));
   const Lease x = LeaseOf("x0");
   ASSERT_TRUE(store_->PutArtifact(x.attempt_id, Sha256Hex(input), input, kT0).ok());
   ASSERT_TRUE(store_->Fail(x.attempt_id, "crashed", kT0).ok());

@@ -63,9 +63,8 @@ subprocess.run([SEEDPROOF, "run", str(work / "tiny.yaml"), "--out", str(work / "
                 "--workers", "1"], check=True, capture_output=True)
 db = sqlite3.connect(str(work / "run" / "seedproof.db"))
 models = target("model_file")
-for (sha, blob) in db.execute("SELECT a.sha256, a.bytes FROM artifacts a JOIN trials t "
-                              "ON t.model_sha256 = a.sha256"):
-    (models / (sha[:16] + ".model")).write_bytes(blob)
+for (sha,) in db.execute("SELECT DISTINCT model_sha256 FROM trials WHERE model_sha256 IS NOT NULL"):
+    shutil.copy(work / "run" / "seedproof.db.artifacts" / sha, models / (sha[:16] + ".model"))
 shutil.copy(work / "run" / "results.jsonl", target("results") / "tiny-study.jsonl")
 onnx = target("onnx")
 subprocess.run([SEEDPROOF, "model", "export", str(work / "run"), "--arm", "source", "-o",
