@@ -23,8 +23,13 @@ bool IsGzip(const std::vector<uint8_t>& bytes) {
   return bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b;
 }
 
-absl::StatusOr<std::vector<uint8_t>> Gunzip(const std::string& path,
-                                            const std::vector<uint8_t>& in) {
+absl::Status TooBig(const std::string& path, const char* what, int64_t max_bytes) {
+  return absl::ResourceExhaustedError(
+      absl::StrCat(path, ": ", what, " more than ", max_bytes, " bytes, the most a file may hold"));
+}
+
+absl::StatusOr<std::vector<uint8_t>> Gunzip(const std::string& path, const std::vector<uint8_t>& in,
+                                            int64_t max_bytes) {
   z_stream zs{};
   if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {
     return absl::InternalError(absl::StrCat(path, ": cannot initialise zlib"));
@@ -43,12 +48,15 @@ absl::StatusOr<std::vector<uint8_t>> Gunzip(const std::string& path,
     hint = uint64_t{t[0]} | uint64_t{t[1]} << 8 | uint64_t{t[2]} << 16 | uint64_t{t[3]} << 24;
   }
   hint = std::min<uint64_t>(hint, 4 * uint64_t{in.size()});
-  std::vector<uint8_t> out(std::clamp<uint64_t>(hint + 1, 1 << 16, uint64_t{1} << 30));
+  const uint64_t most = static_cast<uint64_t>(max_bytes) + 1;  // one past: the limit is passed
+  std::vector<uint8_t> out(
+      std::min(std::clamp<uint64_t>(hint + 1, 1 << 16, uint64_t{1} << 30), most));
 
   size_t in_pos = 0;
   size_t out_pos = 0;
   for (;;) {
-    if (out_pos == out.size()) out.resize(out.size() * 2);
+    if (out_pos == most) return TooBig(path, "decompresses to", max_bytes);
+    if (out_pos == out.size()) out.resize(std::min<uint64_t>(out.size() * 2, most));
     const size_t in_chunk = std::min(in.size() - in_pos, kZlibChunk);
     const size_t out_chunk = std::min(out.size() - out_pos, kZlibChunk);
     zs.next_in = const_cast<Bytef*>(in.data() + in_pos);
@@ -87,6 +95,7 @@ absl::StatusOr<std::vector<uint8_t>> Gunzip(const std::string& path,
         path, ": corrupt gzip stream: ", zs.msg != nullptr ? zs.msg : "zlib error", " (zlib code ",
         rc, ", near compressed byte ", in_pos, " of ", in.size(), ")"));
   }
+  if (out_pos == most) return TooBig(path, "decompresses to", max_bytes);
   out.resize(out_pos);
   return out;
 }
@@ -97,7 +106,7 @@ namespace {
 
 // The whole file into a byte container (std::vector<uint8_t> or std::string).
 template <typename Buffer>
-absl::StatusOr<Buffer> ReadWholeFile(const std::string& path) {
+absl::StatusOr<Buffer> ReadWholeFile(const std::string& path, int64_t max_bytes) {
   std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
   if (file == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot open"));
   struct stat st {};
@@ -107,11 +116,18 @@ absl::StatusOr<Buffer> ReadWholeFile(const std::string& path) {
   if (S_ISDIR(st.st_mode)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": is a folder, expected a file"));
   }
-  // The size is a hint (a pipe has none, a file may grow): read to the end.
-  Buffer bytes(static_cast<size_t>(std::max<off_t>(st.st_size, 0)) + 1, 0);
+  if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": is a device, expected a file"));
+  }
+  if (st.st_size > max_bytes) return TooBig(path, "holds", max_bytes);
+  // The size is a hint (a pipe has none, a file may grow): read to the end, or
+  // one byte past the limit.
+  const size_t most = static_cast<size_t>(max_bytes) + 1;
+  Buffer bytes(std::min(static_cast<size_t>(std::max<off_t>(st.st_size, 0)) + 1, most), 0);
   size_t have = 0;
   for (;;) {
-    if (have == bytes.size()) bytes.resize(bytes.size() * 2);
+    if (have == most) return TooBig(path, "holds", max_bytes);
+    if (have == bytes.size()) bytes.resize(std::min(bytes.size() * 2, most));
     const size_t got = std::fread(bytes.data() + have, 1, bytes.size() - have, file.get());
     have += got;
     if (got == 0) break;
@@ -125,18 +141,18 @@ absl::StatusOr<Buffer> ReadWholeFile(const std::string& path) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<uint8_t>> ReadFileBytes(const std::string& path) {
-  return ReadWholeFile<std::vector<uint8_t>>(path);
+absl::StatusOr<std::vector<uint8_t>> ReadFileBytes(const std::string& path, int64_t max_bytes) {
+  return ReadWholeFile<std::vector<uint8_t>>(path, max_bytes);
 }
 
-absl::StatusOr<std::string> ReadFileString(const std::string& path) {
-  return ReadWholeFile<std::string>(path);
+absl::StatusOr<std::string> ReadFileString(const std::string& path, int64_t max_bytes) {
+  return ReadWholeFile<std::string>(path, max_bytes);
 }
 
-absl::StatusOr<std::vector<uint8_t>> ReadFileMaybeGzip(const std::string& path) {
-  absl::StatusOr<std::vector<uint8_t>> bytes = ReadFileBytes(path);
+absl::StatusOr<std::vector<uint8_t>> ReadFileMaybeGzip(const std::string& path, int64_t max_bytes) {
+  absl::StatusOr<std::vector<uint8_t>> bytes = ReadFileBytes(path, max_bytes);
   if (!bytes.ok() || !IsGzip(*bytes)) return bytes;
-  return Gunzip(path, *bytes);
+  return Gunzip(path, *bytes, max_bytes);
 }
 
 }  // namespace seedproof

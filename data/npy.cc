@@ -305,6 +305,11 @@ absl::StatusOr<std::vector<uint8_t>> ReadMember(zip_t* archive, const std::strin
   // so a few damaged bytes claiming gigabytes cost nothing (found by tests/fuzz:
   // a 4 GB allocation for a 300-byte archive).
   const uint64_t claimed = stat.size;
+  if (claimed > static_cast<uint64_t>(kMaxInputBytes)) {
+    return absl::ResourceExhaustedError(absl::StrCat(path, ": array '", name, "' claims ", claimed,
+                                                     " bytes, more than ", kMaxInputBytes,
+                                                     ", the most a file may hold"));
+  }
   std::vector<uint8_t> bytes;
   constexpr size_t kPiece = size_t{1} << 20;
   while (bytes.size() < claimed) {

@@ -833,7 +833,7 @@ bool SpecParser::ParseImportedModel(const MapView& model) {
 }  // namespace spec_internal
 
 absl::StatusOr<ImportedModel> ImportModelFile(const std::string& path, std::string* bytes_out) {
-  auto read = ReadFileString(path);
+  auto read = ReadFileString(path, kMaxOnnxBytes);
   if (!read.ok()) return read.status();
   std::string bytes = *std::move(read);
   auto graph = ReadOnnx(bytes, path);

@@ -76,6 +76,9 @@ inline constexpr int64_t kMaxOnnxOpset = 17;
 // an opset beyond 17. Bytes that are not an ONNX model are DATA_LOSS. Every
 // message starts with `name`.
 absl::StatusOr<OnnxGraph> ReadOnnx(const std::string& bytes, const std::string& name);
+// The largest ONNX file read: protobuf parses no message of 2 GiB or more (a
+// model that large keeps its weights in external files, which are refused).
+inline constexpr int64_t kMaxOnnxBytes = (int64_t{2} << 30) - 1;
 
 // The graph as a source model: its last layer the output layer (softmax and sparse
 // categorical cross-entropy, or one sigmoid unit and binary cross-entropy; the

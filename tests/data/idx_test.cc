@@ -14,6 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "data/file_bytes.h"
+
 namespace seedproof {
 namespace {
 
@@ -341,6 +344,40 @@ TEST_F(IdxFiles, LabeledImagesPassesOnTheDamagedFilesError) {
   const std::string labels_path = Write("labels", Idx(0x08, {3}, {0, 1, 7}));
   ExpectError(ReadLabeledImages(images_path, labels_path, 2).status(),
               absl::StatusCode::kInvalidArgument, labels_path, "label out of range at index 2: 7");
+}
+
+// Issue 19: what a reader takes from one file is bounded (kMaxInputBytes), so a
+// spec naming a huge file, a device or a gzip bomb costs no more than the limit.
+// At the limit a file is read; one byte past it is refused before it is read
+// (its size says so) or as soon as a stream passes it.
+TEST_F(IdxFiles, AFileIsReadAtItsLimitAndRefusedOnePast) {
+  const Bytes file = Idx(0x08, {100, 10, 10}, Bytes(10000, 0));  // compresses below its size
+  const int64_t size = static_cast<int64_t>(file.size());
+  const std::string raw = Write("raw", file), gz = WriteGzip("gz", file);
+  ASSERT_TRUE(ReadFileBytes(raw, size).ok());
+  ExpectError(ReadFileBytes(raw, size - 1).status(), absl::StatusCode::kResourceExhausted, raw,
+              absl::StrCat("holds more than ", size - 1, " bytes, the most a file may hold"));
+  // Decompressed: the bound is on what the stream inflates to.
+  ASSERT_TRUE(ReadFileMaybeGzip(gz, size).ok());
+  ExpectError(ReadFileMaybeGzip(gz, size - 1).status(), absl::StatusCode::kResourceExhausted, gz,
+              absl::StrCat("decompresses to more than ", size - 1, " bytes"));
+  // A gzip bomb: 64 MiB of zeros in 64 KiB, read with the limit at 1 MiB.
+  const std::string bomb = Write("bomb.gz", Gzip(Bytes(64 << 20, 0)));
+  ExpectError(ReadFileMaybeGzip(bomb, 1 << 20).status(), absl::StatusCode::kResourceExhausted, bomb,
+              "decompresses to more than 1048576 bytes");
+}
+
+TEST_F(IdxFiles, AFilePastTheDefaultLimitOrADeviceIsNeverRead) {
+  // Sparse: its size is one past the limit, and no byte of it is read.
+  const std::string huge = Write("huge", {});
+  std::filesystem::resize_file(huge, static_cast<uintmax_t>(kMaxInputBytes) + 1);
+  ExpectError(ReadFileBytes(huge).status(), absl::StatusCode::kResourceExhausted, huge,
+              absl::StrCat("holds more than ", kMaxInputBytes, " bytes"));
+  ExpectError(ReadFileMaybeGzip("/dev/zero").status(), absl::StatusCode::kInvalidArgument,
+              "/dev/zero", "is a device, expected a file");
+  // The images of a dataset go through the same reader.
+  ExpectError(ReadIdxImages(huge).status(), absl::StatusCode::kResourceExhausted, huge,
+              "the most a file may hold");
 }
 
 }  // namespace

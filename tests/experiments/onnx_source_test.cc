@@ -173,6 +173,18 @@ TEST_F(OnnxSourceTest, LoadStudyShipsTheFileAndAStoredStudyNeedsItNoMore) {
   EXPECT_THAT(lost.status().message(), HasSubstr("cnn.onnx"));
 }
 
+// Issue 19: the largest ONNX file read is protobuf's limit; one byte past it
+// (a sparse file, never read) is refused by size, naming the file and the limit.
+TEST_F(OnnxSourceTest, AnOnnxFilePastItsLimitIsRefusedUnread) {
+  const fs::path huge = dir_ / "huge.onnx";
+  std::ofstream{huge};
+  fs::resize_file(huge, static_cast<uintmax_t>(kMaxOnnxBytes) + 1);
+  const absl::Status refused = ImportModelFile(huge.string()).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_THAT(refused.message(), HasSubstr(absl::StrCat(huge.string(), ": holds more than ",
+                                                        kMaxOnnxBytes, " bytes")));
+}
+
 // A transfer trial reuses the file's weights: with the reused layers frozen, what
 // they compute is what the file's graph computes.
 TEST_F(OnnxSourceTest, ATransferTrialRunsFromTheImportedWeights) {
