@@ -273,6 +273,16 @@ int main(int argc, char** argv) {
       ->add_option("--max-upload-bytes", coordinator.max_upload_bytes, "One model a worker uploads")
       ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()))
       ->capture_default_str();
+  coordinator_cmd
+      ->add_option("--max-workers", coordinator.max_workers,
+                   "Worker ids kept (every id ever registered)")
+      ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()))
+      ->capture_default_str();
+  coordinator_cmd
+      ->add_option("--max-streams", coordinator.max_streams,
+                   "Watch, Results and artifact streams open at once")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
+      ->capture_default_str();
   coordinator.metrics_listen = "127.0.0.1:9464";
   coordinator_cmd
       ->add_option("--metrics-listen", coordinator.metrics_listen,

@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 #include <openssl/crypto.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <limits>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -98,10 +100,45 @@ grpc::ServerUnaryReactor* AnswerNow(grpc::CallbackServerContext* context, Body&&
   return reactor;
 }
 
+// The streams open at once (Watch, Results, artifact uploads and downloads): each
+// holds a thread of gRPC's synchronous pool while it lasts. Past the limit a new
+// one is RESOURCE_EXHAUSTED and holds nothing.
+class OpenStreams {
+ public:
+  explicit OpenStreams(int64_t limit) : limit_(limit) {}
+
+  // Held while a stream is open.
+  class Slot {
+   public:
+    explicit Slot(OpenStreams* streams) : streams_(streams) {}
+    Slot(Slot&& other) noexcept : streams_(std::exchange(other.streams_, nullptr)) {}
+    Slot& operator=(Slot&&) = delete;
+    ~Slot() {
+      if (streams_ != nullptr) streams_->open_.fetch_sub(1);
+    }
+
+   private:
+    OpenStreams* streams_;
+  };
+
+  absl::StatusOr<Slot> Open() {
+    if (open_.fetch_add(1) >= limit_) {
+      open_.fetch_sub(1);
+      return absl::ResourceExhaustedError(absl::StrCat(
+          limit_, " streams are open, the most this coordinator serves at once (--max-streams)"));
+    }
+    return Slot(this);
+  }
+
+ private:
+  const int64_t limit_;
+  std::atomic<int64_t> open_{0};
+};
+
 class StudiesService final : public rpc::Studies::Service {
  public:
-  StudiesService(Store& store, const TokenCheck& auth, Doorbell& bell)
-      : store_(store), auth_(auth), bell_(bell) {}
+  StudiesService(Store& store, const TokenCheck& auth, Doorbell& bell, OpenStreams& streams)
+      : store_(store), auth_(auth), bell_(bell), streams_(streams) {}
 
   grpc::Status Submit(grpc::ServerContext* context, const rpc::SubmitRequest* request,
                       rpc::SweepStatus* reply) override {
@@ -161,6 +198,8 @@ class StudiesService final : public rpc::Studies::Service {
   grpc::Status Watch(grpc::ServerContext* context, const rpc::SweepRef* request,
                      grpc::ServerWriter<rpc::SweepStatus>* writer) override {
     if (auto s = auth_(context); !s.ok()) return s;
+    auto slot = streams_.Open();
+    if (!slot.ok()) return ToGrpc(slot.status());
     std::string last;
     for (;;) {
       const uint64_t seen = bell_.generation();
@@ -184,6 +223,8 @@ class StudiesService final : public rpc::Studies::Service {
   grpc::Status Results(grpc::ServerContext* context, const rpc::SweepRef* request,
                        grpc::ServerWriter<rpc::ResultLine>* writer) override {
     if (auto s = auth_(context); !s.ok()) return s;
+    auto slot = streams_.Open();
+    if (!slot.ok()) return ToGrpc(slot.status());
     auto results = store_.Results(request->sweep_id(), BlockedTrials::kIncluded);
     if (!results.ok()) return ToGrpc(results.status());
     for (const TrialResult& result : *results) {
@@ -198,6 +239,7 @@ class StudiesService final : public rpc::Studies::Service {
   Store& store_;
   const TokenCheck& auth_;
   Doorbell& bell_;
+  OpenStreams& streams_;
 };
 
 // The unary calls run on gRPC's callback threads, so a call holds no thread of
@@ -212,8 +254,13 @@ using TrialsBase = rpc::Trials::WithCallbackMethod_Register<
 class TrialsService final : public TrialsBase {
  public:
   TrialsService(Store& store, const TokenCheck& auth, Doorbell& bell, LeaseWaiters& waiters,
-                const CoordinatorOptions& options)
-      : store_(store), auth_(auth), bell_(bell), waiters_(waiters), options_(options) {}
+                OpenStreams& streams, const CoordinatorOptions& options)
+      : store_(store),
+        auth_(auth),
+        bell_(bell),
+        waiters_(waiters),
+        streams_(streams),
+        options_(options) {}
 
   // Before serving: where the events go.
   void UseMetrics(CoordinatorMetrics* metrics) {
@@ -388,6 +435,8 @@ class TrialsService final : public TrialsBase {
                               grpc::ServerReader<rpc::ArtifactChunk>* reader,
                               rpc::ArtifactRef* reply) override {
     if (auto s = auth_(context); !s.ok()) return s;
+    auto slot = streams_.Open();
+    if (!slot.ok()) return ToGrpc(slot.status());
     // Written to its file chunk by chunk: an upload holds one chunk in memory.
     auto file = store_.NewArtifact();
     if (!file.ok()) return ToGrpc(file.status());
@@ -417,6 +466,8 @@ class TrialsService final : public TrialsBase {
   grpc::Status DownloadArtifact(grpc::ServerContext* context, const rpc::ArtifactRef* request,
                                 grpc::ServerWriter<rpc::ArtifactChunk>* writer) override {
     if (auto s = auth_(context); !s.ok()) return s;
+    auto slot = streams_.Open();
+    if (!slot.ok()) return ToGrpc(slot.status());
     // Read from its file chunk by chunk, without the store's lock.
     auto file = store_.OpenArtifact(request->sha256());
     if (!file.ok()) return ToGrpc(file.status());
@@ -472,6 +523,7 @@ class TrialsService final : public TrialsBase {
   const TokenCheck& auth_;
   Doorbell& bell_;
   LeaseWaiters& waiters_;
+  OpenStreams& streams_;
   const CoordinatorOptions& options_;
   CoordinatorMetrics* metrics_ = nullptr;      // set before serving; nullptr: no metrics
   std::function<void()> trial_ended_ = [] {};  // a trial may have ended: later trials
@@ -490,8 +542,9 @@ class Server final : public CoordinatorServer {
         store_(std::move(store)),
         auth_(options.token),
         waiters_(*store_),
-        studies_(*store_, auth_, bell_),
-        trials_(*store_, auth_, bell_, waiters_, options_) {
+        streams_(options.max_streams),
+        studies_(*store_, auth_, bell_, streams_),
+        trials_(*store_, auth_, bell_, waiters_, streams_, options_) {
     bell_.OnRing([this] { waiters_.Serve(); });
   }
 
@@ -643,6 +696,7 @@ class Server final : public CoordinatorServer {
   TokenCheck auth_;
   Doorbell bell_;
   LeaseWaiters waiters_;
+  OpenStreams streams_;
   StudiesService studies_;
   TrialsService trials_;
   std::unique_ptr<grpc::Server> server_;
@@ -663,7 +717,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   }
   auto store = Store::Open(options.database, {.max_attempts = options.max_attempts,
                                               .lease_ms = options.lease_ms,
-                                              .max_artifact_bytes = options.max_artifact_bytes});
+                                              .max_artifact_bytes = options.max_artifact_bytes,
+                                              .max_workers = options.max_workers});
   if (!store.ok()) return store.status();
   auto server = std::make_unique<Server>(options, std::move(*store));
   if (auto s = server->Start(); !s.ok()) return s;

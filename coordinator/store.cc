@@ -446,6 +446,10 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
     return absl::InvalidArgumentError(
         absl::StrCat("max_artifact_bytes: ", options.max_artifact_bytes, "; at least 1"));
   }
+  if (options.max_workers < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_workers: ", options.max_workers, "; at least 1"));
+  }
   auto db = Database::Open(path, kBusyTimeoutMs);
   if (!db.ok()) return db.status();
   ArtifactFiles files(ArtifactFiles::DirFor(path));

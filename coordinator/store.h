@@ -58,6 +58,9 @@ struct StoreOptions {
   // All artifacts together (models, shipped datasets): a put or a submission
   // that would store more is RESOURCE_EXHAUSTED.
   int64_t max_artifact_bytes = int64_t{64} << 30;
+  // Worker ids the store keeps (every id ever registered: a worker's row stays
+  // with its attempts); registering one more is RESOURCE_EXHAUSTED.
+  int64_t max_workers = 100000;
   // Create or upgrade the schema. false (readers such as `seedproof report`): an
   // older or empty database is FAILED_PRECONDITION and stays as it was.
   bool migrate = true;
@@ -208,7 +211,7 @@ class Store {
   // ---- Workers and leases ----
 
   // Records a worker (again: its capabilities are replaced). A worker leases only
-  // after registering.
+  // after registering. A new id past max_workers is RESOURCE_EXHAUSTED.
   virtual absl::Status RegisterWorker(const std::string& worker_id,
                                       const std::string& capabilities_json, int64_t now_ms) = 0;
   // Every registered worker, by id.

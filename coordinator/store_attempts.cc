@@ -36,6 +36,12 @@ absl::Status SqliteStore::RegisterWorker(const std::string& worker_id,
   if (worker_id.empty()) return absl::InvalidArgumentError("worker_id: empty");
   std::lock_guard<std::mutex> lock(mu_);
   if (auto s = Usable(); !s.ok()) return s;
+  if (!last_seen_.contains(worker_id) &&
+      static_cast<int64_t>(last_seen_.size()) >= options_.max_workers) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("worker ", worker_id.substr(0, 80), ": ", last_seen_.size(),
+                     " workers are registered, the most this store keeps (max_workers)"));
+  }
   return Change([&]() -> absl::Status {
     last_seen_[worker_id] = now_ms;
     return db_

@@ -35,9 +35,7 @@ Sha256::Sha256() : context_(std::make_unique<Context>()) {
 
 Sha256::~Sha256() = default;
 
-void Sha256::Update(const void* bytes, size_t size) {
-  EVP_DigestUpdate(context_->md, bytes, size);
-}
+void Sha256::Update(const void* bytes, size_t size) { EVP_DigestUpdate(context_->md, bytes, size); }
 
 std::string Sha256::Hex() {
   unsigned char digest[EVP_MAX_MD_SIZE];

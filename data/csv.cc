@@ -47,9 +47,9 @@ class CsvRows {
     const int64_t features = static_cast<int64_t>(values_.size()) / rows_;
     data.example_shape = options_.shape.empty() ? Shape{features} : Shape(options_.shape);
     if (data.width() != features) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path_, ": rows have ", features, " feature values but shape ",
-          ShapeToString(data.example_shape), " needs ", data.width()));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path_, ": rows have ", features, " feature values but shape ",
+                       ShapeToString(data.example_shape), " needs ", data.width()));
     }
     if (all_bytes_) {
       data.storage = Dataset::Storage::kByte;
@@ -84,7 +84,7 @@ class CsvRows {
       names_.emplace_back(text);
     } else if (expected_ == 0) {
       first_row_.emplace_back(text);  // which field is the label is known at its end
-    } else if (field < expected_) {    // RowEnd reports a row that is too long
+    } else if (field < expected_) {   // RowEnd reports a row that is too long
       Value(field, text);
     }
   }
@@ -99,8 +99,8 @@ class CsvRows {
     if (text.empty()) {
       Fail(field, absl::StrCat(ColumnName(field), ": empty, expected a number"));
     } else if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(v)) {
-      Fail(field, absl::StrCat(ColumnName(field), ": '", std::string(text),
-                              "' is not a finite number"));
+      Fail(field,
+           absl::StrCat(ColumnName(field), ": '", std::string(text), "' is not a finite number"));
     } else {
       const auto f = static_cast<float>(v);
       all_bytes_ = all_bytes_ && f >= 0.0f && f <= 255.0f && f == std::floor(f);
@@ -130,8 +130,8 @@ class CsvRows {
       return;
     }
     auto label = labels_.OfText(label_text_);
-    if (!label.ok()) return Fail(label_, absl::StrCat(ColumnName(label_), ": ",
-                                                     label.status().message()));
+    if (!label.ok())
+      return Fail(label_, absl::StrCat(ColumnName(label_), ": ", label.status().message()));
     y_.push_back(*label);
     ++rows_;
     field_line_ = -1;
@@ -160,7 +160,7 @@ class CsvRows {
   const CsvOptions& options_;
   const std::string& path_;
   const LabelMap labels_;
-  std::vector<std::string> names_;  // the header's
+  std::vector<std::string> names_;      // the header's
   std::vector<std::string> first_row_;  // without a header, until its end
   bool header_done_ = false;
   int expected_ = 0;  // fields per row; 0 until the header or first row
@@ -181,9 +181,11 @@ class CsvRows {
 // 1-based byte column where field `field` of the row starting at `row` begins, as
 // libcsv splits it (-1: the row's end).
 int64_t ColumnOf(std::string_view row, int field) {
-  if (field < 0) return static_cast<int64_t>(row.find_first_of("\r\n") == std::string_view::npos
-                                                 ? row.size()
-                                                 : row.find_first_of("\r\n")) + 1;
+  if (field < 0)
+    return static_cast<int64_t>(row.find_first_of("\r\n") == std::string_view::npos
+                                    ? row.size()
+                                    : row.find_first_of("\r\n")) +
+           1;
   struct Count {
     int fields = 0;
   } count;
@@ -191,8 +193,9 @@ int64_t ColumnOf(std::string_view row, int field) {
   csv_init(&parser, CSV_STRICT);
   int64_t column = 1;
   for (size_t i = 0; i < row.size() && count.fields < field; ++i) {
-    csv_parse(&parser, row.data() + i, 1, [](void*, size_t, void* c) { ++static_cast<Count*>(c)->fields; },
-              nullptr, &count);
+    csv_parse(
+        &parser, row.data() + i, 1,
+        [](void*, size_t, void* c) { ++static_cast<Count*>(c)->fields; }, nullptr, &count);
     column = static_cast<int64_t>(i) + 2;
   }
   csv_free(&parser);
@@ -224,19 +227,20 @@ absl::StatusOr<ReadSet> ReadCsv(const std::string& path, const CsvOptions& optio
     rows.set_line(++line);
     if (csv_parse(&parser, text.data() + at, end - at, CsvRows::OnField, CsvRows::OnRow, &rows) !=
         end - at) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", line, ": malformed CSV: ",
-                                                     csv_strerror(csv_error(&parser))));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", line, ": malformed CSV: ", csv_strerror(csv_error(&parser))));
     }
     at = end;
   }
   if (!rows.failed() && csv_fini(&parser, CsvRows::OnField, CsvRows::OnRow, &rows) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ":", line, ": malformed CSV: ", csv_strerror(csv_error(&parser)),
-        " (a quoted field is not closed)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ":", line, ": malformed CSV: ", csv_strerror(csv_error(&parser)),
+                     " (a quoted field is not closed)"));
   }
   if (rows.failed()) {
     const int64_t l = rows.error_line();
-    if (rows.error_field() == -2) return absl::InvalidArgumentError(absl::StrCat(path, ":", l, ": ", rows.error()));
+    if (rows.error_field() == -2)
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", l, ": ", rows.error()));
     const size_t start = line_starts[static_cast<size_t>(l - 1)];
     const int64_t column = ColumnOf(text.substr(start), rows.error_field());
     return absl::InvalidArgumentError(absl::StrCat(path, ":", l, ":", column, ": ", rows.error()));

@@ -25,18 +25,16 @@ absl::Status CheckDataset(const Dataset& data) {
   const int64_t per_example = ElementCount(data.example_shape);
   if (data.is_view()) {
     const Dataset& source = *data.source;
-    const bool fits = static_cast<int64_t>(data.rows.size()) == data.size() &&
-                      !source.is_view() && source.storage == data.storage &&
-                      source.width() == per_example && data.x.empty() && data.bytes.empty() &&
-                      std::all_of(data.rows.begin(), data.rows.end(), [&](int64_t r) {
-                        return r >= 0 && r < source.size();
-                      });
+    const bool fits = static_cast<int64_t>(data.rows.size()) == data.size() && !source.is_view() &&
+                      source.storage == data.storage && source.width() == per_example &&
+                      data.x.empty() && data.bytes.empty() &&
+                      std::all_of(data.rows.begin(), data.rows.end(),
+                                  [&](int64_t r) { return r >= 0 && r < source.size(); });
     if (!fits) {
       return absl::InvalidArgumentError(absl::StrCat(
           "malformed dataset: a view of ", data.size(), " examples shaped ",
-          ShapeToString(data.example_shape), " has ", data.rows.size(),
-          " rows of a source of ", source.size(), " examples shaped ",
-          ShapeToString(source.example_shape)));
+          ShapeToString(data.example_shape), " has ", data.rows.size(), " rows of a source of ",
+          source.size(), " examples shaped ", ShapeToString(source.example_shape)));
     }
   }
   const bool bytes = data.storage == Dataset::Storage::kByte;
@@ -56,8 +54,9 @@ absl::Status CheckDataset(const Dataset& data) {
       (!sc.mean.empty() && sc.mean.size() != channels)) {
     return absl::InvalidArgumentError(
         absl::StrCat("malformed dataset: scaling needs a positive divisor and a mean and std "
-                     "per channel (", channels, "), has divisor ", sc.divisor, ", ",
-                     sc.mean.size(), " means, ", sc.std.size(), " stds"));
+                     "per channel (",
+                     channels, "), has divisor ", sc.divisor, ", ", sc.mean.size(), " means, ",
+                     sc.std.size(), " stds"));
   }
   for (int64_t i = 0; i < data.size(); ++i) {
     if (data.y[i] < 0 || data.y[i] >= data.num_classes) {
@@ -239,11 +238,13 @@ void CopyExamples(const Dataset& data, int64_t count, const RowOf& row_of, float
 }  // namespace
 
 void Dataset::CopyRange(int64_t first, int64_t count, float* out) const {
-  CopyExamples(*this, count, [first](int64_t i) { return first + i; }, out);
+  CopyExamples(
+      *this, count, [first](int64_t i) { return first + i; }, out);
 }
 
 void Dataset::CopyRows(const int64_t* indices, int64_t count, float* out) const {
-  CopyExamples(*this, count, [indices](int64_t i) { return indices[i]; }, out);
+  CopyExamples(
+      *this, count, [indices](int64_t i) { return indices[i]; }, out);
 }
 
 Dataset Dataset::ViewOf(std::shared_ptr<const Dataset> of) {

@@ -50,10 +50,10 @@ struct Scaling {
 struct Dataset {
   enum class Storage { kFloat, kByte };
 
-  Shape example_shape;     // (H, W, C), e.g. {28, 28, 1}, or (F) for tabular data
+  Shape example_shape;  // (H, W, C), e.g. {28, 28, 1}, or (F) for tabular data
   Storage storage = Storage::kFloat;
-  std::vector<float> x;        // kFloat: (n, H, W, C), row-major; empty in a view
-  std::vector<uint8_t> bytes;  // kByte: (n, H, W, C), row-major; empty in a view
+  std::vector<float> x;                   // kFloat: (n, H, W, C), row-major; empty in a view
+  std::vector<uint8_t> bytes;             // kByte: (n, H, W, C), row-major; empty in a view
   std::shared_ptr<const Dataset> source;  // a view's examples; null: its own
   std::vector<int64_t> rows;              // a view: example i is source's rows[i]
   Scaling scaling;
@@ -78,7 +78,8 @@ struct Dataset {
 
 // Reads an IDX image file and its label file (gzip or raw, see idx.h) into a
 // Dataset with example shape (rows, cols, 1), kept as bytes, scaled to [0, 1] as
-// float(byte) / 255.0f when batches are built (scaling.divisor 255). Labels must be below num_classes.
+// float(byte) / 255.0f when batches are built (scaling.divisor 255). Labels must be below
+// num_classes.
 absl::StatusOr<Dataset> LoadIdxDataset(std::string_view images_path, std::string_view labels_path,
                                        int num_classes);
 

@@ -70,7 +70,7 @@ struct DatasetSpec {
 
 // Which examples a task uses and how they are labelled.
 struct TaskSpec {
-  std::string name;  // for reports: "source", "shirt-vs-sandal", "6-vs-5"
+  std::string name;                       // for reports: "source", "shirt-vs-sandal", "6-vs-5"
   std::string dataset = "fashion-mnist";  // DatasetSpec::name
   // Multi-class: keep these classes, relabelled by position (Géron's task A).
   std::vector<int32_t> classes;

@@ -51,8 +51,7 @@ void PngRead(png_structp png, png_bytep out, size_t length) {
   source->at += length;
 }
 
-absl::StatusOr<DecodedImage> DecodePng(const std::vector<uint8_t>& bytes,
-                                       const std::string& path) {
+absl::StatusOr<DecodedImage> DecodePng(const std::vector<uint8_t>& bytes, const std::string& path) {
   PngSource source{&bytes, 0, {}};
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &source, PngError, PngWarning);
   if (png == nullptr) return absl::ResourceExhaustedError(absl::StrCat(path, ": libpng"));
@@ -135,8 +134,7 @@ absl::StatusOr<DecodedImage> DecodeJpeg(const std::vector<uint8_t>& bytes,
   jpeg_read_header(&cinfo, TRUE);
   if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
     jpeg_destroy_decompress(&cinfo);
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": a CMYK JPEG; save it as RGB or gray"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": a CMYK JPEG; save it as RGB or gray"));
   }
   cinfo.out_color_space = cinfo.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
   jpeg_start_decompress(&cinfo);
@@ -171,9 +169,10 @@ absl::StatusOr<DecodedImage> DecodeImage(const std::vector<uint8_t>& bytes,
   for (size_t i = 0; i < std::min<size_t>(bytes.size(), 8); ++i) {
     absl::StrAppend(&start, i ? " " : "", absl::StrFormat("%02x", bytes[i]));
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      path, ": not a PNG or JPEG image (", bytes.empty() ? "an empty file" : "it starts with " + start,
-      "); an image folder holds PNG and JPEG files only"));
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, ": not a PNG or JPEG image (",
+                   bytes.empty() ? "an empty file" : "it starts with " + start,
+                   "); an image folder holds PNG and JPEG files only"));
 }
 
 }  // namespace seedproof

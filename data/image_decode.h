@@ -23,6 +23,7 @@ struct DecodedImage {
 // CMYK is refused. A truncated or corrupt file is DATA_LOSS naming `path` and what
 // the library found ("libpng: IDAT: CRC error"); a warning (libjpeg's "premature end
 // of data segment") counts as damage too. Anything else is INVALID_ARGUMENT.
-absl::StatusOr<DecodedImage> DecodeImage(const std::vector<uint8_t>& bytes, const std::string& path);
+absl::StatusOr<DecodedImage> DecodeImage(const std::vector<uint8_t>& bytes,
+                                         const std::string& path);
 
 }  // namespace seedproof

@@ -25,8 +25,9 @@ absl::StatusOr<std::vector<fs::directory_entry>> Entries(const fs::path& dir) {
   std::error_code ec;
   fs::directory_iterator it(dir, ec);
   if (ec) {
-    return absl::Status(ec == std::errc::no_such_file_or_directory ? absl::StatusCode::kNotFound
-                                                                    : absl::StatusCode::kInvalidArgument,
+    return absl::Status(ec == std::errc::no_such_file_or_directory
+                            ? absl::StatusCode::kNotFound
+                            : absl::StatusCode::kInvalidArgument,
                         absl::StrCat(dir.string(), ": cannot list the folder: ", ec.message()));
   }
   std::vector<fs::directory_entry> entries;
@@ -61,7 +62,6 @@ absl::Status CollectFiles(const fs::path& dir, const fs::path& class_root, int32
   return absl::OkStatus();
 }
 
-
 }  // namespace
 
 absl::StatusOr<ReadSet> ReadImageFolder(const std::string& dir_name,
@@ -77,29 +77,32 @@ absl::StatusOr<ReadSet> ReadImageFolder(const std::string& dir_name,
     std::error_code ec;
     if (!e.is_directory(ec)) {
       return absl::InvalidArgumentError(
-          absl::StrCat(e.path().string(), ": a file beside the class folders; an image folder "
-                                          "holds one sub-folder per class and nothing else"));
+          absl::StrCat(e.path().string(),
+                       ": a file beside the class folders; an image folder "
+                       "holds one sub-folder per class and nothing else"));
     }
     found.push_back(e.path().filename().string());
   }
   if (declared.count > 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        dir_name, ": an image folder's classes are its sub-folders; declare them as a list of "
-                  "names (the order gives the labels), not a count"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(dir_name,
+                     ": an image folder's classes are its sub-folders; declare them as a list of "
+                     "names (the order gives the labels), not a count"));
   }
   ReadSet set;
   set.class_names = declared.names.empty() ? found : declared.names;
   for (const std::string& name : found) {
     if (std::find(set.class_names.begin(), set.class_names.end(), name) == set.class_names.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat((dir / name).string(), ": folder '", name, "' is not a declared class (",
-                       absl::StrJoin(declared.names, ", "), ")"));
+      return absl::InvalidArgumentError(absl::StrCat((dir / name).string(), ": folder '", name,
+                                                     "' is not a declared class (",
+                                                     absl::StrJoin(declared.names, ", "), ")"));
     }
   }
   if (set.class_names.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(dir_name, ": no class folders; an image folder holds one sub-folder per "
-                               "class, each with that class's images"));
+        absl::StrCat(dir_name,
+                     ": no class folders; an image folder holds one sub-folder per "
+                     "class, each with that class's images"));
   }
 
   std::vector<ImageFile> files;
@@ -107,8 +110,8 @@ absl::StatusOr<ReadSet> ReadImageFolder(const std::string& dir_name,
     const fs::path class_dir = dir / set.class_names[label];
     if (std::find(found.begin(), found.end(), set.class_names[label]) == found.end()) {
       if (options.allow_missing_classes) continue;
-      return absl::InvalidArgumentError(absl::StrCat(
-          class_dir.string(), ": no folder for class '", set.class_names[label], "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(class_dir.string(), ": no folder for class '", set.class_names[label], "'"));
     }
     const size_t before = files.size();
     if (auto s = CollectFiles(class_dir, class_dir, static_cast<int32_t>(label), files); !s.ok()) {
@@ -135,8 +138,8 @@ absl::StatusOr<ReadSet> ReadImageFolder(const std::string& dir_name,
     auto image = DecodeImage(*bytes, path);
     if (!image.ok()) return image.status();
     if (options.channels != 0 && image->channels != options.channels) {
-      image->pixels = ConvertChannels(image->pixels, static_cast<int>(image->channels),
-                                      options.channels);
+      image->pixels =
+          ConvertChannels(image->pixels, static_cast<int>(image->channels), options.channels);
       image->channels = options.channels;
     }
     if (options.size) {

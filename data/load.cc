@@ -33,10 +33,9 @@ absl::StatusOr<std::string> FindFile(const fs::path& dir, const std::vector<std:
       if (fs::exists(dir / candidate)) return (dir / candidate).string();
     }
   }
-  return absl::NotFoundError(absl::StrCat((dir / names.front()).string(),
-                                          ": cannot open: no such file (looked for ",
-                                          absl::StrJoin(names, ", "), ", raw or .gz, in ",
-                                          dir.string(), ")"));
+  return absl::NotFoundError(
+      absl::StrCat((dir / names.front()).string(), ": cannot open: no such file (looked for ",
+                   absl::StrJoin(names, ", "), ", raw or .gz, in ", dir.string(), ")"));
 }
 
 DeclaredClasses Declared(const DatasetSpec& spec) {
@@ -48,8 +47,8 @@ DeclaredClasses Declared(const DatasetSpec& spec) {
 absl::StatusOr<ReadSet> ReadIdxSplit(const fs::path& root, bool train,
                                      const DeclaredClasses& classes) {
   std::vector<std::string> images, labels;
-  for (const char* prefix : train ? std::vector<const char*>{"train"}
-                                  : std::vector<const char*>{"t10k", "test"}) {
+  for (const char* prefix :
+       train ? std::vector<const char*>{"train"} : std::vector<const char*>{"t10k", "test"}) {
     images.push_back(absl::StrCat(prefix, "-images-idx3-ubyte"));
     images.push_back(absl::StrCat(prefix, "-images.idx3-ubyte"));
     labels.push_back(absl::StrCat(prefix, "-labels-idx1-ubyte"));
@@ -91,12 +90,11 @@ absl::StatusOr<ReadSet> ReadSplit(const DatasetSpec& spec, bool train,
     case DatasetFormat::kIdx:
       return ReadIdxSplit(root, train, classes);
     case DatasetFormat::kImages:
-      return ReadImageFolder(
-          (one_set ? root : root / (train ? "train" : "test")).string(),
-          {.classes = classes,
-           .channels = spec.channels,
-           .size = spec.image_size,
-           .allow_missing_classes = !train});
+      return ReadImageFolder((one_set ? root : root / (train ? "train" : "test")).string(),
+                             {.classes = classes,
+                              .channels = spec.channels,
+                              .size = spec.image_size,
+                              .allow_missing_classes = !train});
     case DatasetFormat::kNpy: {
       const std::string& x = train ? spec.x_train : spec.x_test;
       const std::string& y = train ? spec.y_train : spec.y_test;
@@ -196,10 +194,10 @@ absl::StatusOr<LoadedDataset> LoadDataset(const DatasetSpec& spec) {
   }
   TrainTest& d = loaded.data;
   if (d.train.example_shape != d.test.example_shape && !d.test.y.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "dataset '", spec.name, "' at ", Where(spec), ": training examples are ",
-        ShapeToString(d.train.example_shape), " but test examples are ",
-        ShapeToString(d.test.example_shape)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("dataset '", spec.name, "' at ", Where(spec), ": training examples are ",
+                     ShapeToString(d.train.example_shape), " but test examples are ",
+                     ShapeToString(d.test.example_shape)));
   }
   if (d.train.storage != d.test.storage && !d.test.y.empty()) {
     // One split of bytes, one of floats (a CSV whose test file has a fraction):
@@ -211,10 +209,10 @@ absl::StatusOr<LoadedDataset> LoadDataset(const DatasetSpec& spec) {
   d.train.num_classes = d.test.num_classes = num_classes;
   if (d.test.y.empty()) d.test.example_shape = d.train.example_shape;
   d.test.storage = d.train.storage;
-  loaded.class_names = !train->class_names.empty() && static_cast<int>(train->class_names.size()) ==
-                                                          num_classes
-                           ? train->class_names
-                           : NumberNames(num_classes);
+  loaded.class_names =
+      !train->class_names.empty() && static_cast<int>(train->class_names.size()) == num_classes
+          ? train->class_names
+          : NumberNames(num_classes);
   if (!spec.class_names.empty()) loaded.class_names = spec.class_names;
   if (spec.fashion_mnist() && spec.class_names.empty()) loaded.class_names = classes.names;
   loaded.sha256 = DatasetSha256(loaded.data);
@@ -230,8 +228,8 @@ absl::StatusOr<LoadedDataset> LoadDatasetFromPieces(const DatasetSpec& spec,
   if (!data.ok()) return data.status();
   LoadedDataset loaded;
   loaded.data = *std::move(data);
-  loaded.class_names = spec.class_names.empty() ? NumberNames(loaded.data.train.num_classes)
-                                                : spec.class_names;
+  loaded.class_names =
+      spec.class_names.empty() ? NumberNames(loaded.data.train.num_classes) : spec.class_names;
   loaded.sha256 = sha256;
   return loaded;
 }
@@ -264,12 +262,12 @@ absl::StatusOr<Dataset> Preprocess(Dataset data, const DatasetSpec& spec) {
   const int64_t have = out.example_shape.empty() ? 0 : out.example_shape.back();
   if (spec.channels != 0 && spec.channels != have) {
     if (out.is_view()) out = out.Materialized();  // converted values are the task's own
-    if (out.example_shape.size() != 3 || !((have == 1 && spec.channels == 3) ||
-                                            (have == 3 && spec.channels == 1))) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "dataset '", spec.name, "': cannot convert examples of shape ",
-          ShapeToString(out.example_shape), " to ", spec.channels,
-          " channels (gray <-> RGB only, on (height, width, channels) images)"));
+    if (out.example_shape.size() != 3 ||
+        !((have == 1 && spec.channels == 3) || (have == 3 && spec.channels == 1))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("dataset '", spec.name, "': cannot convert examples of shape ",
+                       ShapeToString(out.example_shape), " to ", spec.channels,
+                       " channels (gray <-> RGB only, on (height, width, channels) images)"));
     }
     out.example_shape.back() = spec.channels;
     if (out.storage == Dataset::Storage::kByte) {
@@ -281,13 +279,16 @@ absl::StatusOr<Dataset> Preprocess(Dataset data, const DatasetSpec& spec) {
   out.scaling.divisor = spec.scale.value_or(DefaultScale(spec, out.storage));
   out.scaling.mean = spec.mean;
   out.scaling.std = spec.std;
-  const size_t channels = static_cast<size_t>(out.example_shape.empty() ? 0 : out.example_shape.back());
+  const size_t channels =
+      static_cast<size_t>(out.example_shape.empty() ? 0 : out.example_shape.back());
   if (!(out.scaling.divisor > 0) || spec.mean.size() != spec.std.size() ||
       (!spec.mean.empty() && spec.mean.size() != channels) ||
       std::any_of(spec.std.begin(), spec.std.end(), [](float s) { return !(s > 0); })) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "dataset '", spec.name, "': scale must be > 0 and mean and std need one positive std "
-        "and a mean per channel (", channels, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("dataset '", spec.name,
+                     "': scale must be > 0 and mean and std need one positive std "
+                     "and a mean per channel (",
+                     channels, ")"));
   }
   return out;
 }

@@ -27,7 +27,7 @@
 namespace seedproof {
 
 struct LoadedDataset {
-  TrainTest data;  // as decoded: bytes stay bytes, scaling identity
+  TrainTest data;                        // as decoded: bytes stay bytes, scaling identity
   std::vector<std::string> class_names;  // by label
   std::string sha256;                    // of EncodeDataset(data)
 };

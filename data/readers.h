@@ -82,7 +82,7 @@ struct CsvOptions {
   int label_index = -1;      // 0-based; negative counts from the end (-1: the last)
   // The shape the feature values of a row form, as (H, W, C); empty: a flat (F).
   std::vector<int64_t> shape;
-  DeclaredClasses classes;   // labels may be class names when names are declared
+  DeclaredClasses classes;  // labels may be class names when names are declared
 };
 
 // A CSV file (gzip-compressed or not) with one example per row: the label column,

@@ -20,8 +20,7 @@ void ResizeImage(const float* src, int64_t ih, int64_t iw, int64_t c, float* dst
       const int64_t x0 = static_cast<int64_t>(fx), x1 = std::min(x0 + 1, iw - 1);
       const float wx = static_cast<float>(fx - static_cast<double>(x0));
       for (int64_t k = 0; k < c; ++k) {
-        const float top =
-            src[(y0 * iw + x0) * c + k] * (1 - wx) + src[(y0 * iw + x1) * c + k] * wx;
+        const float top = src[(y0 * iw + x0) * c + k] * (1 - wx) + src[(y0 * iw + x1) * c + k] * wx;
         const float bottom =
             src[(y1 * iw + x0) * c + k] * (1 - wx) + src[(y1 * iw + x1) * c + k] * wx;
         dst[(y * ow + x) * c + k] = top * (1 - wy) + bottom * wy;

@@ -39,9 +39,8 @@ absl::StatusOr<TaskSplits> BuildTaskSplits(std::shared_ptr<const TrainTest> shar
                                            const DatasetSpec& dataset, const TaskSpec& task,
                                            uint64_t subset_seed, const Shape& model_input) {
   // Views of the dataset's two splits: a task copies row numbers and labels only.
-  const TrainTest data = {
-      Dataset::ViewOf(std::shared_ptr<const Dataset>(shared, &shared->train)),
-      Dataset::ViewOf(std::shared_ptr<const Dataset>(shared, &shared->test))};
+  const TrainTest data = {Dataset::ViewOf(std::shared_ptr<const Dataset>(shared, &shared->train)),
+                          Dataset::ViewOf(std::shared_ptr<const Dataset>(shared, &shared->test))};
   const int64_t validation = dataset.validation;
   if (validation < 0 || validation > data.train.size()) {
     return absl::InvalidArgumentError(absl::StrCat("validation ", validation, " is not in [0, ",

@@ -509,7 +509,8 @@ TEST(Cluster, StorageLimitFlagsOutOfRangeAreNamed) {
   fs::create_directories(dir);
   std::ofstream(dir / "token") << kToken << "\n";
   const std::string db = (dir / "x.db").string();
-  for (const std::string flag : {"--max-artifact-bytes 0", "--max-upload-bytes -5"}) {
+  for (const std::string flag :
+       {"--max-artifact-bytes 0", "--max-upload-bytes -5", "--max-workers 0", "--max-streams 0"}) {
     const CommandRun run = RunSeedproof(absl::StrCat("coordinator --db ", db, " --token-file ",
                                                      (dir / "token").string(), " ", flag));
     EXPECT_NE(run.exit_code, 0) << flag;
@@ -674,12 +675,25 @@ TEST_F(Rpc, MalformedRequestsNameTheField) {
     EXPECT_THAT(s.error_message(), HasSubstr("sha256"));
   }
   {
-    grpc::ClientContext ctx;
-    Authorize(ctx);
+    // The server's message limit, at it and one byte past it, from a client
+    // that sends anything (seedproof's own stops at the limit itself).
+    grpc::ChannelArguments args;
+    args.SetMaxSendMessageSize(2 * kMaxMessageBytes);
+    auto studies = rpc::Studies::NewStub(
+        grpc::CreateCustomChannel(cluster_->address(), grpc::InsecureChannelCredentials(), args));
     rpc::SubmitRequest request;
-    request.set_spec_text(std::string(kMaxMessageBytes + 1024, '#'));
+    request.set_spec_text(std::string(kMaxMessageBytes - 5, '#'));  // tag + 4-byte length
+    ASSERT_EQ(request.ByteSizeLong(), static_cast<size_t>(kMaxMessageBytes));
+    grpc::ClientContext at;
+    Authorize(at);
     rpc::SweepStatus status;
-    EXPECT_EQ(studies_->Submit(&ctx, request, &status).error_code(),
+    const grpc::Status taken = studies->Submit(&at, request, &status);
+    EXPECT_EQ(taken.error_code(), grpc::StatusCode::INVALID_ARGUMENT);  // read, then refused
+    EXPECT_THAT(taken.error_message(), HasSubstr("spec_text"));
+    request.mutable_spec_text()->push_back('#');
+    grpc::ClientContext past;
+    Authorize(past);
+    EXPECT_EQ(studies->Submit(&past, request, &status).error_code(),
               grpc::StatusCode::RESOURCE_EXHAUSTED);
   }
   {
@@ -1116,6 +1130,67 @@ TEST_F(Rpc, StoredStringsAreAcceptedAtTheirLimitAndRefusedOnePast) {
     ExpectRefused(trials_->Lease(&ctx, request, &lease), grpc::StatusCode::INVALID_ARGUMENT,
                   "worker_id: 257 bytes");
   }
+}
+
+// Issue 19: the streams open at once are bounded. At --max-streams a new one
+// (a Watch, a download) is refused, naming the limit; once a stream ends its
+// place is free again.
+TEST(Cluster, StreamsAreServedUpToTheirLimit) {
+  Cluster cluster("stream_limit");
+  cluster.AddServerArgs({"--max-streams", "2"});
+  cluster.StartCoordinator();
+  const std::string sweep = cluster.Submit();  // no worker: it stays running
+  ASSERT_FALSE(sweep.empty());
+  auto studies = rpc::Studies::NewStub(*MakeChannel(cluster.address(), ""));
+  rpc::SweepRef ref;
+  ref.set_sweep_id(sweep);
+  struct Watch {
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReader<rpc::SweepStatus>> reader;
+    rpc::SweepStatus first;
+  };
+  // A watch whose first message arrived: its stream is open on the server.
+  auto watch = [&](Watch& w) {
+    RpcAuth{kToken}.Apply(w.ctx, 60000);
+    w.reader = studies->Watch(&w.ctx, ref);
+    return w.reader->Read(&w.first);
+  };
+  Watch one, two;
+  ASSERT_TRUE(watch(one));
+  ASSERT_TRUE(watch(two));
+  {
+    Watch three;
+    EXPECT_FALSE(watch(three));
+    const grpc::Status refused = three.reader->Finish();
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(refused.error_message(),
+                HasSubstr("2 streams are open, the most this coordinator serves at once"));
+  }
+  {
+    auto trials = rpc::Trials::NewStub(*MakeChannel(cluster.address(), ""));
+    grpc::ClientContext ctx;
+    RpcAuth{kToken}.Apply(ctx, 60000);
+    rpc::ArtifactRef artifact;
+    artifact.set_sha256(Sha256Hex("anything"));
+    auto download = trials->DownloadArtifact(&ctx, artifact);
+    rpc::ArtifactChunk chunk;
+    EXPECT_FALSE(download->Read(&chunk));
+    EXPECT_EQ(download->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  one.ctx.TryCancel();
+  one.reader->Finish().IgnoreError();
+  // The server notices the cancel at its next look (a ring, or half a second).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  bool served = false;
+  while (!served && std::chrono::steady_clock::now() < deadline) {
+    Watch again;
+    served = watch(again);
+    if (served) again.ctx.TryCancel();
+    again.reader->Finish().IgnoreError();
+  }
+  EXPECT_TRUE(served);
+  two.ctx.TryCancel();
+  two.reader->Finish().IgnoreError();
 }
 
 // Finding 5's limits on artifacts: one upload is taken at --max-upload-bytes

@@ -454,6 +454,27 @@ TEST_F(StoreTest, OptionsOutOfRangeAreRejected) {
   store = Store::Open(path_, {.max_artifact_bytes = 0});
   ASSERT_FALSE(store.ok());
   EXPECT_THAT(store.status().message(), HasSubstr("max_artifact_bytes: 0; at least 1"));
+  store = Store::Open(path_, {.max_workers = 0});
+  ASSERT_FALSE(store.ok());
+  EXPECT_THAT(store.status().message(), HasSubstr("max_workers: 0; at least 1"));
+}
+
+// Issue 19: the workers a store keeps are bounded. At max_workers a new id is
+// refused, naming the limit, and stores nothing; a registered one may register
+// again; the count survives a reopen (it is the table's).
+TEST_F(StoreTest, WorkersAreKeptUpToTheirLimit) {
+  Reopen({.max_workers = 2});  // w1 is registered
+  ASSERT_TRUE(store_->RegisterWorker("w2", "{}", kT0).ok());
+  const absl::Status refused = store_->RegisterWorker("w3", "{}", kT0);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused.message(),
+              HasSubstr("worker w3: 2 workers are registered, the most this store keeps"));
+  EXPECT_EQ(RawInt("SELECT count(*) FROM workers"), 2);
+  EXPECT_TRUE(store_->RegisterWorker("w1", R"({"threads": 2})", kT0).ok());
+  Reopen({.max_workers = 2});
+  EXPECT_EQ(store_->RegisterWorker("w3", "{}", kT0).code(), absl::StatusCode::kResourceExhausted);
+  Reopen({.max_workers = 3});
+  EXPECT_TRUE(store_->RegisterWorker("w3", "{}", kT0).ok());
 }
 
 // ---------------------------------------------------------------------------
