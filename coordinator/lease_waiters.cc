@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "coordinator/server_util.h"
 
 namespace seedproof {
@@ -49,20 +50,35 @@ LeaseWaiters::~LeaseWaiters() {
 }
 
 void LeaseWaiters::Park(LeaseCall* call) {
+  LeaseCall* superseded = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!closed_) {
-      waiting_.push_back(call);
+      if (auto older = by_worker_.find(call->worker_id); older != by_worker_.end()) {
+        superseded = *older->second;
+        Erase(older->second);
+      }
+      by_worker_[call->worker_id] = waiting_.insert(waiting_.end(), call);
       Counted();
       cv_.notify_all();  // the timer may need to wake earlier
       call = nullptr;
     }
+  }
+  if (superseded != nullptr) {
+    superseded->Finish(grpc::Status(
+        grpc::StatusCode::UNAVAILABLE,
+        absl::StrCat("a newer Lease call of worker ", superseded->worker_id, " took its place")));
   }
   if (call != nullptr) {
     call->Finish(Stopping());
     return;
   }
   Serve();
+}
+
+std::list<LeaseCall*>::iterator LeaseWaiters::Erase(std::list<LeaseCall*>::iterator it) {
+  by_worker_.erase((*it)->worker_id);
+  return waiting_.erase(it);
 }
 
 void LeaseWaiters::Serve() {
@@ -73,7 +89,7 @@ void LeaseWaiters::Serve() {
       LeaseCall* call = waiting_.front();
       auto lease = store_.LeaseNext(call->worker_id, NowMs());
       if (lease.ok() && !lease->has_value()) break;  // nothing for anyone
-      waiting_.pop_front();
+      Erase(waiting_.begin());
       Counted();
       if (!lease.ok()) {
         answered.emplace_back(call, ToGrpc(lease.status()));
@@ -100,6 +116,7 @@ void LeaseWaiters::Close() {
     std::lock_guard<std::mutex> lock(mu_);
     closed_ = true;
     left.swap(waiting_);
+    by_worker_.clear();
     Counted();
   }
   cv_.notify_all();
@@ -118,7 +135,7 @@ bool LeaseWaiters::Take(LeaseCall* call) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
     if (*it == call) {
-      waiting_.erase(it);
+      Erase(it);
       Counted();
       return true;
     }
@@ -135,7 +152,7 @@ void LeaseWaiters::ExpireLoop() {
     for (auto it = waiting_.begin(); it != waiting_.end();) {
       if ((*it)->deadline <= now) {
         expired.push_back(*it);
-        it = waiting_.erase(it);
+        it = Erase(it);
       } else {
         next = std::min(next, (*it)->deadline);
         ++it;

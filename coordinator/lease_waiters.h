@@ -19,6 +19,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
 #include "coordinator/metrics.h"
 #include "coordinator/store.h"
@@ -84,7 +85,10 @@ class LeaseWaiters {
   void UseMetrics(CoordinatorMetrics* metrics) { metrics_ = metrics; }
 
   // Adds a call (it found nothing a moment ago), then serves: a trial that became
-  // ready in between is not missed.
+  // ready in between is not missed. A worker has one waiting call: a newer one
+  // (its client reconnected, or it sends many) takes the older one's place, which
+  // is answered UNAVAILABLE (a worker retries after a pause). So the waiting
+  // calls are at most the registered workers (--max-workers).
   void Park(LeaseCall* call);
   // Leases to the oldest waiting calls while the store has trials for them.
   void Serve();
@@ -98,6 +102,8 @@ class LeaseWaiters {
   void Counted();
   // Takes the call off the list; false when someone else already answered it.
   bool Take(LeaseCall* call);
+  // Erases a waiting call, and its worker's entry; mu_ is held.
+  std::list<LeaseCall*>::iterator Erase(std::list<LeaseCall*>::iterator it);
   // Answers calls whose deadline passed, until Close.
   void ExpireLoop();
 
@@ -106,6 +112,7 @@ class LeaseWaiters {
   std::mutex mu_;
   std::condition_variable cv_;
   std::list<LeaseCall*> waiting_;
+  std::unordered_map<std::string, std::list<LeaseCall*>::iterator> by_worker_;  // in waiting_
   bool closed_ = false;
   std::thread timer_;
 };

@@ -713,6 +713,42 @@ TEST_F(Rpc, MalformedRequestsNameTheField) {
 
 // The long poll: a Lease that finds nothing waits without a thread of its own,
 // and is answered once, by whichever comes first.
+// Issue 19: a worker has one waiting Lease call. A newer one takes the older
+// one's place, which is answered UNAVAILABLE (a worker retries after a pause),
+// so thousands of calls from one client hold no more than one; another worker's
+// call waits beside it.
+TEST_F(Rpc, AWorkerHasOneWaitingLeaseCall) {
+  ASSERT_TRUE(Register("w").ok());
+  ASSERT_TRUE(Register("v").ok());
+  const auto lease = [&](const std::string& worker_id, int64_t wait_ms, rpc::LeaseReply* reply) {
+    grpc::ClientContext ctx;
+    RpcAuth{kToken}.Apply(ctx, 60000);
+    rpc::LeaseRequest request;
+    request.set_worker_id(worker_id);
+    request.set_wait_ms(wait_ms);
+    return trials_->Lease(&ctx, request, reply);
+  };
+  const auto waiting = [&] { return cluster_->Metric("seedproof_lease_calls_waiting"); };
+  rpc::LeaseReply older_reply, newer_reply, other_reply;
+  grpc::Status older, newer, other;
+  std::thread first([&] { older = lease("w", 30000, &older_reply); });
+  ASSERT_TRUE(WaitUntil([&] { return waiting() == 1; }));
+  std::thread second([&] { newer = lease("w", 30000, &newer_reply); });
+  first.join();  // answered as the newer call took its place
+  EXPECT_EQ(older.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(older.error_message(), HasSubstr("a newer Lease call of worker w took its place"));
+  std::thread third([&] { other = lease("v", 30000, &other_reply); });
+  ASSERT_TRUE(WaitUntil([&] { return waiting() == 2; }));
+  ASSERT_FALSE(cluster_->Submit().empty());  // trials for both
+  second.join();
+  third.join();
+  EXPECT_TRUE(newer.ok()) << newer.error_message();
+  EXPECT_TRUE(newer_reply.leased());
+  EXPECT_TRUE(other.ok()) << other.error_message();
+  EXPECT_TRUE(other_reply.leased());
+  EXPECT_EQ(waiting(), 0);
+}
+
 TEST_F(Rpc, WaitingLeasesAreAnsweredByATrialTheirDeadlineCancelOrShutdown) {
   using Clock = std::chrono::steady_clock;
   const auto seconds_since = [](Clock::time_point t) {
