@@ -433,6 +433,20 @@ const char* SweepStateName(SweepState state) { return NameIn(kSweepStateNames, s
 
 const char* TrialStateName(TrialState state) { return NameIn(kTrialStateNames, state); }
 
+absl::Status Store::PutArtifact(int64_t attempt_id, const std::string& sha256,
+                                const std::string& bytes, int64_t now_ms) {
+  auto file = NewArtifact();
+  if (!file.ok()) return file.status();
+  if (auto s = (*file)->Append(bytes); !s.ok()) return s;
+  return PutArtifact(attempt_id, sha256, **file, now_ms);
+}
+
+absl::StatusOr<std::string> Store::GetArtifact(const std::string& sha256) {
+  auto file = OpenArtifact(sha256);
+  if (!file.ok()) return file.status();
+  return file->ReadAll();
+}
+
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
                                                    const StoreOptions& options) {
   if (options.max_attempts < 1) {

@@ -370,28 +370,6 @@ absl::StatusOr<std::vector<int64_t>> SqliteStore::FailWorker(const std::string& 
 // ---------------------------------------------------------------------------
 // Artifacts
 
-}  // namespace seedproof::store_internal
-
-namespace seedproof {
-
-absl::Status Store::PutArtifact(int64_t attempt_id, const std::string& sha256,
-                                const std::string& bytes, int64_t now_ms) {
-  auto file = NewArtifact();
-  if (!file.ok()) return file.status();
-  if (auto s = (*file)->Append(bytes); !s.ok()) return s;
-  return PutArtifact(attempt_id, sha256, **file, now_ms);
-}
-
-absl::StatusOr<std::string> Store::GetArtifact(const std::string& sha256) {
-  auto file = OpenArtifact(sha256);
-  if (!file.ok()) return file.status();
-  return file->ReadAll();
-}
-
-}  // namespace seedproof
-
-namespace seedproof::store_internal {
-
 absl::Status SqliteStore::PutArtifact(int64_t attempt_id, const std::string& sha256,
                                       ArtifactWriter& upload, int64_t now_ms) {
   if (auto s = CheckSha256Field("sha256", sha256); !s.ok()) return s;
