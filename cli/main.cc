@@ -280,7 +280,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   coordinator_cmd
       ->add_option("--max-streams", coordinator.max_streams,
-                   "Watch, Results and artifact streams open at once")
+                   "Streams open at once: watches and results, and artifact transfers, each")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
       ->capture_default_str();
   coordinator.metrics_listen = "127.0.0.1:9464";

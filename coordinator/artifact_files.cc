@@ -18,7 +18,12 @@ namespace {
 
 constexpr char kIncoming[] = ".incoming";
 
-absl::Status Errno(const std::string& what) { return absl::ErrnoToStatus(errno, what); }
+// errno as a status; read before the message is built (an allocation may set it).
+template <typename... Parts>
+absl::Status Errno(const Parts&... parts) {
+  const int error = errno;
+  return absl::ErrnoToStatus(error, absl::StrCat(parts...));
+}
 
 bool IsSha256Name(const std::string& name) {
   if (name.size() != 64) return false;
@@ -28,21 +33,24 @@ bool IsSha256Name(const std::string& name) {
   return true;
 }
 
-// A rename or an unlink lasts once the folder is synced.
-absl::Status SyncDir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Errno(absl::StrCat(dir, ": cannot open"));
+}  // namespace
+
+absl::Status SyncFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Errno(path, ": cannot open");
   const int synced = ::fsync(fd);
   const int error = errno;
   ::close(fd);
-  if (synced != 0) return absl::ErrnoToStatus(error, absl::StrCat(dir, ": cannot sync"));
+  if (synced != 0) return absl::ErrnoToStatus(error, absl::StrCat(path, ": cannot sync"));
   return absl::OkStatus();
 }
+
+namespace {
 
 // The names in a folder, "." and ".." left out.
 absl::StatusOr<std::vector<std::string>> Names(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return Errno(absl::StrCat(dir, ": cannot list"));
+  if (d == nullptr) return Errno(dir, ": cannot list");
   std::vector<std::string> names;
   while (const dirent* entry = ::readdir(d)) {
     const std::string name = entry->d_name;
@@ -54,7 +62,7 @@ absl::StatusOr<std::vector<std::string>> Names(const std::string& dir) {
 
 absl::Status MakeDir(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return Errno(absl::StrCat(dir, ": cannot create the folder"));
+    return Errno(dir, ": cannot create the folder");
   }
   return absl::OkStatus();
 }
@@ -75,14 +83,14 @@ absl::Status ArtifactWriter::Append(std::string_view bytes) {
   while (!bytes.empty()) {
     const ssize_t wrote = ::write(fd_, bytes.data(), bytes.size());
     if (wrote < 0 && errno == EINTR) continue;
-    if (wrote < 0) return Errno(absl::StrCat(path_, ": cannot write"));
+    if (wrote < 0) return Errno(path_, ": cannot write");
     bytes.remove_prefix(static_cast<size_t>(wrote));
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> ArtifactWriter::Finish() {
-  if (::fsync(fd_) != 0) return Errno(absl::StrCat(path_, ": cannot sync"));
+  if (::fsync(fd_) != 0) return Errno(path_, ": cannot sync");
   sha256_ = hash_.Hex();
   return sha256_;
 }
@@ -102,7 +110,7 @@ absl::StatusOr<std::string> ArtifactReader::Read(int64_t offset, int64_t max_byt
     const ssize_t got = ::pread(fd_, bytes.data() + have, bytes.size() - have,
                                 static_cast<off_t>(offset + static_cast<int64_t>(have)));
     if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return Errno(absl::StrCat(name_, ": cannot read"));
+    if (got < 0) return Errno(name_, ": cannot read");
     if (got == 0) {
       return absl::DataLossError(absl::StrCat(name_, ": the file ends at byte ",
                                               offset + static_cast<int64_t>(have), " of ", size_));
@@ -131,7 +139,7 @@ absl::StatusOr<std::unique_ptr<ArtifactWriter>> ArtifactFiles::Write() const {
     const std::string path = absl::StrCat(dir_, "/", kIncoming, "/", absl::Hex(random()));
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0 && errno == EEXIST) continue;
-    if (fd < 0) return Errno(absl::StrCat(path, ": cannot create"));
+    if (fd < 0) return Errno(path, ": cannot create");
     return std::unique_ptr<ArtifactWriter>(new ArtifactWriter(fd, path));
   }
 }
@@ -143,16 +151,16 @@ absl::Status ArtifactFiles::Name(ArtifactWriter& writer) const {
   if (writer.path_.empty()) return absl::OkStatus();  // named before
   const std::string path = PathOf(writer.sha256_);
   if (::rename(writer.path_.c_str(), path.c_str()) != 0) {
-    return Errno(absl::StrCat(writer.path_, ": cannot rename to ", path));
+    return Errno(writer.path_, ": cannot rename to ", path);
   }
   writer.path_.clear();
-  return SyncDir(dir_);
+  return SyncFile(dir_);  // the rename lasts once the folder is synced
 }
 
 absl::StatusOr<ArtifactReader> ArtifactFiles::Open(const std::string& sha256) const {
   const std::string path = PathOf(sha256);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Errno(absl::StrCat(path, ": cannot open"));
+  if (fd < 0) return Errno(path, ": cannot open");
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const int error = errno;
@@ -165,7 +173,7 @@ absl::StatusOr<ArtifactReader> ArtifactFiles::Open(const std::string& sha256) co
 absl::Status ArtifactFiles::Remove(const std::string& sha256) const {
   const std::string path = PathOf(sha256);
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    return Errno(absl::StrCat(path, ": cannot remove"));
+    return Errno(path, ": cannot remove");
   }
   return absl::OkStatus();
 }
@@ -190,7 +198,7 @@ absl::Status ArtifactFiles::ClearIncoming() const {
   for (const std::string& name : *names) {
     const std::string path = absl::StrCat(incoming, "/", name);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-      return Errno(absl::StrCat(path, ": cannot remove"));
+      return Errno(path, ": cannot remove");
     }
   }
   return absl::OkStatus();

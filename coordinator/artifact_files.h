@@ -32,6 +32,9 @@
 
 namespace seedproof {
 
+// Makes what was written to a file durable (fsync).
+absl::Status SyncFile(const std::string& path);
+
 // An artifact being written: bytes appended and hashed as they come. Its file is
 // deleted with it unless ArtifactFiles::Name took it.
 class ArtifactWriter {

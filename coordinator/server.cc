@@ -100,12 +100,14 @@ grpc::ServerUnaryReactor* AnswerNow(grpc::CallbackServerContext* context, Body&&
   return reactor;
 }
 
-// The streams open at once (Watch, Results, artifact uploads and downloads): each
-// holds a thread of gRPC's synchronous pool while it lasts. Past the limit a new
-// one is RESOURCE_EXHAUSTED and holds nothing.
+// Streams of one kind open at once: each holds a thread of gRPC's synchronous
+// pool while it lasts. Past the limit a new one is UNAVAILABLE (a worker retries
+// its upload or download after a pause) and holds nothing. Watches and result
+// streams, which clients may hold for a whole sweep, and artifact transfers,
+// which workers need, have a budget each, so one kind never starves the other.
 class OpenStreams {
  public:
-  explicit OpenStreams(int64_t limit) : limit_(limit) {}
+  OpenStreams(const char* kind, int64_t limit) : kind_(kind), limit_(limit) {}
 
   // Held while a stream is open.
   class Slot {
@@ -124,13 +126,15 @@ class OpenStreams {
   absl::StatusOr<Slot> Open() {
     if (open_.fetch_add(1) >= limit_) {
       open_.fetch_sub(1);
-      return absl::ResourceExhaustedError(absl::StrCat(
-          limit_, " streams are open, the most this coordinator serves at once (--max-streams)"));
+      return absl::UnavailableError(absl::StrCat(limit_, " ", kind_,
+                                                 " are open, the most this coordinator serves at "
+                                                 "once (--max-streams); try again later"));
     }
     return Slot(this);
   }
 
  private:
+  const char* const kind_;
   const int64_t limit_;
   std::atomic<int64_t> open_{0};
 };
@@ -542,9 +546,10 @@ class Server final : public CoordinatorServer {
         store_(std::move(store)),
         auth_(options.token),
         waiters_(*store_),
-        streams_(options.max_streams),
-        studies_(*store_, auth_, bell_, streams_),
-        trials_(*store_, auth_, bell_, waiters_, streams_, options_) {
+        watches_("watch and result streams", options.max_streams),
+        transfers_("artifact transfers", options.max_streams),
+        studies_(*store_, auth_, bell_, watches_),
+        trials_(*store_, auth_, bell_, waiters_, transfers_, options_) {
     bell_.OnRing([this] { waiters_.Serve(); });
   }
 
@@ -696,7 +701,7 @@ class Server final : public CoordinatorServer {
   TokenCheck auth_;
   Doorbell bell_;
   LeaseWaiters waiters_;
-  OpenStreams streams_;
+  OpenStreams watches_, transfers_;
   StudiesService studies_;
   TrialsService trials_;
   std::unique_ptr<grpc::Server> server_;

@@ -21,8 +21,8 @@ struct CoordinatorOptions {
   int64_t max_artifact_bytes = int64_t{64} << 30;  // StoreOptions::max_artifact_bytes
   int64_t max_upload_bytes = int64_t{512} << 20;   // one artifact a worker uploads
   int64_t max_workers = 100000;                    // StoreOptions::max_workers
-  // Streams open at once (Watch, Results, artifact uploads and downloads), each
-  // holding a thread while it lasts; one more is RESOURCE_EXHAUSTED.
+  // Streams open at once of each kind (Watch and Results; artifact uploads and
+  // downloads), each holding a thread while it lasts; one more is UNAVAILABLE.
   int64_t max_streams = 256;
   // Every lease in the database belongs to a worker that is gone (`seedproof run`
   // restarting with its own workers): give them back now, uncounted, instead of

@@ -211,10 +211,14 @@ absl::Status SqliteStore::Change(const std::function<absl::Status()>& change) {
     return WriteChanges(scheduler_.TakeChanges());
   });
   // A file goes only once no committed row lists it (artifact_files.h), and not
-  // while a put that named it again is on its way. One that cannot be removed is
-  // left for TidyArtifactFiles.
-  for (const std::string& sha256 : unlisted_in_change_) {
-    if (status.ok() && !naming_.contains(sha256)) files_.Remove(sha256).IgnoreError();
+  // while a put that named it again is on its way. A commit is not synced
+  // (synchronous = NORMAL), so the log is first: after a power cut the deleted
+  // row must not come back without its file. What cannot be removed now is left
+  // for TidyArtifactFiles.
+  if (status.ok() && !unlisted_in_change_.empty() && SyncFile(db_->path() + "-wal").ok()) {
+    for (const std::string& sha256 : unlisted_in_change_) {
+      if (!naming_.contains(sha256)) files_.Remove(sha256).IgnoreError();
+    }
   }
   if (!status.ok()) {
     if (auto reload = Load(); !reload.ok()) {

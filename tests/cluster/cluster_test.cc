@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -1168,16 +1169,19 @@ TEST_F(Rpc, StoredStringsAreAcceptedAtTheirLimitAndRefusedOnePast) {
   }
 }
 
-// Issue 19: the streams open at once are bounded. At --max-streams a new one
-// (a Watch, a download) is refused, naming the limit; once a stream ends its
-// place is free again.
+// Issue 19: the streams open at once are bounded, watches and artifact transfers
+// each on their own. At --max-streams one more of a kind is UNAVAILABLE (a worker
+// retries), naming the limit, while the other kind is still served; once a
+// stream ends its place is free again.
 TEST(Cluster, StreamsAreServedUpToTheirLimit) {
   Cluster cluster("stream_limit");
   cluster.AddServerArgs({"--max-streams", "2"});
   cluster.StartCoordinator();
   const std::string sweep = cluster.Submit();  // no worker: it stays running
   ASSERT_FALSE(sweep.empty());
-  auto studies = rpc::Studies::NewStub(*MakeChannel(cluster.address(), ""));
+  auto channel = *MakeChannel(cluster.address(), "");
+  auto studies = rpc::Studies::NewStub(channel);
+  auto trials = rpc::Trials::NewStub(channel);
   rpc::SweepRef ref;
   ref.set_sweep_id(sweep);
   struct Watch {
@@ -1198,12 +1202,13 @@ TEST(Cluster, StreamsAreServedUpToTheirLimit) {
     Watch three;
     EXPECT_FALSE(watch(three));
     const grpc::Status refused = three.reader->Finish();
-    EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE);
     EXPECT_THAT(refused.error_message(),
-                HasSubstr("2 streams are open, the most this coordinator serves at once"));
+                HasSubstr("2 watch and result streams are open, the most this coordinator "
+                          "serves at once (--max-streams)"));
   }
   {
-    auto trials = rpc::Trials::NewStub(*MakeChannel(cluster.address(), ""));
+    // A download has a budget of its own: served (no such artifact).
     grpc::ClientContext ctx;
     RpcAuth{kToken}.Apply(ctx, 60000);
     rpc::ArtifactRef artifact;
@@ -1211,7 +1216,7 @@ TEST(Cluster, StreamsAreServedUpToTheirLimit) {
     auto download = trials->DownloadArtifact(&ctx, artifact);
     rpc::ArtifactChunk chunk;
     EXPECT_FALSE(download->Read(&chunk));
-    EXPECT_EQ(download->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(download->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
   }
   one.ctx.TryCancel();
   one.reader->Finish().IgnoreError();
@@ -1227,6 +1232,40 @@ TEST(Cluster, StreamsAreServedUpToTheirLimit) {
   EXPECT_TRUE(served);
   two.ctx.TryCancel();
   two.reader->Finish().IgnoreError();
+
+  // Three uploads held open at once (each sends a chunk and waits): one is
+  // refused, whichever the server saw last; the other two hold their places.
+  struct Upload {
+    grpc::ClientContext ctx;
+    rpc::ArtifactRef ref;
+    grpc::Status status;
+  };
+  Upload uploads[3];
+  std::atomic<int> ended{0};
+  std::vector<std::thread> threads;
+  for (Upload& u : uploads) {
+    threads.emplace_back([&] {
+      RpcAuth{kToken}.Apply(u.ctx, 60000);
+      auto writer = trials->UploadArtifact(&u.ctx, &u.ref);
+      rpc::ArtifactChunk chunk;
+      chunk.set_sha256(Sha256Hex("a model"));
+      chunk.set_attempt_id(1);
+      chunk.set_data("a model");
+      writer->Write(chunk);
+      u.status = writer->Finish();  // the refused one ends here; the others wait
+      ended.fetch_add(1);
+    });
+  }
+  ASSERT_TRUE(WaitUntil([&] { return ended.load() >= 1; }));
+  for (Upload& u : uploads) u.ctx.TryCancel();
+  for (std::thread& t : threads) t.join();
+  int refused = 0;
+  for (const Upload& u : uploads) {
+    if (u.status.error_code() != grpc::StatusCode::UNAVAILABLE) continue;
+    ++refused;
+    EXPECT_THAT(u.status.error_message(), HasSubstr("2 artifact transfers are open"));
+  }
+  EXPECT_EQ(refused, 1);
 }
 
 // Finding 5's limits on artifacts: one upload is taken at --max-upload-bytes
