@@ -376,18 +376,25 @@ TEST_F(Formats, NpzArchivesNameWhatIsMissingOrDamaged) {
               absl::StrCat(bad.string(), ": not a readable .npz (zip) archive"));
 }
 
+// Where x_train.npy's entry in an npz archive's central directory starts
+// (npos: none).
+size_t CentralEntryOfXTrain(const std::string& archive) {
+  size_t entry = 0;
+  while ((entry = archive.find("PK\x01\x02", entry)) != std::string::npos &&
+         archive.compare(entry + 46, 11, "x_train.npy") != 0) {
+    ++entry;
+  }
+  return entry;
+}
+
 // Found by tests/fuzz: a member whose size in the archive's directory is a lie
 // (4 GB for a few hundred bytes) was allocated whole before a byte was read.
 // Memory now grows with what decompresses; the lie is named.
 TEST_F(Formats, AnNpzMemberClaimingGigabytesCostsNoMemory) {
   const fs::path bad = Copy(root_ / "data.npz", "claims.npz");
   std::string bytes = Slurp(bad);
-  // x_train.npy's entry in the central directory: its uncompressed size at +24.
-  size_t entry = 0;
-  while ((entry = bytes.find("PK\x01\x02", entry)) != std::string::npos &&
-         bytes.compare(entry + 46, 11, "x_train.npy") != 0) {
-    ++entry;
-  }
+  // Its uncompressed size is at +24.
+  const size_t entry = CentralEntryOfXTrain(bytes);
   ASSERT_NE(entry, std::string::npos);
   const uint32_t claim = 0xF0000000u;
   std::memcpy(&bytes[entry + 24], &claim, 4);
@@ -414,11 +421,7 @@ TEST_F(Formats, AnNpzMemberMayClaimSixteenGibibytesAndNotOneByteMore) {
   const auto claiming = [&](uint64_t claim, const std::string& name) {
     const fs::path file = Copy(root_ / "data.npz", name);
     std::string bytes = Slurp(file);
-    size_t entry = 0;
-    while ((entry = bytes.find("PK\x01\x02", entry)) != std::string::npos &&
-           bytes.compare(entry + 46, 11, "x_train.npy") != 0) {
-      ++entry;
-    }
+    const size_t entry = CentralEntryOfXTrain(bytes);
     EXPECT_NE(entry, std::string::npos);
     const auto u16 = [&](size_t at) {
       return static_cast<uint16_t>(static_cast<uint8_t>(bytes[at]) |
