@@ -10,8 +10,8 @@
 #include <random>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "data/content_hash.h"
 
 namespace seedproof {
 namespace {
@@ -23,14 +23,6 @@ template <typename... Parts>
 absl::Status Errno(const Parts&... parts) {
   const int error = errno;
   return absl::ErrnoToStatus(error, absl::StrCat(parts...));
-}
-
-bool IsSha256Name(const std::string& name) {
-  if (name.size() != 64) return false;
-  for (char c : name) {
-    if (!absl::ascii_isdigit(c) && !(c >= 'a' && c <= 'f')) return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -184,7 +176,7 @@ absl::StatusOr<int> ArtifactFiles::RemoveUnlisted(
   if (!names.ok()) return names.status();
   int removed = 0;
   for (const std::string& name : *names) {
-    if (!IsSha256Name(name) || listed(name)) continue;
+    if (!IsSha256Hex(name) || listed(name)) continue;
     if (auto s = Remove(name); !s.ok()) return s;
     ++removed;
   }

@@ -56,16 +56,6 @@ absl::StatusOr<TrialOutcome> ParseOutcome(const std::string& text) {
   return Stored(outcome, text, "trials.outcome");
 }
 
-namespace {
-
-bool IsSha256Hex(const std::string& text) {
-  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
-
-}  // namespace
-
 absl::Status CheckSha256Field(const std::string& field, const std::string& sha256) {
   if (IsSha256Hex(sha256)) return absl::OkStatus();
   return absl::InvalidArgumentError(

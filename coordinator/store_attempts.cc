@@ -213,7 +213,7 @@ absl::StatusOr<bool> SqliteStore::Complete(int64_t attempt_id, const TrialResult
   // A model this attempt put is read and checked before the lock is taken: it may
   // be hundreds of megabytes. (Put meanwhile, it is checked under the lock below.)
   std::optional<absl::Status> model_loads;
-  if (CheckSha256Field("", result.model_sha256).ok()) {
+  if (IsSha256Hex(result.model_sha256)) {
     absl::StatusOr<std::optional<ArtifactReader>> upload;
     {
       std::lock_guard<std::mutex> lock(mu_);

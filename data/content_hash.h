@@ -9,6 +9,8 @@ namespace seedproof {
 
 // SHA-256 of bytes, 64 lowercase hex digits.
 std::string Sha256Hex(std::string_view bytes);
+// Whether text has that form: a hash as stored, sent or used as a file name.
+bool IsSha256Hex(std::string_view text);
 
 // The same over bytes given piece by piece (a dataset hashed without building its
 // encoding in memory).

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "data/content_hash.h"
 #include "experiments/enum_names.h"
 #include "nlohmann/json.hpp"
 
@@ -202,11 +203,7 @@ namespace {
 
 bool Finite(double v, double low, double high) { return std::isfinite(v) && v >= low && v <= high; }
 
-bool Sha256OrEmpty(const std::string& text) {
-  return text.empty() || (text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
-                            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-                          }));
-}
+bool Sha256OrEmpty(const std::string& text) { return text.empty() || IsSha256Hex(text); }
 
 }  // namespace
 
