@@ -82,6 +82,7 @@ absl::Status ArtifactWriter::Append(std::string_view bytes) {
 }
 
 absl::StatusOr<std::string> ArtifactWriter::Finish() {
+  if (!sha256_.empty()) return sha256_;
   if (::fsync(fd_) != 0) return Errno(path_, ": cannot sync");
   sha256_ = hash_.Hex();
   return sha256_;
@@ -134,6 +135,15 @@ absl::StatusOr<std::unique_ptr<ArtifactWriter>> ArtifactFiles::Write() const {
     if (fd < 0) return Errno(path, ": cannot create");
     return std::unique_ptr<ArtifactWriter>(new ArtifactWriter(fd, path));
   }
+}
+
+absl::StatusOr<std::unique_ptr<ArtifactWriter>> ArtifactFiles::WriteAll(
+    std::string_view bytes) const {
+  auto file = Write();
+  if (!file.ok()) return file.status();
+  if (auto s = (*file)->Append(bytes); !s.ok()) return s;
+  if (auto s = (*file)->Finish(); !s.ok()) return s.status();
+  return file;
 }
 
 absl::Status ArtifactFiles::Name(ArtifactWriter& writer) const {

@@ -48,7 +48,7 @@ class ArtifactWriter {
   // "" until finished.
   const std::string& sha256() const { return sha256_; }
   // Syncs the file and returns the SHA-256 of everything appended (64 lowercase
-  // hex digits). Once; nothing may be appended after.
+  // hex digits); again, the same. Nothing may be appended after.
   absl::StatusOr<std::string> Finish();
 
  private:
@@ -101,6 +101,8 @@ class ArtifactFiles {
   absl::Status CreateDir() const;
   // A new file in .incoming/.
   absl::StatusOr<std::unique_ptr<ArtifactWriter>> Write() const;
+  // A new file in .incoming/ holding bytes, finished.
+  absl::StatusOr<std::unique_ptr<ArtifactWriter>> WriteAll(std::string_view bytes) const;
   // Gives a finished writer's file its name. Another file of that name holds the
   // same bytes (the name is their hash) and is replaced.
   absl::Status Name(ArtifactWriter& writer) const;

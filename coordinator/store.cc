@@ -399,14 +399,11 @@ absl::Status MoveArtifactsToFiles(Database& db, const ArtifactFiles& files) {
   Query blobs = db.Prepare("SELECT sha256, bytes FROM artifacts");
   return blobs.ForEachRow([&]() -> absl::Status {
     const std::string listed = blobs.Text(0);
-    auto file = files.Write();
+    auto file = files.WriteAll(blobs.Bytes(1));
     if (!file.ok()) return file.status();
-    if (auto s = (*file)->Append(blobs.Bytes(1)); !s.ok()) return s;
-    auto sha256 = (*file)->Finish();
-    if (!sha256.ok()) return sha256.status();
-    if (*sha256 != listed) {
+    if ((*file)->sha256() != listed) {
       return absl::DataLossError(absl::StrCat(db.path(), ": artifact ", listed,
-                                              " holds bytes whose SHA-256 is ", *sha256));
+                                              " holds bytes whose SHA-256 is ", (*file)->sha256()));
     }
     return files.Name(**file);
   });
@@ -432,7 +429,7 @@ absl::Status Store::PutArtifact(int64_t attempt_id, const std::string& sha256,
   auto file = NewArtifact();
   if (!file.ok()) return file.status();
   if (auto s = (*file)->Append(bytes); !s.ok()) return s;
-  return PutArtifact(attempt_id, sha256, **file, now_ms);
+  return PutArtifact(attempt_id, sha256, **file, now_ms);  // finishes it
 }
 
 absl::StatusOr<std::string> Store::GetArtifact(const std::string& sha256) {

@@ -23,14 +23,12 @@ absl::StatusOr<std::string> SqliteStore::SubmitSweep(
   std::vector<ArtifactWriter*> named;
   for (const auto& [sha256, bytes] : artifacts) {
     if (auto s = CheckSha256Field("artifacts", sha256); !s.ok()) return s;
-    auto file = files_.Write();
+    auto file = files_.WriteAll(bytes);
     if (!file.ok()) return file.status();
-    if (auto s = (*file)->Append(bytes); !s.ok()) return s;
-    auto actual = (*file)->Finish();
-    if (!actual.ok()) return actual.status();
-    if (*actual != sha256) {
+    if ((*file)->sha256() != sha256) {
       return absl::InvalidArgumentError(absl::StrCat("artifacts: ", sha256, " does not match its ",
-                                                     bytes.size(), " bytes (", *actual, ")"));
+                                                     bytes.size(), " bytes (", (*file)->sha256(),
+                                                     ")"));
     }
     named.push_back(file->get());
     files.push_back(*std::move(file));
