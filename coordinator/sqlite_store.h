@@ -165,6 +165,8 @@ class SqliteStore final : public Store {
   // (InsertArtifact), and Unnamed removes those no row lists.
   absl::Status NameOutsideLock(const std::vector<ArtifactWriter*>& files);
   void Unnamed(const std::vector<ArtifactWriter*>& files);
+  // Whether a row lists the artifact.
+  absl::StatusOr<bool> Listed(const std::string& sha256);
   // Lists a named artifact file (once: the same bytes again change nothing)
   // within max_artifact_bytes; `what` names it in errors. Inside a Change.
   absl::Status InsertArtifact(const std::string& what, const ArtifactWriter& file, int64_t now_ms);

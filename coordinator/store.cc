@@ -308,19 +308,23 @@ void SqliteStore::Unnamed(const std::vector<ArtifactWriter*>& files) {
     naming_.erase(sha256);
     // Refused, or the transaction failed: no row lists the file, and no other put
     // is naming it.
-    Query listed = db_->Prepare("SELECT 1 FROM artifacts WHERE sha256 = ?1", sha256);
-    auto row = listed.Step();
-    if (row.ok() && !*row) files_.Remove(sha256).IgnoreError();
+    if (auto listed = Listed(sha256); listed.ok() && !*listed) files_.Remove(sha256).IgnoreError();
   }
+}
+
+absl::StatusOr<bool> SqliteStore::Listed(const std::string& sha256) {
+  Query listed = db_->Prepare("SELECT 1 FROM artifacts WHERE sha256 = ?1", sha256);
+  auto row = listed.Step();
+  if (!row.ok()) return row.status();
+  return *row;
 }
 
 absl::Status SqliteStore::InsertArtifact(const std::string& what, const ArtifactWriter& file,
                                          int64_t now_ms) {
   const std::string& sha256 = file.sha256();
-  Query stored = db_->Prepare("SELECT 1 FROM artifacts WHERE sha256 = ?1", sha256);
-  auto row = stored.Step();
-  if (!row.ok()) return row.status();
-  if (*row) return absl::OkStatus();
+  auto listed = Listed(sha256);
+  if (!listed.ok()) return listed.status();
+  if (*listed) return absl::OkStatus();
   const int64_t size = file.size();
   if (artifact_bytes_ + size > options_.max_artifact_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
