@@ -68,6 +68,8 @@ const CLI::Validator kListenAddress(
       return address.empty() ? "" : HostPortProblem(address, 0, "127.0.0.1:9464");
     },
     "HOST:PORT");
+// A count or size of at least one (the coordinator's limits).
+const CLI::Range kAtLeastOne(int64_t{1}, std::numeric_limits<int64_t>::max());
 // Where the coordinator is.
 const CLI::Validator kCoordinatorAddress(
     [](std::string& address) { return HostPortProblem(address, 1, "node1:50051"); }, "HOST:PORT");
@@ -267,16 +269,16 @@ int main(int argc, char** argv) {
   coordinator_cmd
       ->add_option("--max-artifact-bytes", coordinator.max_artifact_bytes,
                    "All stored models and shipped datasets together")
-      ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()))
+      ->check(kAtLeastOne)
       ->capture_default_str();
   coordinator_cmd
       ->add_option("--max-upload-bytes", coordinator.max_upload_bytes, "One model a worker uploads")
-      ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()))
+      ->check(kAtLeastOne)
       ->capture_default_str();
   coordinator_cmd
       ->add_option("--max-workers", coordinator.max_workers,
                    "Worker ids kept (every id ever registered)")
-      ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()))
+      ->check(kAtLeastOne)
       ->capture_default_str();
   coordinator_cmd
       ->add_option("--max-streams", coordinator.max_streams,
