@@ -13,30 +13,20 @@ artifacts became files: 4 x 400 MiB made a Get wait 6.8 s and took 1.9 GB."""
 import hashlib, json, pathlib, subprocess, sys, tempfile, threading, time
 
 import grpc
-from grpc_tools import protoc
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "testing"))
+from coordinator_client import start_coordinator, stubs  # noqa: E402
+
 build = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "build")
 uploads = int(sys.argv[2]) if len(sys.argv) > 2 else 4
 mib = int(sys.argv[3]) if len(sys.argv) > 3 else 400
 work = pathlib.Path(tempfile.mkdtemp(prefix="seedproof-upload-stall-"))
-protoc.main(["protoc", "-I" + str(ROOT / "proto"), "--python_out=" + str(work),
-             "--grpc_python_out=" + str(work), str(ROOT / "proto" / "seedproof.proto")])
-sys.path.insert(0, str(work))
-import seedproof_pb2 as pb  # noqa: E402
-import seedproof_pb2_grpc as pb_grpc  # noqa: E402
+pb, pb_grpc = stubs(work)
 
 TOKEN = "upload-stall-bench-token-0123456789"
 AUTH = [("authorization", "Bearer " + TOKEN)]
 CHUNK = 1 << 20
-
-
-def wait_for(what, ready, seconds):
-    deadline = time.time() + seconds
-    while not ready():
-        if time.time() > deadline:
-            raise SystemExit("gave up waiting for %s within %d s" % (what, seconds))
-        time.sleep(0.05)
 
 
 def chunk_of(upload, i, base=bytes(range(256)) * (CHUNK // 256)):
@@ -55,17 +45,11 @@ def summary(seconds):
             "max_ms": round(1e3 * max(seconds), 2), "calls": len(seconds)}
 
 
-(work / "token").write_text(TOKEN + "\n")
-coordinator = subprocess.Popen(
-    [str(build / "cli" / "seedproof"), "coordinator", "--listen", "127.0.0.1:0",
-     "--db", str(work / "db"), "--port-file", str(work / "port"), "--metrics-listen", "",
-     "--token-file", str(work / "token"), "--lease-ms", "600000",
-     "--max-upload-bytes", str((mib + 1) << 20)],
-    stdout=open(work / "coordinator.log", "w"), stderr=subprocess.STDOUT)
+coordinator, address = start_coordinator(
+    build / "cli" / "seedproof", work, TOKEN,
+    ["--lease-ms", "600000", "--max-upload-bytes", str((mib + 1) << 20)])
 try:
-    wait_for("the port file", lambda: (work / "port").exists() and
-             (work / "port").read_text().strip(), 30)
-    channel = grpc.insecure_channel("127.0.0.1:" + (work / "port").read_text().split()[0])
+    channel = grpc.insecure_channel(address)
     studies, trials = pb_grpc.StudiesStub(channel), pb_grpc.TrialsStub(channel)
     spec = (ROOT / "tests" / "testdata" / "tiny-study.yaml").read_text()
     sweep = studies.Submit(pb.SubmitRequest(spec_text=spec, spec_path="tiny.yaml"),

@@ -16,16 +16,14 @@ import concurrent.futures, json, os, pathlib, random, signal, sqlite3, subproces
 import tempfile, threading, time
 
 import grpc
-from grpc_tools import protoc
 
 SEEDPROOF = sys.argv[1]
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "testing"))
+from coordinator_client import start_coordinator, stubs, wait_for  # noqa: E402
+
 work = pathlib.Path(tempfile.mkdtemp(prefix="seedproof-attack-"))
-protoc.main(["protoc", "-I" + str(ROOT / "proto"), "--python_out=" + str(work),
-             "--grpc_python_out=" + str(work), str(ROOT / "proto" / "seedproof.proto")])
-sys.path.insert(0, str(work))
-import seedproof_pb2 as pb  # noqa: E402
-import seedproof_pb2_grpc as pb_grpc  # noqa: E402
+pb, pb_grpc = stubs(work)
 
 TOKEN = "attack-test-token-0123456789abcdef"
 # 13 trials: a pretrain, then 4 scratch and 8 transfer trials.
@@ -44,14 +42,6 @@ def check(ok, what):
             print("FAILED  " + what, flush=True)
 
 
-def wait_for(what, ready, seconds):
-    deadline = time.time() + seconds
-    while not ready():
-        if time.time() > deadline:
-            raise SystemExit("gave up waiting for %s within %d s" % (what, seconds))
-        time.sleep(0.05)
-
-
 class Coordinator:
     """`seedproof coordinator` on 127.0.0.1 with its own database, a submitted
     sweep and one real worker."""
@@ -59,15 +49,7 @@ class Coordinator:
     def __init__(self, name):
         self.dir = work / name
         self.dir.mkdir()
-        (self.dir / "token").write_text(TOKEN + "\n")
-        self.process = subprocess.Popen(
-            [SEEDPROOF, "coordinator", "--listen", "127.0.0.1:0", "--db", str(self.dir / "db"),
-             "--port-file", str(self.dir / "port"), "--metrics-listen", "",
-             "--token-file", str(self.dir / "token")],
-            stdout=open(self.dir / "coordinator.log", "w"), stderr=subprocess.STDOUT)
-        wait_for("the port file", lambda: (self.dir / "port").exists() and
-                 (self.dir / "port").read_text().strip(), 30)
-        self.address = "127.0.0.1:" + (self.dir / "port").read_text().split()[0]
+        self.process, self.address = start_coordinator(SEEDPROOF, self.dir, TOKEN)
         options = [("grpc.max_send_message_length", 64 << 20),
                    ("grpc.max_receive_message_length", 64 << 20)]
         self.channel = grpc.insecure_channel(self.address, options=options)
