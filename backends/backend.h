@@ -25,12 +25,24 @@ namespace seedproof {
 // Gradients arrive as sums over the local examples; Reduce must leave in the
 // buffer the sum over all replicas' examples, and return the global example count
 // (the step divides by it). The local reducer does nothing.
+//
+// A reducer may also overlap the sum with the backward pass, as PyTorch DDP's
+// buckets do: it says how many floats make a bucket, and the model then tells it,
+// during the pass, which part of the buffer is already final (Ready). Layers are
+// packed in layer order and the pass runs top down, so the final part is a suffix
+// that grows towards the buffer's start. Reduce, with the same buffer, finishes.
 class GradientReducer {
  public:
   virtual ~GradientReducer() = default;
   // local_examples: examples this replica's gradients summed over.
   // Returns the total example count across replicas.
   virtual absl::StatusOr<int64_t> Reduce(std::span<float> gradients, int64_t local_examples) = 0;
+  // Floats worth reducing while the backward pass still runs; 0 (the default):
+  // everything waits for Reduce, and Ready is never called.
+  virtual int64_t bucket_floats() const { return 0; }
+  // During a backward pass: gradients [begin, gradients.size()) are final and stay
+  // untouched until Reduce returns. Called with a non-increasing begin.
+  virtual void Ready(std::span<float> /*gradients*/, int64_t /*begin*/) {}
 };
 
 // The default reducer: a single replica.

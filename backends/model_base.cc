@@ -193,6 +193,11 @@ void ModelBase::RebuildGradientLayout() {
   optimizer_steps_ = 0;
 }
 
+void ModelBase::GradientsFinal(const float* from) {
+  handed_over_ = true;
+  reducer_->Ready(gradients_, from - gradients_.data());
+}
+
 float* ModelBase::Gradient(int layer, int tensor, int shard) {
   const int64_t offset = grad_offset_[layer][tensor];
   if (offset < 0) return nullptr;
@@ -252,8 +257,16 @@ absl::StatusOr<float> ModelBase::TrainStep(const float* x, const int32_t* y, int
   auto logits = Forward(x, n, /*training=*/true, num_layers());
   if (!logits.ok()) return logits.status();
   const double loss = FusedLoss(spec_.loss, *logits, y, n, units, dlogits_.data(), correct);
-  if (auto s = Backward(dlogits_.data(), n); !s.ok()) return s;
   GradientReducer& reducer = reducer_ ? *reducer_ : LocalGradientReducer();
+  overlap_bucket_floats_ = reducer.bucket_floats();
+  handed_over_ = false;
+  absl::Status backward = Backward(dlogits_.data(), n);
+  overlap_bucket_floats_ = 0;
+  if (!backward.ok()) {
+    // Sums the pass has started are finished, so that none outlives the step.
+    if (handed_over_) reducer.Reduce(gradients_, n).IgnoreError();
+    return backward;
+  }
   auto examples = reducer.Reduce(gradients_, n);
   if (!examples.ok()) return examples.status();
   if (*examples < 1) return absl::InternalError("the gradient reducer reported no examples");

@@ -106,6 +106,12 @@ class ModelBase : public Model {
   float* Gradient(int layer, int tensor, int shard = 0);
   // The lowest layer with trainable weights; num_layers() if none.
   int lowest_trainable_layer() const { return lowest_trainable_; }
+  // Overlap during Backward (the whole batch's pass, not a shard's): the floats
+  // the gradient reducer sums at once while the pass runs (0: it does not, and
+  // GradientsFinal must not be called), and the call that tells it everything
+  // from `from` (a Gradient() pointer) to the end of the buffer is final.
+  int64_t overlap_bucket_floats() const { return overlap_bucket_floats_; }
+  void GradientsFinal(const float* from);
   // Dropout multipliers for values [first, first + count) of a layer's output in
   // the current training step, counted over the whole batch: 0 or 1/(1-rate). A
   // pure function of (seed, step, layer, index), so every backend, thread count
@@ -151,6 +157,8 @@ class ModelBase : public Model {
   std::vector<float> slot1_, slot2_;  // momentum / Adam m and v, parallel to gradients_
   int64_t optimizer_steps_ = 0;       // since the last fresh state (Adam bias correction)
   GradientReducer* reducer_ = nullptr;
+  int64_t overlap_bucket_floats_ = 0;  // set only while TrainStep runs Backward
+  bool handed_over_ = false;           // GradientsFinal was called in this pass
 
   // Split batches: shard s >= 1 sums its gradients in shard_gradients_[s - 1]
   // (shard 0 in gradients_), and the group sums them.

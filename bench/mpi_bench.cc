@@ -19,6 +19,7 @@ absl::Status RunMpiBench(const MpiBenchOptions& options) {
   auto group = MpiGroup::Join();
   if (!group.ok()) return group.status();
   const int rank = (*group)->rank(), ranks = (*group)->size();
+  (*group)->set_bucket_floats(options.bucket_kib * 1024 / static_cast<int64_t>(sizeof(float)));
 
   auto fashion =
       options.dataset_dir.empty() ? LoadFashionMnist() : LoadFashionMnist(options.dataset_dir);
@@ -68,6 +69,9 @@ absl::Status RunMpiBench(const MpiBenchOptions& options) {
     // The epoch's reductions: one per step and one for the epoch's loss.
     const double allreduce_ms = 1000 * (*group)->allreduce_seconds() /
                                 static_cast<double>(std::max<int64_t>(1, stats->steps));
+    // Of that, the time in Reduce: what an overlapped pass left to do after it.
+    const double after_backward_ms = 1000 * (*group)->after_pass_seconds() /
+                                     static_cast<double>(std::max<int64_t>(1, stats->steps));
     nlohmann::ordered_json line = {
         {"ranks", ranks},
         {"batch", options.batch},
@@ -78,8 +82,11 @@ absl::Status RunMpiBench(const MpiBenchOptions& options) {
         {"seconds", stats->seconds},
         {"samples_per_s", per_s},
         {"allreduce_ms_per_step", allreduce_ms},
+        {"after_backward_ms_per_step", after_backward_ms},
         {"single_rank_samples_per_s", single},
         {"efficiency", per_s / (ranks * single)},
+        {"bucket_kib", options.bucket_kib},
+        {"overlapped_share", (*group)->overlapped_share()},
     };
     std::printf("%s\n", line.dump().c_str());
     std::fflush(stdout);

@@ -70,6 +70,8 @@ const CLI::Validator kListenAddress(
     "HOST:PORT");
 // A count or size of at least one (the coordinator's limits).
 const CLI::Range kAtLeastOne(int64_t{1}, std::numeric_limits<int64_t>::max());
+// An MPI group's bucket for overlapping reductions: 0 (none) up to 1 GiB.
+const CLI::Range kBucketKib(int64_t{0}, int64_t{1} << 20);
 // Where the coordinator is.
 const CLI::Validator kCoordinatorAddress(
     [](std::string& address) { return HostPortProblem(address, 1, "node1:50051"); }, "HOST:PORT");
@@ -226,6 +228,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   mpi_bench_cmd->add_option("--seed", mpi_bench.seed)->capture_default_str();
+  mpi_bench_cmd
+      ->add_option("--bucket-kib", mpi_bench.bucket_kib,
+                   "Overlap the gradients' sum with the backward pass in buckets of N KiB (0: "
+                   "one sum after it)")
+      ->check(kBucketKib)
+      ->capture_default_str();
 
   seedproof::CoordinatorBenchOptions coordinator_bench;
   CLI::App* coordinator_bench_cmd = bench_cmd->add_subcommand(
@@ -314,6 +322,12 @@ int main(int argc, char** argv) {
       ->add_option("--split-min-examples", worker.split_min_examples,
                    "Under mpirun: trials with fewer training examples run one per rank")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))
+      ->capture_default_str();
+  worker_cmd
+      ->add_option("--bucket-kib", worker.bucket_kib,
+                   "Under mpirun: data-parallel steps sum gradients in buckets of N KiB while "
+                   "the backward pass runs (0: one sum after it)")
+      ->check(kBucketKib)
       ->capture_default_str();
   worker.metrics_listen = "127.0.0.1:0";
   worker_cmd

@@ -37,6 +37,10 @@ class Timed final : public GradientReducer {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     return total;
   }
+  // The overlapped part of a reduction runs inside the backward pass, which the
+  // step histogram times; this one times what is left for Reduce.
+  int64_t bucket_floats() const override { return inner_.bucket_floats(); }
+  void Ready(std::span<float> gradients, int64_t begin) override { inner_.Ready(gradients, begin); }
 
  private:
   GradientReducer& inner_;

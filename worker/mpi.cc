@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -13,23 +15,108 @@ namespace seedproof {
 class MpiGroup::Reducer final : public GradientReducer {
  public:
   absl::StatusOr<int64_t> Reduce(std::span<float> gradients, int64_t local_examples) override {
+    Clock clock(seconds_), after(after_pass_seconds_);
+    ++calls_;
+    floats_ += static_cast<int64_t>(gradients.size());
+    if (pass_ == nullptr) return ReduceAtOnce(gradients, local_examples);
+    // The rest of an overlapped pass, then the example count; then wait for all.
+    if (pass_ != gradients.data()) {
+      Fail("a reduction on another buffer than its backward pass's");
+    } else if (unsent_ > 0) {
+      Start(pass_, unsent_);
+    }
+    int64_t examples = local_examples;
+    requests_.push_back(MPI_REQUEST_NULL);
+    Check(MPI_Iallreduce(MPI_IN_PLACE, &examples, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD,
+                         &requests_.back()),
+          "MPI_Iallreduce");
+    Check(MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE),
+          "MPI_Waitall");
+    requests_.clear();
+    pass_ = nullptr;
+    absl::Status failed = std::exchange(failed_, absl::OkStatus());
+    if (!failed.ok()) return failed;
+    return examples;
+  }
+
+  int64_t bucket_floats() const override { return bucket_floats_; }
+
+  void Ready(std::span<float> gradients, int64_t begin) override {
+    Clock clock(seconds_);
+    if (pass_ == nullptr) {
+      pass_ = gradients.data();
+      unsent_ = static_cast<int64_t>(gradients.size());
+    }
+    if (unsent_ - begin >= bucket_floats_) {
+      early_floats_ += unsent_ - begin;
+      Start(pass_ + begin, unsent_ - begin);
+      unsent_ = begin;
+    }
+    // Nonblocking collectives move only inside MPI calls: each Ready lets the
+    // buckets in flight take their next steps.
+    int done = 0;
+    Check(MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &done,
+                      MPI_STATUSES_IGNORE),
+          "MPI_Testall");
+  }
+
+  int64_t bucket_floats_ = 0;
+  double seconds_ = 0, after_pass_seconds_ = 0;  // all, and in Reduce
+  int64_t calls_ = 0;
+  int64_t floats_ = 0, early_floats_ = 0;  // reduced, and of those during a backward pass
+
+ private:
+  // Adds the time of a call to `total`.
+  class Clock {
+   public:
+    explicit Clock(double& total) : total_(total), start_(std::chrono::steady_clock::now()) {}
+    ~Clock() {
+      total_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    }
+
+   private:
+    double& total_;
+    const std::chrono::steady_clock::time_point start_;
+  };
+
+  // One MPI_Allreduce: the local example count rides along as one more float.
+  absl::StatusOr<int64_t> ReduceAtOnce(std::span<float> gradients, int64_t local_examples) {
     buffer_.resize(gradients.size() + 1);
     std::copy(gradients.begin(), gradients.end(), buffer_.begin());
     buffer_.back() = static_cast<float>(local_examples);
-    const auto start = std::chrono::steady_clock::now();
     const int rc = MPI_Allreduce(MPI_IN_PLACE, buffer_.data(), static_cast<int>(buffer_.size()),
                                  MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    ++calls_;
     if (rc != MPI_SUCCESS) return absl::InternalError(absl::StrCat("MPI_Allreduce failed: ", rc));
     std::copy(buffer_.begin(), buffer_.end() - 1, gradients.begin());
     return static_cast<int64_t>(buffer_.back());
   }
-  double seconds_ = 0;
-  int64_t calls_ = 0;
 
- private:
+  // Starts summing [data, data + count) in place, in pieces MPI's int counts hold.
+  void Start(float* data, int64_t count) {
+    for (int64_t offset = 0; offset < count; offset += 1 << 30) {
+      requests_.push_back(MPI_REQUEST_NULL);
+      Check(MPI_Iallreduce(MPI_IN_PLACE, data + offset,
+                           static_cast<int>(std::min<int64_t>(count - offset, 1 << 30)), MPI_FLOAT,
+                           MPI_SUM, MPI_COMM_WORLD, &requests_.back()),
+            "MPI_Iallreduce");
+    }
+  }
+
+  // The first failure of a pass; Reduce returns it once every request has ended.
+  void Check(int rc, const char* call) {
+    if (rc != MPI_SUCCESS) Fail(absl::StrCat(call, " failed: ", rc));
+  }
+  void Fail(std::string message) {
+    if (failed_.ok()) failed_ = absl::InternalError(std::move(message));
+  }
+
   std::vector<float> buffer_;
+  // The overlapped pass in flight: its buffer (nullptr: none), the end of the part
+  // not yet sent, the sums started, and its first failure.
+  float* pass_ = nullptr;
+  int64_t unsent_ = 0;
+  std::vector<MPI_Request> requests_;
+  absl::Status failed_;
 };
 
 absl::StatusOr<std::unique_ptr<MpiGroup>> MpiGroup::Join() {
@@ -115,10 +202,20 @@ bool MpiGroup::AnyTrue(bool local) {
 }
 GradientReducer& MpiGroup::reducer() { return *reducer_; }
 double MpiGroup::allreduce_seconds() const { return reducer_->seconds_; }
+double MpiGroup::after_pass_seconds() const { return reducer_->after_pass_seconds_; }
 int64_t MpiGroup::allreduce_calls() const { return reducer_->calls_; }
 void MpiGroup::ResetTiming() {
   reducer_->seconds_ = 0;
+  reducer_->after_pass_seconds_ = 0;
   reducer_->calls_ = 0;
+  reducer_->floats_ = 0;
+  reducer_->early_floats_ = 0;
+}
+void MpiGroup::set_bucket_floats(int64_t floats) { reducer_->bucket_floats_ = floats; }
+double MpiGroup::overlapped_share() const {
+  return reducer_->floats_ > 0
+             ? static_cast<double>(reducer_->early_floats_) / static_cast<double>(reducer_->floats_)
+             : 0.0;
 }
 
 }  // namespace seedproof

@@ -441,6 +441,7 @@ absl::Status RunWorker(const WorkerOptions& options, const std::atomic<bool>* st
     auto joined = MpiGroup::Join();
     if (!joined.ok()) return joined.status();
     group = std::move(*joined);
+    group->set_bucket_floats(options.bucket_kib * 1024 / static_cast<int64_t>(sizeof(float)));
     if (group->rank() > 0) return RunFollower(options, *group, stop);
   }
   absl::Status status = Worker(options, stop, group.get()).Run();

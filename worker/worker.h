@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "worker/mpi.h"
 
 namespace seedproof {
 
@@ -40,6 +41,9 @@ struct WorkerOptions {
   // A worker group (mpirun -np R): a trial with fewer training examples than this
   // runs on one rank, R such trials at once; larger ones run data parallel on all.
   int64_t split_min_examples = 5000;
+  // A worker group's data-parallel steps: gradients are summed in buckets of this
+  // many KiB while the backward pass runs (0: one sum after the pass).
+  int64_t bucket_kib = kDefaultBucketKib;
   // Null: the worker's own.
   std::shared_ptr<WorkerShared> shared;
   // A line on stderr as each trial starts ("worker W: trial T (kind, attempt N)

@@ -1,5 +1,7 @@
 // Dense as three oneDNN matmuls on the Keras-layout kernel (in, out), which is
 // matmul's plain `ab` weights: no reorders, no private copy of the weights.
+#include <algorithm>
+
 #include "backends/onednn/elementwise.h"
 #include "backends/onednn/layer_kernels.h"
 
@@ -65,11 +67,54 @@ class DenseKernels final : public LayerKernels {
     if (dx != nullptr) data_grad_.Run({dz, kernel, dx});
   }
 
+  // The kernel's rows are contiguous in the gradient buffer: blocks of rows, the
+  // last first, each final as soon as its matmul returns. dx comes last, so the
+  // reduction of this layer's gradients runs while it is computed.
+  void BackwardInBlocks(const float* x, const float* dz, const float* kernel, float* dkernel,
+                        float* dbias, float* dx, int64_t block_floats,
+                        const std::function<void(const float*)>& final) override {
+    if (dbias != nullptr) ColumnSums(dz, n_, out_, dbias, runtime_.threads);
+    const int64_t rows = std::clamp<int64_t>(block_floats / out_, 1, in_);
+    if (rows == in_) {
+      weights_grad_.Run({x, dz, dkernel});
+      final(dkernel);
+    } else {
+      PrepareBlocks(rows);
+      for (int64_t first = (in_ - 1) / rows * rows; first >= 0; first -= rows) {
+        BoundPrimitive& block = first + rows <= in_ ? block_grad_ : last_block_grad_;
+        block.Run({x + first, dz, dkernel + first * out_});
+        final(dkernel + first * out_);
+      }
+    }
+    if (dx != nullptr) data_grad_.Run({dz, kernel, dx});
+  }
+
  private:
+  // Rows [first, first + count) of dkernel = columns [first, first + count) of x,
+  // read transposed (count, n) with x's row stride, . dz (n, out).
+  BoundPrimitive BlockGradient(int64_t count) {
+    const memory::desc xt({count, n_}, kF32, memory::dims{1, in_}), dz({n_, out_}, kF32, Tag::ab),
+        dkernel({count, out_}, kF32, Tag::ab);
+    UseThreads(threads_);
+    return BoundPrimitive(
+        runtime_, threads_,
+        matmul(matmul::primitive_desc(matmul::desc(xt, dz, dkernel), MakeAttr(), runtime_.engine)),
+        {{DNNL_ARG_SRC, xt}, {DNNL_ARG_WEIGHTS, dz}, {DNNL_ARG_DST, dkernel}});
+  }
+  void PrepareBlocks(int64_t rows) {
+    if (rows == block_rows_) return;
+    block_grad_ = BlockGradient(rows);
+    last_block_grad_ = in_ % rows != 0 ? BlockGradient(in_ % rows) : BoundPrimitive();
+    block_rows_ = rows;
+  }
+
   Runtime& runtime_;
   const int64_t n_, in_, out_;
   const int threads_;
   BoundPrimitive forward_, weights_grad_, data_grad_;
+  // BackwardInBlocks's weight gradient: blocks of block_rows_ rows, and the rest.
+  int64_t block_rows_ = 0;
+  BoundPrimitive block_grad_, last_block_grad_;
 };
 
 }  // namespace

@@ -89,6 +89,13 @@ void Packed::Unpack(float* keras) {
   to_keras_.Run({buffer_.data(), keras});
 }
 
+void LayerKernels::BackwardInBlocks(const float* x, const float* dz, const float* kernel,
+                                    float* dkernel, float* dbias, float* dx, int64_t,
+                                    const std::function<void(const float*)>& final) {
+  Backward(x, dz, kernel, dkernel, dbias, dx);
+  final(dkernel);
+}
+
 dnnl::primitive_attr MakeAttr(Activation activation, float alpha) {
   constexpr float kSeluScale = 1.0507009873554805f;
   constexpr float kSeluAlpha = 1.6732632423543772f;

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -128,6 +129,14 @@ class LayerKernels {
   // below needs it).
   virtual void Backward(const float* x, const float* dz, const float* kernel, float* dkernel,
                         float* dbias, float* dx) = 0;
+  // Backward for a pass that overlaps the gradients' reduction (dkernel not null,
+  // dbias, when there is one, right after it in the gradient buffer): calls
+  // final(p) each time everything from p to the end of dbias is final. A layer
+  // that can computes its weight gradient in blocks of about block_floats, the
+  // last block first, calling final after each; the default calls it once.
+  virtual void BackwardInBlocks(const float* x, const float* dz, const float* kernel,
+                                float* dkernel, float* dbias, float* dx, int64_t block_floats,
+                                const std::function<void(const float*)>& final);
 };
 
 // x (n, in), kernel (in, out), bias (out), y (n, out).

@@ -331,6 +331,12 @@ absl::Status OnednnModel::RunBackward(Executor& executor, int shard, const float
   const int lowest = lowest_trainable_layer();
   if (lowest > last) return absl::OkStatus();  // nothing trains
   Plan& plan = *executor.trained;
+  // Overlap: each trainable layer's gradients go to the reducer as soon as they
+  // are final, the largest in blocks, while the pass goes on below.
+  const int64_t bucket = overlap_bucket_floats();
+  const std::function<void(const float*)> final = [this](const float* from) {
+    GradientsFinal(from);
+  };
   try {
     PrepareBackward(plan);
     // grad: the gradient w.r.t. layer l's output, (n, outputs[l]...); for the
@@ -363,8 +369,13 @@ absl::Status OnednnModel::RunBackward(Executor& executor, int shard, const float
             dz = grad;
           }
           // Gradient() is null for a frozen layer, which then only passes dx down.
-          plan.kernels[l]->Backward(plan.in[l], dz, Param(l, 0), Gradient(l, 0, shard),
-                                    Gradient(l, 1, shard), dx);
+          if (bucket > 0 && trainable(l)) {
+            plan.kernels[l]->BackwardInBlocks(plan.in[l], dz, Param(l, 0), Gradient(l, 0, shard),
+                                              Gradient(l, 1, shard), dx, bucket, final);
+          } else {
+            plan.kernels[l]->Backward(plan.in[l], dz, Param(l, 0), Gradient(l, 0, shard),
+                                      Gradient(l, 1, shard), dx);
+          }
           break;
         }
         case LayerKind::kMaxPool2D:
@@ -381,6 +392,7 @@ absl::Status OnednnModel::RunBackward(Executor& executor, int shard, const float
             // Gradient(l, 0) is dgamma followed by dbeta.
             plan.norms[l]->BackwardTraining(plan.in[l], grad, Param(l, 0), Gradient(l, 0, shard),
                                             dx);
+            if (bucket > 0) final(Gradient(l, 0, shard));
           } else if (dx != nullptr) {
             plan.norms[l]->BackwardFrozen(grad, Param(l, 0), Param(l, 3), dx);
           }

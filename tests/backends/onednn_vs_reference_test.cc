@@ -447,6 +447,92 @@ TEST(OnednnVsReference, ASplitBatchsGradientIsTheSumOfItsHalvesOnOneThread) {
   }
 }
 
+// A reducer that overlaps the backward pass: it keeps where each Ready said the
+// final part begins and a copy of that part, to check in Reduce that nothing the
+// pass called final changed afterwards.
+class OverlappingReducer final : public GradientReducer {
+ public:
+  explicit OverlappingReducer(int64_t bucket) : bucket_(bucket) {}
+  int64_t bucket_floats() const override { return bucket_; }
+  void Ready(std::span<float> g, int64_t begin) override {
+    begins.push_back(begin);
+    finals.emplace_back(g.begin() + begin, g.end());
+  }
+  absl::StatusOr<int64_t> Reduce(std::span<float> g, int64_t local_examples) override {
+    gradients.assign(g.begin(), g.end());
+    ++calls;
+    return local_examples;
+  }
+  std::vector<int64_t> begins;
+  std::vector<std::vector<float>> finals;
+  std::vector<float> gradients;
+  int calls = 0;
+
+ private:
+  const int64_t bucket_;
+};
+
+// With a reducer that overlaps, the whole batch's backward pass hands over each
+// trainable layer's gradients as soon as they are final, top down, a wide dense
+// layer's kernel in blocks of rows; what it hands over never changes again, and
+// the gradients are those of a pass that does not overlap. A split batch (two
+// threads) sums its halves first and hands over nothing early.
+TEST(OnednnVsReference, AnOverlappedBackwardPassHandsOverFinalGradientsTopDown) {
+  constexpr int64_t kBucket = 4096;  // floats
+  const std::vector<std::pair<Case, int>> cases = {
+      {{"wide dense", WideDenseSpec()}, -1},
+      {{"wide dense, layer 0 frozen", WideDenseSpec()}, 0},
+      {{"conv2", ConvSpec2()}, -1},
+      {{"norm-dense/scce", NormDenseSpec()}, -1}};
+  for (const auto& [c, frozen] : cases) {
+    const Batch batch = RandomBatch(c.spec, 64, 79);
+    auto plain = Create(*Onednn(1), c.spec, 19);
+    auto overlapped = Create(*Onednn(1), c.spec, 19);
+    if (frozen >= 0) {
+      ASSERT_TRUE(plain->SetTrainable(frozen, false).ok());
+      ASSERT_TRUE(overlapped->SetTrainable(frozen, false).ok());
+    }
+    CapturingReducer after;
+    OverlappingReducer during(kBucket);
+    plain->SetGradientReducer(&after);
+    overlapped->SetGradientReducer(&during);
+    ASSERT_TRUE(plain->TrainStep(batch.x.data(), batch.y.data(), batch.n).ok());
+    ASSERT_TRUE(overlapped->TrainStep(batch.x.data(), batch.y.data(), batch.n).ok());
+    ASSERT_EQ(during.calls, 1) << c.name;
+
+    int trainable_layers = 0;
+    for (int l = 0; l < overlapped->num_layers(); ++l) {
+      trainable_layers += c.spec.layers[l].has_weights() && overlapped->trainable(l);
+    }
+    ASSERT_GE(during.begins.size(), static_cast<size_t>(trainable_layers)) << c.name;
+    EXPECT_EQ(during.begins.back(), 0) << c.name << ": the lowest layer's gradients come last";
+    for (size_t i = 0; i < during.begins.size(); ++i) {
+      if (i > 0) {
+        EXPECT_LE(during.begins[i], during.begins[i - 1]) << c.name << ", call " << i;
+      }
+      const std::vector<float> now(during.gradients.begin() + during.begins[i],
+                                   during.gradients.end());
+      EXPECT_EQ(during.finals[i], now) << c.name << ": changed after Ready call " << i;
+    }
+    ExpectGradientsClose(during.gradients, after.gradients, std::string(c.name) + " overlapped");
+  }
+  // Top down: the output layer's 100x8 kernel at once, the 300x100 one in blocks
+  // of 40 rows and the 784x300 one in blocks of 13 rows: 1 + 8 + 61 calls.
+  const Batch batch = RandomBatch(WideDenseSpec(), 64, 79);
+  auto wide = Create(*Onednn(1), WideDenseSpec(), 19);
+  OverlappingReducer during(kBucket);
+  wide->SetGradientReducer(&during);
+  ASSERT_TRUE(wide->TrainStep(batch.x.data(), batch.y.data(), batch.n).ok());
+  EXPECT_EQ(during.begins.size(), 70u);
+
+  auto split = Create(*Onednn(2), WideDenseSpec(), 19);
+  OverlappingReducer unused(kBucket);
+  split->SetGradientReducer(&unused);
+  ASSERT_TRUE(split->TrainStep(batch.x.data(), batch.y.data(), batch.n).ok());
+  EXPECT_TRUE(unused.begins.empty());
+  EXPECT_EQ(unused.calls, 1);
+}
+
 // Below 8 rows a thread, and with a trainable BatchNorm (whose batch statistics
 // a half would change), the batch runs whole: at these sizes every primitive
 // gets one thread, so two threads give one thread's bits.

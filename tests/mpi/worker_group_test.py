@@ -8,7 +8,7 @@ listens on every interface): a coordinator, a sweep, and one 2-rank worker group
 (`--exit-when-idle`), twice: once with every trial below the size threshold (each
 rank runs its own trial, two at a time; rank 0 heartbeats and reports both) and
 once with the threshold at 0 (both ranks train every trial on their halves of
-each batch). The second time the coordinator ships the dataset (ship: true): rank 0
+each batch, their sums overlapping the backward pass in 16 KiB buckets). The second time the coordinator ships the dataset (ship: true): rank 0
 downloads it and broadcasts it to rank 1. Then both again for the same study with
 its source model imported from ONNX (the first study's, exported by `seedproof
 model export`): rank 0 fetches the file and sends it to rank 1. Requires the sweep done with every trial completed and stored once,
@@ -99,7 +99,7 @@ def run_group(mode, split_min_examples, spec):
         group = subprocess.run(
             ["mpirun", "--bind-to", "none", "--mca", "btl", "self,vader", "-np", "2", SEEDPROOF,
              "worker", "--id", "group", "--exit-when-idle",
-             "--split-min-examples", str(split_min_examples)] + client,
+             "--split-min-examples", str(split_min_examples), "--bucket-kib", "16"] + client,
             capture_output=True, text=True, env=env, timeout=300)
         check(group.returncode == 0, "%s: the 2-rank group exits 0 when idle %s" %
               (mode, group.stdout + group.stderr if group.returncode else ""))
