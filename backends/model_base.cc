@@ -258,15 +258,7 @@ absl::StatusOr<float> ModelBase::TrainStep(const float* x, const int32_t* y, int
   if (!logits.ok()) return logits.status();
   const double loss = FusedLoss(spec_.loss, *logits, y, n, units, dlogits_.data(), correct);
   GradientReducer& reducer = reducer_ ? *reducer_ : LocalGradientReducer();
-  overlap_bucket_floats_ = reducer.bucket_floats();
-  handed_over_ = false;
-  absl::Status backward = Backward(dlogits_.data(), n);
-  overlap_bucket_floats_ = 0;
-  if (!backward.ok()) {
-    // Sums the pass has started are finished, so that none outlives the step.
-    if (handed_over_) reducer.Reduce(gradients_, n).IgnoreError();
-    return backward;
-  }
+  if (auto s = BackwardHandingOver(reducer, n); !s.ok()) return s;
   auto examples = reducer.Reduce(gradients_, n);
   if (!examples.ok()) return examples.status();
   if (*examples < 1) return absl::InternalError("the gradient reducer reported no examples");
@@ -274,6 +266,16 @@ absl::StatusOr<float> ModelBase::TrainStep(const float* x, const int32_t* y, int
   ++optimizer_steps_;
   ++step_;
   return static_cast<float>(loss / static_cast<double>(n));
+}
+
+absl::Status ModelBase::BackwardHandingOver(GradientReducer& reducer, int64_t n) {
+  overlap_bucket_floats_ = reducer.bucket_floats();
+  handed_over_ = false;
+  absl::Status backward = Backward(dlogits_.data(), n);
+  overlap_bucket_floats_ = 0;
+  // Sums the pass has started are finished, so that none outlives the step.
+  if (!backward.ok() && handed_over_) reducer.Reduce(gradients_, n).IgnoreError();
+  return backward;
 }
 
 bool ModelBase::SplitsBatch(int64_t n) const {

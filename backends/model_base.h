@@ -131,6 +131,10 @@ class ModelBase : public Model {
   OptimizerStep NextOptimizerStep(int64_t examples) const;
   // Updates the weights whose gradients lie in [begin, end) of the gradient buffer.
   void ApplyOptimizer(const OptimizerStep& step, int64_t begin, int64_t end);
+  // Backward on the whole batch (dlogits_), handing gradients to `reducer` as
+  // they become final when it has buckets; a failed pass still finishes the
+  // sums it started.
+  absl::Status BackwardHandingOver(GradientReducer& reducer, int64_t n);
   // Whether a training batch of n examples is split across shards: the backend
   // has shards, each gets at least kMinShardRows rows, and no trainable
   // BatchNorm layer would see only its part's statistics.
