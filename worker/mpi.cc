@@ -14,17 +14,20 @@ namespace seedproof {
 
 class MpiGroup::Reducer final : public GradientReducer {
  public:
+  // With buckets, every rank makes the same MPI calls whichever pass it ran
+  // (whole or split across threads, with or without hand-overs): the buckets
+  // are fixed by the buffer's size, [end - B, end), [end - 2B, end - B), ...,
+  // each summed by one MPI_Iallreduce, in that order, then the example count.
   absl::StatusOr<int64_t> Reduce(std::span<float> gradients, int64_t local_examples) override {
     Clock clock(seconds_), after(after_pass_seconds_);
     ++calls_;
     floats_ += static_cast<int64_t>(gradients.size());
-    if (pass_ == nullptr) return ReduceAtOnce(gradients, local_examples);
-    // The rest of an overlapped pass, then the example count; then wait for all.
-    if (pass_ != gradients.data()) {
+    if (bucket_floats_ == 0) return ReduceAtOnce(gradients, local_examples);
+    if (pass_ != nullptr && pass_ != gradients.data()) {
       Fail("a reduction on another buffer than its backward pass's");
-    } else if (unsent_ > 0) {
-      Start(pass_, unsent_);
     }
+    if (pass_ != gradients.data()) Begin(gradients);
+    StartBuckets(0);
     int64_t examples = local_examples;
     requests_.push_back(MPI_REQUEST_NULL);
     Check(MPI_Iallreduce(MPI_IN_PLACE, &examples, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD,
@@ -43,15 +46,8 @@ class MpiGroup::Reducer final : public GradientReducer {
 
   void Ready(std::span<float> gradients, int64_t begin) override {
     Clock clock(seconds_);
-    if (pass_ == nullptr) {
-      pass_ = gradients.data();
-      unsent_ = static_cast<int64_t>(gradients.size());
-    }
-    if (unsent_ - begin >= bucket_floats_) {
-      early_floats_ += unsent_ - begin;
-      Start(pass_ + begin, unsent_ - begin);
-      unsent_ = begin;
-    }
+    if (pass_ == nullptr) Begin(gradients);
+    early_floats_ += StartBuckets(begin);
     // Nonblocking collectives move only inside MPI calls: each Ready lets the
     // buckets in flight take their next steps.
     int done = 0;
@@ -91,15 +87,27 @@ class MpiGroup::Reducer final : public GradientReducer {
     return static_cast<int64_t>(buffer_.back());
   }
 
-  // Starts summing [data, data + count) in place, in pieces MPI's int counts hold.
-  void Start(float* data, int64_t count) {
-    for (int64_t offset = 0; offset < count; offset += 1 << 30) {
+  void Begin(std::span<float> gradients) {
+    pass_ = gradients.data();
+    unsent_ = static_cast<int64_t>(gradients.size());
+  }
+
+  // Starts the sum of every bucket not yet started that lies within [begin, end)
+  // of the pass's buffer; returns the floats started. (A bucket is at most 1 GiB,
+  // within MPI's int counts.)
+  int64_t StartBuckets(int64_t begin) {
+    int64_t started = 0;
+    while (unsent_ > 0) {
+      const int64_t first = std::max<int64_t>(0, unsent_ - bucket_floats_);
+      if (first < begin) break;
       requests_.push_back(MPI_REQUEST_NULL);
-      Check(MPI_Iallreduce(MPI_IN_PLACE, data + offset,
-                           static_cast<int>(std::min<int64_t>(count - offset, 1 << 30)), MPI_FLOAT,
-                           MPI_SUM, MPI_COMM_WORLD, &requests_.back()),
+      Check(MPI_Iallreduce(MPI_IN_PLACE, pass_ + first, static_cast<int>(unsent_ - first),
+                           MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &requests_.back()),
             "MPI_Iallreduce");
+      started += unsent_ - first;
+      unsent_ = first;
     }
+    return started;
   }
 
   // The first failure of a pass; Reduce returns it once every request has ended.
@@ -111,8 +119,8 @@ class MpiGroup::Reducer final : public GradientReducer {
   }
 
   std::vector<float> buffer_;
-  // The overlapped pass in flight: its buffer (nullptr: none), the end of the part
-  // not yet sent, the sums started, and its first failure.
+  // The pass in flight: its buffer (nullptr: none), the end of the part whose
+  // buckets are not yet started, the sums started, and its first failure.
   float* pass_ = nullptr;
   int64_t unsent_ = 0;
   std::vector<MPI_Request> requests_;
@@ -211,7 +219,9 @@ void MpiGroup::ResetTiming() {
   reducer_->floats_ = 0;
   reducer_->early_floats_ = 0;
 }
-void MpiGroup::set_bucket_floats(int64_t floats) { reducer_->bucket_floats_ = floats; }
+void MpiGroup::set_bucket_floats(int64_t floats) {
+  reducer_->bucket_floats_ = std::clamp<int64_t>(floats, 0, int64_t{1} << 28);
+}
 double MpiGroup::overlapped_share() const {
   return reducer_->floats_ > 0
              ? static_cast<double>(reducer_->early_floats_) / static_cast<double>(reducer_->floats_)

@@ -43,13 +43,15 @@ class MpiGroup {
   absl::StatusOr<std::vector<std::string>> Gather(const std::string& bytes);
 
   // Sums each step's flat gradient buffer over the group and returns the group's
-  // example count. With buckets (set_bucket_floats > 0) the sum overlaps the
-  // backward pass: each bucket of final gradients starts an MPI_Iallreduce in
-  // place as soon as the pass has made it, the calls that follow let it progress,
-  // and Reduce sends the rest and the count and waits for all. Without (the
-  // default), or when a pass reported nothing, one MPI_Allreduce after the pass
-  // (the local example count rides along as one more float: exact below 2^24).
-  // Every rank must use the same bucket size: the sums are collectives.
+  // example count. With buckets (set_bucket_floats > 0, at most 2^28 floats) the
+  // buffer is cut into buckets from its end, and each bucket's MPI_Iallreduce
+  // starts in place as soon as the backward pass has made it final; the calls
+  // that follow let it progress, and Reduce starts the rest and the count and
+  // waits for all. A rank whose pass handed nothing over (a batch split across
+  // threads) makes the same calls in Reduce, so ranks always match. Without
+  // buckets, one MPI_Allreduce after the pass (the local example count rides
+  // along as one more float: exact below 2^24). Every rank must use the same
+  // bucket size: the sums are collectives.
   GradientReducer& reducer();
   void set_bucket_floats(int64_t floats);
   // Time spent in the reduction's MPI calls (inside the backward pass too), of

@@ -68,8 +68,8 @@ class DenseKernels final : public LayerKernels {
   }
 
   // The kernel's rows are contiguous in the gradient buffer: blocks of rows, the
-  // last first, each final as soon as its matmul returns. dx comes last, so the
-  // reduction of this layer's gradients runs while it is computed.
+  // last first, each final as soon as its matmul returns. dx comes last: the
+  // blocks' sums can start before it, and go on at the next hand-over.
   void BackwardInBlocks(const float* x, const float* dz, const float* kernel, float* dkernel,
                         float* dbias, float* dx, int64_t block_floats,
                         const std::function<void(const float*)>& final) override {

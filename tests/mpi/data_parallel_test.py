@@ -11,7 +11,8 @@ again across its threads, which sum in-process before the MPI_Allreduce. Then R 
 and 4 with the sums overlapping the backward pass (--bucket-kib 64: each bucket of
 final gradients starts an MPI_Iallreduce while the pass goes on), which must start
 most of the floats' sums before the pass ends, and give the same bits when run
-again. Requires per-epoch training losses within 1e-5 relative of R = 1 and test
+again; and R = 2 with 2 threads each at a global batch of 31, where one rank's
+part is split across its threads and the other's is not. Requires per-epoch training losses within 1e-5 relative of R = 1 and test
 accuracies within one test example. Ranks talk over shared memory only
 (btl self,vader) inside a network namespace that has only loopback."""
 import json, os, subprocess, sys
@@ -25,10 +26,11 @@ env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIR
 ISOLATE = ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "mpirun"]
 
 
-def run(ranks, threads=1, bucket_kib=0):
+def run(ranks, threads=1, bucket_kib=0, batch=256):
     command = ISOLATE + ["mpirun", "--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader",
                "-np", str(ranks), SEEDPROOF, "bench", "mpi", "--examples", "4096", "--epochs",
-               "2", "--batch", "256", "--threads", str(threads), "--bucket-kib", str(bucket_kib)]
+               "2", "--batch", str(batch), "--threads", str(threads), "--bucket-kib",
+               str(bucket_kib)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
     if done.returncode != 0:
         sys.exit("R=%d failed (exit %d):\n%s%s" % (ranks, done.returncode, done.stdout,
@@ -77,6 +79,17 @@ for ranks, threads, bucket_kib in ((2, 1, 0), (4, 1, 0), (2, 2, 0), (2, 1, 64), 
     print("%-6s R=%d T=%d B=%dK test correct %d vs %d of %d" %
           ("ok" if ok else "DIFFER", ranks, threads, bucket_kib, test["test_correct"],
            reference_test["test_correct"], test["test_examples"]))
+# Global batch 31 on 2 ranks of 2 threads: one rank's 15 rows run whole and hand
+# buckets over during the pass, the other's 16 split across its threads and hand
+# nothing over; both must still make the same MPI calls.
+reference_31, _ = run(1, batch=31)
+uneven, _ = run(2, 2, 64, batch=31)
+for ref, got in zip(reference_31, uneven):
+    relative = abs(got["train_loss"] - ref["train_loss"]) / abs(ref["train_loss"])
+    ok = relative <= 1e-5
+    failures += not ok
+    print("%-6s R=2 T=2 B=64K batch 31 (15 and 16 rows) epoch %d train_loss %.9f vs %.9f" %
+          ("ok" if ok else "DIFFER", got["epoch"], got["train_loss"], ref["train_loss"]))
 # Determinism: the same ranks and bucket size give the same bits.
 again, _ = run(2, 1, 64)
 for first, second in zip(overlapped[2], again):
