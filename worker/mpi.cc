@@ -14,15 +14,15 @@ namespace seedproof {
 
 class MpiGroup::Reducer final : public GradientReducer {
  public:
-  // With buckets, every rank makes the same MPI calls whichever pass it ran
-  // (whole or split across threads, with or without hand-overs): the buckets
-  // are fixed by the buffer's size, [end - B, end), [end - 2B, end - B), ...,
-  // each summed by one MPI_Iallreduce, in that order, then the example count.
+  // Every rank makes the same MPI calls whichever pass it ran (whole or split
+  // across threads, with or without hand-overs): the buckets are fixed by the
+  // buffer's size, [end - B, end), [end - 2B, end - B), ..., each summed in
+  // place by one MPI_Iallreduce, in that order, then the example count. Without
+  // buckets, B is the largest MPI count: one sum for any model under 1 GiB.
   absl::StatusOr<int64_t> Reduce(std::span<float> gradients, int64_t local_examples) override {
     Clock clock(seconds_), after(after_pass_seconds_);
     ++calls_;
     floats_ += static_cast<int64_t>(gradients.size());
-    if (bucket_floats_ == 0) return ReduceAtOnce(gradients, local_examples);
     if (pass_ != nullptr && pass_ != gradients.data()) {
       Fail("a reduction on another buffer than its backward pass's");
     }
@@ -56,6 +56,8 @@ class MpiGroup::Reducer final : public GradientReducer {
           "MPI_Testall");
   }
 
+  // 1 GiB: within MPI's int counts.
+  static constexpr int64_t kMaxBucketFloats = int64_t{1} << 28;
   int64_t bucket_floats_ = 0;
   double seconds_ = 0, after_pass_seconds_ = 0;  // all, and in Reduce
   int64_t calls_ = 0;
@@ -75,30 +77,18 @@ class MpiGroup::Reducer final : public GradientReducer {
     const std::chrono::steady_clock::time_point start_;
   };
 
-  // One MPI_Allreduce: the local example count rides along as one more float.
-  absl::StatusOr<int64_t> ReduceAtOnce(std::span<float> gradients, int64_t local_examples) {
-    buffer_.resize(gradients.size() + 1);
-    std::copy(gradients.begin(), gradients.end(), buffer_.begin());
-    buffer_.back() = static_cast<float>(local_examples);
-    const int rc = MPI_Allreduce(MPI_IN_PLACE, buffer_.data(), static_cast<int>(buffer_.size()),
-                                 MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS) return absl::InternalError(absl::StrCat("MPI_Allreduce failed: ", rc));
-    std::copy(buffer_.begin(), buffer_.end() - 1, gradients.begin());
-    return static_cast<int64_t>(buffer_.back());
-  }
-
   void Begin(std::span<float> gradients) {
     pass_ = gradients.data();
     unsent_ = static_cast<int64_t>(gradients.size());
   }
 
   // Starts the sum of every bucket not yet started that lies within [begin, end)
-  // of the pass's buffer; returns the floats started. (A bucket is at most 1 GiB,
-  // within MPI's int counts.)
+  // of the pass's buffer; returns the floats started.
   int64_t StartBuckets(int64_t begin) {
     int64_t started = 0;
     while (unsent_ > 0) {
-      const int64_t first = std::max<int64_t>(0, unsent_ - bucket_floats_);
+      const int64_t bucket = bucket_floats_ > 0 ? bucket_floats_ : kMaxBucketFloats;
+      const int64_t first = std::max<int64_t>(0, unsent_ - bucket);
       if (first < begin) break;
       requests_.push_back(MPI_REQUEST_NULL);
       Check(MPI_Iallreduce(MPI_IN_PLACE, pass_ + first, static_cast<int>(unsent_ - first),
@@ -118,7 +108,6 @@ class MpiGroup::Reducer final : public GradientReducer {
     if (failed_.ok()) failed_ = absl::InternalError(std::move(message));
   }
 
-  std::vector<float> buffer_;
   // The pass in flight: its buffer (nullptr: none), the end of the part whose
   // buckets are not yet started, the sums started, and its first failure.
   float* pass_ = nullptr;
@@ -220,7 +209,7 @@ void MpiGroup::ResetTiming() {
   reducer_->early_floats_ = 0;
 }
 void MpiGroup::set_bucket_floats(int64_t floats) {
-  reducer_->bucket_floats_ = std::clamp<int64_t>(floats, 0, int64_t{1} << 28);
+  reducer_->bucket_floats_ = std::clamp<int64_t>(floats, 0, Reducer::kMaxBucketFloats);
 }
 double MpiGroup::overlapped_share() const {
   return reducer_->floats_ > 0

@@ -49,9 +49,9 @@ class MpiGroup {
   // that follow let it progress, and Reduce starts the rest and the count and
   // waits for all. A rank whose pass handed nothing over (a batch split across
   // threads) makes the same calls in Reduce, so ranks always match. Without
-  // buckets, one MPI_Allreduce after the pass (the local example count rides
-  // along as one more float: exact below 2^24). Every rank must use the same
-  // bucket size: the sums are collectives.
+  // buckets, Reduce sums the whole buffer in place after the pass (in 1 GiB
+  // pieces), then the count. Every rank must use the same bucket size: the sums
+  // are collectives.
   GradientReducer& reducer();
   void set_bucket_floats(int64_t floats);
   // Time spent in the reduction's MPI calls (inside the backward pass too), of
