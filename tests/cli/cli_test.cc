@@ -477,6 +477,20 @@ TEST(SeedproofBench, PeakBenchStatesTheModelACeilingItImplies) {
   }
 }
 
+// A bucket is 0 (one sum after the pass) up to 1 GiB; the option is refused, by
+// name, before a worker group or the benchmark starts.
+TEST(SeedproofCluster, BucketSizesOutOfRangeAreRefusedByName) {
+  for (const std::string command : {"worker", "bench mpi"}) {
+    for (const std::string value : {"-1", "1048577"}) {
+      SCOPED_TRACE(command + " --bucket-kib " + value);
+      const CommandRun refused = RunSeedproof(command + " --bucket-kib " + value);
+      EXPECT_NE(refused.exit_code, 0);
+      EXPECT_THAT(refused.err, HasSubstr("--bucket-kib: Value " + value + " not in range"));
+      EXPECT_EQ(refused.out, "");
+    }
+  }
+}
+
 TEST(SeedproofCluster, MalformedCoordinatorAndListenAddressesAreRefusedAtOnce) {
   // A worker retries an unreachable coordinator forever; an address that can
   // never work must not get that far.
